@@ -1,0 +1,36 @@
+//! Portcullis's domain model: outbound apps and their policies, the directory (users, roles,
+//! tenants), connections (users' third-party credentials), inbound issuers and clients, admin keys,
+//! audit events — and the narrow storage traits that every backend (SQLite, PostgreSQL) implements.
+//!
+//! Nothing here does IO. Services in `portcullis-core` hold the stores as trait objects and never
+//! branch on the backend; one conformance suite (`portcullis-store-conformance`) checks that every
+//! backend keeps the contracts written on these traits.
+
+mod app;
+mod audit;
+mod change;
+mod clock;
+mod connection;
+mod directory;
+mod principal;
+mod store;
+mod timestamp;
+
+pub use app::{
+    AppKind, AppRecord, ClientAuthMethod, OAuthSettings, OnDeny, PolicyRecord, ScopeDef,
+    validate_slug,
+};
+pub use audit::{AuditEvent, AuditOutcome, AuditQuery, PolicyVerdict};
+pub use change::{Change, ChangeEvent, ChangeFeed, Listener, LocalChangeFeed};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use connection::{
+    Ciphertext, ConnectionKey, ConnectionRecord, ConnectionStatus, ConsentState, CredentialKind,
+    RefreshFailure, TokenSet,
+};
+pub use directory::{Role, TenantMembership, TenantRecord, UserRecord};
+pub use principal::{AdminKeyRecord, ClientRecord, DataKeyRecord, IssuerRecord};
+pub use store::{
+    AdminKeyStore, AppStore, AuditStore, ClientStore, ConnectionStore, ConsentStateStore,
+    DirectoryStore, IssuerStore, KeyStore, PageRequest, StoreError, StoreHealth, Stores,
+};
+pub use timestamp::Timestamp;

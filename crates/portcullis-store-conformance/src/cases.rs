@@ -1,0 +1,1287 @@
+//! The cases. Each takes a fresh, empty set of stores.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use portcullis_domain::{
+    AdminKeyRecord, AuditEvent, AuditOutcome, AuditQuery, Change, ChangeEvent, ClientRecord,
+    ConnectionKey, ConnectionStatus, ConsentState, DataKeyRecord, IssuerRecord, PageRequest,
+    PolicyVerdict, RefreshFailure, Role, StoreError, Stores, TenantMembership, TenantRecord,
+    TokenSet,
+};
+
+use crate::fixtures::{T0, app, connection, policy, sealed, user};
+
+fn page(after: Option<&str>, limit: u32) -> PageRequest {
+    PageRequest {
+        after: after.map(str::to_owned),
+        limit,
+    }
+}
+
+fn role(name: &str) -> Role {
+    Role {
+        name: name.to_owned(),
+        description: Some(format!("the {name} role")),
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn tenant(id: &str) -> TenantRecord {
+    TenantRecord {
+        id: id.to_owned(),
+        name: format!("Tenant {id}"),
+        attributes: serde_json::Map::new(),
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+/// An app survives a round trip exactly, and duplicate ids are refused.
+pub async fn apps_round_trip(s: &Stores) {
+    let a = app("calendar");
+    s.apps.insert_app(&a).await.unwrap();
+    assert_eq!(s.apps.app("calendar").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.apps.app("nope").await.unwrap(), None);
+    assert!(matches!(
+        s.apps.insert_app(&a).await,
+        Err(StoreError::AlreadyExists { entity: "app" })
+    ));
+}
+
+/// Lists are ordered by id and paginate with an exclusive cursor.
+pub async fn apps_paginate_by_id(s: &Stores) {
+    for id in ["c", "a", "e", "b", "d"] {
+        s.apps.insert_app(&app(id)).await.unwrap();
+    }
+    let first = s.apps.apps(&page(None, 2)).await.unwrap();
+    assert_eq!(ids(&first), ["a", "b"]);
+    let second = s.apps.apps(&page(Some("b"), 2)).await.unwrap();
+    assert_eq!(ids(&second), ["c", "d"]);
+    let last = s.apps.apps(&page(Some("d"), 2)).await.unwrap();
+    assert_eq!(ids(&last), ["e"]);
+    assert!(s.apps.apps(&page(Some("e"), 2)).await.unwrap().is_empty());
+}
+
+fn ids(apps: &[portcullis_domain::AppRecord]) -> Vec<&str> {
+    apps.iter().map(|a| a.id.as_str()).collect()
+}
+
+/// An update names the revision it read; a stale one is a conflict and changes nothing.
+pub async fn app_update_checks_revision(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    let mut a = s.apps.app("x").await.unwrap().unwrap();
+    a.name = "Renamed".into();
+    a.client_secret = None;
+    a.revision = 2;
+    a.updated_at = T0.add_secs(5);
+    s.apps.update_app(&a, 1).await.unwrap();
+    assert_eq!(s.apps.app("x").await.unwrap(), Some(a.clone()));
+
+    let mut stale = a.clone();
+    stale.name = "Stale".into();
+    stale.revision = 2;
+    assert!(matches!(
+        s.apps.update_app(&stale, 1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.apps.app("x").await.unwrap().unwrap().name, "Renamed");
+
+    let mut ghost = app("ghost");
+    ghost.revision = 2;
+    assert!(matches!(
+        s.apps.update_app(&ghost, 1).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Deleting an app deletes its policies, connections and pending consents.
+pub async fn app_delete_cascades(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    s.apps
+        .insert_policy(&policy("x", "p1", "P"), 1)
+        .await
+        .unwrap();
+    s.connections
+        .put_connection(&connection("c1", ConnectionKey::user("x", "u1", None)))
+        .await
+        .unwrap();
+    s.consent_states
+        .insert_state(&state("st", "x", T0.add_secs(600)))
+        .await
+        .unwrap();
+    s.apps.delete_app("x").await.unwrap();
+    assert_eq!(s.apps.app("x").await.unwrap(), None);
+    assert_eq!(s.apps.policy("x", "p1").await.unwrap(), None);
+    assert_eq!(s.connections.connection_by_id("c1").await.unwrap(), None);
+    assert_eq!(s.consent_states.take_state("st").await.unwrap(), None);
+    assert!(matches!(
+        s.apps.delete_app("x").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Policy writes bump the app's revision and check the one the caller read.
+pub async fn policies_bump_app_revision(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    s.apps
+        .insert_policy(&policy("x", "p1", "One"), 1)
+        .await
+        .unwrap();
+    assert_eq!(s.apps.app("x").await.unwrap().unwrap().revision, 2);
+    assert!(matches!(
+        s.apps.insert_policy(&policy("x", "p2", "Two"), 1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.apps.policy("x", "p2").await.unwrap(), None);
+    s.apps
+        .insert_policy(&policy("x", "p2", "Two"), 2)
+        .await
+        .unwrap();
+    let (a, ps) = s.apps.app_with_policies("x").await.unwrap().unwrap();
+    assert_eq!(a.revision, 3);
+    assert_eq!(ps.len(), 2);
+    assert_eq!(ps[0].document.name, "One");
+    assert!(matches!(
+        s.apps
+            .insert_policy(&policy("nope", "p3", "Three"), 1)
+            .await,
+        Err(StoreError::NotFound { entity: "app" })
+    ));
+    assert_eq!(s.apps.app_with_policies("nope").await.unwrap(), None);
+}
+
+/// Two policies of one app cannot share a name (case-insensitive); other apps may reuse it.
+pub async fn policy_names_are_unique_per_app(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    s.apps.insert_app(&app("y")).await.unwrap();
+    s.apps
+        .insert_policy(&policy("x", "p1", "Viewers"), 1)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.apps.insert_policy(&policy("x", "p2", "viewers"), 2).await,
+        Err(StoreError::AlreadyExists {
+            entity: "policy name"
+        })
+    ));
+    assert!(matches!(
+        s.apps.insert_policy(&policy("x", "p1", "Other"), 2).await,
+        Err(StoreError::AlreadyExists { entity: "policy" })
+    ));
+    // A refused write does not bump the revision.
+    assert_eq!(s.apps.app("x").await.unwrap().unwrap().revision, 2);
+    s.apps
+        .insert_policy(&policy("y", "p3", "Viewers"), 1)
+        .await
+        .unwrap();
+}
+
+/// Policies can be replaced and deleted; both bump the revision.
+pub async fn policy_update_and_delete(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    s.apps
+        .insert_policy(&policy("x", "p1", "One"), 1)
+        .await
+        .unwrap();
+    s.apps
+        .insert_policy(&policy("x", "p2", "Two"), 2)
+        .await
+        .unwrap();
+    let mut p = policy("x", "p1", "Uno");
+    p.updated_at = T0.add_secs(1);
+    s.apps.update_policy(&p, 3).await.unwrap();
+    assert_eq!(s.apps.policy("x", "p1").await.unwrap(), Some(p));
+    assert!(matches!(
+        s.apps.update_policy(&policy("x", "p1", "Two"), 4).await,
+        Err(StoreError::AlreadyExists {
+            entity: "policy name"
+        })
+    ));
+    assert!(matches!(
+        s.apps.update_policy(&policy("x", "p9", "Nine"), 4).await,
+        Err(StoreError::NotFound { entity: "policy" })
+    ));
+    s.apps.delete_policy("x", "p2").await.unwrap();
+    assert_eq!(s.apps.app("x").await.unwrap().unwrap().revision, 5);
+    assert!(matches!(
+        s.apps.delete_policy("x", "p2").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let listed = s.apps.policies("x", &page(None, 10)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        s.apps
+            .policies("x", &page(Some("p1"), 10))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+/// Users keep their roles and tenant memberships.
+pub async fn users_with_roles_and_tenants(s: &Stores) {
+    for r in ["viewer", "editor", "admin"] {
+        s.directory.insert_role(&role(r)).await.unwrap();
+    }
+    s.directory.insert_tenant(&tenant("acme")).await.unwrap();
+    let mut u = user("u1");
+    u.roles = vec!["editor".into(), "viewer".into()];
+    u.tenants = vec![TenantMembership {
+        tenant_id: "acme".into(),
+        roles: vec!["admin".into()],
+    }];
+    u.attributes
+        .insert("team".into(), serde_json::json!("blue"));
+    s.directory.insert_user(&u).await.unwrap();
+    assert_eq!(s.directory.user("u1").await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        u.effective_roles(Some("acme")),
+        ["editor", "viewer", "admin"]
+    );
+
+    u.roles = vec!["viewer".into()];
+    u.tenants = vec![];
+    u.updated_at = T0.add_secs(1);
+    s.directory.update_user(&u).await.unwrap();
+    assert_eq!(s.directory.user("u1").await.unwrap(), Some(u.clone()));
+    assert!(matches!(
+        s.directory.update_user(&user("ghost")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    s.directory.insert_user(&user("u0")).await.unwrap();
+    let listed = s.directory.users(&page(None, 10)).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].id, "u0");
+    assert_eq!(listed[1], u);
+}
+
+/// A user naming an unknown role or tenant is refused, naming it, and nothing is stored.
+pub async fn user_references_must_exist(s: &Stores) {
+    s.directory.insert_role(&role("viewer")).await.unwrap();
+    let mut u = user("u1");
+    u.roles = vec!["viewer".into(), "ghost".into()];
+    match s.directory.insert_user(&u).await {
+        Err(StoreError::MissingReference { entity: "role", id }) => assert_eq!(id, "ghost"),
+        other => panic!("expected a missing role, got {other:?}"),
+    }
+    assert_eq!(s.directory.user("u1").await.unwrap(), None);
+    u.roles = vec![];
+    u.tenants = vec![TenantMembership {
+        tenant_id: "nowhere".into(),
+        roles: vec![],
+    }];
+    match s.directory.insert_user(&u).await {
+        Err(StoreError::MissingReference {
+            entity: "tenant",
+            id,
+        }) => assert_eq!(id, "nowhere"),
+        other => panic!("expected a missing tenant, got {other:?}"),
+    }
+    assert_eq!(s.directory.user("u1").await.unwrap(), None);
+}
+
+/// Emails are unique, ignoring case; ids too.
+pub async fn user_emails_are_unique(s: &Stores) {
+    s.directory.insert_user(&user("u1")).await.unwrap();
+    let mut twin = user("u2");
+    twin.email = Some("U1@Example.com".into());
+    assert!(matches!(
+        s.directory.insert_user(&twin).await,
+        Err(StoreError::AlreadyExists {
+            entity: "user email"
+        })
+    ));
+    assert!(matches!(
+        s.directory.insert_user(&user("u1")).await,
+        Err(StoreError::AlreadyExists { entity: "user" })
+    ));
+    let mut no_email = user("u3");
+    no_email.email = None;
+    s.directory.insert_user(&no_email).await.unwrap();
+    let mut no_email2 = user("u4");
+    no_email2.email = None;
+    s.directory.insert_user(&no_email2).await.unwrap();
+}
+
+/// A role held by a user (globally or in a tenant) cannot be deleted.
+pub async fn roles_in_use_cannot_be_deleted(s: &Stores) {
+    s.directory.insert_role(&role("viewer")).await.unwrap();
+    s.directory
+        .insert_role(&role("tenant-admin"))
+        .await
+        .unwrap();
+    s.directory.insert_tenant(&tenant("acme")).await.unwrap();
+    let mut u = user("u1");
+    u.roles = vec!["viewer".into()];
+    u.tenants = vec![TenantMembership {
+        tenant_id: "acme".into(),
+        roles: vec!["tenant-admin".into()],
+    }];
+    s.directory.insert_user(&u).await.unwrap();
+    assert!(matches!(
+        s.directory.delete_role("viewer").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.directory.delete_role("tenant-admin").await,
+        Err(StoreError::Conflict(_))
+    ));
+    u.roles = vec![];
+    u.tenants = vec![];
+    s.directory.update_user(&u).await.unwrap();
+    s.directory.delete_role("viewer").await.unwrap();
+    s.directory.delete_role("tenant-admin").await.unwrap();
+    assert!(matches!(
+        s.directory.delete_role("viewer").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.directory
+            .insert_role(&role("x"))
+            .await
+            .and(s.directory.insert_role(&role("x")).await),
+        Err(StoreError::AlreadyExists { entity: "role" })
+    ));
+    let mut r = role("x");
+    r.description = None;
+    s.directory.update_role(&r).await.unwrap();
+    assert_eq!(
+        s.directory.role("x").await.unwrap().unwrap().description,
+        None
+    );
+    assert_eq!(s.directory.roles(&page(None, 10)).await.unwrap().len(), 1);
+}
+
+/// Deleting a tenant removes its memberships and its connections.
+pub async fn tenant_delete_cascades(s: &Stores) {
+    s.directory.insert_role(&role("admin")).await.unwrap();
+    s.directory.insert_tenant(&tenant("acme")).await.unwrap();
+    s.directory.insert_tenant(&tenant("other")).await.unwrap();
+    let mut u = user("u1");
+    u.tenants = vec![
+        TenantMembership {
+            tenant_id: "acme".into(),
+            roles: vec!["admin".into()],
+        },
+        TenantMembership {
+            tenant_id: "other".into(),
+            roles: vec![],
+        },
+    ];
+    s.directory.insert_user(&u).await.unwrap();
+    s.apps.insert_app(&app("x")).await.unwrap();
+    s.connections
+        .put_connection(&connection("c1", ConnectionKey::tenant("x", "acme")))
+        .await
+        .unwrap();
+    s.connections
+        .put_connection(&connection(
+            "c2",
+            ConnectionKey::user("x", "u1", Some("acme")),
+        ))
+        .await
+        .unwrap();
+    s.connections
+        .put_connection(&connection("c3", ConnectionKey::user("x", "u1", None)))
+        .await
+        .unwrap();
+    s.directory.delete_tenant("acme").await.unwrap();
+    let after = s.directory.user("u1").await.unwrap().unwrap();
+    assert_eq!(after.tenants.len(), 1);
+    assert_eq!(after.tenants[0].tenant_id, "other");
+    assert_eq!(s.connections.connection_by_id("c1").await.unwrap(), None);
+    assert_eq!(s.connections.connection_by_id("c2").await.unwrap(), None);
+    assert!(
+        s.connections
+            .connection_by_id("c3")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(s.directory.tenant("acme").await.unwrap(), None);
+    assert!(matches!(
+        s.directory.delete_tenant("acme").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let mut t = tenant("other");
+    t.name = "Renamed".into();
+    s.directory.update_tenant(&t).await.unwrap();
+    assert_eq!(s.directory.tenants(&page(None, 5)).await.unwrap(), vec![t]);
+    // The admin role is free again: nothing holds it.
+    s.directory.delete_role("admin").await.unwrap();
+}
+
+/// Deleting a user deletes the user's connections.
+pub async fn user_delete_cascades_connections(s: &Stores) {
+    s.directory.insert_user(&user("u1")).await.unwrap();
+    s.apps.insert_app(&app("x")).await.unwrap();
+    s.connections
+        .put_connection(&connection("c1", ConnectionKey::user("x", "u1", None)))
+        .await
+        .unwrap();
+    s.connections
+        .put_connection(&connection("c2", ConnectionKey::user("x", "u2", None)))
+        .await
+        .unwrap();
+    s.directory.delete_user("u1").await.unwrap();
+    assert_eq!(s.connections.connection_by_id("c1").await.unwrap(), None);
+    assert!(
+        s.connections
+            .connection_by_id("c2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(matches!(
+        s.directory.delete_user("u1").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// One connection per key: putting again replaces the credential, keeps the id, bumps the version.
+pub async fn connections_upsert_by_key(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    let key = ConnectionKey::user("x", "u1", None);
+    let first = s
+        .connections
+        .put_connection(&connection("c1", key.clone()))
+        .await
+        .unwrap();
+    assert_eq!(first.version, 1);
+    assert_eq!(first.id, "c1");
+    let mut again = connection("c-other", key.clone());
+    again.scopes = vec!["read".into(), "write".into()];
+    again.access = sealed(1, b"access-2");
+    again.updated_at = T0.add_secs(9);
+    let second = s.connections.put_connection(&again).await.unwrap();
+    assert_eq!(second.id, "c1");
+    assert_eq!(second.version, 2);
+    assert_eq!(second.created_at, T0);
+    assert_eq!(second.scopes, ["read", "write"]);
+    assert_eq!(second.access, sealed(1, b"access-2"));
+    assert_eq!(s.connections.connection(&key).await.unwrap(), Some(second));
+
+    // Keys with and without a tenant, and the tenant's own, are different connections.
+    let in_tenant = ConnectionKey::user("x", "u1", Some("acme"));
+    let of_tenant = ConnectionKey::tenant("x", "acme");
+    let of_app = ConnectionKey::app("x");
+    for (i, k) in [&in_tenant, &of_tenant, &of_app].into_iter().enumerate() {
+        s.connections
+            .put_connection(&connection(&format!("k{i}"), k.clone()))
+            .await
+            .unwrap();
+    }
+    for k in [&key, &in_tenant, &of_tenant, &of_app] {
+        assert_eq!(&s.connections.connection(k).await.unwrap().unwrap().key, k);
+    }
+    assert!(matches!(
+        s.connections
+            .put_connection(&connection(
+                "c9",
+                ConnectionKey::user("ghost-app", "u1", None)
+            ))
+            .await,
+        Err(StoreError::MissingReference { .. })
+    ));
+}
+
+/// Connections list per app and per user, and delete one by one or per user.
+pub async fn connections_list_and_delete(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    s.apps.insert_app(&app("y")).await.unwrap();
+    for (id, a, u) in [("c1", "x", "u1"), ("c2", "y", "u1"), ("c3", "x", "u2")] {
+        s.connections
+            .put_connection(&connection(id, ConnectionKey::user(a, u, None)))
+            .await
+            .unwrap();
+    }
+    let of_x = s
+        .connections
+        .connections_for_app("x", &page(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        of_x.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["c1", "c3"]
+    );
+    let of_u1 = s
+        .connections
+        .connections_for_user("u1", &page(None, 1))
+        .await
+        .unwrap();
+    assert_eq!(of_u1.len(), 1);
+    assert_eq!(of_u1[0].id, "c1");
+    let rest = s
+        .connections
+        .connections_for_user("u1", &page(Some("c1"), 5))
+        .await
+        .unwrap();
+    assert_eq!(rest[0].id, "c2");
+    let gone = s
+        .connections
+        .delete_connection("c3")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.id, "c3");
+    assert_eq!(s.connections.delete_connection("c3").await.unwrap(), None);
+    let gone = s.connections.delete_user_connections("u1").await.unwrap();
+    assert_eq!(gone.len(), 2);
+    assert!(
+        s.connections
+            .connections_for_user("u1", &page(None, 5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A batch of connections is written whole or not at all.
+pub async fn connection_batch_is_all_or_nothing(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    let good = connection("c1", ConnectionKey::user("x", "u1", None));
+    let bad = connection("c2", ConnectionKey::user("no-such-app", "u1", None));
+    assert!(
+        s.connections
+            .put_connections(&[good.clone(), bad])
+            .await
+            .is_err()
+    );
+    assert_eq!(s.connections.connection_by_id("c1").await.unwrap(), None);
+    let stored = s
+        .connections
+        .put_connections(&[good, connection("c3", ConnectionKey::user("x", "u2", None))])
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+}
+
+/// A live lease keeps others out; a lapsed one does not.
+pub async fn refresh_lease_is_exclusive(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    let c = s
+        .connections
+        .put_connection(&connection("c1", ConnectionKey::user("x", "u1", None)))
+        .await
+        .unwrap();
+    let now = T0.add_secs(10);
+    let held = s
+        .connections
+        .acquire_refresh_lease(&c.id, "node-a", now, now.add_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.lease, Some(("node-a".to_owned(), now.add_secs(30))));
+    assert_eq!(held.version, c.version);
+    assert_eq!(
+        s.connections
+            .acquire_refresh_lease(&c.id, "node-b", now.add_secs(29), now.add_secs(59))
+            .await
+            .unwrap(),
+        None
+    );
+    let taken = s
+        .connections
+        .acquire_refresh_lease(&c.id, "node-b", now.add_secs(31), now.add_secs(61))
+        .await
+        .unwrap();
+    assert!(taken.is_some());
+    // Releasing: only the holder can, and then anyone may take it at once.
+    assert!(
+        !s.connections
+            .release_refresh_lease(&c.id, "node-a")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.connections
+            .release_refresh_lease(&c.id, "node-b")
+            .await
+            .unwrap()
+    );
+    let after = s
+        .connections
+        .connection_by_id(&c.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.lease, None);
+    assert_eq!(after.version, c.version);
+    assert!(
+        s.connections
+            .acquire_refresh_lease(&c.id, "node-c", now.add_secs(32), now.add_secs(62))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        s.connections
+            .acquire_refresh_lease("missing", "node-b", now, now.add_secs(1))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// Many contenders at once: exactly one gets the lease.
+pub async fn refresh_lease_races_have_one_winner(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    let c = s
+        .connections
+        .put_connection(&connection("c1", ConnectionKey::user("x", "u1", None)))
+        .await
+        .unwrap();
+    let store = s.connections.clone();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        let id = c.id.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .acquire_refresh_lease(&id, &format!("node-{i}"), T0, T0.add_secs(30))
+                .await
+                .unwrap()
+                .is_some()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+fn new_tokens(tag: &str) -> TokenSet {
+    TokenSet {
+        access: sealed(1, format!("access-{tag}").as_bytes()),
+        refresh: Some(sealed(1, format!("refresh-{tag}").as_bytes())),
+        token_type: Some("Bearer".into()),
+        expires_at: Some(T0.add_secs(7200)),
+        scopes: vec!["read".into()],
+    }
+}
+
+/// Only the lease holder, at the version it read, can write refreshed tokens.
+pub async fn refresh_completion_is_fenced(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    let c = s
+        .connections
+        .put_connection(&connection("c1", ConnectionKey::user("x", "u1", None)))
+        .await
+        .unwrap();
+    let now = T0.add_secs(10);
+    let a = s
+        .connections
+        .acquire_refresh_lease(&c.id, "node-a", now, now.add_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    // Not the holder.
+    assert_eq!(
+        s.connections
+            .complete_refresh(&c.id, "node-b", a.version, &new_tokens("b"), now)
+            .await
+            .unwrap(),
+        None
+    );
+    // Node A's lease lapses; node B takes over and refreshes first.
+    let later = now.add_secs(31);
+    let b = s
+        .connections
+        .acquire_refresh_lease(&c.id, "node-b", later, later.add_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let done = s
+        .connections
+        .complete_refresh(&c.id, "node-b", b.version, &new_tokens("b"), later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.version, c.version + 1);
+    assert_eq!(done.lease, None);
+    assert_eq!(done.access, sealed(1, b"access-b"));
+    assert_eq!(done.refresh, Some(sealed(1, b"refresh-b")));
+    assert_eq!(done.last_refresh_at, Some(later));
+    // The stale holder A wakes up: fenced out, B's tokens stay.
+    assert_eq!(
+        s.connections
+            .complete_refresh(&c.id, "node-a", a.version, &new_tokens("a"), later)
+            .await
+            .unwrap(),
+        None
+    );
+    let stored = s
+        .connections
+        .connection_by_id(&c.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.access, sealed(1, b"access-b"));
+    // Even holding a new lease, A cannot write at the version it read before.
+    s.connections
+        .acquire_refresh_lease(&c.id, "node-a", later, later.add_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.connections
+            .complete_refresh(&c.id, "node-a", a.version, &new_tokens("a"), later)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// A failed refresh records the error and releases the lease; `invalid_grant` marks the
+/// connection as needing consent but keeps it and its tokens.
+pub async fn refresh_failure_keeps_tokens(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    let c = s
+        .connections
+        .put_connection(&connection("c1", ConnectionKey::user("x", "u1", None)))
+        .await
+        .unwrap();
+    s.connections
+        .acquire_refresh_lease(&c.id, "n", T0, T0.add_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let transient = RefreshFailure {
+        error: "provider answered 503".into(),
+        consent_required: false,
+    };
+    assert!(
+        s.connections
+            .fail_refresh(&c.id, "n", &transient)
+            .await
+            .unwrap()
+    );
+    let after = s
+        .connections
+        .connection_by_id(&c.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.status, ConnectionStatus::Active);
+    assert_eq!(after.lease, None);
+    assert_eq!(
+        after.last_refresh_error.as_deref(),
+        Some("provider answered 503")
+    );
+    assert_eq!(after.refresh, c.refresh);
+    // Not holding the lease any more: nothing recorded.
+    assert!(
+        !s.connections
+            .fail_refresh(&c.id, "n", &transient)
+            .await
+            .unwrap()
+    );
+
+    s.connections
+        .acquire_refresh_lease(&c.id, "n", T0, T0.add_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let rejected = RefreshFailure {
+        error: "invalid_grant: token revoked".into(),
+        consent_required: true,
+    };
+    assert!(
+        s.connections
+            .fail_refresh(&c.id, "n", &rejected)
+            .await
+            .unwrap()
+    );
+    let after = s
+        .connections
+        .connection_by_id(&c.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.status, ConnectionStatus::ConsentRequired);
+    assert_eq!(after.access, c.access);
+    assert_eq!(after.refresh, c.refresh);
+    assert_eq!(after.version, c.version);
+
+    // A new consent makes it active again.
+    let mut renewed = connection("ignored", c.key.clone());
+    renewed.status = ConnectionStatus::Active;
+    let renewed = s.connections.put_connection(&renewed).await.unwrap();
+    assert_eq!(renewed.status, ConnectionStatus::Active);
+    assert_eq!(renewed.last_refresh_error, None);
+}
+
+/// Last use is recorded in batches and never moves backwards.
+pub async fn touch_records_last_use(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    let c = s
+        .connections
+        .put_connection(&connection("c1", ConnectionKey::user("x", "u1", None)))
+        .await
+        .unwrap();
+    s.connections
+        .touch_connections(&[(c.id.clone(), T0.add_secs(50)), ("gone".into(), T0)])
+        .await
+        .unwrap();
+    s.connections
+        .touch_connections(&[(c.id.clone(), T0.add_secs(40))])
+        .await
+        .unwrap();
+    let after = s
+        .connections
+        .connection_by_id(&c.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.last_used_at, Some(T0.add_secs(50)));
+    assert_eq!(after.version, c.version);
+}
+
+/// Key rotation finds secrets under old keys and re-seals them without bumping versions; a
+/// concurrent refresh (version moved) wins over a re-seal.
+pub async fn reseal_finds_and_replaces_old_keys(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    let c1 = s
+        .connections
+        .put_connection(&connection("c1", ConnectionKey::user("x", "u1", None)))
+        .await
+        .unwrap();
+    let mut newer = connection("c2", ConnectionKey::user("x", "u2", None));
+    newer.access = sealed(2, b"a");
+    newer.refresh = None;
+    s.connections.put_connection(&newer).await.unwrap();
+    let old = s
+        .connections
+        .connections_sealed_with_other_key(2, 10)
+        .await
+        .unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].id, "c1");
+    assert!(
+        s.connections
+            .reseal_connection("c1", c1.version, &sealed(2, b"A1"), Some(&sealed(2, b"R1")))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.connections
+            .reseal_connection("c1", c1.version + 7, &sealed(2, b"X"), None)
+            .await
+            .unwrap()
+    );
+    let after = s.connections.connection_by_id("c1").await.unwrap().unwrap();
+    assert_eq!(after.access, sealed(2, b"A1"));
+    assert_eq!(after.refresh, Some(sealed(2, b"R1")));
+    assert_eq!(after.version, c1.version);
+    assert!(
+        s.connections
+            .connections_sealed_with_other_key(2, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let st = state("st", "x", T0.add_secs(60));
+    s.consent_states.insert_state(&st).await.unwrap();
+    let old = s
+        .consent_states
+        .states_sealed_with_other_key(2, 10)
+        .await
+        .unwrap();
+    assert_eq!(old.len(), 1);
+    assert!(
+        s.consent_states
+            .reseal_state("st", &sealed(2, b"v"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.consent_states
+            .states_sealed_with_other_key(2, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.consent_states
+            .take_state("st")
+            .await
+            .unwrap()
+            .unwrap()
+            .pkce_verifier,
+        Some(sealed(2, b"v"))
+    );
+}
+
+fn state(id: &str, app_id: &str, expires_at: portcullis_domain::Timestamp) -> ConsentState {
+    ConsentState {
+        id: id.to_owned(),
+        key: ConnectionKey::user(app_id, "u1", Some("acme")),
+        scopes: vec!["read".into()],
+        return_url: Some("https://app.example/done".into()),
+        pkce_verifier: Some(sealed(1, b"verifier")),
+        redirect_uri: "https://portcullis.example/v1/outbound/callback".into(),
+        initiated_by: "user:u1".into(),
+        created_at: T0,
+        expires_at,
+    }
+}
+
+/// A pending consent can be taken once; expired ones are purged.
+pub async fn consent_states_are_single_use(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    let st = state("s1", "x", T0.add_secs(600));
+    s.consent_states.insert_state(&st).await.unwrap();
+    s.consent_states
+        .insert_state(&state("s2", "x", T0.add_secs(1)))
+        .await
+        .unwrap();
+    assert!(s.consent_states.insert_state(&st).await.is_err());
+    assert_eq!(s.consent_states.take_state("s1").await.unwrap(), Some(st));
+    assert_eq!(s.consent_states.take_state("s1").await.unwrap(), None);
+    assert_eq!(
+        s.consent_states
+            .purge_expired_states(T0.add_secs(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.consent_states.take_state("s2").await.unwrap(), None);
+    assert!(matches!(
+        s.consent_states
+            .insert_state(&state("s3", "nope", T0))
+            .await,
+        Err(StoreError::MissingReference { .. })
+    ));
+}
+
+fn admin_key(id: &str, secret: u8) -> AdminKeyRecord {
+    AdminKeyRecord {
+        id: id.to_owned(),
+        name: format!("key {id}"),
+        secret_hash: [secret; 32],
+        created_at: T0,
+        expires_at: None,
+    }
+}
+
+/// Several nodes starting at once on an empty database create exactly one bootstrap key.
+pub async fn first_admin_key_is_inserted_once(s: &Stores) {
+    let mut tasks = Vec::new();
+    for i in 0..10u8 {
+        let store = s.admin_keys.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .insert_first_admin_key(&admin_key(&format!("ak{i}"), i))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut inserted = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1);
+    assert_eq!(
+        s.admin_keys
+            .admin_keys(&page(None, 50))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// Keys are found by hash only; expiry is kept; delete works once.
+pub async fn admin_keys_by_hash(s: &Stores) {
+    let mut k = admin_key("ak1", 7);
+    k.expires_at = Some(T0.add_secs(60));
+    s.admin_keys.insert_admin_key(&k).await.unwrap();
+    assert_eq!(
+        s.admin_keys.admin_key_by_hash(&[7; 32]).await.unwrap(),
+        Some(k.clone())
+    );
+    assert_eq!(
+        s.admin_keys.admin_key_by_hash(&[8; 32]).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        s.admin_keys.insert_admin_key(&admin_key("ak2", 7)).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    s.admin_keys.delete_admin_key("ak1").await.unwrap();
+    assert_eq!(
+        s.admin_keys.admin_key_by_hash(&[7; 32]).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        s.admin_keys.delete_admin_key("ak1").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Clients round-trip with their metadata.
+pub async fn clients_round_trip(s: &Stores) {
+    let mut c = ClientRecord {
+        id: "mcp-server".into(),
+        name: "MCP server".into(),
+        secret_hash: Some([3; 32]),
+        metadata:
+            serde_json::json!({"grantTypes": ["urn:ietf:params:oauth:grant-type:token-exchange"]})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        created_at: T0,
+        updated_at: T0,
+    };
+    s.clients.insert_client(&c).await.unwrap();
+    assert_eq!(
+        s.clients.client("mcp-server").await.unwrap(),
+        Some(c.clone())
+    );
+    assert!(matches!(
+        s.clients.insert_client(&c).await,
+        Err(StoreError::AlreadyExists { entity: "client" })
+    ));
+    c.secret_hash = None;
+    c.name = "Renamed".into();
+    s.clients.update_client(&c).await.unwrap();
+    assert_eq!(s.clients.clients(&page(None, 5)).await.unwrap(), vec![c]);
+    s.clients.delete_client("mcp-server").await.unwrap();
+    assert!(matches!(
+        s.clients.delete_client("mcp-server").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Issuers round-trip; their `issuer` value is unique.
+pub async fn issuers_round_trip(s: &Stores) {
+    let mut i = IssuerRecord {
+        id: "iss_1".into(),
+        issuer: "https://idp.example".into(),
+        jwks_url: Some("https://idp.example/jwks".into()),
+        discovery_url: None,
+        audiences: vec!["https://mcp.example".into()],
+        algorithms: vec!["RS256".into(), "ES256".into()],
+        roles_claim: Some("roles".into()),
+        tenant_claim: Some("org.id".into()),
+        clock_skew_seconds: 30,
+        created_at: T0,
+        updated_at: T0,
+    };
+    s.issuers.insert_issuer(&i).await.unwrap();
+    let mut twin = i.clone();
+    twin.id = "iss_2".into();
+    assert!(matches!(
+        s.issuers.insert_issuer(&twin).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    i.audiences.push("other".into());
+    s.issuers.update_issuer(&i).await.unwrap();
+    assert_eq!(s.issuers.issuer("iss_1").await.unwrap(), Some(i.clone()));
+    assert_eq!(s.issuers.issuers().await.unwrap(), vec![i]);
+    s.issuers.delete_issuer("iss_1").await.unwrap();
+    assert!(s.issuers.issuers().await.unwrap().is_empty());
+}
+
+/// The first data key is created once; a rotation makes the new key the only active one.
+pub async fn data_keys_rotate(s: &Stores) {
+    let k1 = DataKeyRecord {
+        id: 1,
+        master_key_id: "m1".into(),
+        wrapped: vec![1; 60],
+        active: true,
+        created_at: T0,
+    };
+    let keys = s.keys.insert_first_data_key(&k1).await.unwrap();
+    assert_eq!(keys, vec![k1.clone()]);
+    let mut other = k1.clone();
+    other.wrapped = vec![9; 60];
+    assert_eq!(
+        s.keys.insert_first_data_key(&other).await.unwrap(),
+        vec![k1.clone()]
+    );
+    let k2 = DataKeyRecord {
+        id: 2,
+        wrapped: vec![2; 60],
+        active: true,
+        ..k1.clone()
+    };
+    s.keys.insert_active_data_key(&k2).await.unwrap();
+    assert!(matches!(
+        s.keys.insert_active_data_key(&k2).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let keys = s.keys.data_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(!keys[0].active);
+    assert!(keys[1].active);
+    s.keys.rewrap_data_key(1, "m2", &[4; 60]).await.unwrap();
+    let keys = s.keys.data_keys().await.unwrap();
+    assert_eq!(keys[0].master_key_id, "m2");
+    assert_eq!(keys[0].wrapped, vec![4; 60]);
+}
+
+fn event(id: &str, app: &str, user: &str, outcome: AuditOutcome, secs: i64) -> AuditEvent {
+    AuditEvent {
+        id: id.to_owned(),
+        at: T0.add_secs(secs),
+        action: "token".into(),
+        app_id: Some(app.to_owned()),
+        user_id: Some(user.to_owned()),
+        tenant_id: None,
+        client_id: Some("mcp".into()),
+        issuer: Some("https://idp.example".into()),
+        requested_scopes: vec!["read".into()],
+        granted_scopes: if outcome == AuditOutcome::Allowed {
+            vec!["read".into()]
+        } else {
+            vec![]
+        },
+        outcome,
+        reason: None,
+        deciding_policies: vec!["p1".into()],
+        considered_policies: vec![PolicyVerdict {
+            id: "p1".into(),
+            matched: true,
+            shadow: false,
+        }],
+        shadow_outcome: Some("denied".into()),
+        latency_us: 42,
+    }
+}
+
+/// The audit log filters, orders newest first, and pages by id.
+pub async fn audit_filters_and_pages(s: &Stores) {
+    let events = vec![
+        event("evt_01", "x", "u1", AuditOutcome::Allowed, 1),
+        event("evt_02", "x", "u2", AuditOutcome::Denied, 2),
+        event("evt_03", "y", "u1", AuditOutcome::NotConnected, 3),
+        event("evt_04", "x", "u1", AuditOutcome::Denied, 4),
+    ];
+    s.audit.append_audit(&events).await.unwrap();
+    let all = s
+        .audit
+        .audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0], events[3]);
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        };
+        f(&mut q);
+        q
+    };
+    let got = s
+        .audit
+        .audit(&q(|q| q.app_id = Some("x".into())))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 3);
+    let got = s
+        .audit
+        .audit(&q(|q| {
+            q.user_id = Some("u1".into());
+            q.outcome = Some(AuditOutcome::Denied);
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["evt_04"]
+    );
+    let got = s
+        .audit
+        .audit(&q(|q| {
+            q.since = Some(T0.add_secs(2));
+            q.until = Some(T0.add_secs(4));
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["evt_03", "evt_02"]
+    );
+    let got = s
+        .audit
+        .audit(&q(|q| {
+            q.before_id = Some("evt_03".into());
+            q.limit = 1;
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["evt_02"]
+    );
+    assert!(matches!(
+        s.audit.append_audit(&[events[0].clone()]).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+}
+
+/// Writes announce what they changed on the change feed, after they commit.
+pub async fn writes_publish_changes(s: &Stores) {
+    let mut rx = s.changes.subscribe();
+    assert!(s.changes.is_live());
+    s.apps.insert_app(&app("x")).await.unwrap();
+    s.apps
+        .insert_policy(&policy("x", "p1", "P"), 1)
+        .await
+        .unwrap();
+    s.directory.insert_user(&user("u1")).await.unwrap();
+    let key = ConnectionKey::user("x", "u1", None);
+    s.connections
+        .put_connection(&connection("c1", key.clone()))
+        .await
+        .unwrap();
+    s.issuers
+        .insert_issuer(&IssuerRecord {
+            id: "i".into(),
+            issuer: "https://i.example".into(),
+            jwks_url: None,
+            discovery_url: None,
+            audiences: vec!["a".into()],
+            algorithms: vec!["ES256".into()],
+            roles_claim: None,
+            tenant_claim: None,
+            clock_skew_seconds: 0,
+            created_at: T0,
+            updated_at: T0,
+        })
+        .await
+        .unwrap();
+    s.directory.delete_user("u1").await.unwrap();
+    let expected = [
+        Change::App("x".into()),
+        Change::User("u1".into()),
+        Change::Connection(key),
+        Change::Issuers,
+    ];
+    let mut seen = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !expected.iter().all(|c| seen.contains(c)) {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(ChangeEvent::Changed(c))) => {
+                seen.insert(c);
+            }
+            Ok(Ok(ChangeEvent::Reset)) => {}
+            Ok(Err(e)) => panic!("the feed failed: {e}"),
+            Err(_) => panic!("missing changes: saw {seen:?}"),
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The conformance suite of Portcullis's storage backends.
+//!
+//! Every backend's integration tests invoke [`conformance_tests!`] with a function that returns a
+//! fresh, empty set of stores; the macro expands to one `#[tokio::test]` per case, so a failure names
+//! the contract that broke. The cases drive the stores only through the domain's traits.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test suite: a failed expectation is a failed test"
+)]
+
+pub mod cases;
+mod fixtures;
+
+pub use fixtures::TestStores;
+
+/// Expands to one test per conformance case, each on a fresh store from `$fresh` (an async fn
+/// returning [`TestStores`]).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::__conformance_cases!($fresh;
+            apps_round_trip,
+            apps_paginate_by_id,
+            app_update_checks_revision,
+            app_delete_cascades,
+            policies_bump_app_revision,
+            policy_names_are_unique_per_app,
+            policy_update_and_delete,
+            users_with_roles_and_tenants,
+            user_references_must_exist,
+            user_emails_are_unique,
+            roles_in_use_cannot_be_deleted,
+            tenant_delete_cascades,
+            user_delete_cascades_connections,
+            connections_upsert_by_key,
+            connections_list_and_delete,
+            connection_batch_is_all_or_nothing,
+            refresh_lease_is_exclusive,
+            refresh_lease_races_have_one_winner,
+            refresh_completion_is_fenced,
+            refresh_failure_keeps_tokens,
+            touch_records_last_use,
+            reseal_finds_and_replaces_old_keys,
+            consent_states_are_single_use,
+            first_admin_key_is_inserted_once,
+            admin_keys_by_hash,
+            clients_round_trip,
+            issuers_round_trip,
+            data_keys_rotate,
+            audit_filters_and_pages,
+            writes_publish_changes
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let stores = $fresh().await;
+                $crate::cases::$case(&stores.stores).await;
+            }
+        )*
+    };
+}

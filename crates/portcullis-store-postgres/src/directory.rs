@@ -1,0 +1,487 @@
+//! Users, roles and tenants.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use portcullis_domain::{
+    Change, DirectoryStore, PageRequest, Role, StoreError, TenantMembership, TenantRecord,
+    UserRecord,
+};
+use tokio_postgres::Row;
+
+use crate::error::{constraint, db, is_foreign_key_violation, is_unique_violation, write};
+use crate::rows::{get, json, limit, to_json, ts};
+use crate::{PostgresStore, begin, execute, query, query_opt};
+
+/// A user's columns and, gathered by the same statement (so from the same snapshot), the user's
+/// roles, tenants, and roles within tenants (two parallel arrays in one order).
+const USER_SELECT: &str = "SELECT u.id, u.email, u.name, u.attributes, u.disabled, u.created_at, u.updated_at,
+    ARRAY(SELECT r.role FROM user_roles r WHERE r.user_id = u.id ORDER BY r.role),
+    ARRAY(SELECT t.tenant_id FROM user_tenants t WHERE t.user_id = u.id ORDER BY t.tenant_id),
+    ARRAY(SELECT tr.tenant_id FROM user_tenant_roles tr WHERE tr.user_id = u.id ORDER BY tr.tenant_id, tr.role),
+    ARRAY(SELECT tr.role FROM user_tenant_roles tr WHERE tr.user_id = u.id ORDER BY tr.tenant_id, tr.role)
+  FROM users u";
+
+fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
+    let tenant_ids: Vec<String> = get(row, 8)?;
+    let role_tenants: Vec<String> = get(row, 9)?;
+    let tenant_roles: Vec<String> = get(row, 10)?;
+    let mut tenants: BTreeMap<String, Vec<String>> =
+        tenant_ids.into_iter().map(|t| (t, Vec::new())).collect();
+    for (tenant, role) in role_tenants.into_iter().zip(tenant_roles) {
+        tenants.entry(tenant).or_default().push(role);
+    }
+    Ok(UserRecord {
+        id: get(row, 0)?,
+        email: get(row, 1)?,
+        name: get(row, 2)?,
+        roles: get(row, 7)?,
+        tenants: tenants
+            .into_iter()
+            .map(|(tenant_id, roles)| TenantMembership { tenant_id, roles })
+            .collect(),
+        attributes: json(row, 3)?,
+        disabled: get(row, 4)?,
+        created_at: ts(row, 5)?,
+        updated_at: ts(row, 6)?,
+    })
+}
+
+/// The first of `ids` (in order) that `table` does not have in `column`.
+async fn first_missing<C: GenericClient>(
+    c: &C,
+    table: &str,
+    column: &str,
+    ids: &[&String],
+) -> Result<Option<String>, StoreError> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let row = query_opt(
+        c,
+        &format!(
+            "SELECT w.id FROM unnest($1::text[]) WITH ORDINALITY AS w(id, n)
+             WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{column} = w.id)
+             ORDER BY w.n LIMIT 1"
+        ),
+        &[&ids],
+    )
+    .await
+    .map_err(db)?;
+    row.map(|r| get(&r, 0)).transpose()
+}
+
+/// Checks that every role and tenant a user names exists, naming the first that does not.
+async fn check_references<C: GenericClient>(c: &C, user: &UserRecord) -> Result<(), StoreError> {
+    let roles: Vec<&String> = user
+        .roles
+        .iter()
+        .chain(user.tenants.iter().flat_map(|m| m.roles.iter()))
+        .collect();
+    if let Some(id) = first_missing(c, "roles", "name", &roles).await? {
+        return Err(StoreError::MissingReference { entity: "role", id });
+    }
+    let tenants: Vec<&String> = user.tenants.iter().map(|m| &m.tenant_id).collect();
+    if let Some(id) = first_missing(c, "tenants", "id", &tenants).await? {
+        return Err(StoreError::MissingReference {
+            entity: "tenant",
+            id,
+        });
+    }
+    Ok(())
+}
+
+/// A reference that vanished between the check and the write (deleted meanwhile) is still named.
+fn missing(entity: &'static str, id: &str) -> impl Fn(tokio_postgres::Error) -> StoreError {
+    move |e| {
+        if is_foreign_key_violation(&e) {
+            StoreError::MissingReference {
+                entity,
+                id: id.to_owned(),
+            }
+        } else {
+            db(e)
+        }
+    }
+}
+
+async fn write_memberships<C: GenericClient>(c: &C, user: &UserRecord) -> Result<(), StoreError> {
+    execute(c, "DELETE FROM user_roles WHERE user_id = $1", &[&user.id])
+        .await
+        .map_err(db)?;
+    // Cascades to the roles held within the tenants.
+    execute(
+        c,
+        "DELETE FROM user_tenants WHERE user_id = $1",
+        &[&user.id],
+    )
+    .await
+    .map_err(db)?;
+    for role in &user.roles {
+        execute(
+            c,
+            "INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&user.id, role],
+        )
+        .await
+        .map_err(missing("role", role))?;
+    }
+    for m in &user.tenants {
+        execute(
+            c,
+            "INSERT INTO user_tenants (user_id, tenant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&user.id, &m.tenant_id],
+        )
+        .await
+        .map_err(missing("tenant", &m.tenant_id))?;
+        for role in &m.roles {
+            execute(
+                c,
+                "INSERT INTO user_tenant_roles (user_id, tenant_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&user.id, &m.tenant_id, role],
+            )
+            .await
+            .map_err(missing("role", role))?;
+        }
+    }
+    Ok(())
+}
+
+fn email_key(user: &UserRecord) -> Option<String> {
+    user.email.as_ref().map(|e| e.trim().to_lowercase())
+}
+
+fn role_from_row(row: &Row) -> Result<Role, StoreError> {
+    Ok(Role {
+        name: get(row, 0)?,
+        description: get(row, 1)?,
+        created_at: ts(row, 2)?,
+        updated_at: ts(row, 3)?,
+    })
+}
+
+fn tenant_from_row(row: &Row) -> Result<TenantRecord, StoreError> {
+    Ok(TenantRecord {
+        id: get(row, 0)?,
+        name: get(row, 1)?,
+        attributes: json(row, 2)?,
+        created_at: ts(row, 3)?,
+        updated_at: ts(row, 4)?,
+    })
+}
+
+#[async_trait]
+impl DirectoryStore for PostgresStore {
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let attributes = to_json(&user.attributes)?;
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        check_references(&tx, user).await?;
+        execute(
+            &tx,
+            "INSERT INTO users (id, email, name, attributes, disabled, created_at, updated_at, email_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &user.id,
+                &user.email,
+                &user.name,
+                &attributes,
+                &user.disabled,
+                &user.created_at.as_millis(),
+                &user.updated_at.as_millis(),
+                &email_key(user),
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                // Tells a duplicate user id from a duplicate email.
+                StoreError::AlreadyExists {
+                    entity: if constraint(&e) == Some("users_pkey") {
+                        "user"
+                    } else {
+                        "user email"
+                    },
+                }
+            } else {
+                write("user")(e)
+            }
+        })?;
+        write_memberships(&tx, user).await?;
+        self.commit(tx, vec![Change::User(user.id.clone())]).await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        let client = self.client().await?;
+        query_opt(&client, &format!("{USER_SELECT} WHERE u.id = $1"), &[&id])
+            .await
+            .map_err(db)?
+            .map(|row| user_from_row(&row))
+            .transpose()
+    }
+
+    async fn users(&self, page: &PageRequest) -> Result<Vec<UserRecord>, StoreError> {
+        let client = self.client().await?;
+        let after = page.after.as_deref().unwrap_or_default();
+        query(
+            &client,
+            &format!("{USER_SELECT} WHERE u.id > $1 ORDER BY u.id LIMIT $2"),
+            &[&after, &limit(page.limit)],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn update_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let attributes = to_json(&user.attributes)?;
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        check_references(&tx, user).await?;
+        let n = execute(
+            &tx,
+            "UPDATE users SET email = $2, name = $3, attributes = $4, disabled = $5, updated_at = $6, email_key = $7 WHERE id = $1",
+            &[
+                &user.id,
+                &user.email,
+                &user.name,
+                &attributes,
+                &user.disabled,
+                &user.updated_at.as_millis(),
+                &email_key(user),
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists {
+                    entity: "user email",
+                }
+            } else {
+                write("user")(e)
+            }
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound { entity: "user" });
+        }
+        write_memberships(&tx, user).await?;
+        self.commit(tx, vec![Change::User(user.id.clone())]).await
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let n = execute(&tx, "DELETE FROM users WHERE id = $1", &[&id])
+            .await
+            .map_err(db)?;
+        if n == 0 {
+            return Err(StoreError::NotFound { entity: "user" });
+        }
+        let mut changes = vec![Change::User(id.to_owned())];
+        changes.extend(crate::connections::delete_where(&tx, "user_id", id).await?);
+        self.commit(tx, changes).await
+    }
+
+    async fn insert_role(&self, role: &Role) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        execute(
+            &tx,
+            "INSERT INTO roles (name, description, created_at, updated_at) VALUES ($1, $2, $3, $4)",
+            &[
+                &role.name,
+                &role.description,
+                &role.created_at.as_millis(),
+                &role.updated_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(write("role"))?;
+        self.commit(tx, vec![]).await
+    }
+
+    async fn role(&self, name: &str) -> Result<Option<Role>, StoreError> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            "SELECT name, description, created_at, updated_at FROM roles WHERE name = $1",
+            &[&name],
+        )
+        .await
+        .map_err(db)?
+        .map(|row| role_from_row(&row))
+        .transpose()
+    }
+
+    async fn roles(&self, page: &PageRequest) -> Result<Vec<Role>, StoreError> {
+        let client = self.client().await?;
+        let after = page.after.as_deref().unwrap_or_default();
+        query(
+            &client,
+            "SELECT name, description, created_at, updated_at FROM roles WHERE name > $1 ORDER BY name LIMIT $2",
+            &[&after, &limit(page.limit)],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(role_from_row)
+        .collect()
+    }
+
+    async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let n = execute(
+            &tx,
+            "UPDATE roles SET description = $2, updated_at = $3 WHERE name = $1",
+            &[&role.name, &role.description, &role.updated_at.as_millis()],
+        )
+        .await
+        .map_err(db)?;
+        if n == 0 {
+            return Err(StoreError::NotFound { entity: "role" });
+        }
+        self.commit(tx, vec![]).await
+    }
+
+    async fn delete_role(&self, name: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let holders: i64 = get(
+            &crate::query_one(
+                &tx,
+                "SELECT (SELECT COUNT(*) FROM user_roles WHERE role = $1) + (SELECT COUNT(*) FROM user_tenant_roles WHERE role = $1)",
+                &[&name],
+            )
+            .await
+            .map_err(db)?,
+            0,
+        )?;
+        if holders > 0 {
+            return Err(StoreError::Conflict(format!(
+                "role {name} is still held by {holders} user assignment(s); remove it from them first"
+            )));
+        }
+        let n = execute(&tx, "DELETE FROM roles WHERE name = $1", &[&name])
+            .await
+            .map_err(|e| {
+                if is_foreign_key_violation(&e) {
+                    // A user was given the role after the count: it is in use after all.
+                    StoreError::Conflict(format!(
+                        "role {name} is still held by a user; remove it from them first"
+                    ))
+                } else {
+                    db(e)
+                }
+            })?;
+        if n == 0 {
+            return Err(StoreError::NotFound { entity: "role" });
+        }
+        self.commit(tx, vec![]).await
+    }
+
+    async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        let attributes = to_json(&tenant.attributes)?;
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        execute(
+            &tx,
+            "INSERT INTO tenants (id, name, attributes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &tenant.id,
+                &tenant.name,
+                &attributes,
+                &tenant.created_at.as_millis(),
+                &tenant.updated_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(write("tenant"))?;
+        self.commit(tx, vec![]).await
+    }
+
+    async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            "SELECT id, name, attributes, created_at, updated_at FROM tenants WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(db)?
+        .map(|row| tenant_from_row(&row))
+        .transpose()
+    }
+
+    async fn tenants(&self, page: &PageRequest) -> Result<Vec<TenantRecord>, StoreError> {
+        let client = self.client().await?;
+        let after = page.after.as_deref().unwrap_or_default();
+        query(
+            &client,
+            "SELECT id, name, attributes, created_at, updated_at FROM tenants WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&after, &limit(page.limit)],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(tenant_from_row)
+        .collect()
+    }
+
+    async fn update_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        let attributes = to_json(&tenant.attributes)?;
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let n = execute(
+            &tx,
+            "UPDATE tenants SET name = $2, attributes = $3, updated_at = $4 WHERE id = $1",
+            &[
+                &tenant.id,
+                &tenant.name,
+                &attributes,
+                &tenant.updated_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(db)?;
+        if n == 0 {
+            return Err(StoreError::NotFound { entity: "tenant" });
+        }
+        self.commit(tx, vec![]).await
+    }
+
+    async fn delete_tenant(&self, id: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        // Lock the tenant first: a membership being added waits (its foreign key check needs the
+        // row), so the members read next are all the users whose roles this delete changes.
+        let exists = query_opt(
+            &tx,
+            "SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await
+        .map_err(db)?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound { entity: "tenant" });
+        }
+        let members: Vec<String> = query(
+            &tx,
+            "SELECT user_id FROM user_tenants WHERE tenant_id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| get(r, 0))
+        .collect::<Result<_, _>>()?;
+        execute(&tx, "DELETE FROM tenants WHERE id = $1", &[&id])
+            .await
+            .map_err(db)?;
+        let mut changes: Vec<Change> = members.into_iter().map(Change::User).collect();
+        changes.extend(crate::connections::delete_where(&tx, "tenant_id", id).await?);
+        self.commit(tx, changes).await
+    }
+}

@@ -1,0 +1,571 @@
+//! Admin keys, OAuth clients, trusted issuers, data keys and the audit log.
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use portcullis_domain::{
+    AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore, Change,
+    ClientRecord, ClientStore, DataKeyRecord, IssuerRecord, IssuerStore, KeyStore, PageRequest,
+    StoreError,
+};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::error::{db, decode, write};
+use crate::rows::{get, hash, json, limit, millis, opt_hash, opt_ts, to_json, ts, u32_col};
+use crate::{PostgresStore, begin, execute, query, query_opt};
+
+const ADMIN_KEY_COLUMNS: &str = "id, name, secret_hash, created_at, expires_at";
+
+fn admin_key_from_row(row: &Row) -> Result<AdminKeyRecord, StoreError> {
+    Ok(AdminKeyRecord {
+        id: get(row, 0)?,
+        name: get(row, 1)?,
+        secret_hash: hash(row, 2)?,
+        created_at: ts(row, 3)?,
+        expires_at: opt_ts(row, 4)?,
+    })
+}
+
+async fn insert_admin_key<C: GenericClient>(c: &C, k: &AdminKeyRecord) -> Result<(), StoreError> {
+    execute(
+        c,
+        &format!("INSERT INTO admin_keys ({ADMIN_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"),
+        &[
+            &k.id,
+            &k.name,
+            &k.secret_hash.as_slice(),
+            &k.created_at.as_millis(),
+            &millis(k.expires_at),
+        ],
+    )
+    .await
+    .map_err(write("admin key"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl AdminKeyStore for PostgresStore {
+    async fn insert_admin_key(&self, key: &AdminKeyRecord) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        insert_admin_key(&tx, key).await?;
+        self.commit(tx, vec![Change::AdminKeys]).await
+    }
+
+    async fn insert_first_admin_key(&self, key: &AdminKeyRecord) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        // EXCLUSIVE lets readers through but makes every other writer of the table (another
+        // node's bootstrap among them) wait until this transaction ends; it then sees the key.
+        execute(&tx, "LOCK TABLE admin_keys IN EXCLUSIVE MODE", &[])
+            .await
+            .map_err(db)?;
+        let any = query_opt(&tx, "SELECT 1 FROM admin_keys LIMIT 1", &[])
+            .await
+            .map_err(db)?;
+        if any.is_some() {
+            return Ok(false);
+        }
+        insert_admin_key(&tx, key).await?;
+        self.commit(tx, vec![Change::AdminKeys]).await?;
+        Ok(true)
+    }
+
+    async fn admin_key_by_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<AdminKeyRecord>, StoreError> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!("SELECT {ADMIN_KEY_COLUMNS} FROM admin_keys WHERE secret_hash = $1"),
+            &[&hash.as_slice()],
+        )
+        .await
+        .map_err(db)?
+        .map(|row| admin_key_from_row(&row))
+        .transpose()
+    }
+
+    async fn admin_keys(&self, page: &PageRequest) -> Result<Vec<AdminKeyRecord>, StoreError> {
+        let client = self.client().await?;
+        let after = page.after.as_deref().unwrap_or_default();
+        query(
+            &client,
+            &format!(
+                "SELECT {ADMIN_KEY_COLUMNS} FROM admin_keys WHERE id > $1 ORDER BY id LIMIT $2"
+            ),
+            &[&after, &limit(page.limit)],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(admin_key_from_row)
+        .collect()
+    }
+
+    async fn delete_admin_key(&self, id: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let n = execute(&tx, "DELETE FROM admin_keys WHERE id = $1", &[&id])
+            .await
+            .map_err(db)?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                entity: "admin key",
+            });
+        }
+        self.commit(tx, vec![Change::AdminKeys]).await
+    }
+}
+
+const CLIENT_COLUMNS: &str = "id, name, secret_hash, metadata, created_at, updated_at";
+
+fn client_from_row(row: &Row) -> Result<ClientRecord, StoreError> {
+    Ok(ClientRecord {
+        id: get(row, 0)?,
+        name: get(row, 1)?,
+        secret_hash: opt_hash(row, 2)?,
+        metadata: json(row, 3)?,
+        created_at: ts(row, 4)?,
+        updated_at: ts(row, 5)?,
+    })
+}
+
+#[async_trait]
+impl ClientStore for PostgresStore {
+    async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let metadata = to_json(&c.metadata)?;
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        execute(
+            &tx,
+            &format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
+            &[
+                &c.id,
+                &c.name,
+                &c.secret_hash.as_ref().map(|h| h.as_slice()),
+                &metadata,
+                &c.created_at.as_millis(),
+                &c.updated_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(write("client"))?;
+        self.commit(tx, vec![Change::Client(c.id.clone())]).await
+    }
+
+    async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(db)?
+        .map(|row| client_from_row(&row))
+        .transpose()
+    }
+
+    async fn clients(&self, page: &PageRequest) -> Result<Vec<ClientRecord>, StoreError> {
+        let client = self.client().await?;
+        let after = page.after.as_deref().unwrap_or_default();
+        query(
+            &client,
+            &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id > $1 ORDER BY id LIMIT $2"),
+            &[&after, &limit(page.limit)],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(client_from_row)
+        .collect()
+    }
+
+    async fn update_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let metadata = to_json(&c.metadata)?;
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let n = execute(
+            &tx,
+            "UPDATE clients SET name = $2, secret_hash = $3, metadata = $4, updated_at = $5 WHERE id = $1",
+            &[
+                &c.id,
+                &c.name,
+                &c.secret_hash.as_ref().map(|h| h.as_slice()),
+                &metadata,
+                &c.updated_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(db)?;
+        if n == 0 {
+            return Err(StoreError::NotFound { entity: "client" });
+        }
+        self.commit(tx, vec![Change::Client(c.id.clone())]).await
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let n = execute(&tx, "DELETE FROM clients WHERE id = $1", &[&id])
+            .await
+            .map_err(db)?;
+        if n == 0 {
+            return Err(StoreError::NotFound { entity: "client" });
+        }
+        self.commit(tx, vec![Change::Client(id.to_owned())]).await
+    }
+}
+
+const ISSUER_COLUMNS: &str = "id, issuer, jwks_url, discovery_url, audiences, algorithms, roles_claim, tenant_claim, clock_skew_seconds, created_at, updated_at";
+
+fn issuer_from_row(row: &Row) -> Result<IssuerRecord, StoreError> {
+    Ok(IssuerRecord {
+        id: get(row, 0)?,
+        issuer: get(row, 1)?,
+        jwks_url: get(row, 2)?,
+        discovery_url: get(row, 3)?,
+        audiences: json(row, 4)?,
+        algorithms: json(row, 5)?,
+        roles_claim: get(row, 6)?,
+        tenant_claim: get(row, 7)?,
+        clock_skew_seconds: u32_col(row, 8)?,
+        created_at: ts(row, 9)?,
+        updated_at: ts(row, 10)?,
+    })
+}
+
+#[async_trait]
+impl IssuerStore for PostgresStore {
+    async fn insert_issuer(&self, i: &IssuerRecord) -> Result<(), StoreError> {
+        let (audiences, algorithms) = (to_json(&i.audiences)?, to_json(&i.algorithms)?);
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        execute(
+            &tx,
+            &format!(
+                "INSERT INTO issuers ({ISSUER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ),
+            &[
+                &i.id,
+                &i.issuer,
+                &i.jwks_url,
+                &i.discovery_url,
+                &audiences,
+                &algorithms,
+                &i.roles_claim,
+                &i.tenant_claim,
+                &i64::from(i.clock_skew_seconds),
+                &i.created_at.as_millis(),
+                &i.updated_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(write("issuer"))?;
+        self.commit(tx, vec![Change::Issuers]).await
+    }
+
+    async fn issuer(&self, id: &str) -> Result<Option<IssuerRecord>, StoreError> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!("SELECT {ISSUER_COLUMNS} FROM issuers WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(db)?
+        .map(|row| issuer_from_row(&row))
+        .transpose()
+    }
+
+    async fn issuers(&self) -> Result<Vec<IssuerRecord>, StoreError> {
+        let client = self.client().await?;
+        query(
+            &client,
+            &format!("SELECT {ISSUER_COLUMNS} FROM issuers ORDER BY id"),
+            &[],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(issuer_from_row)
+        .collect()
+    }
+
+    async fn update_issuer(&self, i: &IssuerRecord) -> Result<(), StoreError> {
+        let (audiences, algorithms) = (to_json(&i.audiences)?, to_json(&i.algorithms)?);
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let n = execute(
+            &tx,
+            "UPDATE issuers SET issuer = $2, jwks_url = $3, discovery_url = $4, audiences = $5, algorithms = $6, roles_claim = $7, tenant_claim = $8, clock_skew_seconds = $9, updated_at = $10 WHERE id = $1",
+            &[
+                &i.id,
+                &i.issuer,
+                &i.jwks_url,
+                &i.discovery_url,
+                &audiences,
+                &algorithms,
+                &i.roles_claim,
+                &i.tenant_claim,
+                &i64::from(i.clock_skew_seconds),
+                &i.updated_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(write("issuer"))?;
+        if n == 0 {
+            return Err(StoreError::NotFound { entity: "issuer" });
+        }
+        self.commit(tx, vec![Change::Issuers]).await
+    }
+
+    async fn delete_issuer(&self, id: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let n = execute(&tx, "DELETE FROM issuers WHERE id = $1", &[&id])
+            .await
+            .map_err(db)?;
+        if n == 0 {
+            return Err(StoreError::NotFound { entity: "issuer" });
+        }
+        self.commit(tx, vec![Change::Issuers]).await
+    }
+}
+
+fn data_key_from_row(row: &Row) -> Result<DataKeyRecord, StoreError> {
+    Ok(DataKeyRecord {
+        id: u32_col(row, 0)?,
+        master_key_id: get(row, 1)?,
+        wrapped: get(row, 2)?,
+        active: get(row, 3)?,
+        created_at: ts(row, 4)?,
+    })
+}
+
+async fn all_data_keys<C: GenericClient>(c: &C) -> Result<Vec<DataKeyRecord>, StoreError> {
+    query(
+        c,
+        "SELECT id, master_key_id, wrapped, active, created_at FROM data_keys ORDER BY id",
+        &[],
+    )
+    .await
+    .map_err(db)?
+    .iter()
+    .map(data_key_from_row)
+    .collect()
+}
+
+async fn insert_data_key<C: GenericClient>(c: &C, k: &DataKeyRecord) -> Result<(), StoreError> {
+    execute(
+        c,
+        "INSERT INTO data_keys (id, master_key_id, wrapped, active, created_at) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &i64::from(k.id),
+            &k.master_key_id,
+            &k.wrapped,
+            &k.active,
+            &k.created_at.as_millis(),
+        ],
+    )
+    .await
+    .map_err(write("data key"))?;
+    Ok(())
+}
+
+/// Serializes the writers of `data_keys` for the rest of the transaction (readers still pass).
+async fn lock_data_keys<C: GenericClient>(c: &C) -> Result<(), StoreError> {
+    execute(c, "LOCK TABLE data_keys IN EXCLUSIVE MODE", &[])
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn data_keys(&self) -> Result<Vec<DataKeyRecord>, StoreError> {
+        let client = self.client().await?;
+        all_data_keys(&client).await
+    }
+
+    async fn insert_first_data_key(
+        &self,
+        key: &DataKeyRecord,
+    ) -> Result<Vec<DataKeyRecord>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        lock_data_keys(&tx).await?;
+        let any = query_opt(&tx, "SELECT 1 FROM data_keys LIMIT 1", &[])
+            .await
+            .map_err(db)?;
+        if any.is_none() {
+            insert_data_key(&tx, key).await?;
+        }
+        let keys = all_data_keys(&tx).await?;
+        self.commit(tx, vec![]).await?;
+        Ok(keys)
+    }
+
+    async fn insert_active_data_key(&self, key: &DataKeyRecord) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        // Two rotations at once must not both leave their key active.
+        lock_data_keys(&tx).await?;
+        execute(&tx, "UPDATE data_keys SET active = FALSE", &[])
+            .await
+            .map_err(db)?;
+        insert_data_key(
+            &tx,
+            &DataKeyRecord {
+                active: true,
+                ..key.clone()
+            },
+        )
+        .await?;
+        self.commit(tx, vec![Change::DataKeys]).await
+    }
+
+    async fn rewrap_data_key(
+        &self,
+        id: u32,
+        master_key_id: &str,
+        wrapped: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let n = execute(
+            &tx,
+            "UPDATE data_keys SET master_key_id = $2, wrapped = $3 WHERE id = $1",
+            &[&i64::from(id), &master_key_id, &wrapped],
+        )
+        .await
+        .map_err(db)?;
+        if n == 0 {
+            return Err(StoreError::NotFound { entity: "data key" });
+        }
+        self.commit(tx, vec![Change::DataKeys]).await
+    }
+}
+
+const AUDIT_COLUMNS: &str = "id, at, action, app_id, user_id, tenant_id, client_id, issuer, requested_scopes, granted_scopes, outcome, reason, deciding_policies, considered_policies, shadow_outcome, latency_us";
+
+fn audit_from_row(row: &Row) -> Result<AuditEvent, StoreError> {
+    let outcome: &str = get(row, 10)?;
+    Ok(AuditEvent {
+        id: get(row, 0)?,
+        at: ts(row, 1)?,
+        action: get(row, 2)?,
+        app_id: get(row, 3)?,
+        user_id: get(row, 4)?,
+        tenant_id: get(row, 5)?,
+        client_id: get(row, 6)?,
+        issuer: get(row, 7)?,
+        requested_scopes: json(row, 8)?,
+        granted_scopes: json(row, 9)?,
+        outcome: AuditOutcome::parse(outcome)
+            .ok_or_else(|| decode("audit event", format!("unknown outcome {outcome}")))?,
+        reason: get(row, 11)?,
+        deciding_policies: json(row, 12)?,
+        considered_policies: json(row, 13)?,
+        shadow_outcome: get(row, 14)?,
+        latency_us: u64::try_from(get::<i64>(row, 15)?).unwrap_or(0),
+    })
+}
+
+/// A bind value of the audit query.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl Arg {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Self::Text(s) => s,
+            Self::Int(n) => n,
+        }
+    }
+}
+
+#[async_trait]
+impl AuditStore for PostgresStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        for e in events {
+            execute(
+                &tx,
+                &format!(
+                    "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                ),
+                &[
+                    &e.id,
+                    &e.at.as_millis(),
+                    &e.action,
+                    &e.app_id,
+                    &e.user_id,
+                    &e.tenant_id,
+                    &e.client_id,
+                    &e.issuer,
+                    &to_json(&e.requested_scopes)?,
+                    &to_json(&e.granted_scopes)?,
+                    &e.outcome.as_str(),
+                    &e.reason,
+                    &to_json(&e.deciding_policies)?,
+                    &to_json(&e.considered_policies)?,
+                    &e.shadow_outcome,
+                    &i64::try_from(e.latency_us).unwrap_or(i64::MAX),
+                ],
+            )
+            .await
+            .map_err(write("audit event"))?;
+        }
+        self.commit(tx, vec![]).await
+    }
+
+    async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE TRUE");
+        let mut args: Vec<Arg> = Vec::new();
+        let mut filter = |column: &str, op: &str, value: Arg| {
+            args.push(value);
+            sql.push_str(&format!(" AND {column} {op} ${}", args.len()));
+        };
+        if let Some(v) = &q.app_id {
+            filter("app_id", "=", Arg::Text(v.clone()));
+        }
+        if let Some(v) = &q.user_id {
+            filter("user_id", "=", Arg::Text(v.clone()));
+        }
+        if let Some(v) = &q.tenant_id {
+            filter("tenant_id", "=", Arg::Text(v.clone()));
+        }
+        if let Some(v) = &q.client_id {
+            filter("client_id", "=", Arg::Text(v.clone()));
+        }
+        if let Some(v) = q.outcome {
+            filter("outcome", "=", Arg::Text(v.as_str().to_owned()));
+        }
+        if let Some(v) = q.since {
+            filter("at", ">=", Arg::Int(v.as_millis()));
+        }
+        if let Some(v) = q.until {
+            filter("at", "<", Arg::Int(v.as_millis()));
+        }
+        if let Some(v) = &q.before_id {
+            filter("id", "<", Arg::Text(v.clone()));
+        }
+        args.push(Arg::Int(limit(q.limit)));
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len()));
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(Arg::as_sql).collect();
+        // At most 2^8 shapes of this statement: each is prepared once per connection and cached.
+        let client = self.client().await?;
+        query(&client, &sql, &params)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(audit_from_row)
+            .collect()
+    }
+}

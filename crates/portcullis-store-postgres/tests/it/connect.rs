@@ -1,0 +1,150 @@
+//! Connecting: URLs, TLS refusal, unreachable servers, migrations on reopen, health.
+
+use std::time::{Duration, Instant};
+
+use portcullis_domain::{PageRequest, Role, StoreError};
+use portcullis_store_postgres::{PgOptions, PostgresStore};
+
+use crate::support::{T0, TestDb, server_url, stores_of};
+
+#[tokio::test]
+async fn urls_asking_for_tls_are_refused() {
+    for mode in ["require", "verify-ca", "verify-full"] {
+        let url = format!("postgres://postgres@127.0.0.1:5432/postgres?sslmode={mode}");
+        match PostgresStore::connect(&url, PgOptions::default()).await {
+            Err(StoreError::Backend(m)) => assert!(m.contains("TLS"), "{m}"),
+            other => panic!("sslmode={mode} must be refused, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        PostgresStore::connect("mysql://root@127.0.0.1/x", PgOptions::default()).await,
+        Err(StoreError::Backend(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_sslmodes_and_both_schemes_connect() {
+    let db = TestDb::create().await;
+    for suffix in ["&sslmode=disable", "&sslmode=prefer", ""] {
+        let url = format!("{}{suffix}", db.url);
+        let store = PostgresStore::connect(&url, PgOptions::default())
+            .await
+            .unwrap();
+        stores_of(&store).health.ping().await.unwrap();
+    }
+    if let Some(rest) = db.url.strip_prefix("postgres://") {
+        let store = PostgresStore::connect(&format!("postgresql://{rest}"), PgOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(stores_of(&store).health.backend(), "postgres");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable() {
+    // Nothing listens on port 1 of the loopback: refused at once.
+    let started = Instant::now();
+    let options = PgOptions {
+        connect_timeout: Duration::from_secs(2),
+        ..PgOptions::default()
+    };
+    match PostgresStore::connect("postgres://postgres@127.0.0.1:1/postgres", options).await {
+        Err(StoreError::Unavailable(m)) => assert!(!m.is_empty()),
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn an_unknown_database_is_not_a_panic() {
+    let separator = if server_url().contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{}{separator}dbname=portcullis_no_such_database",
+        server_url()
+    );
+    assert!(
+        PostgresStore::connect(&url, PgOptions::default())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_keeps_data_and_skips_applied_migrations() {
+    let db = TestDb::create().await;
+    {
+        let store = db.connect().await;
+        stores_of(&store)
+            .directory
+            .insert_role(&Role {
+                name: "viewer".into(),
+                description: None,
+                created_at: T0,
+                updated_at: T0,
+            })
+            .await
+            .unwrap();
+    }
+    let store = db.connect().await;
+    assert!(
+        stores_of(&store)
+            .directory
+            .role("viewer")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let applied: i64 = db
+        .raw()
+        .await
+        .query_one("SELECT COUNT(*) FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_pooled_connections_are_unavailable_then_replaced() {
+    let db = TestDb::create().await;
+    let store = db
+        .connect_with(PgOptions {
+            pool_size: 2,
+            ..PgOptions::default()
+        })
+        .await;
+    let stores = stores_of(&store);
+    stores.health.ping().await.unwrap();
+    // Kill every session of the pool (not the listener, not ours).
+    db.raw()
+        .await
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = $1 AND application_name = 'portcullis'",
+            &[&db.name],
+        )
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let answer = stores
+            .directory
+            .roles(&PageRequest {
+                after: None,
+                limit: 5,
+            })
+            .await;
+        let ok = answer.is_ok();
+        answers.push(answer);
+        if ok {
+            break;
+        }
+    }
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a, Ok(_) | Err(StoreError::Unavailable(_)))),
+        "{answers:?}"
+    );
+    assert!(answers.last().unwrap().is_ok(), "{answers:?}");
+}

@@ -1,0 +1,476 @@
+//! Users, roles and tenants.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use portcullis_domain::{
+    Change, DirectoryStore, PageRequest, Role, StoreError, TenantMembership, TenantRecord,
+    UserRecord,
+};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::rows::{json_col, limit, read_err, to_json, ts};
+use crate::{SqliteStore, backend, write_error};
+
+const USER_COLUMNS: &str = "id, email, name, attributes, disabled, created_at, updated_at";
+
+fn user_base(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        name: row.get(2)?,
+        roles: Vec::new(),
+        tenants: Vec::new(),
+        attributes: json_col(row, 3)?,
+        disabled: row.get(4)?,
+        created_at: ts(row, 5)?,
+        updated_at: ts(row, 6)?,
+    })
+}
+
+/// Fills in a user's roles and tenant memberships.
+fn load_memberships(c: &Connection, user: &mut UserRecord) -> Result<(), StoreError> {
+    user.roles = c
+        .prepare_cached("SELECT role FROM user_roles WHERE user_id = ?1 ORDER BY role")
+        .and_then(|mut s| {
+            s.query_map([&user.id], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()
+        })
+        .map_err(read_err)?;
+    let mut tenants: BTreeMap<String, Vec<String>> = c
+        .prepare_cached("SELECT tenant_id FROM user_tenants WHERE user_id = ?1")
+        .and_then(|mut s| {
+            s.query_map([&user.id], |r| r.get::<_, String>(0))?
+                .map(|t| t.map(|t| (t, Vec::new())))
+                .collect()
+        })
+        .map_err(read_err)?;
+    let rows: Vec<(String, String)> = c
+        .prepare_cached(
+            "SELECT tenant_id, role FROM user_tenant_roles WHERE user_id = ?1 ORDER BY tenant_id, role",
+        )
+        .and_then(|mut s| {
+            s.query_map([&user.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(read_err)?;
+    for (tenant, role) in rows {
+        tenants.entry(tenant).or_default().push(role);
+    }
+    user.tenants = tenants
+        .into_iter()
+        .map(|(tenant_id, roles)| TenantMembership { tenant_id, roles })
+        .collect();
+    Ok(())
+}
+
+fn get_user(c: &Connection, id: &str) -> Result<Option<UserRecord>, StoreError> {
+    let user = c
+        .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id], user_base).optional())
+        .map_err(read_err)?;
+    match user {
+        None => Ok(None),
+        Some(mut u) => {
+            load_memberships(c, &mut u)?;
+            Ok(Some(u))
+        }
+    }
+}
+
+/// Checks that every role and tenant a user names exists, naming the first that does not.
+fn check_references(tx: &Transaction<'_>, user: &UserRecord) -> Result<(), StoreError> {
+    let roles = user
+        .roles
+        .iter()
+        .chain(user.tenants.iter().flat_map(|m| m.roles.iter()));
+    for role in roles {
+        let exists: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM roles WHERE name = ?1)",
+                [role],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        if !exists {
+            return Err(StoreError::MissingReference {
+                entity: "role",
+                id: role.clone(),
+            });
+        }
+    }
+    for m in &user.tenants {
+        let exists: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)",
+                [&m.tenant_id],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        if !exists {
+            return Err(StoreError::MissingReference {
+                entity: "tenant",
+                id: m.tenant_id.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn write_memberships(tx: &Transaction<'_>, user: &UserRecord) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM user_roles WHERE user_id = ?1", [&user.id])
+        .map_err(backend)?;
+    tx.execute("DELETE FROM user_tenants WHERE user_id = ?1", [&user.id])
+        .map_err(backend)?;
+    for role in &user.roles {
+        tx.execute(
+            "INSERT OR IGNORE INTO user_roles (user_id, role) VALUES (?1, ?2)",
+            [&user.id, role],
+        )
+        .map_err(write_error("role"))?;
+    }
+    for m in &user.tenants {
+        tx.execute(
+            "INSERT OR IGNORE INTO user_tenants (user_id, tenant_id) VALUES (?1, ?2)",
+            [&user.id, &m.tenant_id],
+        )
+        .map_err(write_error("tenant"))?;
+        for role in &m.roles {
+            tx.execute(
+                "INSERT OR IGNORE INTO user_tenant_roles (user_id, tenant_id, role) VALUES (?1, ?2, ?3)",
+                [&user.id, &m.tenant_id, role],
+            )
+            .map_err(write_error("role"))?;
+        }
+    }
+    Ok(())
+}
+
+fn email_key(user: &UserRecord) -> Option<String> {
+    user.email.as_ref().map(|e| e.trim().to_lowercase())
+}
+
+/// Tells a duplicate user id from a duplicate email.
+fn duplicate_user(tx: &Transaction<'_>, user: &UserRecord) -> StoreError {
+    let id_taken = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
+            [&user.id],
+            |r| r.get::<_, bool>(0),
+        )
+        .unwrap_or(false);
+    StoreError::AlreadyExists {
+        entity: if id_taken { "user" } else { "user email" },
+    }
+}
+
+fn role_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Role> {
+    Ok(Role {
+        name: row.get(0)?,
+        description: row.get(1)?,
+        created_at: ts(row, 2)?,
+        updated_at: ts(row, 3)?,
+    })
+}
+
+fn tenant_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TenantRecord> {
+    Ok(TenantRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        attributes: json_col(row, 2)?,
+        created_at: ts(row, 3)?,
+        updated_at: ts(row, 4)?,
+    })
+}
+
+/// The users of a tenant, whose effective roles change with it.
+fn users_of_tenant(tx: &Transaction<'_>, tenant: &str) -> Result<Vec<String>, StoreError> {
+    tx.prepare_cached("SELECT user_id FROM user_tenants WHERE tenant_id = ?1")
+        .and_then(|mut s| s.query_map([tenant], |r| r.get(0))?.collect())
+        .map_err(backend)
+}
+
+#[async_trait]
+impl DirectoryStore for SqliteStore {
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.write(move |tx| {
+            check_references(tx, &user)?;
+            tx.execute(
+                &format!("INSERT INTO users ({USER_COLUMNS}, email_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![
+                    user.id,
+                    user.email,
+                    user.name,
+                    to_json(&user.attributes)?,
+                    user.disabled,
+                    user.created_at.as_millis(),
+                    user.updated_at.as_millis(),
+                    email_key(&user)
+                ],
+            )
+            .map_err(|e| match write_error("user")(e) {
+                StoreError::AlreadyExists { .. } => duplicate_user(tx, &user),
+                other => other,
+            })?;
+            write_memberships(tx, &user)?;
+            Ok(((), vec![Change::User(user.id.clone())]))
+        })
+        .await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| get_user(c, &id)).await
+    }
+
+    async fn users(&self, page: &PageRequest) -> Result<Vec<UserRecord>, StoreError> {
+        let page = page.clone();
+        self.read(move |c| {
+            let mut users: Vec<UserRecord> = c
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE id > ?1 ORDER BY id LIMIT ?2"
+                ))
+                .and_then(|mut s| {
+                    s.query_map(
+                        params![page.after.unwrap_or_default(), limit(page.limit)],
+                        user_base,
+                    )?
+                    .collect()
+                })
+                .map_err(read_err)?;
+            for u in &mut users {
+                load_memberships(c, u)?;
+            }
+            Ok(users)
+        })
+        .await
+    }
+
+    async fn update_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.write(move |tx| {
+            check_references(tx, &user)?;
+            let n = tx
+                .execute(
+                    "UPDATE users SET email = ?2, name = ?3, attributes = ?4, disabled = ?5, updated_at = ?6, email_key = ?7 WHERE id = ?1",
+                    params![
+                        user.id,
+                        user.email,
+                        user.name,
+                        to_json(&user.attributes)?,
+                        user.disabled,
+                        user.updated_at.as_millis(),
+                        email_key(&user)
+                    ],
+                )
+                .map_err(|e| match write_error("user")(e) {
+                    StoreError::AlreadyExists { .. } => StoreError::AlreadyExists {
+                        entity: "user email",
+                    },
+                    other => other,
+                })?;
+            if n == 0 {
+                return Err(StoreError::NotFound { entity: "user" });
+            }
+            write_memberships(tx, &user)?;
+            Ok(((), vec![Change::User(user.id.clone())]))
+        })
+        .await
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let n = tx
+                .execute("DELETE FROM users WHERE id = ?1", [&id])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { entity: "user" });
+            }
+            let mut changes = vec![Change::User(id.clone())];
+            changes.extend(crate::connections::delete_where(tx, "user_id = ?1", &id)?);
+            Ok(((), changes))
+        })
+        .await
+    }
+
+    async fn insert_role(&self, role: &Role) -> Result<(), StoreError> {
+        let role = role.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO roles (name, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    role.name,
+                    role.description,
+                    role.created_at.as_millis(),
+                    role.updated_at.as_millis()
+                ],
+            )
+            .map_err(write_error("role"))?;
+            Ok(((), vec![]))
+        })
+        .await
+    }
+
+    async fn role(&self, name: &str) -> Result<Option<Role>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT name, description, created_at, updated_at FROM roles WHERE name = ?1",
+            )
+            .and_then(|mut s| s.query_row([&name], role_from_row).optional())
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn roles(&self, page: &PageRequest) -> Result<Vec<Role>, StoreError> {
+        let page = page.clone();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT name, description, created_at, updated_at FROM roles WHERE name > ?1 ORDER BY name LIMIT ?2",
+            )
+            .and_then(|mut s| {
+                s.query_map(
+                    params![page.after.unwrap_or_default(), limit(page.limit)],
+                    role_from_row,
+                )?
+                .collect()
+            })
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
+        let role = role.clone();
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE roles SET description = ?2, updated_at = ?3 WHERE name = ?1",
+                    params![role.name, role.description, role.updated_at.as_millis()],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { entity: "role" });
+            }
+            Ok(((), vec![]))
+        })
+        .await
+    }
+
+    async fn delete_role(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            let holders: i64 = tx
+                .query_row(
+                    "SELECT (SELECT COUNT(*) FROM user_roles WHERE role = ?1) + (SELECT COUNT(*) FROM user_tenant_roles WHERE role = ?1)",
+                    [&name],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if holders > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "role {name} is still held by {holders} user assignment(s); remove it from them first"
+                )));
+            }
+            let n = tx
+                .execute("DELETE FROM roles WHERE name = ?1", [&name])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { entity: "role" });
+            }
+            Ok(((), vec![]))
+        })
+        .await
+    }
+
+    async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        let tenant = tenant.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO tenants (id, name, attributes, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    tenant.id,
+                    tenant.name,
+                    to_json(&tenant.attributes)?,
+                    tenant.created_at.as_millis(),
+                    tenant.updated_at.as_millis()
+                ],
+            )
+            .map_err(write_error("tenant"))?;
+            Ok(((), vec![]))
+        })
+        .await
+    }
+
+    async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, name, attributes, created_at, updated_at FROM tenants WHERE id = ?1",
+            )
+            .and_then(|mut s| s.query_row([&id], tenant_from_row).optional())
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn tenants(&self, page: &PageRequest) -> Result<Vec<TenantRecord>, StoreError> {
+        let page = page.clone();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, name, attributes, created_at, updated_at FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .and_then(|mut s| {
+                s.query_map(
+                    params![page.after.unwrap_or_default(), limit(page.limit)],
+                    tenant_from_row,
+                )?
+                .collect()
+            })
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn update_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        let tenant = tenant.clone();
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE tenants SET name = ?2, attributes = ?3, updated_at = ?4 WHERE id = ?1",
+                    params![
+                        tenant.id,
+                        tenant.name,
+                        to_json(&tenant.attributes)?,
+                        tenant.updated_at.as_millis()
+                    ],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { entity: "tenant" });
+            }
+            Ok(((), vec![]))
+        })
+        .await
+    }
+
+    async fn delete_tenant(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let members = users_of_tenant(tx, &id)?;
+            let n = tx
+                .execute("DELETE FROM tenants WHERE id = ?1", [&id])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { entity: "tenant" });
+            }
+            let mut changes: Vec<Change> = members.into_iter().map(Change::User).collect();
+            changes.extend(crate::connections::delete_where(tx, "tenant_id = ?1", &id)?);
+            Ok(((), changes))
+        })
+        .await
+    }
+}

@@ -1,0 +1,196 @@
+//! Portcullis's embedded storage backend: one SQLite file in WAL mode.
+//!
+//! One writer connection (SQLite allows one writer at a time) and a few reader connections, each
+//! call run on tokio's blocking pool. Every write is an `IMMEDIATE` transaction; the changes it
+//! makes are published on the in-process change feed after it commits. SQLite serves one node; run
+//! PostgreSQL to run several.
+
+mod apps;
+mod connections;
+mod directory;
+mod principals;
+mod rows;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use portcullis_domain::{Change, LocalChangeFeed, StoreError, StoreHealth};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const READERS: usize = 4;
+
+/// The SQLite backend. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    feed: LocalChangeFeed,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let writer = open_connection(path, true)?;
+        migrate(&writer)?;
+        let readers = (0..READERS)
+            .map(|_| open_connection(path, false).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+                feed: LocalChangeFeed::new(4096),
+            }),
+        })
+    }
+
+    /// The change feed every write of this store publishes to.
+    pub fn change_feed(&self) -> LocalChangeFeed {
+        self.inner.feed.clone()
+    }
+
+    /// Runs `f` on a reader connection, off the async threads.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
+            let conn = lock(&inner.readers[i]);
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("a database task failed: {e}")))?
+    }
+
+    /// Runs `f` in one write transaction, off the async threads; publishes the changes it returns
+    /// once the transaction has committed.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<(T, Vec<Change>), StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = lock(&inner.writer);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let (value, changes) = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            drop(conn);
+            for change in changes {
+                inner.feed.publish(change);
+            }
+            Ok(value)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("a database task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl StoreHealth for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+            .await
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave a half-done transaction behind (it rolls back on
+    // drop), so a poisoned connection is still sound to use.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    let mut pragmas = String::from(
+        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+    );
+    if writer {
+        pragmas.push_str(" PRAGMA journal_mode = WAL;");
+    }
+    conn.execute_batch(&pragmas).map_err(backend)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .map_err(backend)?;
+    for (version, sql) in MIGRATIONS {
+        let applied: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [version],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        if applied {
+            continue;
+        }
+        tracing::info!(version, "applying SQLite migration");
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, CAST(unixepoch('subsec') * 1000 AS INTEGER)); COMMIT;"
+        ))
+        .map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            StoreError::Backend(format!("migration {version} failed: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// Maps a database error that is not a constraint violation the caller expects.
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Maps a write error, turning constraint violations into the domain's errors.
+pub(crate) fn write_error(entity: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::AlreadyExists { entity }
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            StoreError::MissingReference {
+                entity,
+                id: String::new(),
+            }
+        }
+        _ => backend(e),
+    }
+}

@@ -1,0 +1,530 @@
+//! Admin keys, OAuth clients, trusted issuers, data keys and the audit log.
+
+use async_trait::async_trait;
+use portcullis_domain::{
+    AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore, Change,
+    ClientRecord, ClientStore, DataKeyRecord, IssuerRecord, IssuerStore, KeyStore, PageRequest,
+    StoreError, Timestamp,
+};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, params, params_from_iter};
+
+use crate::rows::{hash, json_col, limit, opt_hash, opt_ts, read_err, to_json, ts};
+use crate::{SqliteStore, backend, write_error};
+
+fn admin_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AdminKeyRecord> {
+    Ok(AdminKeyRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        secret_hash: hash(row, 2)?,
+        created_at: ts(row, 3)?,
+        expires_at: opt_ts(row, 4)?,
+    })
+}
+
+const ADMIN_KEY_INSERT: &str = "INSERT INTO admin_keys (id, name, secret_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+fn insert_admin_key(tx: &rusqlite::Transaction<'_>, k: &AdminKeyRecord) -> Result<(), StoreError> {
+    tx.execute(
+        ADMIN_KEY_INSERT,
+        params![
+            k.id,
+            k.name,
+            k.secret_hash.as_slice(),
+            k.created_at.as_millis(),
+            k.expires_at.map(Timestamp::as_millis)
+        ],
+    )
+    .map_err(write_error("admin key"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl AdminKeyStore for SqliteStore {
+    async fn insert_admin_key(&self, key: &AdminKeyRecord) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.write(move |tx| {
+            insert_admin_key(tx, &key)?;
+            Ok(((), vec![Change::AdminKeys]))
+        })
+        .await
+    }
+
+    async fn insert_first_admin_key(&self, key: &AdminKeyRecord) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.write(move |tx| {
+            let any: bool = tx
+                .query_row("SELECT EXISTS (SELECT 1 FROM admin_keys)", [], |r| r.get(0))
+                .map_err(backend)?;
+            if any {
+                return Ok((false, vec![]));
+            }
+            insert_admin_key(tx, &key)?;
+            Ok((true, vec![Change::AdminKeys]))
+        })
+        .await
+    }
+
+    async fn admin_key_by_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<AdminKeyRecord>, StoreError> {
+        let hash = *hash;
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, name, secret_hash, created_at, expires_at FROM admin_keys WHERE secret_hash = ?1",
+            )
+            .and_then(|mut s| s.query_row([hash.as_slice()], admin_key_from_row).optional())
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn admin_keys(&self, page: &PageRequest) -> Result<Vec<AdminKeyRecord>, StoreError> {
+        let page = page.clone();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, name, secret_hash, created_at, expires_at FROM admin_keys WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .and_then(|mut s| {
+                s.query_map(
+                    params![page.after.unwrap_or_default(), limit(page.limit)],
+                    admin_key_from_row,
+                )?
+                .collect()
+            })
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn delete_admin_key(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let n = tx
+                .execute("DELETE FROM admin_keys WHERE id = ?1", [&id])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    entity: "admin key",
+                });
+            }
+            Ok(((), vec![Change::AdminKeys]))
+        })
+        .await
+    }
+}
+
+fn client_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClientRecord> {
+    Ok(ClientRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        secret_hash: opt_hash(row, 2)?,
+        metadata: json_col(row, 3)?,
+        created_at: ts(row, 4)?,
+        updated_at: ts(row, 5)?,
+    })
+}
+
+const CLIENT_COLUMNS: &str = "id, name, secret_hash, metadata, created_at, updated_at";
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        let c = client.clone();
+        self.write(move |tx| {
+            tx.execute(
+                &format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                params![
+                    c.id,
+                    c.name,
+                    c.secret_hash.as_ref().map(|h| h.as_slice()),
+                    to_json(&c.metadata)?,
+                    c.created_at.as_millis(),
+                    c.updated_at.as_millis()
+                ],
+            )
+            .map_err(write_error("client"))?;
+            Ok(((), vec![Change::Client(c.id.clone())]))
+        })
+        .await
+    }
+
+    async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([&id], client_from_row).optional())
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn clients(&self, page: &PageRequest) -> Result<Vec<ClientRecord>, StoreError> {
+        let page = page.clone();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {CLIENT_COLUMNS} FROM clients WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))
+            .and_then(|mut s| {
+                s.query_map(
+                    params![page.after.unwrap_or_default(), limit(page.limit)],
+                    client_from_row,
+                )?
+                .collect()
+            })
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn update_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        let c = client.clone();
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE clients SET name = ?2, secret_hash = ?3, metadata = ?4, updated_at = ?5 WHERE id = ?1",
+                    params![
+                        c.id,
+                        c.name,
+                        c.secret_hash.as_ref().map(|h| h.as_slice()),
+                        to_json(&c.metadata)?,
+                        c.updated_at.as_millis()
+                    ],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { entity: "client" });
+            }
+            Ok(((), vec![Change::Client(c.id.clone())]))
+        })
+        .await
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let n = tx
+                .execute("DELETE FROM clients WHERE id = ?1", [&id])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { entity: "client" });
+            }
+            Ok(((), vec![Change::Client(id.clone())]))
+        })
+        .await
+    }
+}
+
+const ISSUER_COLUMNS: &str = "id, issuer, jwks_url, discovery_url, audiences, algorithms, roles_claim, tenant_claim, clock_skew_seconds, created_at, updated_at";
+
+fn issuer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<IssuerRecord> {
+    Ok(IssuerRecord {
+        id: row.get(0)?,
+        issuer: row.get(1)?,
+        jwks_url: row.get(2)?,
+        discovery_url: row.get(3)?,
+        audiences: json_col(row, 4)?,
+        algorithms: json_col(row, 5)?,
+        roles_claim: row.get(6)?,
+        tenant_claim: row.get(7)?,
+        clock_skew_seconds: row.get(8)?,
+        created_at: ts(row, 9)?,
+        updated_at: ts(row, 10)?,
+    })
+}
+
+#[async_trait]
+impl IssuerStore for SqliteStore {
+    async fn insert_issuer(&self, issuer: &IssuerRecord) -> Result<(), StoreError> {
+        let i = issuer.clone();
+        self.write(move |tx| {
+            tx.execute(
+                &format!("INSERT INTO issuers ({ISSUER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                params![
+                    i.id,
+                    i.issuer,
+                    i.jwks_url,
+                    i.discovery_url,
+                    to_json(&i.audiences)?,
+                    to_json(&i.algorithms)?,
+                    i.roles_claim,
+                    i.tenant_claim,
+                    i.clock_skew_seconds,
+                    i.created_at.as_millis(),
+                    i.updated_at.as_millis()
+                ],
+            )
+            .map_err(write_error("issuer"))?;
+            Ok(((), vec![Change::Issuers]))
+        })
+        .await
+    }
+
+    async fn issuer(&self, id: &str) -> Result<Option<IssuerRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {ISSUER_COLUMNS} FROM issuers WHERE id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([&id], issuer_from_row).optional())
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn issuers(&self) -> Result<Vec<IssuerRecord>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {ISSUER_COLUMNS} FROM issuers ORDER BY id"))
+                .and_then(|mut s| s.query_map([], issuer_from_row)?.collect())
+                .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn update_issuer(&self, issuer: &IssuerRecord) -> Result<(), StoreError> {
+        let i = issuer.clone();
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE issuers SET issuer = ?2, jwks_url = ?3, discovery_url = ?4, audiences = ?5, algorithms = ?6, roles_claim = ?7, tenant_claim = ?8, clock_skew_seconds = ?9, updated_at = ?10 WHERE id = ?1",
+                    params![
+                        i.id,
+                        i.issuer,
+                        i.jwks_url,
+                        i.discovery_url,
+                        to_json(&i.audiences)?,
+                        to_json(&i.algorithms)?,
+                        i.roles_claim,
+                        i.tenant_claim,
+                        i.clock_skew_seconds,
+                        i.updated_at.as_millis()
+                    ],
+                )
+                .map_err(write_error("issuer"))?;
+            if n == 0 {
+                return Err(StoreError::NotFound { entity: "issuer" });
+            }
+            Ok(((), vec![Change::Issuers]))
+        })
+        .await
+    }
+
+    async fn delete_issuer(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let n = tx
+                .execute("DELETE FROM issuers WHERE id = ?1", [&id])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { entity: "issuer" });
+            }
+            Ok(((), vec![Change::Issuers]))
+        })
+        .await
+    }
+}
+
+fn data_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DataKeyRecord> {
+    Ok(DataKeyRecord {
+        id: row.get(0)?,
+        master_key_id: row.get(1)?,
+        wrapped: row.get(2)?,
+        active: row.get(3)?,
+        created_at: ts(row, 4)?,
+    })
+}
+
+fn all_data_keys(c: &rusqlite::Connection) -> Result<Vec<DataKeyRecord>, StoreError> {
+    c.prepare_cached(
+        "SELECT id, master_key_id, wrapped, active, created_at FROM data_keys ORDER BY id",
+    )
+    .and_then(|mut s| s.query_map([], data_key_from_row)?.collect())
+    .map_err(read_err)
+}
+
+fn insert_data_key(tx: &rusqlite::Transaction<'_>, k: &DataKeyRecord) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO data_keys (id, master_key_id, wrapped, active, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![k.id, k.master_key_id, k.wrapped, k.active, k.created_at.as_millis()],
+    )
+    .map_err(write_error("data key"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn data_keys(&self) -> Result<Vec<DataKeyRecord>, StoreError> {
+        self.read(all_data_keys).await
+    }
+
+    async fn insert_first_data_key(
+        &self,
+        key: &DataKeyRecord,
+    ) -> Result<Vec<DataKeyRecord>, StoreError> {
+        let key = key.clone();
+        self.write(move |tx| {
+            let any: bool = tx
+                .query_row("SELECT EXISTS (SELECT 1 FROM data_keys)", [], |r| r.get(0))
+                .map_err(backend)?;
+            if !any {
+                insert_data_key(tx, &key)?;
+            }
+            Ok((all_data_keys(tx)?, vec![]))
+        })
+        .await
+    }
+
+    async fn insert_active_data_key(&self, key: &DataKeyRecord) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.write(move |tx| {
+            tx.execute("UPDATE data_keys SET active = 0", [])
+                .map_err(backend)?;
+            insert_data_key(
+                tx,
+                &DataKeyRecord {
+                    active: true,
+                    ..key
+                },
+            )?;
+            Ok(((), vec![Change::DataKeys]))
+        })
+        .await
+    }
+
+    async fn rewrap_data_key(
+        &self,
+        id: u32,
+        master_key_id: &str,
+        wrapped: &[u8],
+    ) -> Result<(), StoreError> {
+        let (master_key_id, wrapped) = (master_key_id.to_owned(), wrapped.to_vec());
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE data_keys SET master_key_id = ?2, wrapped = ?3 WHERE id = ?1",
+                    params![id, master_key_id, wrapped],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { entity: "data key" });
+            }
+            Ok(((), vec![Change::DataKeys]))
+        })
+        .await
+    }
+}
+
+const AUDIT_COLUMNS: &str = "id, at, action, app_id, user_id, tenant_id, client_id, issuer, requested_scopes, granted_scopes, outcome, reason, deciding_policies, considered_policies, shadow_outcome, latency_us";
+
+fn audit_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
+    let outcome: String = row.get(10)?;
+    Ok(AuditEvent {
+        id: row.get(0)?,
+        at: ts(row, 1)?,
+        action: row.get(2)?,
+        app_id: row.get(3)?,
+        user_id: row.get(4)?,
+        tenant_id: row.get(5)?,
+        client_id: row.get(6)?,
+        issuer: row.get(7)?,
+        requested_scopes: json_col(row, 8)?,
+        granted_scopes: json_col(row, 9)?,
+        outcome: AuditOutcome::parse(&outcome).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                10,
+                rusqlite::types::Type::Text,
+                "unknown outcome".into(),
+            )
+        })?,
+        reason: row.get(11)?,
+        deciding_policies: json_col(row, 12)?,
+        considered_policies: json_col(row, 13)?,
+        shadow_outcome: row.get(14)?,
+        latency_us: u64::try_from(row.get::<_, i64>(15)?).unwrap_or(0),
+    })
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        let events = events.to_vec();
+        self.write(move |tx| {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                ))
+                .map_err(backend)?;
+            for e in &events {
+                stmt.execute(params![
+                    e.id,
+                    e.at.as_millis(),
+                    e.action,
+                    e.app_id,
+                    e.user_id,
+                    e.tenant_id,
+                    e.client_id,
+                    e.issuer,
+                    to_json(&e.requested_scopes)?,
+                    to_json(&e.granted_scopes)?,
+                    e.outcome.as_str(),
+                    e.reason,
+                    to_json(&e.deciding_policies)?,
+                    to_json(&e.considered_policies)?,
+                    e.shadow_outcome,
+                    i64::try_from(e.latency_us).unwrap_or(i64::MAX)
+                ])
+                .map_err(write_error("audit event"))?;
+            }
+            Ok(((), vec![]))
+        })
+        .await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let q = query.clone();
+        self.read(move |c| {
+            let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1");
+            let mut args: Vec<Value> = Vec::new();
+            let mut filter = |column: &str, op: &str, value: Value| {
+                args.push(value);
+                sql.push_str(&format!(" AND {column} {op} ?{}", args.len()));
+            };
+            if let Some(v) = q.app_id {
+                filter("app_id", "=", Value::Text(v));
+            }
+            if let Some(v) = q.user_id {
+                filter("user_id", "=", Value::Text(v));
+            }
+            if let Some(v) = q.tenant_id {
+                filter("tenant_id", "=", Value::Text(v));
+            }
+            if let Some(v) = q.client_id {
+                filter("client_id", "=", Value::Text(v));
+            }
+            if let Some(v) = q.outcome {
+                filter("outcome", "=", Value::Text(v.as_str().to_owned()));
+            }
+            if let Some(v) = q.since {
+                filter("at", ">=", Value::Integer(v.as_millis()));
+            }
+            if let Some(v) = q.until {
+                filter("at", "<", Value::Integer(v.as_millis()));
+            }
+            if let Some(v) = q.before_id {
+                filter("id", "<", Value::Text(v));
+            }
+            args.push(Value::Integer(limit(q.limit)));
+            sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+            c.prepare(&sql)
+                .and_then(|mut s| {
+                    s.query_map(params_from_iter(args), audit_from_row)?
+                        .collect()
+                })
+                .map_err(read_err)
+        })
+        .await
+    }
+}
