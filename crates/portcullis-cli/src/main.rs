@@ -1,0 +1,5 @@
+//! The `portcullis` binary.
+
+fn main() -> std::process::ExitCode {
+    portcullis_cli::main()
+}

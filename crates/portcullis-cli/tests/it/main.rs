@@ -1,0 +1,14 @@
+//! End-to-end tests: a real Portcullis server (in this process on an ephemeral port, or as
+//! separate `portcullis` processes), driven over HTTP as its users would, on SQLite and on
+//! PostgreSQL, against a real OAuth provider (oauth2-mock-server) and a real JWKS-publishing IdP.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests: a failed expectation is a failed test"
+)]
+
+mod support;
+
+mod mgmt;

@@ -1,0 +1,257 @@
+//! A real Portcullis server in this process (`portcullis serve`'s own start path, bound to an
+//! ephemeral port), on SQLite in a temporary directory or on a fresh PostgreSQL database.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use portcullis_cli::config::{Config, ServeFlags};
+use portcullis_cli::serve::{self, Running};
+use portcullis_core::Core;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::Idp;
+use super::pg::FreshDatabase;
+
+/// The storage backend of a test server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in a temporary data directory.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    /// Its base URL.
+    pub url: String,
+    /// An admin key.
+    pub admin_key: String,
+    /// Its services (to reach into state a user cannot see, such as the audit queue).
+    pub core: Arc<Core>,
+    /// The backend.
+    pub backend: Backend,
+    /// The environment it was configured with (to start more nodes on the same database).
+    pub env: HashMap<String, String>,
+    /// An HTTP client that does not follow redirects.
+    pub http: reqwest::Client,
+    running: Option<Running>,
+    /// The data directory.
+    pub dir: tempfile::TempDir,
+    /// The PostgreSQL database, if any.
+    pub db: Option<Arc<FreshDatabase>>,
+}
+
+impl TestServer {
+    /// A server on `backend` with the default test configuration.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// A server on `backend`, after `tweak` has changed its environment.
+    pub async fn start_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut HashMap<String, String>),
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(Arc::new(FreshDatabase::create().await)),
+        };
+        let mut env = HashMap::new();
+        env.insert("PORTCULLIS_LISTEN".into(), "127.0.0.1:0".into());
+        env.insert(
+            "PORTCULLIS_DATA_DIR".into(),
+            dir.path().display().to_string(),
+        );
+        env.insert(
+            "PORTCULLIS_BOOTSTRAP_ADMIN_KEY".into(),
+            format!("test-admin-{}", portcullis_crypto::random_token(24)),
+        );
+        env.insert(
+            "PORTCULLIS_MASTER_KEY".into(),
+            portcullis_crypto::envelope::MasterKey::generate("test-1")
+                .unwrap()
+                .encode()
+                .expose()
+                .to_owned(),
+        );
+        env.insert(
+            "PORTCULLIS_ALLOWED_RETURN_URLS".into(),
+            "http://app.test/".into(),
+        );
+        if let Some(db) = &db {
+            env.insert("PORTCULLIS_DATABASE_URL".into(), db.url.clone());
+        }
+        tweak(&mut env);
+        Self::start_env(backend, env, dir, db).await
+    }
+
+    /// Another node on the same database (PostgreSQL), same keys.
+    pub async fn another_node(&self) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = self.env.clone();
+        env.insert(
+            "PORTCULLIS_DATA_DIR".into(),
+            dir.path().display().to_string(),
+        );
+        Self::start_env(self.backend, env, dir, self.db.clone()).await
+    }
+
+    async fn start_env(
+        backend: Backend,
+        env: HashMap<String, String>,
+        dir: tempfile::TempDir,
+        db: Option<Arc<FreshDatabase>>,
+    ) -> Self {
+        let lookup = |k: &str| env.get(k).cloned();
+        let config = Config::load(&ServeFlags::default(), &lookup).unwrap();
+        let running = serve::start(config).await.unwrap();
+        Self {
+            url: format!("http://{}", running.addr),
+            admin_key: env["PORTCULLIS_BOOTSTRAP_ADMIN_KEY"].clone(),
+            core: running.core.clone(),
+            backend,
+            env,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            running: Some(running),
+            dir,
+            db,
+        }
+    }
+
+    /// Stops the server gracefully.
+    pub async fn shutdown(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+
+    /// An admin call; the status and the JSON body (`null` when empty or not JSON).
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Admin GET.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.admin(Method::GET, path, None).await
+    }
+
+    /// Admin POST.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.admin(Method::POST, path, Some(body)).await
+    }
+
+    /// Admin PUT.
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.admin(Method::PUT, path, Some(body)).await
+    }
+
+    /// Admin DELETE.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.admin(Method::DELETE, path, None).await
+    }
+
+    /// Admin POST that must succeed.
+    pub async fn must_post(&self, path: &str, body: Value) -> Value {
+        let (status, v) = self.post(path, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "POST {path} answered {status}: {v}"
+        );
+        v
+    }
+
+    /// Trusts `idp`'s tokens.
+    pub async fn trust(&self, idp: &Idp) {
+        self.must_post("/v1/mgmt/issuers", idp.registration()).await;
+    }
+
+    /// `POST /v1/outbound/apps/{app}/token` with an inbound token: status, body, headers.
+    pub async fn fetch(
+        &self,
+        token: Option<&str>,
+        app: &str,
+        body: Value,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/outbound/apps/{app}/token", self.url))
+            .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let v = resp.json().await.unwrap_or(Value::Null);
+        (status, v, headers)
+    }
+
+    /// Starts a consent flow for the token's user: the provider's authorization URL.
+    pub async fn connect_url(&self, token: &str, app: &str, body: Value) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/v1/outbound/apps/{app}/connect", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 200, "connect answered {status}: {v}");
+        v["url"].as_str().unwrap().to_owned()
+    }
+
+    /// Plays the user's browser through a consent: the provider's authorization endpoint (which
+    /// redirects with a code at once), then Portcullis's callback. Returns the callback's status
+    /// and its `Location` (or page body).
+    pub async fn consent(&self, authorization_url: &str) -> (u16, String) {
+        let resp = self.http.get(authorization_url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 302, "the provider redirects back");
+        let callback = resp.headers()["location"].to_str().unwrap().to_owned();
+        self.follow_callback(&callback).await
+    }
+
+    /// GETs a callback URL; its status and `Location` (or body).
+    pub async fn follow_callback(&self, callback: &str) -> (u16, String) {
+        let resp = self.http.get(callback).send().await.unwrap();
+        let status = resp.status().as_u16();
+        match resp.headers().get("location") {
+            Some(l) => (status, l.to_str().unwrap().to_owned()),
+            None => (status, resp.text().await.unwrap()),
+        }
+    }
+
+    /// Connects `app` for the token's user with `scopes`, end to end.
+    pub async fn connect(&self, token: &str, app: &str, scopes: &[&str]) {
+        let url = self
+            .connect_url(token, app, json!({ "scopes": scopes }))
+            .await;
+        let (status, page) = self.consent(&url).await;
+        assert_eq!(status, 200, "the consent completes: {page}");
+    }
+
+    /// Waits until every queued audit event is written.
+    pub async fn flush_audit(&self) {
+        self.core.flush_audit().await;
+    }
+}

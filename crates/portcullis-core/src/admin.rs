@@ -1,0 +1,197 @@
+//! Admin API keys: authentication of management calls, creation (the key is shown once), the
+//! bootstrap key of a fresh deployment.
+
+use portcullis_crypto::{SecretString, constant_time_eq, random_token, sha256};
+use portcullis_domain::{AdminKeyRecord, PageRequest, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::{Core, ServiceError, ids};
+
+/// The admin a management call runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminIdentity {
+    /// The key's id.
+    pub key_id: String,
+    /// The key's name.
+    pub name: String,
+}
+
+/// An admin key's metadata (never its secret).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminKeyInfo {
+    /// The key's id.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// When it was created.
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+    /// When it stops working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Timestamp>,
+}
+
+impl From<&AdminKeyRecord> for AdminKeyInfo {
+    fn from(k: &AdminKeyRecord) -> Self {
+        Self {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+        }
+    }
+}
+
+/// A key just created: the secret is in this answer and nowhere else, ever.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewAdminKey {
+    /// Its metadata.
+    #[serde(flatten)]
+    pub info: AdminKeyInfo,
+    /// The key. Store it now: only its hash is kept.
+    #[serde(serialize_with = "crate::manage::expose")]
+    #[schema(value_type = String)]
+    pub key: SecretString,
+}
+
+/// A request for a new admin key.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdminKeyInput {
+    /// What the key is for.
+    pub name: String,
+    /// When it stops working (RFC 3339); never when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Timestamp>,
+}
+
+const KEY_PREFIX: &str = "pca_";
+
+impl Core {
+    /// Authenticates a management call by its admin key.
+    pub async fn authenticate_admin(
+        &self,
+        bearer: Option<&str>,
+    ) -> Result<AdminIdentity, ServiceError> {
+        let Some(key) = bearer.filter(|k| !k.is_empty() && k.len() <= 512) else {
+            return Err(ServiceError::Unauthorized(
+                "an admin key is required (Authorization: Bearer <admin key>)".into(),
+            ));
+        };
+        let hash = sha256(key.as_bytes());
+        let record = match self.admin_keys.get(&hash) {
+            Some(r) => r,
+            None => {
+                let r = self.stores.admin_keys.admin_key_by_hash(&hash).await?;
+                if r.is_some() {
+                    self.admin_keys.insert(hash, r.clone());
+                }
+                r
+            }
+        };
+        let wrong = || ServiceError::Unauthorized("the admin key is not valid".into());
+        let record = record.ok_or_else(wrong)?;
+        if !constant_time_eq(&record.secret_hash, &hash) {
+            return Err(wrong());
+        }
+        if record.expires_at.is_some_and(|e| e <= self.clock.now()) {
+            return Err(ServiceError::Unauthorized(
+                "the admin key has expired".into(),
+            ));
+        }
+        Ok(AdminIdentity {
+            key_id: record.id,
+            name: record.name,
+        })
+    }
+
+    /// Creates an admin key.
+    pub async fn create_admin_key(
+        &self,
+        input: &AdminKeyInput,
+    ) -> Result<NewAdminKey, ServiceError> {
+        crate::manage::check_name("name", &input.name)?;
+        let now = self.clock.now();
+        if input.expires_at.is_some_and(|e| e <= now) {
+            return Err(ServiceError::invalid(
+                "invalid_request",
+                "expiresAt must be in the future",
+            ));
+        }
+        let key = SecretString::from(format!("{KEY_PREFIX}{}", random_token(32)));
+        let record = AdminKeyRecord {
+            id: ids::new_id("ak", now),
+            name: input.name.trim().to_owned(),
+            secret_hash: sha256(key.expose().as_bytes()),
+            created_at: now,
+            expires_at: input.expires_at,
+        };
+        self.stores.admin_keys.insert_admin_key(&record).await?;
+        Ok(NewAdminKey {
+            info: AdminKeyInfo::from(&record),
+            key,
+        })
+    }
+
+    /// Lists admin keys.
+    pub async fn list_admin_keys(
+        &self,
+        page: &PageRequest,
+    ) -> Result<Vec<AdminKeyInfo>, ServiceError> {
+        Ok(self
+            .stores
+            .admin_keys
+            .admin_keys(page)
+            .await?
+            .iter()
+            .map(AdminKeyInfo::from)
+            .collect())
+    }
+
+    /// Deletes an admin key (it stops working on every node at once).
+    pub async fn delete_admin_key(&self, id: &str) -> Result<(), ServiceError> {
+        self.stores
+            .admin_keys
+            .delete_admin_key(id)
+            .await
+            .map_err(|e| crate::manage::not_found(e, "admin key", id))
+    }
+
+    /// On a database with no admin key, creates the bootstrap key: `preset` when given (automation),
+    /// a random one otherwise. Returns the key when a random one was created (to print once).
+    /// Several nodes starting at once create exactly one.
+    pub async fn bootstrap_admin_key(
+        &self,
+        preset: Option<&SecretString>,
+    ) -> Result<Option<SecretString>, ServiceError> {
+        if let Some(p) = preset
+            && p.len() < 32
+        {
+            return Err(ServiceError::invalid(
+                "weak_bootstrap_key",
+                "PORTCULLIS_BOOTSTRAP_ADMIN_KEY must be at least 32 characters",
+            ));
+        }
+        let key = preset
+            .cloned()
+            .unwrap_or_else(|| SecretString::from(format!("{KEY_PREFIX}{}", random_token(32))));
+        let now = self.clock.now();
+        let record = AdminKeyRecord {
+            id: ids::new_id("ak", now),
+            name: "bootstrap".into(),
+            secret_hash: sha256(key.expose().as_bytes()),
+            created_at: now,
+            expires_at: None,
+        };
+        let created = self
+            .stores
+            .admin_keys
+            .insert_first_admin_key(&record)
+            .await?;
+        Ok((created && preset.is_none()).then_some(key))
+    }
+}

@@ -1,0 +1,169 @@
+//! Read-through caches that serve warm requests from memory and never serve a value older than a
+//! change this node has heard of.
+//!
+//! Invalidation is synchronous: the change feed calls [`Caches::apply`] before a write returns
+//! (locally) or as soon as a notification arrives (from other nodes). A value loaded from the
+//! database is only cached if no change was published while it loaded (the feed's sequence did
+//! not move), checked under the same lock invalidation takes, so a stale load can never land after
+//! the invalidation that should have removed it. While the feed is not live (a PostgreSQL listener
+//! reconnecting), caches are bypassed: fail closed.
+
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use portcullis_domain::{
+    Change, ChangeEvent, ChangeFeed, ConnectionKey, ConnectionRecord, UserRecord,
+};
+
+use crate::plane::AppSnapshot;
+
+/// One cache.
+pub(crate) struct Cache<K, V> {
+    map: quick_cache::sync::Cache<K, V>,
+    write: Mutex<()>,
+    feed: Arc<dyn ChangeFeed>,
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+{
+    pub(crate) fn new(capacity: usize, feed: Arc<dyn ChangeFeed>) -> Self {
+        Self {
+            map: quick_cache::sync::Cache::new(capacity.max(16)),
+            write: Mutex::new(()),
+            feed,
+        }
+    }
+
+    /// The cached value, or `load`'s (cached when nothing changed meanwhile).
+    pub(crate) async fn get_or_load<E, F, Fut>(&self, key: &K, load: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, E>>,
+    {
+        let live = self.feed.is_live();
+        if live && let Some(v) = self.map.get(key) {
+            return Ok(v);
+        }
+        let before = self.feed.sequence();
+        let value = load().await?;
+        if live {
+            let _guard = self.lock();
+            if self.feed.is_live() && self.feed.sequence() == before {
+                self.map.insert(key.clone(), value.clone());
+            }
+        }
+        Ok(value)
+    }
+
+    pub(crate) fn invalidate(&self, key: &K) {
+        let _guard = self.lock();
+        self.map.remove(key);
+    }
+
+    pub(crate) fn clear(&self) {
+        let _guard = self.lock();
+        self.map.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The caches of the token path.
+pub(crate) struct Caches {
+    pub(crate) apps: Cache<String, Option<Arc<AppSnapshot>>>,
+    pub(crate) users: Cache<String, Option<Arc<UserRecord>>>,
+    pub(crate) connections: Cache<ConnectionKey, Option<Arc<ConnectionRecord>>>,
+}
+
+impl Caches {
+    pub(crate) fn new(feed: &Arc<dyn ChangeFeed>) -> Self {
+        Self {
+            apps: Cache::new(10_000, feed.clone()),
+            users: Cache::new(100_000, feed.clone()),
+            connections: Cache::new(200_000, feed.clone()),
+        }
+    }
+
+    /// Applies one event (called synchronously by the change feed).
+    pub(crate) fn apply(&self, event: &ChangeEvent) {
+        match event {
+            ChangeEvent::Reset => {
+                self.apps.clear();
+                self.users.clear();
+                self.connections.clear();
+            }
+            ChangeEvent::Changed(change) => match change {
+                Change::App(id) => self.apps.invalidate(id),
+                Change::User(id) => self.users.invalidate(id),
+                Change::AllUsers => self.users.clear(),
+                Change::Connection(key) => self.connections.invalidate(key),
+                Change::AppConnections(_) => self.connections.clear(),
+                Change::Issuers | Change::Client(_) | Change::AdminKeys | Change::DataKeys => {}
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_domain::LocalChangeFeed;
+
+    #[tokio::test]
+    async fn serves_from_memory_until_invalidated() {
+        let feed = Arc::new(LocalChangeFeed::new(16));
+        let cache: Arc<Cache<String, u32>> = Arc::new(Cache::new(16, feed.clone()));
+        let c = cache.clone();
+        feed.add_listener(Arc::new(move |e| {
+            if let ChangeEvent::Changed(Change::App(id)) = e {
+                c.invalidate(id);
+            }
+        }));
+        let k = "a".to_owned();
+        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(1) }).await;
+        assert_eq!(v, Ok(1));
+        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(2) }).await;
+        assert_eq!(v, Ok(1), "served from memory");
+        feed.publish(Change::App("a".into()));
+        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(3) }).await;
+        assert_eq!(v, Ok(3), "reloaded after the change");
+    }
+
+    #[tokio::test]
+    async fn a_load_racing_a_change_is_not_cached() {
+        let feed = Arc::new(LocalChangeFeed::new(16));
+        let cache: Cache<String, u32> = Cache::new(16, feed.clone());
+        let k = "a".to_owned();
+        let f = feed.clone();
+        let v = cache
+            .get_or_load(&k, || async move {
+                // A change lands while the value is being read.
+                f.publish(Change::App("a".into()));
+                Ok::<_, ()>(1)
+            })
+            .await;
+        assert_eq!(v, Ok(1));
+        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(2) }).await;
+        assert_eq!(v, Ok(2), "the racing load was not cached");
+    }
+
+    #[tokio::test]
+    async fn a_feed_that_is_not_live_bypasses_the_cache() {
+        let feed = Arc::new(LocalChangeFeed::new(16));
+        let cache: Cache<String, u32> = Cache::new(16, feed.clone());
+        let k = "a".to_owned();
+        let _ = cache.get_or_load(&k, || async { Ok::<_, ()>(1) }).await;
+        feed.set_live(false);
+        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(2) }).await;
+        assert_eq!(v, Ok(2));
+        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(3) }).await;
+        assert_eq!(v, Ok(3));
+    }
+}

@@ -1,0 +1,374 @@
+//! RFC 8693 token exchange: the same decision as the token endpoint, for any OAuth client library.
+//! The caller (the MCP server) authenticates as a confidential client; the subject token is the
+//! user's inbound token; `resource` or `audience` names the outbound app.
+
+use portcullis_crypto::{constant_time_eq, sha256};
+use portcullis_domain::Timestamp;
+use serde::Serialize;
+
+use crate::plane::{Refusal, Surface, TokenRequest};
+use crate::{Core, Granted};
+
+/// The token-exchange grant type.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// The token type issued for API-key apps.
+pub const API_KEY_TOKEN_TYPE: &str = "urn:portcullis:params:oauth:token-type:api_key";
+/// Prefix of a `resource` naming an outbound app (`urn:portcullis:outbound-app:<appId>`).
+pub const APP_RESOURCE_PREFIX: &str = "urn:portcullis:outbound-app:";
+
+/// The form of a token-exchange request (already parsed from `application/x-www-form-urlencoded`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExchangeRequest {
+    /// `subject_token`.
+    pub subject_token: Option<String>,
+    /// `subject_token_type`.
+    pub subject_token_type: Option<String>,
+    /// `resource` (repeatable).
+    pub resources: Vec<String>,
+    /// `audience` (repeatable).
+    pub audiences: Vec<String>,
+    /// `scope`, space-separated.
+    pub scope: Option<String>,
+    /// `requested_token_type`.
+    pub requested_token_type: Option<String>,
+    /// `actor_token` (delegation is not supported).
+    pub actor_token: Option<String>,
+    /// Portcullis extension: the tenant.
+    pub tenant_id: Option<String>,
+}
+
+/// An authenticated client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// Its id.
+    pub client_id: String,
+    /// Apps it may fetch tokens for (`None`: all).
+    pub allowed_apps: Option<Vec<String>>,
+}
+
+/// The token endpoint's answer (RFC 8693 §2.2.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeResponse {
+    /// The outbound credential.
+    pub access_token: String,
+    /// `urn:ietf:params:oauth:token-type:access_token`, or the API-key type.
+    pub issued_token_type: &'static str,
+    /// `Bearer` (or `N_A` for an API key).
+    pub token_type: String,
+    /// Seconds until it expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
+    /// The scopes it carries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// An RFC 6749 §5.2 / RFC 8693 §2.2.2 error.
+#[derive(Debug, Clone)]
+pub struct ExchangeError {
+    /// HTTP status (400, 401, 403, 503...).
+    pub status: u16,
+    /// The OAuth `error`.
+    pub error: &'static str,
+    /// `error_description`.
+    pub description: String,
+    /// Portcullis extensions: the decision's explanation, a connect URL.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ExchangeError {
+    fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// `invalid_request`.
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request", d)
+    }
+
+    /// `invalid_client` (401: the client must authenticate).
+    pub fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new(401, "invalid_client", d)
+    }
+}
+
+impl Core {
+    /// Authenticates a client by its id and secret (compared as constant-time hashes).
+    pub async fn authenticate_client(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Result<ClientIdentity, ExchangeError> {
+        let bad = || ExchangeError::invalid_client("client authentication failed");
+        if id.is_empty() || id.len() > 128 || secret.is_empty() || secret.len() > 512 {
+            return Err(bad());
+        }
+        let record = match self.clients.get(id) {
+            Some(r) => r,
+            None => {
+                let r = self.stores.clients.client(id).await.map_err(|e| {
+                    ExchangeError::new(503, "temporarily_unavailable", e.to_string())
+                })?;
+                self.clients.insert(id.to_owned(), r.clone());
+                r
+            }
+        };
+        // Hash even for an unknown client, so that timing does not tell which ids exist.
+        let presented = sha256(secret.as_bytes());
+        let Some(record) = record else {
+            let _ = constant_time_eq(&presented, &[0u8; 32]);
+            return Err(bad());
+        };
+        let Some(stored) = record.secret_hash else {
+            return Err(bad());
+        };
+        if !constant_time_eq(&presented, &stored) {
+            return Err(bad());
+        }
+        let grants: Vec<String> = record
+            .metadata
+            .get("grantTypes")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        if !grants.iter().any(|g| g == TOKEN_EXCHANGE_GRANT) {
+            return Err(ExchangeError::new(
+                400,
+                "unauthorized_client",
+                "the client may not use token exchange",
+            ));
+        }
+        Ok(ClientIdentity {
+            client_id: record.id,
+            allowed_apps: record
+                .metadata
+                .get("allowedApps")
+                .and_then(|v| serde_json::from_value(v.clone()).ok()),
+        })
+    }
+
+    /// Performs a token exchange for an authenticated client.
+    pub async fn token_exchange(
+        &self,
+        client: &ClientIdentity,
+        req: &ExchangeRequest,
+    ) -> Result<ExchangeResponse, ExchangeError> {
+        let subject_token = req
+            .subject_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ExchangeError::invalid_request("subject_token is required"))?;
+        match req.subject_token_type.as_deref() {
+            Some(ACCESS_TOKEN_TYPE | JWT_TOKEN_TYPE) => {}
+            Some(other) => {
+                return Err(ExchangeError::invalid_request(format!(
+                    "subject_token_type {other} is not supported; use {ACCESS_TOKEN_TYPE}"
+                )));
+            }
+            None => {
+                return Err(ExchangeError::invalid_request(
+                    "subject_token_type is required",
+                ));
+            }
+        }
+        if req.actor_token.is_some() {
+            return Err(ExchangeError::invalid_request(
+                "actor_token (delegation) is not supported",
+            ));
+        }
+        if let Some(t) = req.requested_token_type.as_deref()
+            && t != ACCESS_TOKEN_TYPE
+            && t != API_KEY_TOKEN_TYPE
+        {
+            return Err(ExchangeError::invalid_request(format!(
+                "requested_token_type {t} cannot be issued"
+            )));
+        }
+        let app_id = self.exchange_target(req)?;
+        if let Some(allowed) = &client.allowed_apps
+            && !allowed.contains(&app_id)
+        {
+            return Err(ExchangeError::new(
+                400,
+                "invalid_target",
+                format!("the client may not fetch tokens for {app_id}"),
+            ));
+        }
+        let scopes: Vec<String> = req
+            .scope
+            .as_deref()
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let token_req = TokenRequest {
+            app_id,
+            scopes,
+            tenant_id: req.tenant_id.clone(),
+            force_refresh: false,
+        };
+        let surface = Surface::TokenExchange {
+            client_id: client.client_id.clone(),
+        };
+        match self
+            .fetch_token(Some(subject_token), &token_req, &surface)
+            .await
+        {
+            Ok(granted) => Ok(self.exchange_response(granted)),
+            Err(refusal) => Err(exchange_error(refusal)),
+        }
+    }
+
+    fn exchange_target(&self, req: &ExchangeRequest) -> Result<String, ExchangeError> {
+        let mut targets: Vec<String> = Vec::new();
+        let prefix_url = format!("{}/v1/outbound/apps/", self.settings.public_url);
+        for r in &req.resources {
+            let app = r
+                .strip_prefix(APP_RESOURCE_PREFIX)
+                .or_else(|| r.strip_prefix(&prefix_url))
+                .map(|s| s.trim_end_matches('/'))
+                .filter(|s| !s.is_empty() && !s.contains('/'))
+                .ok_or_else(|| {
+                    ExchangeError::new(
+                        400,
+                        "invalid_target",
+                        format!("resource {r} does not name an outbound app (use {APP_RESOURCE_PREFIX}<appId>)"),
+                    )
+                })?;
+            targets.push(app.to_owned());
+        }
+        targets.extend(req.audiences.iter().cloned());
+        targets.sort();
+        targets.dedup();
+        match targets.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(ExchangeError::invalid_request(
+                "name the outbound app with resource or audience",
+            )),
+            _ => Err(ExchangeError::new(
+                400,
+                "invalid_target",
+                "name exactly one outbound app",
+            )),
+        }
+    }
+
+    fn exchange_response(&self, granted: Granted) -> ExchangeResponse {
+        let t = granted.token;
+        let now = self.clock.now();
+        let expires_in = t
+            .expires_at
+            .map(|e: Timestamp| (e.millis_since(now) / 1000).max(0));
+        match (t.access_token, t.api_key) {
+            (Some(at), _) => ExchangeResponse {
+                access_token: at.expose().to_owned(),
+                issued_token_type: ACCESS_TOKEN_TYPE,
+                token_type: t.token_type.unwrap_or_else(|| "Bearer".into()),
+                expires_in,
+                scope: (!t.scopes.is_empty()).then(|| t.scopes.join(" ")),
+            },
+            (None, key) => ExchangeResponse {
+                access_token: key.map(|k| k.expose().to_owned()).unwrap_or_default(),
+                issued_token_type: API_KEY_TOKEN_TYPE,
+                token_type: "N_A".into(),
+                expires_in: None,
+                scope: None,
+            },
+        }
+    }
+}
+
+fn exchange_error(r: Refusal) -> ExchangeError {
+    match r {
+        Refusal::InvalidToken { message, code } => {
+            let mut e = ExchangeError::new(
+                400,
+                "invalid_grant",
+                format!("the subject token is not valid: {message}"),
+            );
+            e.extra.insert("reason".into(), code.into());
+            e
+        }
+        Refusal::InsufficientScope { scope } => ExchangeError::new(
+            400,
+            "invalid_grant",
+            format!("the subject token lacks the scope {scope}"),
+        ),
+        Refusal::InvalidRequest {
+            code: "invalid_scope",
+            message,
+        } => ExchangeError::new(400, "invalid_scope", message),
+        Refusal::InvalidRequest { message, .. } => ExchangeError::invalid_request(message),
+        Refusal::UnknownApp { app_id } => {
+            ExchangeError::new(400, "invalid_target", format!("no outbound app {app_id}"))
+        }
+        Refusal::Forbidden { code, message } => {
+            let mut e = ExchangeError::new(403, "access_denied", message);
+            e.extra.insert("reason".into(), code.into());
+            e
+        }
+        Refusal::Denied {
+            reason,
+            explanation,
+        } => {
+            let mut e = ExchangeError::new(
+                403,
+                "access_denied",
+                "the access control policies do not allow this request",
+            );
+            e.extra.insert("reason".into(), reason.into());
+            e.extra.insert(
+                "decision".into(),
+                serde_json::to_value(&*explanation).unwrap_or_default(),
+            );
+            e
+        }
+        Refusal::ConsentRequired {
+            reason,
+            connect_url,
+            explanation,
+        } => {
+            let mut e = ExchangeError::new(
+                403,
+                "consent_required",
+                "the user must consent again to what the policies allow",
+            );
+            e.extra.insert("reason".into(), reason.into());
+            e.extra.insert("connect_url".into(), connect_url.into());
+            e.extra.insert(
+                "decision".into(),
+                serde_json::to_value(&*explanation).unwrap_or_default(),
+            );
+            e
+        }
+        Refusal::NotConnected {
+            reason,
+            connect_url,
+            missing_scopes,
+        } => {
+            let mut e = ExchangeError::new(
+                400,
+                "consent_required",
+                "the user has not connected this app (or the grant lacks a requested scope)",
+            );
+            e.extra.insert("reason".into(), reason.into());
+            if let Some(u) = connect_url {
+                e.extra.insert("connect_url".into(), u.into());
+            }
+            e.extra
+                .insert("missing_scopes".into(), missing_scopes.into());
+            e
+        }
+        Refusal::Unavailable { message } => {
+            ExchangeError::new(503, "temporarily_unavailable", message)
+        }
+        Refusal::Internal { message } => {
+            tracing::error!(error = %message, "token exchange failed");
+            ExchangeError::new(500, "server_error", "the server failed")
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Portcullis's services: the decision on every outbound token request (the access control
+//! plane), the token vault, inbound token verification, and management of apps, policies, the
+//! directory, issuers, clients and admin keys.
+//!
+//! [`Core`] holds the stores (as trait objects: it never knows which database it runs on), the
+//! sealer for secrets at rest, the inbound verifier, the provider client, the caches of the token
+//! path and the audit writer. The HTTP crate calls it; it calls nothing above it.
+
+pub mod admin;
+mod audit;
+mod cache;
+mod error;
+mod exchange;
+mod ids;
+mod inbound;
+pub mod manage;
+mod plane;
+mod provider;
+mod sealer;
+mod settings;
+mod urls;
+mod vault;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use portcullis_crypto::envelope::MasterKey;
+use portcullis_domain::{Change, ChangeEvent, Clock, Stores};
+
+pub use admin::{AdminIdentity, NewAdminKey};
+pub use audit::AuditSink;
+pub use error::ServiceError;
+pub use exchange::{ClientIdentity, ExchangeError, ExchangeRequest, TOKEN_EXCHANGE_GRANT};
+pub use ids::new_id;
+pub use inbound::{Inbound, InboundError, IssuerSpec, KeySource, VerifiedToken};
+pub use plane::{
+    AppSnapshot, DecisionSummary, Granted, OutboundToken, Refusal, Surface, TokenRequest,
+};
+pub use provider::{Provider, ProviderError, TokenResponse, http_client};
+pub use sealer::{ReencryptReport, Sealer, SealerError, reencrypt};
+pub use settings::Settings;
+pub use urls::check_url;
+pub use vault::{
+    AdminConnectRequest, CallbackOutcome, CallbackParams, ConnectRequest, ConnectionInfo,
+    ImportToken, RefreshError, RevokeReport, connection_aad, state_aad,
+};
+
+/// Everything the services need, wired once at start.
+pub struct Core {
+    /// The stores of the configured backend.
+    pub stores: Stores,
+    /// Runtime settings.
+    pub settings: Arc<Settings>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Secrets at rest.
+    pub sealer: Arc<Sealer>,
+    /// Inbound token verification.
+    pub inbound: Arc<Inbound>,
+    /// Calls to providers.
+    pub provider: Provider,
+    /// The audit writer.
+    pub audit: AuditSink,
+    caches: Arc<cache::Caches>,
+    admin_keys: quick_cache::sync::Cache<[u8; 32], Option<portcullis_domain::AdminKeyRecord>>,
+    clients: quick_cache::sync::Cache<String, Option<portcullis_domain::ClientRecord>>,
+    narrowed: quick_cache::sync::Cache<(String, String), Arc<vault::Narrowed>>,
+    inflight: Mutex<HashMap<String, vault::RefreshFuture>>,
+    reencryption: Mutex<Option<manage::ReencryptionStatus>>,
+    me: Weak<Core>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("stores", &self.stores)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Core::start`] needs besides the stores.
+#[derive(Debug)]
+pub struct CoreOptions {
+    /// Runtime settings.
+    pub settings: Settings,
+    /// The operator's master keys (the first is active).
+    pub master_keys: Vec<MasterKey>,
+    /// Issuers from the configuration file.
+    pub config_issuers: Vec<IssuerSpec>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Core {
+    /// Wires the services on `stores`: opens the sealer (creating the first data key on an empty
+    /// database), starts the audit writer, and subscribes the caches to the change feed.
+    pub async fn start(stores: Stores, options: CoreOptions) -> Result<Arc<Self>, ServiceError> {
+        let settings = Arc::new(options.settings);
+        let clock = options.clock;
+        let sealer = Arc::new(
+            Sealer::load(stores.keys.clone(), options.master_keys, clock.clone())
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+        );
+        let http = http_client(settings.provider_timeout).map_err(ServiceError::Internal)?;
+        let inbound = Arc::new(Inbound::new(
+            options.config_issuers,
+            stores.issuers.clone(),
+            http.clone(),
+            clock.clone(),
+            settings.clone(),
+        ));
+        let caches = Arc::new(cache::Caches::new(&stores.changes));
+        let audit = AuditSink::spawn(stores.clone());
+        let core = Arc::new_cyclic(|me| Core {
+            provider: Provider::new(http, settings.provider_retries),
+            stores: stores.clone(),
+            settings,
+            clock,
+            sealer,
+            inbound,
+            audit,
+            caches,
+            admin_keys: quick_cache::sync::Cache::new(1024),
+            clients: quick_cache::sync::Cache::new(4096),
+            narrowed: quick_cache::sync::Cache::new(100_000),
+            inflight: Mutex::new(HashMap::new()),
+            reencryption: Mutex::new(None),
+            me: me.clone(),
+        });
+        let weak = Arc::downgrade(&core);
+        stores
+            .changes
+            .add_listener(Arc::new(move |event: &ChangeEvent| {
+                if let Some(core) = weak.upgrade() {
+                    core.apply_change(event);
+                }
+            }));
+        if let Err(e) = core.inbound.reload().await {
+            tracing::warn!(error = %e, "loading the trusted issuers failed; retrying on first use");
+        }
+        Ok(core)
+    }
+
+    /// Applies a change event to every in-memory state (synchronously; see `cache`).
+    fn apply_change(&self, event: &ChangeEvent) {
+        self.caches.apply(event);
+        match event {
+            ChangeEvent::Reset => {
+                self.inbound.issuers_changed();
+                self.admin_keys.clear();
+                self.clients.clear();
+                self.reload_data_keys();
+            }
+            ChangeEvent::Changed(change) => match change {
+                Change::Issuers => self.inbound.issuers_changed(),
+                Change::AdminKeys => self.admin_keys.clear(),
+                Change::Client(id) => {
+                    self.clients.remove(id);
+                }
+                Change::DataKeys => self.reload_data_keys(),
+                Change::App(_)
+                | Change::User(_)
+                | Change::AllUsers
+                | Change::Connection(_)
+                | Change::AppConnections(_) => {}
+            },
+        }
+    }
+
+    fn reload_data_keys(&self) {
+        let sealer = self.sealer.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = sealer.reload().await {
+                    tracing::warn!(error = %e, "reloading the data keys failed");
+                }
+            });
+        }
+    }
+
+    /// Waits until every queued audit record is written (graceful shutdown, tests).
+    pub async fn flush_audit(&self) {
+        self.audit.flush().await;
+    }
+}

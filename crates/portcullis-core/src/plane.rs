@@ -1,0 +1,930 @@
+//! The access control plane: on every outbound token request, the inbound token decides.
+//!
+//! `fetch_token` is the hot path. A warm request (a token already verified, the app, the user
+//! and the connection in memory) does no database IO: it hashes the token, evaluates the app's
+//! compiled policies, opens the sealed credential and queues an audit record.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use portcullis_crypto::SecretString;
+use portcullis_domain::{
+    AppKind, AppRecord, AuditEvent, AuditOutcome, ConnectionKey, ConnectionRecord,
+    ConnectionStatus, CredentialKind, OnDeny, PolicyRecord, PolicyVerdict, Timestamp, UserRecord,
+};
+use portcullis_policy::{AllowedScopes, Decision, Explanation, Limits, PolicySet, Reason, Subject};
+use serde::Serialize;
+
+use crate::inbound::VerifiedToken;
+use crate::vault::RefreshError;
+use crate::{Core, ServiceError, ids};
+
+/// An app with its compiled policies, as the token path holds it in memory.
+#[derive(Debug)]
+pub struct AppSnapshot {
+    /// The app.
+    pub app: AppRecord,
+    /// Its policies, as stored.
+    pub policies: Vec<PolicyRecord>,
+    /// Its policies, compiled.
+    pub set: PolicySet,
+}
+
+impl AppSnapshot {
+    /// Compiles an app's policies.
+    pub fn compile(app: AppRecord, policies: Vec<PolicyRecord>) -> Result<Self, ServiceError> {
+        let set = PolicySet::compile(
+            &app.settings.scope_names(),
+            policies
+                .iter()
+                .map(|p| (p.id.clone(), p.document.clone()))
+                .collect(),
+            &Limits::default(),
+        )
+        .map_err(|e| {
+            ServiceError::Internal(format!(
+                "stored policies of app {} do not compile: {e}",
+                app.id
+            ))
+        })?;
+        Ok(Self { app, policies, set })
+    }
+}
+
+/// What an MCP server asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The outbound app.
+    pub app_id: String,
+    /// The scopes wanted (empty: the app's default scopes).
+    pub scopes: Vec<String>,
+    /// The tenant whose token (or within which the user's token) is wanted.
+    pub tenant_id: Option<String>,
+    /// Refresh even if the token is still fresh.
+    pub force_refresh: bool,
+}
+
+/// Which surface asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Surface {
+    /// `POST /v1/outbound/apps/{appId}/token`.
+    TokenEndpoint,
+    /// RFC 8693 token exchange by an authenticated client.
+    TokenExchange {
+        /// The client's id.
+        client_id: String,
+    },
+}
+
+/// A credential handed out.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboundToken {
+    /// The OAuth access token (OAuth apps).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub access_token: Option<SecretString>,
+    /// The API key (API-key apps).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub api_key: Option<SecretString>,
+    /// `Bearer`, or the provider's type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// When the access token expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// The scopes the credential carries.
+    pub scopes: Vec<String>,
+    /// The outbound app.
+    pub app_id: String,
+    /// The user it was fetched for.
+    pub user_id: String,
+    /// The tenant, when one was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Whose credential it is: `user`, `tenant` or `app`.
+    pub owner: &'static str,
+}
+
+fn expose_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(secret) => s.serialize_str(secret.expose()),
+        None => s.serialize_none(),
+    }
+}
+
+/// The decision behind an allowed request, in short.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionSummary {
+    /// `allow`.
+    pub outcome: &'static str,
+    /// `open` (no enforcing policy) or `matched`.
+    pub reason: &'static str,
+    /// The enforcing policies that matched.
+    pub deciding_policies: Vec<String>,
+    /// The scopes the policies allow: `"all"` or a list.
+    #[schema(value_type = Object)]
+    pub allowed_scopes: serde_json::Value,
+    /// Whether the token was narrowed to fewer scopes than the stored grant.
+    pub downscoped: bool,
+}
+
+/// A handed-out credential and the decision that allowed it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Granted {
+    /// The credential.
+    pub token: OutboundToken,
+    /// Why it was allowed.
+    pub decision: DecisionSummary,
+}
+
+/// Why a request did not get a token. Each variant is one distinct answer on the wire.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    /// 401: the inbound token is missing or invalid.
+    InvalidToken {
+        /// Stable code (`expired`, `bad_signature`, ...).
+        code: &'static str,
+        /// Why, in words.
+        message: String,
+    },
+    /// 403: the inbound token lacks the scope needed to fetch outbound tokens.
+    InsufficientScope {
+        /// The scope needed.
+        scope: String,
+    },
+    /// 400: the request is malformed.
+    InvalidRequest {
+        /// Stable code.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// 404: no such app.
+    UnknownApp {
+        /// The app asked for.
+        app_id: String,
+    },
+    /// 403: the request is outside the user's rights (not a tenant member, disabled user).
+    Forbidden {
+        /// Stable code.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// 403 `access_denied`: the policies do not allow it.
+    Denied {
+        /// Why, in a stable code (`no_policy_matched`, `scopes_not_allowed`, `downscoping_unsupported`).
+        reason: &'static str,
+        /// The full story.
+        explanation: Box<Explanation>,
+    },
+    /// 403 `consent_required`: the policies do not allow it, and the app asks for re-consent.
+    ConsentRequired {
+        /// Why.
+        reason: &'static str,
+        /// Where the user consents to what the policies allow.
+        connect_url: String,
+        /// The full story.
+        explanation: Box<Explanation>,
+    },
+    /// 404 `not_connected`: no usable connection, or the grant lacks a requested scope.
+    NotConnected {
+        /// Why (`no_connection`, `missing_scopes`, `consent_required_by_provider`, `expired`).
+        reason: &'static str,
+        /// Where the user connects (absent for API-key apps: an admin provisions keys).
+        connect_url: Option<String>,
+        /// The requested scopes the grant lacks.
+        missing_scopes: Vec<String>,
+    },
+    /// 503: the provider or the database is unavailable.
+    Unavailable {
+        /// Why.
+        message: String,
+    },
+    /// 500.
+    Internal {
+        /// Logged, not returned.
+        message: String,
+    },
+}
+
+impl Refusal {
+    fn audit_outcome(&self) -> (AuditOutcome, &'static str) {
+        match self {
+            Self::InvalidToken { code, .. } => (AuditOutcome::InvalidToken, code),
+            Self::InsufficientScope { .. } => (AuditOutcome::InvalidToken, "insufficient_scope"),
+            Self::InvalidRequest { code, .. } => (AuditOutcome::InvalidRequest, code),
+            Self::UnknownApp { .. } => (AuditOutcome::InvalidRequest, "unknown_app"),
+            Self::Forbidden { code, .. } => (AuditOutcome::Denied, code),
+            Self::Denied { reason, .. } => (AuditOutcome::Denied, reason),
+            Self::ConsentRequired { reason, .. } => (AuditOutcome::ConsentRequired, reason),
+            Self::NotConnected { reason, .. } => (AuditOutcome::NotConnected, reason),
+            Self::Unavailable { .. } => (AuditOutcome::Error, "unavailable"),
+            Self::Internal { .. } => (AuditOutcome::Error, "internal"),
+        }
+    }
+}
+
+impl From<ServiceError> for Refusal {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Unavailable(message) => Self::Unavailable { message },
+            ServiceError::NotFound { entity: "app", id } => Self::UnknownApp { app_id: id },
+            ServiceError::Invalid { code, message, .. } => Self::InvalidRequest { code, message },
+            ServiceError::Forbidden(message) => Self::Forbidden {
+                code: "forbidden",
+                message,
+            },
+            other => Self::Internal {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Who is asking, once the inbound token is verified and the directory consulted.
+pub(crate) struct Caller {
+    pub(crate) token: Arc<VerifiedToken>,
+    pub(crate) user: Option<Arc<UserRecord>>,
+}
+
+impl Caller {
+    /// The roles that count: live from the directory, else mapped from the token.
+    pub(crate) fn roles(&self, tenant: Option<&str>) -> Vec<String> {
+        match &self.user {
+            Some(u) => u.effective_roles(tenant),
+            None => self.token.token_roles.clone(),
+        }
+    }
+
+    /// Whether the caller belongs to `tenant`.
+    pub(crate) fn in_tenant(&self, tenant: &str) -> bool {
+        match &self.user {
+            Some(u) => u.is_member_of(tenant),
+            None => self.token.tenants.iter().any(|t| t == tenant),
+        }
+    }
+}
+
+/// What the audit record of a request collects as the request goes.
+struct Trail {
+    started: Instant,
+    user_id: Option<String>,
+    issuer: Option<String>,
+    client_id: Option<String>,
+    requested: Vec<String>,
+    verdicts: Vec<PolicyVerdict>,
+    deciding: Vec<String>,
+    shadow: Option<String>,
+}
+
+impl Core {
+    /// Decides an outbound token request and, when allowed, hands the credential out.
+    pub async fn fetch_token(
+        &self,
+        bearer: Option<&str>,
+        req: &TokenRequest,
+        surface: &Surface,
+    ) -> Result<Granted, Refusal> {
+        let mut trail = Trail {
+            started: Instant::now(),
+            user_id: None,
+            issuer: None,
+            client_id: match surface {
+                Surface::TokenExchange { client_id } => Some(client_id.clone()),
+                Surface::TokenEndpoint => None,
+            },
+            requested: req.scopes.clone(),
+            verdicts: Vec::new(),
+            deciding: Vec::new(),
+            shadow: None,
+        };
+        let result = self.decide_and_fetch(bearer, req, &mut trail).await;
+        self.audit_fetch(req, surface, &trail, &result).await;
+        result
+    }
+
+    async fn decide_and_fetch(
+        &self,
+        bearer: Option<&str>,
+        req: &TokenRequest,
+        trail: &mut Trail,
+    ) -> Result<Granted, Refusal> {
+        let caller = self.authenticate_caller(bearer).await?;
+        trail.user_id = Some(caller.token.subject.clone());
+        trail.issuer = Some(caller.token.issuer.clone());
+        if trail.client_id.is_none() {
+            trail.client_id.clone_from(&caller.token.client_id);
+        }
+        let snapshot =
+            self.app_snapshot(&req.app_id)
+                .await?
+                .ok_or_else(|| Refusal::UnknownApp {
+                    app_id: req.app_id.clone(),
+                })?;
+        let app = &snapshot.app;
+        if let Some(u) = &caller.user
+            && u.disabled
+        {
+            return Err(Refusal::Forbidden {
+                code: "user_disabled",
+                message: "the user is disabled".into(),
+            });
+        }
+        let tenant = req.tenant_id.as_deref();
+        if let Some(t) = tenant
+            && !caller.in_tenant(t)
+        {
+            return Err(Refusal::Forbidden {
+                code: "not_a_tenant_member",
+                message: format!("the user is not a member of tenant {t}"),
+            });
+        }
+        let requested: Vec<String> = if req.scopes.is_empty() && app.kind == AppKind::OAuth {
+            app.settings.default_scopes.clone()
+        } else {
+            req.scopes.clone()
+        };
+        trail.requested.clone_from(&requested);
+        check_offered(app, &requested)?;
+
+        // The decision.
+        let roles = caller.roles(tenant);
+        let subject = Subject::new(&roles, &caller.token.claims);
+        let requested_refs: Vec<&str> = requested.iter().map(String::as_str).collect();
+        let decision = snapshot.set.decide(&subject, &requested_refs);
+        record_verdicts(trail, &snapshot.set, &decision);
+        if !decision.allowed() {
+            return Err(self
+                .refuse(
+                    &snapshot, &caller, tenant, &requested, &decision, &subject, None,
+                )
+                .await);
+        }
+        let allowed = decision.allowed_scopes(&snapshot.set);
+
+        // The credential.
+        let (key, conn) = self
+            .find_credential(app, &caller.token.subject, tenant)
+            .await?;
+        let Some(conn) = conn else {
+            return Err(self
+                .not_connected(
+                    &snapshot,
+                    &caller,
+                    tenant,
+                    "no_connection",
+                    &requested,
+                    &[],
+                    &allowed,
+                )
+                .await);
+        };
+        if conn.status == ConnectionStatus::ConsentRequired {
+            return Err(self
+                .not_connected(
+                    &snapshot,
+                    &caller,
+                    tenant,
+                    "consent_required_by_provider",
+                    &requested,
+                    &conn.scopes,
+                    &allowed,
+                )
+                .await);
+        }
+        let owner = owner_of(&key);
+        if conn.kind == CredentialKind::ApiKey {
+            let api_key = self.open_secret(&conn, "access").await?;
+            self.audit.used(&conn.id, self.clock.now());
+            return Ok(Granted {
+                token: OutboundToken {
+                    access_token: None,
+                    api_key: Some(api_key),
+                    token_type: None,
+                    expires_at: None,
+                    scopes: Vec::new(),
+                    app_id: app.id.clone(),
+                    user_id: caller.token.subject.clone(),
+                    tenant_id: tenant.map(str::to_owned),
+                    owner,
+                },
+                decision: summary(&decision, &snapshot.set, false),
+            });
+        }
+        let missing: Vec<String> = requested
+            .iter()
+            .filter(|s| !conn.scopes.contains(s))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(self
+                .not_connected(
+                    &snapshot,
+                    &caller,
+                    tenant,
+                    "missing_scopes",
+                    &requested,
+                    &conn.scopes,
+                    &allowed,
+                )
+                .await);
+        }
+        // Never hand out more than allowed: narrow when the grant is broader.
+        let excess = match &allowed {
+            AllowedScopes::All => false,
+            AllowedScopes::List(_) => conn.scopes.iter().any(|s| !allowed.contains(s)),
+        };
+        let conn = match self.ensure_fresh(app, conn, req.force_refresh).await {
+            Ok(c) => c,
+            Err(RefreshError::ConsentRequired) => {
+                return Err(self
+                    .not_connected(
+                        &snapshot,
+                        &caller,
+                        tenant,
+                        "consent_required_by_provider",
+                        &requested,
+                        &[],
+                        &allowed,
+                    )
+                    .await);
+            }
+            Err(RefreshError::Expired) => {
+                return Err(self
+                    .not_connected(
+                        &snapshot,
+                        &caller,
+                        tenant,
+                        "expired",
+                        &requested,
+                        &[],
+                        &allowed,
+                    )
+                    .await);
+            }
+            Err(RefreshError::Gone) => {
+                return Err(self
+                    .not_connected(
+                        &snapshot,
+                        &caller,
+                        tenant,
+                        "no_connection",
+                        &requested,
+                        &[],
+                        &allowed,
+                    )
+                    .await);
+            }
+            Err(RefreshError::Unavailable(message)) => {
+                return Err(Refusal::Unavailable { message });
+            }
+            Err(RefreshError::Internal(message)) => return Err(Refusal::Internal { message }),
+        };
+        let token = if excess {
+            let target: Vec<String> = if requested.is_empty() {
+                conn.scopes
+                    .iter()
+                    .filter(|s| allowed.contains(s))
+                    .cloned()
+                    .collect()
+            } else {
+                requested.clone()
+            };
+            if !app.settings.narrow_scopes_on_refresh || conn.refresh.is_none() {
+                return Err(self
+                    .refuse(
+                        &snapshot,
+                        &caller,
+                        tenant,
+                        &requested,
+                        &decision,
+                        &subject,
+                        Some("downscoping_unsupported"),
+                    )
+                    .await);
+            }
+            match self.narrowed_token(app, &conn, &target).await {
+                Ok(t) => OutboundToken {
+                    access_token: Some(t.access_token.clone()),
+                    api_key: None,
+                    token_type: t.token_type.clone(),
+                    expires_at: t.expires_at,
+                    scopes: t.scopes.clone(),
+                    app_id: app.id.clone(),
+                    user_id: caller.token.subject.clone(),
+                    tenant_id: tenant.map(str::to_owned),
+                    owner,
+                },
+                Err(RefreshError::Unavailable(message)) => {
+                    return Err(Refusal::Unavailable { message });
+                }
+                Err(RefreshError::ConsentRequired) => {
+                    return Err(self
+                        .not_connected(
+                            &snapshot,
+                            &caller,
+                            tenant,
+                            "consent_required_by_provider",
+                            &requested,
+                            &[],
+                            &allowed,
+                        )
+                        .await);
+                }
+                Err(e) => {
+                    return Err(Refusal::Internal {
+                        message: e.to_string(),
+                    });
+                }
+            }
+        } else {
+            OutboundToken {
+                access_token: Some(self.open_secret(&conn, "access").await?),
+                api_key: None,
+                token_type: conn.token_type.clone(),
+                expires_at: conn.expires_at,
+                scopes: conn.scopes.clone(),
+                app_id: app.id.clone(),
+                user_id: caller.token.subject.clone(),
+                tenant_id: tenant.map(str::to_owned),
+                owner,
+            }
+        };
+        self.audit.used(&conn.id, self.clock.now());
+        Ok(Granted {
+            token,
+            decision: summary(&decision, &snapshot.set, excess),
+        })
+    }
+
+    /// Verifies the bearer token, checks its scope, and reads the user from the directory.
+    pub(crate) async fn authenticate_caller(
+        &self,
+        bearer: Option<&str>,
+    ) -> Result<Caller, Refusal> {
+        let Some(bearer) = bearer else {
+            return Err(Refusal::InvalidToken {
+                code: "missing_token",
+                message: "an inbound access token is required (Authorization: Bearer ...)".into(),
+            });
+        };
+        let token = self
+            .inbound
+            .verify(bearer)
+            .await
+            .map_err(|e| Refusal::InvalidToken {
+                code: e.code(),
+                message: e.to_string(),
+            })?;
+        if !token.has_scope(&self.settings.fetch_scope) {
+            return Err(Refusal::InsufficientScope {
+                scope: self.settings.fetch_scope.clone(),
+            });
+        }
+        let user = self.directory_user(&token.subject).await?;
+        Ok(Caller { token, user })
+    }
+
+    /// The user's directory entry (live, from memory when nothing changed).
+    pub(crate) async fn directory_user(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<UserRecord>>, ServiceError> {
+        let directory = self.stores.directory.clone();
+        self.caches
+            .users
+            .get_or_load(&id.to_owned(), || async move {
+                Ok::<_, ServiceError>(directory.user(id).await?.map(Arc::new))
+            })
+            .await
+    }
+
+    /// The app and its compiled policies (from memory when nothing changed).
+    pub async fn app_snapshot(&self, id: &str) -> Result<Option<Arc<AppSnapshot>>, ServiceError> {
+        let apps = self.stores.apps.clone();
+        self.caches
+            .apps
+            .get_or_load(&id.to_owned(), || async move {
+                match apps.app_with_policies(id).await? {
+                    None => Ok::<_, ServiceError>(None),
+                    Some((app, policies)) => {
+                        Ok(Some(Arc::new(AppSnapshot::compile(app, policies)?)))
+                    }
+                }
+            })
+            .await
+    }
+
+    /// A connection by key (from memory when nothing changed).
+    pub(crate) async fn cached_connection(
+        &self,
+        key: &ConnectionKey,
+    ) -> Result<Option<Arc<ConnectionRecord>>, ServiceError> {
+        let store = self.stores.connections.clone();
+        self.caches
+            .connections
+            .get_or_load(key, || async move {
+                Ok::<_, ServiceError>(store.connection(key).await?.map(Arc::new))
+            })
+            .await
+    }
+
+    /// Finds the credential for a request: the user's (within the tenant if one is named), else
+    /// the tenant's shared one; for API-key apps, finally the app-wide key.
+    async fn find_credential(
+        &self,
+        app: &AppRecord,
+        user: &str,
+        tenant: Option<&str>,
+    ) -> Result<(ConnectionKey, Option<Arc<ConnectionRecord>>), Refusal> {
+        let mut keys = vec![ConnectionKey::user(&app.id, user, tenant)];
+        if let Some(t) = tenant {
+            keys.push(ConnectionKey::tenant(&app.id, t));
+        }
+        if app.kind == AppKind::ApiKey {
+            if tenant.is_some() {
+                keys.insert(1, ConnectionKey::user(&app.id, user, None));
+            }
+            keys.push(ConnectionKey::app(&app.id));
+        }
+        for key in &keys {
+            if let Some(c) = self.cached_connection(key).await? {
+                return Ok((key.clone(), Some(c)));
+            }
+        }
+        Ok((keys[0].clone(), None))
+    }
+
+    async fn open_secret(
+        &self,
+        conn: &ConnectionRecord,
+        field: &str,
+    ) -> Result<SecretString, Refusal> {
+        let aad = crate::vault::connection_aad(&conn.key, field);
+        let sealed = if field == "refresh" {
+            conn.refresh.as_ref().ok_or_else(|| Refusal::Internal {
+                message: "the connection has no refresh token".into(),
+            })?
+        } else {
+            &conn.access
+        };
+        let bytes = match self.sealer.open_cached(sealed, &aad) {
+            Ok(b) => b,
+            Err(_) => self.sealer.open(sealed, &aad).await?,
+        };
+        String::from_utf8(bytes.expose().to_vec())
+            .map(SecretString::from)
+            .map_err(|_| Refusal::Internal {
+                message: "a stored credential is not UTF-8".into(),
+            })
+    }
+
+    /// A denial: `access_denied`, or `consent_required` with a connect URL asking for what the
+    /// policies allow when the app says so (and some scope is allowed at all).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the denial needs the whole request context"
+    )]
+    async fn refuse(
+        &self,
+        snapshot: &AppSnapshot,
+        caller: &Caller,
+        tenant: Option<&str>,
+        requested: &[String],
+        decision: &Decision,
+        subject: &Subject<'_>,
+        reason_override: Option<&'static str>,
+    ) -> Refusal {
+        let refs: Vec<&str> = requested.iter().map(String::as_str).collect();
+        let explanation = Box::new(snapshot.set.explain(subject, &refs, decision));
+        let reason = reason_override.unwrap_or(match decision.reason() {
+            Reason::NoPolicyMatched => "no_policy_matched",
+            Reason::ScopesNotAllowed => "scopes_not_allowed",
+            Reason::Open | Reason::Matched => "allowed",
+        });
+        let app = &snapshot.app;
+        if app.settings.on_deny == OnDeny::Reconsent && app.kind == AppKind::OAuth {
+            let allowed = decision.allowed_scopes(&snapshot.set);
+            let scopes: Vec<String> = match &allowed {
+                AllowedScopes::All => requested.to_vec(),
+                AllowedScopes::List(list) => {
+                    let wanted: Vec<String> = requested
+                        .iter()
+                        .filter(|s| allowed.contains(s))
+                        .cloned()
+                        .collect();
+                    if wanted.is_empty() {
+                        list.iter().map(|s| (*s).to_owned()).collect()
+                    } else {
+                        wanted
+                    }
+                }
+            };
+            if !scopes.is_empty() {
+                let key = ConnectionKey::user(&app.id, &caller.token.subject, tenant);
+                match self
+                    .consent_link(
+                        app,
+                        key,
+                        scopes,
+                        None,
+                        &format!("user:{}", caller.token.subject),
+                    )
+                    .await
+                {
+                    Ok(connect_url) => {
+                        return Refusal::ConsentRequired {
+                            reason,
+                            connect_url,
+                            explanation,
+                        };
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot build a re-consent link"),
+                }
+            }
+        }
+        Refusal::Denied {
+            reason,
+            explanation,
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the answer needs the whole request context"
+    )]
+    async fn not_connected(
+        &self,
+        snapshot: &AppSnapshot,
+        caller: &Caller,
+        tenant: Option<&str>,
+        reason: &'static str,
+        requested: &[String],
+        granted: &[String],
+        allowed: &AllowedScopes<'_>,
+    ) -> Refusal {
+        let app = &snapshot.app;
+        let missing: Vec<String> = requested
+            .iter()
+            .filter(|s| !granted.contains(s))
+            .cloned()
+            .collect();
+        let connect_url = if app.kind == AppKind::OAuth {
+            // Ask for what was requested plus what is already granted and still allowed, so that
+            // the new grant replaces the old one without losing anything the user may keep.
+            let mut scopes = requested.to_vec();
+            for s in granted {
+                if allowed.contains(s) && !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+            let key = ConnectionKey::user(&app.id, &caller.token.subject, tenant);
+            match self
+                .consent_link(
+                    app,
+                    key,
+                    scopes,
+                    None,
+                    &format!("user:{}", caller.token.subject),
+                )
+                .await
+            {
+                Ok(url) => Some(url),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot build a connect link");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Refusal::NotConnected {
+            reason,
+            connect_url,
+            missing_scopes: missing,
+        }
+    }
+
+    async fn audit_fetch(
+        &self,
+        req: &TokenRequest,
+        surface: &Surface,
+        trail: &Trail,
+        result: &Result<Granted, Refusal>,
+    ) {
+        let (outcome, reason, granted) = match result {
+            Ok(g) => (AuditOutcome::Allowed, None, g.token.scopes.clone()),
+            Err(r) => {
+                let (o, reason) = r.audit_outcome();
+                (o, Some(reason.to_owned()), Vec::new())
+            }
+        };
+        let at = self.clock.now();
+        let event = AuditEvent {
+            id: ids::new_id("evt", at),
+            at,
+            action: match surface {
+                Surface::TokenEndpoint => "token".to_owned(),
+                Surface::TokenExchange { .. } => "token_exchange".to_owned(),
+            },
+            app_id: Some(req.app_id.clone()),
+            user_id: trail.user_id.clone(),
+            tenant_id: req.tenant_id.clone(),
+            client_id: trail.client_id.clone(),
+            issuer: trail.issuer.clone(),
+            requested_scopes: trail.requested.clone(),
+            granted_scopes: granted,
+            outcome,
+            reason,
+            deciding_policies: trail.deciding.clone(),
+            considered_policies: trail.verdicts.clone(),
+            shadow_outcome: trail.shadow.clone(),
+            latency_us: u64::try_from(trail.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        };
+        metrics::counter!("portcullis_token_requests_total", "outcome" => outcome.as_str())
+            .increment(1);
+        self.audit.record(event).await;
+    }
+}
+
+fn record_verdicts(trail: &mut Trail, set: &PolicySet, decision: &Decision) {
+    trail.verdicts = decision
+        .policies(set)
+        .map(|v| PolicyVerdict {
+            id: v.id.to_owned(),
+            matched: v.matched,
+            shadow: v.mode == portcullis_policy::Mode::Shadow,
+        })
+        .collect();
+    trail.deciding = decision.deciding_policies(set).map(str::to_owned).collect();
+    trail.shadow = decision.shadow().map(|s| {
+        if s.allowed() {
+            "allowed".to_owned()
+        } else {
+            "denied".to_owned()
+        }
+    });
+}
+
+fn summary(decision: &Decision, set: &PolicySet, downscoped: bool) -> DecisionSummary {
+    DecisionSummary {
+        outcome: "allow",
+        reason: match decision.reason() {
+            Reason::Open => "open",
+            _ => "matched",
+        },
+        deciding_policies: decision.deciding_policies(set).map(str::to_owned).collect(),
+        allowed_scopes: match decision.allowed_scopes(set) {
+            AllowedScopes::All => serde_json::Value::String("all".into()),
+            AllowedScopes::List(l) => serde_json::Value::from(l),
+        },
+        downscoped,
+    }
+}
+
+fn owner_of(key: &ConnectionKey) -> &'static str {
+    match (&key.user_id, &key.tenant_id) {
+        (Some(_), _) => "user",
+        (None, Some(_)) => "tenant",
+        (None, None) => "app",
+    }
+}
+
+/// Rejects scopes the app does not offer (when it lists its scopes).
+fn check_offered(app: &AppRecord, requested: &[String]) -> Result<(), Refusal> {
+    if app.kind == AppKind::ApiKey {
+        if requested.is_empty() {
+            return Ok(());
+        }
+        return Err(Refusal::InvalidRequest {
+            code: "invalid_scope",
+            message: "API-key apps have no scopes; send an empty scope list".into(),
+        });
+    }
+    if app.settings.scopes.is_empty() {
+        return Ok(());
+    }
+    let unknown: Vec<&String> = requested
+        .iter()
+        .filter(|s| !app.settings.scopes.iter().any(|d| &d.name == *s))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::InvalidRequest {
+            code: "invalid_scope",
+            message: format!(
+                "app {} does not offer the scope(s) {}",
+                app.id,
+                unknown
+                    .iter()
+                    .map(|s| format!("{s:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+    }
+}

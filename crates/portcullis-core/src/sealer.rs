@@ -1,0 +1,331 @@
+//! Secrets at rest: seals and opens every stored secret with the data keys, which the operator's
+//! master key wraps; rotates data keys and re-encrypts existing rows in the background.
+
+use std::sync::{Arc, RwLock};
+
+use portcullis_crypto::envelope::{DataKey, KeyRing, MasterKey, unwrap_data_key};
+use portcullis_crypto::{CryptoError, SecretBytes};
+use portcullis_domain::{Ciphertext, Clock, DataKeyRecord, KeyStore, StoreError, Stores};
+
+use crate::ServiceError;
+
+/// Seals and opens secrets; cheap to share.
+pub struct Sealer {
+    masters: Vec<MasterKey>,
+    ring: RwLock<KeyRing>,
+    keys: Arc<dyn KeyStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("active_key", &self.active_key_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the sealer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SealerError {
+    /// The database failed.
+    #[error("cannot read the data keys: {0}")]
+    Store(#[from] StoreError),
+    /// A data key cannot be unwrapped with the configured master keys.
+    #[error("cannot unwrap data key {id}: {source}")]
+    Unwrap {
+        /// The data key.
+        id: u32,
+        /// Why.
+        source: CryptoError,
+    },
+    /// No master key was given.
+    #[error("no master key is configured")]
+    NoMasterKey,
+}
+
+impl Sealer {
+    /// Loads the data keys (creating the first one on an empty database), unwrapping them with
+    /// `masters` (the first is the active master key). Data keys wrapped under an older master key
+    /// are re-wrapped under the active one: that is how the master key rotates.
+    pub async fn load(
+        keys: Arc<dyn KeyStore>,
+        masters: Vec<MasterKey>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SealerError> {
+        let active_master = masters.first().ok_or(SealerError::NoMasterKey)?;
+        let mut records = keys.data_keys().await?;
+        if records.is_empty() {
+            let first = DataKey::generate(1);
+            let wrapped = active_master
+                .wrap(&first)
+                .map_err(|source| SealerError::Unwrap { id: 1, source })?;
+            records = keys
+                .insert_first_data_key(&DataKeyRecord {
+                    id: 1,
+                    master_key_id: active_master.id().to_owned(),
+                    wrapped,
+                    active: true,
+                    created_at: clock.now(),
+                })
+                .await?;
+        }
+        for record in &records {
+            if record.master_key_id != active_master.id() {
+                let key =
+                    unwrap_data_key(&masters, record.id, &record.wrapped).map_err(|source| {
+                        SealerError::Unwrap {
+                            id: record.id,
+                            source,
+                        }
+                    })?;
+                let wrapped = active_master
+                    .wrap(&key)
+                    .map_err(|source| SealerError::Unwrap {
+                        id: record.id,
+                        source,
+                    })?;
+                keys.rewrap_data_key(record.id, active_master.id(), &wrapped)
+                    .await?;
+                tracing::info!(
+                    data_key = record.id,
+                    master_key = active_master.id(),
+                    "re-wrapped a data key under the active master key"
+                );
+            }
+        }
+        let ring = build_ring(&masters, &records)?;
+        Ok(Self {
+            masters,
+            ring: RwLock::new(ring),
+            keys,
+            clock,
+        })
+    }
+
+    /// The data key new secrets are sealed with.
+    pub fn active_key_id(&self) -> u32 {
+        self.read().active_id()
+    }
+
+    /// Seals `plaintext`, bound to `aad` (see [`portcullis_crypto::envelope::aad`]).
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Ciphertext, ServiceError> {
+        let sealed = self
+            .read()
+            .seal(plaintext, aad)
+            .map_err(|e| ServiceError::Internal(format!("cannot seal a secret: {e}")))?;
+        Ok(Ciphertext {
+            key_id: sealed.key_id,
+            bytes: sealed.bytes,
+        })
+    }
+
+    /// Opens a sealed secret with the keys in memory (the hot path).
+    pub fn open_cached(&self, c: &Ciphertext, aad: &[u8]) -> Result<SecretBytes, CryptoError> {
+        self.read().open(&c.bytes, aad)
+    }
+
+    /// Opens a sealed secret, loading the data keys again if it was sealed under one this node
+    /// has not seen yet (another node rotated).
+    pub async fn open(&self, c: &Ciphertext, aad: &[u8]) -> Result<SecretBytes, ServiceError> {
+        match self.open_cached(c, aad) {
+            Err(CryptoError::UnknownDataKey { .. }) => {
+                self.reload().await?;
+                self.open_cached(c, aad).map_err(open_error)
+            }
+            other => other.map_err(open_error),
+        }
+    }
+
+    /// Loads the data keys from the database again.
+    pub async fn reload(&self) -> Result<(), ServiceError> {
+        let records = self.keys.data_keys().await?;
+        let ring = build_ring(&self.masters, &records)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        *self
+            .ring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ring;
+        Ok(())
+    }
+
+    /// Adds a new data key and makes it the active one; returns its id. Existing rows stay
+    /// readable; [`reencrypt`] moves them to the new key.
+    pub async fn rotate(&self) -> Result<u32, ServiceError> {
+        let master = self
+            .masters
+            .first()
+            .ok_or_else(|| ServiceError::Internal("no master key".into()))?;
+        for _ in 0..5 {
+            let next = self
+                .keys
+                .data_keys()
+                .await?
+                .iter()
+                .map(|k| k.id)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let key = DataKey::generate(next);
+            let wrapped = master
+                .wrap(&key)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let record = DataKeyRecord {
+                id: next,
+                master_key_id: master.id().to_owned(),
+                wrapped,
+                active: true,
+                created_at: self.clock.now(),
+            };
+            match self.keys.insert_active_data_key(&record).await {
+                Ok(()) => {
+                    self.reload().await?;
+                    tracing::info!(data_key = next, "rotated the data key");
+                    return Ok(next);
+                }
+                Err(StoreError::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Conflict {
+            code: "rotation_contended",
+            message: "another node is rotating keys at the same time; try again".into(),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn open_error(e: CryptoError) -> ServiceError {
+    ServiceError::Internal(format!("cannot open a stored secret: {e}"))
+}
+
+fn build_ring(masters: &[MasterKey], records: &[DataKeyRecord]) -> Result<KeyRing, SealerError> {
+    let active = records
+        .iter()
+        .find(|r| r.active)
+        .or_else(|| records.iter().max_by_key(|r| r.id))
+        .ok_or(SealerError::Store(StoreError::Backend(
+            "no data key is stored".into(),
+        )))?;
+    let unwrap = |r: &DataKeyRecord| {
+        unwrap_data_key(masters, r.id, &r.wrapped)
+            .map_err(|source| SealerError::Unwrap { id: r.id, source })
+    };
+    let mut ring = KeyRing::new(unwrap(active)?);
+    for r in records.iter().filter(|r| r.id != active.id) {
+        ring.insert(unwrap(r)?);
+    }
+    Ok(ring)
+}
+
+/// How far a re-encryption got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReencryptReport {
+    /// Connections re-sealed under the active key.
+    pub connections: u64,
+    /// App client secrets re-sealed.
+    pub app_secrets: u64,
+    /// Pending consents re-sealed.
+    pub consent_states: u64,
+}
+
+/// Re-seals every stored secret that is not under the active data key. Safe to run while the
+/// server serves: rows stay readable throughout, and a row whose tokens change meanwhile (a
+/// refresh) is simply left to the next pass (its new tokens are sealed under the active key).
+pub async fn reencrypt(sealer: &Sealer, stores: &Stores) -> Result<ReencryptReport, ServiceError> {
+    let mut report = ReencryptReport::default();
+    loop {
+        let active = sealer.active_key_id();
+        let batch = stores
+            .connections
+            .connections_sealed_with_other_key(active, 200)
+            .await?;
+        if batch.is_empty() {
+            break;
+        }
+        let mut progressed = false;
+        for c in batch {
+            let access_aad = crate::vault::connection_aad(&c.key, "access");
+            let refresh_aad = crate::vault::connection_aad(&c.key, "refresh");
+            let access = sealer.open(&c.access, &access_aad).await?;
+            let new_access = sealer.seal(access.expose(), &access_aad)?;
+            let new_refresh = match &c.refresh {
+                Some(r) => {
+                    let plain = sealer.open(r, &refresh_aad).await?;
+                    Some(sealer.seal(plain.expose(), &refresh_aad)?)
+                }
+                None => None,
+            };
+            if stores
+                .connections
+                .reseal_connection(&c.id, c.version, &new_access, new_refresh.as_ref())
+                .await?
+            {
+                report.connections += 1;
+                progressed = true;
+            }
+        }
+        if !progressed {
+            // Every row of the batch changed under us; their new tokens use the active key.
+            tokio::task::yield_now().await;
+        }
+    }
+    loop {
+        let active = sealer.active_key_id();
+        let batch = stores
+            .consent_states
+            .states_sealed_with_other_key(active, 200)
+            .await?;
+        if batch.is_empty() {
+            break;
+        }
+        for s in batch {
+            if let Some(v) = &s.pkce_verifier {
+                let aad = crate::vault::state_aad(&s.id);
+                let plain = sealer.open(v, &aad).await?;
+                let fresh = sealer.seal(plain.expose(), &aad)?;
+                stores.consent_states.reseal_state(&s.id, &fresh).await?;
+                report.consent_states += 1;
+            }
+        }
+    }
+    let mut after: Option<String> = None;
+    loop {
+        let apps = stores
+            .apps
+            .apps(&portcullis_domain::PageRequest {
+                after: after.clone(),
+                limit: 200,
+            })
+            .await?;
+        let Some(last) = apps.last() else { break };
+        after = Some(last.id.clone());
+        for mut app in apps {
+            let active = sealer.active_key_id();
+            let Some(secret) = app.client_secret.clone() else {
+                continue;
+            };
+            if secret.key_id == active {
+                continue;
+            }
+            let aad = crate::manage::app_secret_aad(&app.id);
+            let plain = sealer.open(&secret, &aad).await?;
+            app.client_secret = Some(sealer.seal(plain.expose(), &aad)?);
+            let expected = app.revision;
+            app.revision += 1;
+            match stores.apps.update_app(&app, expected).await {
+                Ok(()) => report.app_secrets += 1,
+                // Changed meanwhile: the writer sealed under the active key.
+                Err(StoreError::Conflict(_) | StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(report)
+}

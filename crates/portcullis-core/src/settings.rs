@@ -1,0 +1,71 @@
+//! The settings services run with, validated once by the binary and passed in.
+
+use std::time::Duration;
+
+/// Runtime settings of the services.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The URL users and providers reach this deployment at (no trailing slash), e.g.
+    /// `https://portcullis.example.com`. Connect links and the provider callback are built on it.
+    pub public_url: String,
+    /// A random id for this process (refresh leases, logs).
+    pub node_id: String,
+    /// Refresh a token this many seconds before it expires.
+    pub refresh_window_secs: i64,
+    /// How long a refresh lease lasts; must exceed the provider timeout times the attempts.
+    pub refresh_lease_secs: i64,
+    /// Timeout of one call to a provider.
+    pub provider_timeout: Duration,
+    /// How many times a transient refresh failure is retried (with backoff).
+    pub provider_retries: u32,
+    /// How long a pending consent (`state`) is accepted.
+    pub consent_ttl_secs: i64,
+    /// The scope an inbound token must carry to fetch outbound tokens.
+    pub fetch_scope: String,
+    /// The tenant role that lets a user connect an app for the whole tenant.
+    pub tenant_admin_role: String,
+    /// Return URLs a connect flow may send the browser back to: each entry is an origin
+    /// (`https://app.example.com`) or a URL prefix ending with `/`. The public URL's origin is
+    /// always allowed.
+    pub allowed_return_urls: Vec<String>,
+    /// How many verified inbound tokens are remembered.
+    pub token_cache_capacity: usize,
+    /// How long a fetched JWKS is used before it is fetched again.
+    pub jwks_ttl: Duration,
+    /// The shortest interval between two JWKS fetches caused by an unknown `kid`.
+    pub jwks_min_refetch: Duration,
+    /// The longest inbound token accepted, in bytes.
+    pub max_token_len: usize,
+    /// Accept plain-HTTP provider and JWKS URLs on hosts other than loopback (never in
+    /// production).
+    pub danger_allow_insecure_http: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            node_id: "node".to_owned(),
+            refresh_window_secs: 60,
+            refresh_lease_secs: 45,
+            provider_timeout: Duration::from_secs(10),
+            provider_retries: 2,
+            consent_ttl_secs: 600,
+            fetch_scope: "outbound.token.fetch".to_owned(),
+            tenant_admin_role: "Tenant Admin".to_owned(),
+            allowed_return_urls: Vec::new(),
+            token_cache_capacity: 100_000,
+            jwks_ttl: Duration::from_secs(3600),
+            jwks_min_refetch: Duration::from_secs(10),
+            max_token_len: 16 * 1024,
+            danger_allow_insecure_http: false,
+        }
+    }
+}
+
+impl Settings {
+    /// The provider callback URL (the `redirect_uri` Portcullis registers with providers).
+    pub fn callback_url(&self) -> String {
+        format!("{}/v1/outbound/callback", self.public_url)
+    }
+}

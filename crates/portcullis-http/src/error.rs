@@ -1,0 +1,228 @@
+//! The one error type of the HTTP edge: one `status()` per variant, a stable `code`, and one
+//! documented JSON shape: `{"error": "<code>", "message": "...", "details": ...}`. Internal details
+//! are logged, never returned.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use portcullis_core::ServiceError;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// What went wrong, in a sentence.
+    pub message: String,
+    /// Structured details.
+    pub details: Option<Value>,
+    /// Extra top-level members (e.g. `connectUrl`, `decision`).
+    pub extra: serde_json::Map<String, Value>,
+    /// A `WWW-Authenticate` challenge.
+    pub challenge: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            extra: serde_json::Map::new(),
+            challenge: None,
+        }
+    }
+
+    /// A 400.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// Adds details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// Adds a top-level member.
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_owned(), value);
+        self
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid {
+                code,
+                message,
+                details,
+            } => Self {
+                details,
+                ..Self::bad_request(code, message)
+            },
+            ServiceError::NotFound { entity, id } => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                if id.is_empty() {
+                    format!("{entity} not found")
+                } else {
+                    format!("{entity} {id} not found")
+                },
+            )
+            .with_details(json!({"entity": entity, "id": id})),
+            ServiceError::Conflict { code, message } => {
+                Self::new(StatusCode::CONFLICT, code, message)
+            }
+            ServiceError::Unauthorized(message) => Self {
+                challenge: Some("Bearer".into()),
+                ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            },
+            ServiceError::Forbidden(message) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
+            ServiceError::Unavailable(message) => {
+                tracing::warn!(error = %message, "a dependency is unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "a dependency of the server is unavailable; try again shortly",
+                )
+            }
+            ServiceError::Internal(message) => {
+                tracing::error!(error = %message, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the server failed; the details are in its logs",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), Value::String(self.code.into()));
+        body.insert("message".into(), Value::String(self.message));
+        if let Some(d) = self.details {
+            body.insert("details".into(), d);
+        }
+        body.extend(self.extra);
+        let mut resp = (self.status, Json(Value::Object(body))).into_response();
+        if let Some(c) = self.challenge
+            && let Ok(v) = HeaderValue::from_str(&c)
+        {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}
+
+/// A JSON body whose rejections use the documented error shape: wrong content type → 415,
+/// too large → 413, malformed JSON → 400 `invalid_json`, wrong types or unknown fields → 400
+/// `invalid_body`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(r) => Err(json_rejection(r)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    match r {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON (Content-Type: application/json)",
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::JsonDataError(e) => ApiError::bad_request(
+            "invalid_body",
+            format!(
+                "the body does not have the expected shape: {}",
+                e.body_text()
+            ),
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is too large",
+            )
+        }
+        other => ApiError::bad_request("invalid_body", other.body_text()),
+    }
+}
+
+/// Path parameters whose rejections use the documented error shape.
+#[derive(Debug, Clone)]
+pub struct PathParams<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for PathParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(e) => Err(path_rejection(e)),
+        }
+    }
+}
+
+fn path_rejection(e: PathRejection) -> ApiError {
+    ApiError::bad_request("invalid_path", e.body_text())
+}
+
+/// Query parameters whose rejections use the documented error shape.
+#[derive(Debug, Clone)]
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(e) => Err(query_rejection(e)),
+        }
+    }
+}
+
+fn query_rejection(e: QueryRejection) -> ApiError {
+    ApiError::bad_request("invalid_query", e.body_text())
+}

@@ -1,0 +1,106 @@
+//! Portcullis's HTTP surface. [`router`] builds the whole API on an [`AppState`]; handlers are
+//! short: an extractor authenticates, then one service call and a DTO.
+//!
+//! - `/v1/outbound/...`: the token endpoint MCP servers call with the user's inbound token, the
+//!   connect flow and the provider callback;
+//! - `/oauth2/token`: RFC 8693 token exchange for confidential clients;
+//! - `/v1/mgmt/...`: the management API (admin keys);
+//! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+
+mod auth;
+mod error;
+mod mgmt;
+mod oauth;
+mod openapi;
+mod ops;
+mod outbound;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use portcullis_core::Core;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use error::ApiError;
+pub use openapi::openapi_document;
+
+/// Renders the Prometheus exposition of the process's metrics.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The services.
+    pub core: Arc<Core>,
+    /// The metrics renderer (`/metrics` answers 404 without one).
+    pub metrics: Option<MetricsRenderer>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(ops::routes())
+        .merge(outbound::routes())
+        .merge(oauth::routes())
+        .nest("/v1/mgmt", mgmt::routes())
+        .route_layer(middleware::from_fn(observe))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server failed; the details are in its logs",
+            )
+            .into_response()
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept this method",
+    )
+}
+
+/// Records request metrics and a log line per request (never the headers or the body).
+async fn observe(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("portcullis_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.clone()).increment(1);
+    metrics::histogram!("portcullis_http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone()).record(elapsed.as_secs_f64());
+    if elapsed > Duration::from_secs(1) || resp.status().is_server_error() {
+        tracing::info!(%method, %route, %status, elapsed_ms = elapsed.as_millis() as u64, "request");
+    } else {
+        tracing::debug!(%method, %route, %status, elapsed_us = elapsed.as_micros() as u64, "request");
+    }
+    resp
+}

@@ -1,0 +1,33 @@
+//! The management API, under `/v1/mgmt`. Every handler's first extractor is [`Admin`]: no admin
+//! key, no call.
+
+mod access;
+mod apps;
+mod audit;
+mod directory;
+mod vault;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(apps::routes())
+        .merge(vault::routes())
+        .merge(directory::routes())
+        .merge(access::routes())
+        .merge(audit::routes())
+}
+
+/// A 201 with a JSON body.
+pub(crate) fn created<T: serde::Serialize>(v: T) -> Response {
+    (StatusCode::CREATED, axum::Json(v)).into_response()
+}
+
+/// A 204.
+pub(crate) fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}

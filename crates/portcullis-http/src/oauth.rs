@@ -1,0 +1,173 @@
+//! The OAuth token endpoint. For now it serves RFC 8693 token exchange for admin-registered
+//! confidential clients; errors follow RFC 6749 §5.2 (`error`, `error_description`).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use portcullis_core::{ExchangeError, ExchangeRequest, TOKEN_EXCHANGE_GRANT};
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/oauth2/token", post(token))
+}
+
+fn oauth_error(e: ExchangeError) -> Response {
+    let mut body = serde_json::Map::new();
+    body.insert("error".into(), Value::String(e.error.into()));
+    body.insert("error_description".into(), Value::String(e.description));
+    body.extend(e.extra);
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = (status, axum::Json(Value::Object(body))).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if status == StatusCode::UNAUTHORIZED {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"portcullis\""),
+        );
+    }
+    resp
+}
+
+/// Parameters that may appear more than once.
+const REPEATABLE: [&str; 2] = ["resource", "audience"];
+
+async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match token_inner(&state, &headers, &body).await {
+        Ok(resp) => resp,
+        Err(e) => oauth_error(e),
+    }
+}
+
+async fn token_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ExchangeError> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+        .unwrap_or(false);
+    if !form_type {
+        return Err(ExchangeError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let mut single: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut resources = Vec::new();
+    let mut audiences = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        match k.as_ref() {
+            "resource" => resources.push(v.into_owned()),
+            "audience" => audiences.push(v.into_owned()),
+            key => {
+                if single.insert(key.to_owned(), v.into_owned()).is_some()
+                    && !REPEATABLE.contains(&key)
+                {
+                    return Err(ExchangeError::invalid_request(format!(
+                        "parameter {key} appears more than once"
+                    )));
+                }
+            }
+        }
+    }
+    let grant = single.get("grant_type").map(String::as_str);
+    match grant {
+        Some(TOKEN_EXCHANGE_GRANT) => {}
+        Some(other) => {
+            return Err(ExchangeError {
+                status: 400,
+                error: "unsupported_grant_type",
+                description: format!("grant_type {other} is not supported here"),
+                extra: serde_json::Map::new(),
+            });
+        }
+        None => return Err(ExchangeError::invalid_request("grant_type is required")),
+    }
+    let (client_id, secret) = client_credentials(headers, &single)?;
+    let client = state.core.authenticate_client(&client_id, &secret).await?;
+    let req = ExchangeRequest {
+        subject_token: single.remove("subject_token"),
+        subject_token_type: single.remove("subject_token_type"),
+        resources,
+        audiences,
+        scope: single.remove("scope"),
+        requested_token_type: single.remove("requested_token_type"),
+        actor_token: single.remove("actor_token"),
+        tenant_id: single.remove("tenant_id"),
+    };
+    let resp = state.core.token_exchange(&client, &req).await?;
+    let mut out = axum::Json(json!(resp)).into_response();
+    let h = out.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(out)
+}
+
+/// The client's credentials: HTTP Basic (RFC 6749 §2.3.1, form-urlencoded parts) or the
+/// `client_id`/`client_secret` body parameters — not both.
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &std::collections::HashMap<String, String>,
+) -> Result<(String, String), ExchangeError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, creds)| creds.trim().to_owned());
+    let body_secret = form.get("client_secret");
+    match (basic, body_secret) {
+        (Some(_), Some(_)) => Err(ExchangeError::invalid_request(
+            "use one client authentication method, not two",
+        )),
+        (Some(creds), None) => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(creds)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ExchangeError::invalid_client("malformed Basic credentials"))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| ExchangeError::invalid_client("malformed Basic credentials"))?;
+            let decode = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            let (id, secret) = (decode(id), decode(secret));
+            if let Some(body_id) = form.get("client_id")
+                && body_id != &id
+            {
+                return Err(ExchangeError::invalid_request(
+                    "client_id does not match the Basic credentials",
+                ));
+            }
+            Ok((id, secret))
+        }
+        (None, Some(secret)) => {
+            let id = form
+                .get("client_id")
+                .ok_or_else(|| ExchangeError::invalid_client("client_id is required"))?;
+            Ok((id.clone(), secret.clone()))
+        }
+        (None, None) => Err(ExchangeError::invalid_client(
+            "the client must authenticate (client_secret_basic or client_secret_post)",
+        )),
+    }
+}
