@@ -20,16 +20,16 @@ pub struct AdminIdentity {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminKeyInfo {
-    /// The key's id.
+    /// The key's id (not the key itself).
     pub id: String,
     /// What it is for.
     pub name: String,
-    /// When it was created.
-    #[schema(value_type = String)]
+    /// When the key was created.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    /// When it stops working.
+    /// When the key stops working (never, when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
 }
 
@@ -61,11 +61,11 @@ pub struct NewAdminKey {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdminKeyInput {
-    /// What the key is for.
+    /// What the key is for, 1 to 128 characters.
     pub name: String,
     /// When it stops working (RFC 3339); never when absent.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
 }
 

@@ -114,7 +114,12 @@ impl Core {
             Some(r) => r,
             None => {
                 let r = self.stores.clients.client(id).await.map_err(|e| {
-                    ExchangeError::new(503, "temporarily_unavailable", e.to_string())
+                    tracing::warn!(error = %e, "reading a client failed");
+                    ExchangeError::new(
+                        503,
+                        "temporarily_unavailable",
+                        "the server cannot reach its database; try again shortly",
+                    )
                 })?;
                 self.clients.insert(id.to_owned(), r.clone());
                 r
@@ -364,7 +369,12 @@ fn exchange_error(r: Refusal) -> ExchangeError {
             e
         }
         Refusal::Unavailable { message } => {
-            ExchangeError::new(503, "temporarily_unavailable", message)
+            tracing::warn!(error = %message, "a token exchange could not be served");
+            ExchangeError::new(
+                503,
+                "temporarily_unavailable",
+                "the provider or the database is unavailable; try again shortly",
+            )
         }
         Refusal::Internal { message } => {
             tracing::error!(error = %message, "token exchange failed");

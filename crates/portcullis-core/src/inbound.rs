@@ -5,7 +5,7 @@
 //! token already verified is remembered by the SHA-256 of its text until it expires.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -224,7 +224,9 @@ pub struct Inbound {
     config_issuers: Vec<IssuerSpec>,
     local: RwLock<Option<(IssuerSpec, Arc<KeySet>)>>,
     issuers: RwLock<Arc<IssuerMap>>,
-    dirty: AtomicBool,
+    /// Bumped by every change of the issuers; the list is current when `installed` caught up.
+    wanted: AtomicU64,
+    installed: AtomicU64,
     reloading: tokio::sync::Mutex<()>,
     store: Arc<dyn IssuerStore>,
     http: reqwest::Client,
@@ -254,7 +256,8 @@ impl Inbound {
             config_issuers,
             local: RwLock::new(None),
             issuers: RwLock::new(Arc::new(HashMap::new())),
-            dirty: AtomicBool::new(true),
+            wanted: AtomicU64::new(1),
+            installed: AtomicU64::new(0),
             reloading: tokio::sync::Mutex::new(()),
             store,
             http,
@@ -276,8 +279,15 @@ impl Inbound {
 
     /// Marks the issuer list stale and forgets verified tokens (an issuer may have been removed).
     pub fn issuers_changed(&self) {
-        self.dirty.store(true, Ordering::SeqCst);
+        // INVARIANT: the generation moves before the cache is cleared, so a verification that
+        // saw the list current and inserts after the clear is caught by its re-check.
+        self.wanted.fetch_add(1, Ordering::SeqCst);
         self.cache.clear();
+    }
+
+    /// Whether the issuer list in memory reflects every change heard of.
+    fn current(&self) -> bool {
+        self.installed.load(Ordering::SeqCst) >= self.wanted.load(Ordering::SeqCst)
     }
 
     /// Forgets every verified token (a revocation).
@@ -306,16 +316,13 @@ impl Inbound {
     /// whose settings did not change.
     pub async fn reload(&self) -> Result<(), ServiceError> {
         let _one = self.reloading.lock().await;
-        if !self.dirty.swap(false, Ordering::SeqCst) {
+        // Requests that found the list stale wait here; the first reloads, the others find it
+        // current. A change arriving while the store is read bumps `wanted` again.
+        let target = self.wanted.load(Ordering::SeqCst);
+        if self.installed.load(Ordering::SeqCst) >= target {
             return Ok(());
         }
-        let stored = match self.store.issuers().await {
-            Ok(s) => s,
-            Err(e) => {
-                self.dirty.store(true, Ordering::SeqCst);
-                return Err(e.into());
-            }
-        };
+        let stored = self.store.issuers().await?;
         let old = self.map();
         let mut next: IssuerMap = HashMap::new();
         let mut specs: Vec<(IssuerSpec, Option<Arc<KeySet>>)> = Vec::new();
@@ -352,6 +359,7 @@ impl Inbound {
             .issuers
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
+        self.installed.store(target, Ordering::SeqCst);
         Ok(())
     }
 
@@ -365,7 +373,7 @@ impl Inbound {
         }
         let now = self.clock.now().as_secs();
         let hash = portcullis_crypto::sha256(token.as_bytes());
-        if !self.dirty.load(Ordering::SeqCst)
+        if self.current()
             && let Some(hit) = self.cache.get(&hash)
         {
             if hit.expires_at >= now {
@@ -373,7 +381,7 @@ impl Inbound {
             }
             self.cache.remove(&hash);
         }
-        if self.dirty.load(Ordering::SeqCst) {
+        if !self.current() {
             self.reload()
                 .await
                 .map_err(|e| InboundError::KeysUnavailable(e.to_string()))?;
@@ -403,8 +411,11 @@ impl Inbound {
         let claims = unverified.into_claims();
         let verified = Arc::new(build_verified(&state, issuer, claims));
         // Keep the verification no longer than the token lives (and never past a reload).
-        if !self.dirty.load(Ordering::SeqCst) {
+        if self.current() {
             self.cache.insert(hash, verified.clone());
+            if !self.current() {
+                self.cache.remove(&hash);
+            }
         }
         Ok(verified)
     }

@@ -11,7 +11,10 @@ use portcullis_domain::{
     PageRequest, PolicyRecord, Role, ScopeDef, StoreError, TenantMembership, TenantRecord,
     Timestamp, UserRecord, validate_slug,
 };
-use portcullis_policy::{Explanation, Limits, PolicyDocument, Subject, validate_policy};
+use portcullis_policy::{
+    ErrorCode, Explanation, Limits, Mode, PolicyDocument, Scopes, Subject, ValidationError,
+    ValidationErrors, validate_policy,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -35,22 +38,30 @@ pub(crate) fn not_found(e: StoreError, entity: &'static str, id: &str) -> Servic
     }
 }
 
+/// A one-line display name: 1 to 128 characters, none of them a control character (they would
+/// reach logs, terminals and the console verbatim, and PostgreSQL refuses NUL in text).
 pub(crate) fn check_name(field: &str, v: &str) -> Result<(), ServiceError> {
     let n = v.trim().chars().count();
-    if n == 0 || n > 128 {
+    if n == 0 || n > 128 || v.chars().any(char::is_control) {
         return Err(ServiceError::invalid(
             "invalid_request",
-            format!("{field} must be 1 to 128 characters"),
+            format!("{field} must be 1 to 128 characters, without control characters"),
         ));
     }
     Ok(())
 }
 
+/// Whether free text holds a control character other than a line break or a tab.
+fn has_control_besides_whitespace(v: &str) -> bool {
+    v.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}
+
 fn check_description(v: Option<&str>) -> Result<(), ServiceError> {
-    if v.is_some_and(|d| d.chars().count() > 1024) {
+    if v.is_some_and(|d| d.chars().count() > 1024 || has_control_besides_whitespace(d)) {
         return Err(ServiceError::invalid(
             "invalid_request",
-            "description must be at most 1024 characters",
+            "description must be at most 1024 characters, without control characters other than line breaks and tabs",
         ));
     }
     Ok(())
@@ -120,9 +131,11 @@ impl<T> Page<T> {
 
 /// List parameters: `limit` (1–200, default 50) and an opaque `cursor`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// How many items (1–200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -160,7 +173,8 @@ pub(crate) fn decode_cursor(c: &str) -> Result<String, ServiceError> {
         .decode(c)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .filter(|s| s.len() <= 512)
+        // No id this server issues holds a control character (and PostgreSQL refuses NUL).
+        .filter(|s| s.len() <= 512 && !s.chars().any(char::is_control))
         .ok_or_else(|| {
             ServiceError::invalid("invalid_cursor", "cursor is not one this server issued")
         })
@@ -172,58 +186,67 @@ pub(crate) fn decode_cursor(c: &str) -> Result<String, ServiceError> {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppInput {
-    /// Immutable slug (required on create; on update, must match the path if given).
+    /// The app's id: a slug, immutable, used in every URL (required on create; on update, it must
+    /// match the path if given).
     #[serde(default)]
     pub id: Option<String>,
-    /// Display name.
+    /// The name shown to administrators and on consent pages, 1 to 128 characters.
     pub name: String,
-    /// Free text.
+    /// What the app is for, at most 1,024 characters.
     #[serde(default)]
     pub description: Option<String>,
-    /// `oauth` or `apiKey`.
+    /// How the app hands out credentials: `oauth` (users connect through the provider's consent
+    /// flow) or `apiKey` (an admin stores keys).
     #[serde(rename = "type")]
     #[schema(value_type = String)]
     pub kind: AppKind,
-    /// OAuth client id.
+    /// The OAuth client id registered with the provider (OAuth apps).
     #[serde(default)]
     pub client_id: Option<String>,
-    /// OAuth client secret (write-only; on update, omitted keeps the stored one).
+    /// The OAuth client secret registered with the provider. It is write-only: sealed at rest,
+    /// never shown; on update, leaving it out keeps the stored one.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub client_secret: Option<SecretString>,
-    /// Authorization endpoint.
+    /// The provider's authorization endpoint, where users consent (OAuth apps).
     #[serde(default)]
     pub authorization_url: Option<String>,
-    /// Token endpoint.
+    /// The provider's token endpoint, for the code exchange and refreshes (OAuth apps).
     #[serde(default)]
     pub token_url: Option<String>,
-    /// Revocation endpoint (RFC 7009).
+    /// The provider's token revocation endpoint (RFC 7009), called when a connection is revoked.
     #[serde(default)]
     pub revocation_url: Option<String>,
-    /// OpenID Connect userinfo endpoint.
+    /// An OpenID Connect userinfo endpoint, read once at connect time for the user's id at the
+    /// provider.
     #[serde(default)]
     pub userinfo_url: Option<String>,
-    /// Scopes the app offers.
+    /// The scopes the app offers, with descriptions; policies may only name these.
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub scopes: Vec<ScopeDef>,
-    /// Scopes asked for when none are named.
+    /// The scopes asked for when a request names none.
     #[serde(default)]
     pub default_scopes: Vec<String>,
-    /// PKCE (S256) on the authorization request (default true).
+    /// Whether the authorization request uses PKCE with S256 (default true).
     #[serde(default)]
     pub pkce: Option<bool>,
-    /// Extra authorization request parameters.
+    /// Extra parameters added to the authorization request (e.g. `access_type=offline`); the OAuth
+    /// parameters Portcullis sets itself cannot be overridden.
     #[serde(default)]
     pub authorization_params: BTreeMap<String, String>,
-    /// Whether the provider accepts a narrower `scope` on refresh (enables downscoped tokens).
+    /// Whether the provider honours a narrower `scope` on refresh (RFC 6749 §6), which lets
+    /// Portcullis hand out tokens downscoped to what the policies allow.
     #[serde(default)]
     pub narrow_scopes_on_refresh: bool,
-    /// `client_secret_basic` (default), `client_secret_post` or `none`.
+    /// How Portcullis authenticates at the provider's token endpoint: `client_secret_basic` (the
+    /// default), `client_secret_post`, or `none` (a public client, with PKCE).
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub token_endpoint_auth_method: Option<ClientAuthMethod>,
-    /// `forbid` (default) or `reconsent`.
+    /// What a request the policies do not allow gets: `forbid` (the default: a 403 `access_denied`)
+    /// or `reconsent` (a 403 `consent_required` with a link asking the provider for only what the
+    /// policies allow).
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub on_deny: Option<OnDeny>,
@@ -233,14 +256,14 @@ pub struct AppInput {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppView {
-    /// Slug.
+    /// The app's id (a slug).
     pub id: String,
-    /// Display name.
+    /// The app's name.
     pub name: String,
-    /// Free text.
+    /// What the app is for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// `oauth` or `apiKey`.
+    /// How the app hands out credentials: `oauth` or `apiKey`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Everything else.
@@ -251,11 +274,11 @@ pub struct AppView {
     pub has_client_secret: bool,
     /// Bumped by every change to the app or its policies.
     pub revision: i64,
-    /// When created.
-    #[schema(value_type = String)]
+    /// When the app was registered.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    /// When last changed.
-    #[schema(value_type = String)]
+    /// When the app was last changed.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -575,17 +598,17 @@ impl Core {
 pub struct PolicyView {
     /// The policy's id.
     pub id: String,
-    /// Its app.
+    /// The app the policy belongs to.
     pub app_id: String,
     /// The document (`name`, `description`, `conditions`, `scopes`, `mode`).
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub document: PolicyDocument,
-    /// When created.
-    #[schema(value_type = String)]
+    /// When the policy was created.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    /// When last changed.
-    #[schema(value_type = String)]
+    /// When the policy was last changed.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -602,20 +625,58 @@ impl From<&PolicyRecord> for PolicyView {
 }
 
 impl Core {
-    /// Parses and checks a policy document against its app.
+    /// Parses and checks a policy document against its app. A document that does not parse is
+    /// still checked against the app's scopes, so that one answer lists every problem.
     fn checked_policy(
         &self,
         app: &AppRecord,
         body: &Value,
     ) -> Result<PolicyDocument, ServiceError> {
-        let invalid = |e: portcullis_policy::ValidationErrors| ServiceError::Invalid {
+        let invalid = |e: ValidationErrors| ServiceError::Invalid {
             code: "invalid_policy",
             message: e.to_string(),
             details: serde_json::to_value(&e).ok(),
         };
-        let doc = PolicyDocument::from_json(body).map_err(invalid)?;
-        validate_policy(&doc, &app.settings.scope_names(), &Limits::default()).map_err(invalid)?;
-        Ok(doc)
+        let offered = app.settings.scope_names();
+        let limits = Limits::default();
+        let (doc, mut problems) = match PolicyDocument::from_json(body) {
+            Ok(doc) => {
+                let problems = validate_policy(&doc, &offered, &limits)
+                    .err()
+                    .map(|e| e.0)
+                    .unwrap_or_default();
+                (Some(doc), problems)
+            }
+            Err(e) => {
+                let mut problems = e.0;
+                // Past the cap of reported problems, nothing more is added.
+                if !problems
+                    .iter()
+                    .any(|p| p.code == ErrorCode::LimitExceeded && p.path.is_empty())
+                {
+                    merge_problems(&mut problems, unoffered_scopes(body, &offered, &limits));
+                }
+                (None, problems)
+            }
+        };
+        if let Some(name) = body.get("name").and_then(Value::as_str)
+            && name.chars().any(char::is_control)
+            && !problems.iter().any(|p| p.path == "name")
+        {
+            merge_problems(
+                &mut problems,
+                vec![ValidationError {
+                    path: "name".into(),
+                    code: ErrorCode::InvalidType,
+                    message: "a policy name cannot contain control characters".into(),
+                    policy_id: None,
+                }],
+            );
+        }
+        match doc {
+            Some(doc) if problems.is_empty() => Ok(doc),
+            _ => Err(invalid(ValidationErrors(problems))),
+        }
     }
 
     /// Creates a policy on an app.
@@ -724,6 +785,60 @@ impl Core {
     }
 }
 
+/// Where a problem sits in a policy document, in the order the parser reports them (fields it
+/// does not know first).
+fn policy_rank(p: &ValidationError) -> u8 {
+    match p.path.split(['.', '[']).next().unwrap_or_default() {
+        "name" => 1,
+        "description" => 2,
+        "conditions" => 3,
+        "scopes" => 4,
+        "mode" => 5,
+        _ => 0,
+    }
+}
+
+/// Adds problems found by another check, keeping the report in document order.
+fn merge_problems(problems: &mut Vec<ValidationError>, extra: Vec<ValidationError>) {
+    for p in extra {
+        let rank = policy_rank(&p);
+        let at = problems
+            .iter()
+            .position(|q| policy_rank(q) > rank)
+            .unwrap_or(problems.len());
+        problems.insert(at, p);
+    }
+}
+
+/// The scopes a document lists that the app does not offer, found even when the rest of the
+/// document does not parse: the checks `validate_policy` makes on the scope list alone.
+fn unoffered_scopes(body: &Value, offered: &[String], limits: &Limits) -> Vec<ValidationError> {
+    let Some(items) = body.get("scopes").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    // Entries that are not strings are reported by the parser; as "" they are skipped here.
+    let names = items
+        .iter()
+        .take(limits.max_scopes.min(portcullis_policy::MAX_OFFERED_SCOPES))
+        .map(|i| i.as_str().unwrap_or_default().to_owned())
+        .collect();
+    let probe = PolicyDocument {
+        name: "probe".into(),
+        description: None,
+        conditions: Vec::new(),
+        scopes: Scopes::List(names),
+        mode: Mode::Enforce,
+    };
+    validate_policy(&probe, offered, limits)
+        .err()
+        .map(|e| {
+            e.0.into_iter()
+                .filter(|p| p.code == ErrorCode::UnknownScope)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn duplicate_policy_name(e: StoreError) -> ServiceError {
     match e {
         StoreError::AlreadyExists {
@@ -745,24 +860,26 @@ pub struct UserInput {
     /// The user's id (required on create): for users of an external issuer, their `sub`.
     #[serde(default)]
     pub id: Option<String>,
-    /// Email (unique, case-insensitive).
+    /// The user's email address, unique (case-insensitive).
     #[serde(default)]
     pub email: Option<String>,
-    /// Display name.
+    /// The user's display name, at most 256 characters.
     #[serde(default)]
     pub name: Option<String>,
-    /// Roles across the deployment.
+    /// The roles the user holds everywhere (each one must exist); policies' `userRoles` conditions
+    /// read them.
     #[serde(default)]
     pub roles: Vec<String>,
-    /// Tenant memberships with tenant roles.
+    /// The tenants the user belongs to, with the roles the user holds in each (each tenant and role
+    /// must exist).
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub tenants: Vec<TenantMembership>,
-    /// Free-form attributes.
+    /// Free-form attributes: a JSON object of at most 16 KiB.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
-    /// A disabled user gets no outbound token.
+    /// Whether the user is disabled: a disabled user gets no outbound token.
     #[serde(default)]
     pub disabled: bool,
 }
@@ -771,29 +888,29 @@ pub struct UserInput {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
-    /// Id.
+    /// The user's id (for users of an external issuer, their `sub`).
     pub id: String,
-    /// Email.
+    /// The user's email address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    /// Name.
+    /// The user's display name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Roles.
+    /// The roles the user holds everywhere.
     pub roles: Vec<String>,
-    /// Tenants.
+    /// The tenants the user belongs to, with the user's roles in each.
     #[schema(value_type = Vec<Object>)]
     pub tenants: Vec<TenantMembership>,
-    /// Attributes.
+    /// Free-form attributes.
     #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
-    /// Disabled.
+    /// Whether the user is disabled (a disabled user gets no outbound token).
     pub disabled: bool,
-    /// When created.
-    #[schema(value_type = String)]
+    /// When the user was added.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    /// When last changed.
-    #[schema(value_type = String)]
+    /// When the user was last changed.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -818,7 +935,7 @@ fn check_user_input(input: &UserInput) -> Result<(), ServiceError> {
         let at = e.find('@');
         if e.len() > 254
             || at.is_none_or(|i| i == 0 || i + 1 == e.len())
-            || e.chars().any(char::is_whitespace)
+            || e.chars().any(|c| c.is_whitespace() || c.is_control())
         {
             return Err(ServiceError::invalid(
                 "invalid_request",
@@ -827,11 +944,11 @@ fn check_user_input(input: &UserInput) -> Result<(), ServiceError> {
         }
     }
     if let Some(n) = &input.name
-        && n.chars().count() > 256
+        && (n.chars().count() > 256 || n.chars().any(char::is_control))
     {
         return Err(ServiceError::invalid(
             "invalid_request",
-            "name must be at most 256 characters",
+            "name must be at most 256 characters, without control characters",
         ));
     }
     if input.roles.len() > 256 || input.tenants.len() > 256 {
@@ -848,6 +965,24 @@ fn check_user_input(input: &UserInput) -> Result<(), ServiceError> {
                 format!("tenant {} is listed twice", m.tenant_id),
             ));
         }
+    }
+    // No role or tenant is named with a control character: answer as the store does for one that
+    // does not exist, without asking it (PostgreSQL refuses NUL even in a lookup).
+    let roles = input
+        .roles
+        .iter()
+        .chain(input.tenants.iter().flat_map(|m| m.roles.iter()))
+        .map(|r| ("role", r));
+    let tenants = input.tenants.iter().map(|m| ("tenant", &m.tenant_id));
+    if let Some((entity, id)) = roles
+        .chain(tenants)
+        .find(|(_, id)| id.chars().any(char::is_control))
+    {
+        return Err(StoreError::MissingReference {
+            entity,
+            id: id.clone(),
+        }
+        .into());
     }
     check_attributes(&input.attributes)
 }
@@ -950,7 +1085,7 @@ pub struct RoleInput {
     /// The role's name (its id; required on create).
     #[serde(default)]
     pub name: Option<String>,
-    /// What it is for.
+    /// What the role is for, at most 1,024 characters.
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -959,16 +1094,16 @@ pub struct RoleInput {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleView {
-    /// Name.
+    /// The role's name (its id).
     pub name: String,
-    /// Description.
+    /// What the role is for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// When created.
-    #[schema(value_type = String)]
+    /// When the role was added.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    /// When last changed.
-    #[schema(value_type = String)]
+    /// When the role was last changed.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -1087,12 +1222,12 @@ impl Core {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TenantInput {
-    /// Slug (required on create).
+    /// The tenant's id: a slug, immutable (required on create).
     #[serde(default)]
     pub id: Option<String>,
-    /// Display name.
+    /// The tenant's name, 1 to 128 characters.
     pub name: String,
-    /// Free-form attributes.
+    /// Free-form attributes: a JSON object of at most 16 KiB.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
@@ -1102,18 +1237,18 @@ pub struct TenantInput {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantView {
-    /// Id.
+    /// The tenant's id (a slug).
     pub id: String,
-    /// Name.
+    /// The tenant's name.
     pub name: String,
-    /// Attributes.
+    /// Free-form attributes.
     #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
-    /// When created.
-    #[schema(value_type = String)]
+    /// When the tenant was added.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    /// When last changed.
-    #[schema(value_type = String)]
+    /// When the tenant was last changed.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -1221,7 +1356,7 @@ impl Core {
 pub struct IssuerInput {
     /// The exact `iss` of its tokens.
     pub issuer: String,
-    /// Its JWKS URL.
+    /// The URL of the issuer's JSON Web Key Set.
     #[serde(default)]
     pub jwks_url: Option<String>,
     /// Its OpenID Connect discovery URL (used when `jwksUrl` is absent).
@@ -1247,27 +1382,28 @@ pub struct IssuerInput {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuerView {
-    /// Id.
+    /// The issuer's id: `config:<n>` for the configuration file's issuers, a generated id for those
+    /// added through the API.
     pub id: String,
-    /// `iss`.
+    /// The exact `iss` of the issuer's tokens.
     pub issuer: String,
-    /// JWKS URL.
+    /// The URL of the issuer's JSON Web Key Set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_url: Option<String>,
-    /// Discovery URL.
+    /// The issuer's OpenID Connect discovery URL (used when there is no JWKS URL).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery_url: Option<String>,
-    /// Audiences.
+    /// The audiences accepted: a token must name one of them in `aud`.
     pub audiences: Vec<String>,
-    /// Algorithms.
+    /// The signature algorithms accepted.
     pub algorithms: Vec<String>,
-    /// Roles claim.
+    /// The claim holding the user's roles (a dotted path), for users who are not in the directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roles_claim: Option<String>,
-    /// Tenant claim.
+    /// The claim holding the user's tenant or tenants (a dotted path).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_claim: Option<String>,
-    /// Leeway.
+    /// The leeway on `exp` and `nbf`, in seconds.
     pub clock_skew_seconds: u32,
     /// `api` (stored) or `config` (from the configuration file, read-only).
     pub source: &'static str,
@@ -1297,6 +1433,20 @@ impl Core {
         input: &IssuerInput,
         created_at: Timestamp,
     ) -> Result<IssuerRecord, ServiceError> {
+        let texts = [&input.issuer]
+            .into_iter()
+            .chain(&input.jwks_url)
+            .chain(&input.discovery_url)
+            .chain(&input.audiences)
+            .chain(input.algorithms.iter().flatten())
+            .chain(&input.roles_claim)
+            .chain(&input.tenant_claim);
+        if texts.flat_map(|t| t.chars()).any(char::is_control) {
+            return Err(ServiceError::invalid(
+                "invalid_issuer",
+                "an issuer's settings must not contain control characters",
+            ));
+        }
         let record = IssuerRecord {
             id,
             issuer: input.issuer.clone(),
@@ -1331,10 +1481,14 @@ impl Core {
         Ok(IssuerView::from_record(&record))
     }
 
-    /// Lists trusted issuers: the configuration file's, then the stored ones.
-    pub async fn list_issuers(&self) -> Result<Vec<IssuerView>, ServiceError> {
-        let mut out = self.inbound.config_issuer_views();
-        out.extend(
+    /// Lists trusted issuers, by id: the configuration file's and the stored ones.
+    pub async fn list_issuers(
+        &self,
+        params: &ListParams,
+    ) -> Result<Page<IssuerView>, ServiceError> {
+        let (page, limit) = params.page_request()?;
+        let mut all = self.inbound.config_issuer_views();
+        all.extend(
             self.stores
                 .issuers
                 .issuers()
@@ -1342,7 +1496,13 @@ impl Core {
                 .iter()
                 .map(IssuerView::from_record),
         );
-        Ok(out)
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        let rows: Vec<IssuerView> = all
+            .into_iter()
+            .filter(|v| page.after.as_ref().is_none_or(|a| v.id > *a))
+            .take(page.limit as usize)
+            .collect();
+        Ok(Page::from_rows(rows, limit, |v| v.id.clone()))
     }
 
     /// Reads a stored issuer.
@@ -1422,7 +1582,7 @@ pub struct ClientInput {
     /// The `client_id` (a slug; generated when absent on create).
     #[serde(default)]
     pub id: Option<String>,
-    /// Display name.
+    /// The client's name, 1 to 128 characters.
     pub name: String,
     /// The outbound apps it may fetch tokens for by token exchange (all when absent).
     #[serde(default)]
@@ -1433,22 +1593,22 @@ pub struct ClientInput {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientView {
-    /// `client_id`.
+    /// The client's `client_id`.
     pub id: String,
-    /// Name.
+    /// The client's name.
     pub name: String,
     /// Apps it may fetch tokens for (all when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_apps: Option<Vec<String>>,
-    /// Grant types it may use.
+    /// The grant types the client may use (token exchange).
     pub grant_types: Vec<String>,
     /// `client_secret_basic` or `client_secret_post`.
     pub token_endpoint_auth_methods: Vec<String>,
-    /// When registered.
-    #[schema(value_type = String)]
+    /// When the client was registered.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    /// When last changed.
-    #[schema(value_type = String)]
+    /// When the client was last changed.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -1637,12 +1797,12 @@ pub struct SimulateInput {
     /// Or a subject described directly.
     #[serde(default)]
     pub subject: Option<SimulatedSubject>,
-    /// The outbound app.
+    /// The outbound app the request is for.
     pub app_id: String,
     /// The scopes asked for (empty: the app's default scopes).
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// The tenant of the request.
+    /// The tenant the request names, if any (the user's roles in that tenant apply).
     #[serde(default)]
     pub tenant_id: Option<String>,
 }
@@ -1654,10 +1814,10 @@ pub struct SimulatedSubject {
     /// The user's id: their directory roles apply unless `roles` is given.
     #[serde(default)]
     pub user_id: Option<String>,
-    /// The roles to evaluate with.
+    /// The roles to evaluate with, instead of the user's roles in the directory.
     #[serde(default)]
     pub roles: Option<Vec<String>>,
-    /// The inbound token's claims.
+    /// The inbound token's claims, for `jwtClaims` conditions.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub claims: Map<String, Value>,
@@ -1667,14 +1827,14 @@ pub struct SimulatedSubject {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SimulateOutput {
-    /// The user evaluated.
+    /// The user the decision was evaluated for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    /// The roles evaluated with.
+    /// The roles the decision was evaluated with.
     pub roles: Vec<String>,
     /// Where the roles came from: `directory`, `token` or `given`.
     pub roles_source: &'static str,
-    /// The scopes evaluated.
+    /// The scopes evaluated (the app's default scopes when the question named none).
     pub requested_scopes: Vec<String>,
     /// The decision and its explanation.
     #[schema(value_type = Object)]
@@ -1684,6 +1844,13 @@ pub struct SimulateOutput {
 impl Core {
     /// Evaluates a request without handing anything out.
     pub async fn simulate(&self, input: &SimulateInput) -> Result<SimulateOutput, ServiceError> {
+        // An app id that is not a slug names no app: not looked up (PostgreSQL refuses NUL).
+        if validate_slug(&input.app_id).is_err() {
+            return Err(ServiceError::not_found("app", &input.app_id));
+        }
+        if let Some(user) = input.subject.as_ref().and_then(|s| s.user_id.as_deref()) {
+            check_user_id(user)?;
+        }
         let snapshot = self
             .app_snapshot(&input.app_id)
             .await?
@@ -1763,6 +1930,7 @@ impl Core {
 
 /// Filters of the audit log.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditParams {
     /// Only this app.
@@ -1777,10 +1945,13 @@ pub struct AuditParams {
     /// `invalid_token`, `invalid_request`, `error`).
     pub outcome: Option<String>,
     /// Only events at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Only events before this instant (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// How many events (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -1866,8 +2037,8 @@ pub struct DataKeyView {
     pub active: bool,
     /// The master key that wraps it.
     pub master_key_id: String,
-    /// When created.
-    #[schema(value_type = String)]
+    /// When the key was created.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -1877,7 +2048,7 @@ pub struct DataKeyView {
 pub struct ReencryptionStatus {
     /// `running`, `done` or `failed`.
     pub state: &'static str,
-    /// The key rows are moved to.
+    /// The data key secrets are moved to.
     pub target_key_id: u32,
     /// What was re-sealed so far (when done).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1886,11 +2057,11 @@ pub struct ReencryptionStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// When it started.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
     /// When it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Timestamp>,
 }
 

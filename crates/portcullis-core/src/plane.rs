@@ -77,26 +77,29 @@ pub enum Surface {
 }
 
 /// A credential handed out.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboundToken {
     /// The OAuth access token (OAuth apps).
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    #[schema(value_type = Option<String>)]
     pub access_token: Option<SecretString>,
-    /// The API key (API-key apps).
+    /// The API key (API-key apps), present instead of `accessToken`.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    #[schema(value_type = Option<String>)]
     pub api_key: Option<SecretString>,
     /// `Bearer`, or the provider's type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
     /// When the access token expires.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// The scopes the credential carries.
     pub scopes: Vec<String>,
-    /// The outbound app.
+    /// The outbound app the credential is for.
     pub app_id: String,
-    /// The user it was fetched for.
+    /// The user the credential was fetched for (the inbound token's subject).
     pub user_id: String,
     /// The tenant, when one was named.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,7 +119,7 @@ fn expose_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S:
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DecisionSummary {
-    /// `allow`.
+    /// Always `allow`.
     pub outcome: &'static str,
     /// `open` (no enforcing policy) or `matched`.
     pub reason: &'static str,
@@ -130,12 +133,12 @@ pub struct DecisionSummary {
 }
 
 /// A handed-out credential and the decision that allowed it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Granted {
-    /// The credential.
+    /// The credential to call the provider with.
     pub token: OutboundToken,
-    /// Why it was allowed.
+    /// Why it was allowed: the decision in short.
     pub decision: DecisionSummary,
 }
 
@@ -437,6 +440,7 @@ impl Core {
             AllowedScopes::All => false,
             AllowedScopes::List(_) => conn.scopes.iter().any(|s| !allowed.contains(s)),
         };
+        let granted = conn.scopes.clone();
         let conn = match self.ensure_fresh(app, conn, req.force_refresh).await {
             Ok(c) => c,
             Err(RefreshError::ConsentRequired) => {
@@ -447,7 +451,7 @@ impl Core {
                         tenant,
                         "consent_required_by_provider",
                         &requested,
-                        &[],
+                        &granted,
                         &allowed,
                     )
                     .await);
@@ -455,13 +459,7 @@ impl Core {
             Err(RefreshError::Expired) => {
                 return Err(self
                     .not_connected(
-                        &snapshot,
-                        &caller,
-                        tenant,
-                        "expired",
-                        &requested,
-                        &[],
-                        &allowed,
+                        &snapshot, &caller, tenant, "expired", &requested, &granted, &allowed,
                     )
                     .await);
             }
@@ -767,11 +765,17 @@ impl Core {
         allowed: &AllowedScopes<'_>,
     ) -> Refusal {
         let app = &snapshot.app;
-        let missing: Vec<String> = requested
-            .iter()
-            .filter(|s| !granted.contains(s))
-            .cloned()
-            .collect();
+        // Only a usable grant can lack particular scopes; a missing grant lacks them all, and an
+        // expired or revoked one must be replaced whole.
+        let missing: Vec<String> = match reason {
+            "missing_scopes" => requested
+                .iter()
+                .filter(|s| !granted.contains(s))
+                .cloned()
+                .collect(),
+            "no_connection" => requested.to_vec(),
+            _ => Vec::new(),
+        };
         let connect_url = if app.kind == AppKind::OAuth {
             // Ask for what was requested plus what is already granted and still allowed, so that
             // the new grant replaces the old one without losing anything the user may keep.

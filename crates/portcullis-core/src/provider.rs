@@ -30,13 +30,16 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    /// The granted scopes: what the provider says, else what was asked.
+    /// The granted scopes: what the provider says (each scope once, in its order), else what was
+    /// asked.
     pub fn granted_scopes(&self, asked: &[String]) -> Vec<String> {
         match &self.scope {
             Some(s) => {
-                let mut v: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
-                v.dedup();
-                v
+                let mut seen = std::collections::HashSet::new();
+                s.split_whitespace()
+                    .filter(|scope| seen.insert(*scope))
+                    .map(str::to_owned)
+                    .collect()
             }
             None => asked.to_vec(),
         }

@@ -98,7 +98,7 @@ pub struct ConnectRequest {
     /// connection, the grant is extended (incremental consent).
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
-    /// Connect within this tenant.
+    /// Connect within this tenant (the user must be a member of it).
     #[serde(default)]
     pub tenant_id: Option<String>,
     /// Connect for the whole tenant (a tenant admin only).
@@ -144,29 +144,30 @@ pub enum CallbackOutcome {
 pub struct ConnectionInfo {
     /// The connection's id.
     pub id: String,
-    /// The outbound app.
+    /// The outbound app the connection is to.
     pub app_id: String,
-    /// The owning user.
+    /// The user who owns the connection (absent for a tenant's or the app's connection).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    /// The tenant.
+    /// The tenant: a tenant's shared connection, or a user's within the tenant.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
-    /// `user`, `tenant` or `app`.
+    /// Whose credential it is: `user`, `tenant` or `app`.
     pub owner: &'static str,
-    /// `oauth` or `apiKey`.
+    /// What the credential is: `oauth` (tokens Portcullis refreshes) or `apiKey`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// `active` or `consentRequired`.
+    /// `active`, or `consentRequired` when the provider refused the grant and the user must connect
+    /// again.
     pub status: &'static str,
-    /// The granted scopes.
+    /// The scopes the provider granted.
     pub scopes: Vec<String>,
-    /// The access token's type.
+    /// The access token's type, usually `Bearer`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
     /// When the access token expires.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// Whether a refresh token is stored.
     pub has_refresh_token: bool,
@@ -175,23 +176,24 @@ pub struct ConnectionInfo {
     pub provider_subject: Option<String>,
     /// When the token was last refreshed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_refresh_at: Option<Timestamp>,
-    /// The last refresh failure.
+    /// Why the last refresh failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_refresh_error: Option<String>,
     /// When the credential was last handed out.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<Timestamp>,
-    /// Who created it.
+    /// Who created the connection: `user:<id>` (the user's consent) or `admin:<key id>` (an admin's
+    /// link, import or API key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granted_by: Option<String>,
-    /// When it was created.
-    #[schema(value_type = String)]
+    /// When the connection was created.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    /// When it last changed.
-    #[schema(value_type = String)]
+    /// When the connection last changed (a refresh, a new consent).
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -234,10 +236,10 @@ pub struct ImportToken {
     /// The tenant (for a tenant connection, or a user's within a tenant).
     #[serde(default)]
     pub tenant_id: Option<String>,
-    /// The access token.
+    /// The access token (sealed at rest, never shown).
     #[schema(value_type = String)]
     pub access_token: SecretString,
-    /// The refresh token.
+    /// The refresh token, if any: Portcullis refreshes the access token with it when it expires.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub refresh_token: Option<SecretString>,
@@ -246,9 +248,9 @@ pub struct ImportToken {
     pub token_type: Option<String>,
     /// When the access token expires (RFC 3339).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
-    /// The granted scopes.
+    /// The scopes the token was granted (each one the app offers).
     #[serde(default)]
     pub scopes: Vec<String>,
     /// The user's id at the provider.
@@ -535,7 +537,19 @@ impl Core {
                     page(
                         502,
                         "Not connected",
-                        format!("Connecting {app_id} failed: {e}. Nothing was changed."),
+                        match &e {
+                            // The provider's own answer is the user's business; internal
+                            // failures are logged above, not shown.
+                            ServiceError::Invalid { message, .. } => {
+                                format!(
+                                    "Connecting {app_id} failed: {message}. Nothing was changed."
+                                )
+                            }
+                            ServiceError::Unavailable(_) => format!(
+                                "Connecting {app_id} failed: the provider did not answer in time. Nothing was changed; try again."
+                            ),
+                            _ => format!("Connecting {app_id} failed. Nothing was changed."),
+                        },
                     ),
                 )
             }
@@ -1082,11 +1096,15 @@ impl Core {
     ) -> Result<(), ServiceError> {
         for (field, v) in [("userId", user), ("tenantId", tenant)] {
             if let Some(v) = v
-                && (v.is_empty() || v.len() > 256)
+                && (v.is_empty()
+                    || v.len() > 256
+                    || v.chars().any(|c| c.is_control() || c.is_whitespace()))
             {
                 return Err(ServiceError::invalid(
                     "invalid_request",
-                    format!("{field} must be 1 to 256 characters"),
+                    format!(
+                        "{field} must be 1 to 256 characters without whitespace or control characters"
+                    ),
                 ));
             }
         }
@@ -1136,6 +1154,21 @@ impl Core {
                     format!("tokens[{i}] needs a userId or a tenantId"),
                 ));
             }
+            for (field, v, max) in [
+                ("tokenType", item.token_type.as_deref(), 64),
+                ("providerSubject", item.provider_subject.as_deref(), 255),
+            ] {
+                if let Some(v) = v
+                    && (v.is_empty() || v.len() > max || v.chars().any(char::is_control))
+                {
+                    return Err(ServiceError::invalid(
+                        "invalid_request",
+                        format!(
+                            "tokens[{i}].{field} must be 1 to {max} characters without control characters"
+                        ),
+                    ));
+                }
+            }
             if item.access_token.is_empty() {
                 return Err(ServiceError::invalid(
                     "invalid_request",
@@ -1145,6 +1178,8 @@ impl Core {
             self.check_owner(item.user_id.as_deref(), item.tenant_id.as_deref())
                 .await?;
             check_scopes_offered(&app, &item.scopes)?;
+            let mut scopes = item.scopes.clone();
+            dedup(&mut scopes);
             let key = ConnectionKey {
                 app_id: app_id.to_owned(),
                 user_id: item.user_id.clone(),
@@ -1173,7 +1208,7 @@ impl Core {
                 key,
                 kind: CredentialKind::OAuth,
                 status: ConnectionStatus::Active,
-                scopes: item.scopes.clone(),
+                scopes,
                 token_type: Some(item.token_type.clone().unwrap_or_else(|| "Bearer".into())),
                 expires_at: item.expires_at,
                 provider_subject: item.provider_subject.clone(),

@@ -31,6 +31,7 @@ pub use directory::{Role, TenantMembership, TenantRecord, UserRecord};
 pub use principal::{AdminKeyRecord, ClientRecord, DataKeyRecord, IssuerRecord};
 pub use store::{
     AdminKeyStore, AppStore, AuditStore, ClientStore, ConnectionStore, ConsentStateStore,
-    DirectoryStore, IssuerStore, KeyStore, PageRequest, StoreError, StoreHealth, Stores,
+    DirectoryStore, IssuerStore, KeyStore, MAX_PENDING_CONSENTS_PER_KEY, PageRequest, StoreError,
+    StoreHealth, Stores,
 };
 pub use timestamp::Timestamp;

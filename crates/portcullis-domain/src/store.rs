@@ -11,6 +11,9 @@ use crate::{
     RefreshFailure, Role, TenantRecord, Timestamp, TokenSet, UserRecord,
 };
 
+/// How many pending consent flows one connection key keeps.
+pub const MAX_PENDING_CONSENTS_PER_KEY: u32 = 8;
+
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -245,7 +248,8 @@ pub trait ConnectionStore: Send + Sync {
 /// Pending consent flows.
 #[async_trait]
 pub trait ConsentStateStore: Send + Sync {
-    /// Stores a new pending flow.
+    /// Stores a new pending flow, keeping at most [`MAX_PENDING_CONSENTS_PER_KEY`] per connection
+    /// key (the oldest are forgotten), so that a client asking again and again cannot pile up rows.
     async fn insert_state(&self, state: &ConsentState) -> Result<(), StoreError>;
     /// Removes and returns a pending flow (single use: a second take finds nothing). Expiry is the
     /// caller's to check, so that it can say "expired" rather than "unknown".

@@ -11,7 +11,7 @@ mod auth;
 mod error;
 mod mgmt;
 mod oauth;
-mod openapi;
+pub(crate) mod openapi;
 mod ops;
 mod outbound;
 

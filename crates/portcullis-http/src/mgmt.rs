@@ -22,6 +22,17 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(audit::routes())
 }
 
+/// The management API's part of the OpenAPI document.
+pub(crate) fn doc() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut api = apps::Doc::openapi();
+    api.merge(vault::Doc::openapi());
+    api.merge(directory::Doc::openapi());
+    api.merge(access::Doc::openapi());
+    api.merge(audit::Doc::openapi());
+    api
+}
+
 /// A 201 with a JSON body.
 pub(crate) fn created<T: serde::Serialize>(v: T) -> Response {
     (StatusCode::CREATED, axum::Json(v)).into_response()

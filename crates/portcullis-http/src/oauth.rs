@@ -12,6 +12,7 @@ use portcullis_core::{ExchangeError, ExchangeRequest, TOKEN_EXCHANGE_GRANT};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::openapi::schemas::{OAuthError, TokenExchangeForm, TokenExchangeResponse};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/oauth2/token", post(token))
@@ -36,9 +37,43 @@ fn oauth_error(e: ExchangeError) -> Response {
     resp
 }
 
+/// The token endpoint's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(token))]
+pub(crate) struct Doc;
+
 /// Parameters that may appear more than once.
 const REPEATABLE: [&str; 2] = ["resource", "audience"];
 
+/// Exchange a user's token for an outbound credential (RFC 8693)
+///
+/// The same decision as `POST /v1/outbound/apps/{appId}/token`, for MCP servers that would rather
+/// use a standard OAuth client library: the server authenticates as a confidential client
+/// registered under `/v1/mgmt/clients`, presents the user's inbound token as `subject_token`, and
+/// names the outbound app with `resource` or `audience`. Errors follow RFC 6749 §5.2, with the
+/// policy decision and a connect URL as extensions.
+#[utoipa::path(
+    post,
+    path = "/oauth2/token",
+    operation_id = "exchangeToken",
+    tag = "Token exchange",
+    security(("clientBasic" = []), ()),
+    request_body(content = TokenExchangeForm, content_type = "application/x-www-form-urlencoded",
+        description = "The token exchange parameters; with `client_secret_post`, the client's credentials too."),
+    responses(
+        (status = 200, description = "The user's credential for the app.", body = TokenExchangeResponse,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`."),
+                ("Pragma" = String, description = "`no-cache`."),
+            )),
+        (status = 400, description = "The request is malformed or not a token exchange (`invalid_request`, `unsupported_grant_type`), the subject token is not valid (`invalid_grant`, with `reason`), the client may not use token exchange (`unauthorized_client`), the target is wrong (`invalid_target`, `invalid_scope`), or the user has not connected the app (`consent_required` with `connect_url` and `missing_scopes`).", body = OAuthError),
+        (status = 401, description = "The client did not authenticate, or its credentials are wrong (`invalid_client`).", body = OAuthError,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"portcullis\"`."))),
+        (status = 403, description = "The policies or the directory refuse the request (`access_denied`, with `reason` and the `decision`), or the app asks the user to consent again (`consent_required`, with `connect_url` and the `decision`).", body = OAuthError),
+        (status = 500, description = "The server failed (`server_error`).", body = OAuthError),
+        (status = 503, description = "The provider or the database is unavailable (`temporarily_unavailable`); retry shortly.", body = OAuthError),
+    )
+)]
 async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match token_inner(&state, &headers, &body).await {
         Ok(resp) => resp,

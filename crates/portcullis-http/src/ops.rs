@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::schemas::{ErrorBody, Health, OpenApiDocument, Ready};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -18,7 +19,18 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
 }
 
-/// Liveness: the process answers (no dependency is touched).
+/// Liveness
+///
+/// Answers as long as the process serves requests; no dependency is touched, so an orchestrator
+/// can restart a process that stops answering without restarting healthy ones during a database
+/// outage.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "Operations",
+    responses((status = 200, description = "The process is alive.", body = Health)),
+)]
 async fn healthz() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -27,9 +39,21 @@ async fn healthz() -> Response {
         .into_response()
 }
 
-/// Readiness: the database answers and the change feed is live (a node whose feed is down would
-/// serve from the database only, slower; it reports not ready so that a balancer can prefer
-/// others).
+/// Readiness
+///
+/// Ready when the database answers and the change feed (which keeps every node's caches fresh)
+/// is live. A node whose feed is down would serve from the database only, slower, so it reports
+/// not ready and a load balancer can prefer the others.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "Operations",
+    responses(
+        (status = 200, description = "The node is ready.", body = Ready),
+        (status = 503, description = "The node is not ready (`not_ready`): `details.database` is `ok` or `unavailable`, `details.changeFeed` is `live` or `reconnecting`.", body = ErrorBody),
+    ),
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     let db = state.core.stores.health.ping().await;
     let feed = state.core.stores.changes.is_live();
@@ -53,6 +77,21 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus metrics
+///
+/// The process's metrics in the Prometheus text exposition format: HTTP requests and their
+/// latency by route and status, token requests by outcome, provider refreshes, and audit events
+/// written or lost.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "Operations",
+    responses(
+        (status = 200, description = "The metrics.", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 404, description = "Metrics are not enabled in this process (`not_found`).", body = ErrorBody),
+    ),
+)]
 async fn metrics(State(state): State<AppState>) -> Response {
     match &state.metrics {
         Some(render) => (
@@ -69,6 +108,17 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
+/// This document
+///
+/// The OpenAPI 3.1 description of the whole HTTP API: every route, its parameters, bodies,
+/// answers and errors.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "Operations",
+    responses((status = 200, description = "The OpenAPI document.", body = OpenApiDocument)),
+)]
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -76,3 +126,8 @@ async fn openapi() -> Response {
     )
         .into_response()
 }
+
+/// The operations routes' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz, metrics, openapi))]
+pub(crate) struct Doc;

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use portcullis_core::{
-    CallbackOutcome, CallbackParams, ConnectRequest, Refusal, Surface, TokenRequest,
+    CallbackOutcome, CallbackParams, ConnectRequest, Granted, Refusal, Surface, TokenRequest,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Bearer;
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
+use crate::openapi::schemas::{ConnectLink, OutboundError};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -27,18 +28,52 @@ pub(crate) fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct TokenBody {
-    /// The scopes wanted (empty or absent: the app's default scopes).
+    /// The scopes wanted, each one the app offers (at most 256 of 1 to 256 characters). Empty or
+    /// absent: the app's default scopes.
     #[serde(default)]
+    #[schema(max_items = 256)]
     scopes: Vec<String>,
-    /// The tenant.
+    /// The tenant whose token (or within which the user's token) is wanted; the user must be a
+    /// member of it.
     #[serde(default)]
     tenant_id: Option<String>,
-    /// Refresh even if the token is fresh.
+    /// Refresh the token at the provider even if it is still fresh (e.g. after the provider
+    /// rejected it).
     #[serde(default)]
     force_refresh: bool,
 }
 
-/// `POST /v1/outbound/apps/{appId}/token`: the decision, and the token when allowed.
+/// Fetch the user's token for an outbound app
+///
+/// An MCP server calls this with the user's inbound token (the JWT it received) to get the user's
+/// credential for a third-party app. Portcullis verifies the inbound token, evaluates the app's
+/// access control policies on the caller's roles and claims, and hands out the stored credential
+/// (refreshing it first when it is about to expire) only when they allow every requested scope.
+/// Every call, allowed or not, is recorded in the audit log.
+///
+/// When the user has not connected the app (or the grant lacks a scope), the answer is a 404
+/// `not_connected` with a `connectUrl` to send the user to; when the policies refuse, a 403
+/// `access_denied` (or `consent_required`, for apps that ask for re-consent) with the decision's
+/// explanation.
+#[utoipa::path(
+    post,
+    path = "/v1/outbound/apps/{appId}/token",
+    operation_id = "fetchToken",
+    tag = "Outbound tokens",
+    security(("inboundToken" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id.")),
+    request_body(content = TokenBody, description = "The scopes wanted; the body may be `{}`."),
+    responses(
+        (status = 200, description = "The policies allow the request: the credential, and the decision that allowed it.", body = Granted,
+            headers(("Cache-Control" = String, description = "`no-store`: the answer holds a secret."))),
+        (status = 400, description = "The request is malformed (`invalid_request`, `invalid_json`, `invalid_body`) or names a scope the app does not offer (`invalid_scope`).", body = OutboundError),
+        (status = 401, description = "The inbound token is missing or not valid (`invalid_token`); `details.reason` says why (`missing_token`, `expired`, `bad_signature`, `unknown_issuer`, `wrong_audience`...).", body = OutboundError,
+            headers(("WWW-Authenticate" = String, description = "A `Bearer` challenge (RFC 6750), with `error=\"invalid_token\"` when a token was presented."))),
+        (status = 403, description = "The inbound token lacks the fetch scope (`insufficient_scope`), the user is disabled or not a member of the tenant (`user_disabled`, `not_a_tenant_member`), or the policies refuse (`access_denied`, or `consent_required` with a `connectUrl`; both with the `decision`).", body = OutboundError),
+        (status = 404, description = "No app has this id (`app_not_found`), or the user has no usable connection to it (`not_connected`, with a `connectUrl` for OAuth apps and `details.missingScopes`).", body = OutboundError),
+        (status = 503, description = "The provider or the database is unavailable (`provider_unavailable`); retry shortly.", body = OutboundError),
+    )
+)]
 async fn token(
     State(state): State<AppState>,
     Bearer(bearer): Bearer,
@@ -176,7 +211,31 @@ fn challenge_safe(s: &str) -> String {
         .collect()
 }
 
-/// `POST /v1/outbound/apps/{appId}/connect`: the provider's authorization URL for the user.
+/// Start connecting an outbound app
+///
+/// Returns the provider's authorization URL for the user named by the inbound token. Open it in
+/// the user's browser: after the user consents, the provider sends the browser back to
+/// `/v1/outbound/callback`, where Portcullis stores the tokens, then on to `returnUrl` when one
+/// was given. With an existing connection, the requested scopes are added to the grant
+/// (incremental consent).
+#[utoipa::path(
+    post,
+    path = "/v1/outbound/apps/{appId}/connect",
+    operation_id = "startConnect",
+    tag = "Outbound tokens",
+    security(("inboundToken" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id.")),
+    request_body(content = ConnectRequest, description = "What to connect; the body may be `{}`."),
+    responses(
+        (status = 200, description = "The link to open in the user's browser.", body = ConnectLink),
+        (status = 400, description = "The request is malformed, names a scope the app does not offer, or a return URL that is not allowed (`invalid_return_url`), or the app uses API keys (`not_an_oauth_app`).", body = OutboundError),
+        (status = 401, description = "The inbound token is missing or not valid (`invalid_token`).", body = OutboundError,
+            headers(("WWW-Authenticate" = String, description = "A `Bearer` challenge (RFC 6750)."))),
+        (status = 403, description = "The inbound token lacks the fetch scope, the user is not a member of the tenant, or asks for a tenant-level connection without being a tenant admin (`not_a_tenant_admin`).", body = OutboundError),
+        (status = 404, description = "No app has this id (`app_not_found`).", body = OutboundError),
+        (status = 503, description = "The database is unavailable; retry shortly.", body = OutboundError),
+    )
+)]
 async fn connect(
     State(state): State<AppState>,
     Bearer(bearer): Bearer,
@@ -193,7 +252,28 @@ async fn connect(
     }
 }
 
-/// `GET /v1/outbound/callback`: the provider sends the user's browser back here.
+/// Complete a connection (the provider's redirect)
+///
+/// The provider sends the user's browser here after the consent page (this is the
+/// `redirect_uri` to register with providers). Portcullis exchanges the authorization code for
+/// tokens and stores them sealed. When the connect call named a `returnUrl`, the browser is sent
+/// there with `connected=<appId>`, or `error=<code>&app=<appId>` on failure; otherwise a short
+/// HTML page says what happened. Each link works once.
+#[utoipa::path(
+    get,
+    path = "/v1/outbound/callback",
+    operation_id = "completeConnect",
+    tag = "Outbound tokens",
+    params(CallbackQuery),
+    responses(
+        (status = 200, description = "Connected: a page telling the user they can close the window.", body = String, content_type = "text/html"),
+        (status = 303, description = "Sent back to the connect call's `returnUrl`, with `connected=<appId>` or `error`, `error_description` and `app` in the query.",
+            headers(("Location" = String, description = "The return URL with the outcome in its query."))),
+        (status = 400, description = "The link is unknown, already used or expired, the provider answered an error, or the request has no `state` or no `code`: a page saying so.", body = String, content_type = "text/html"),
+        (status = 502, description = "The provider did not complete the code exchange: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
+        (status = 503, description = "The database is unavailable: a page asking to try again.", body = String, content_type = "text/html"),
+    )
+)]
 async fn callback(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<CallbackQuery>,
@@ -228,13 +308,23 @@ async fn callback(
 
 /// The callback's query (unknown parameters, such as RFC 9207 `iss` or a provider's extras, are
 /// ignored).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct CallbackQuery {
+    /// The `state` Portcullis sent to the provider (identifies the pending consent).
     state: Option<String>,
+    /// The authorization code, when the user consented.
     code: Option<String>,
+    /// The provider's error code, when the user did not consent (RFC 6749 §4.1.2.1).
     error: Option<String>,
+    /// The provider's description of the error.
     error_description: Option<String>,
 }
+
+/// The outbound surface's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(token, connect, callback))]
+pub(crate) struct Doc;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")

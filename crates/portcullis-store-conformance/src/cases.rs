@@ -933,6 +933,48 @@ fn state(id: &str, app_id: &str, expires_at: portcullis_domain::Timestamp) -> Co
     }
 }
 
+/// One connection key keeps only its newest pending consents.
+pub async fn pending_consents_are_capped_per_key(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    let cap = portcullis_domain::MAX_PENDING_CONSENTS_PER_KEY as i64;
+    for i in 0..cap + 3 {
+        let mut st = state(&format!("s{i:02}"), "x", T0.add_secs(600));
+        st.created_at = T0.add_secs(i);
+        s.consent_states.insert_state(&st).await.unwrap();
+    }
+    // Another key's flows are not touched.
+    let mut other = state("other", "x", T0.add_secs(600));
+    other.key = ConnectionKey::user("x", "u2", None);
+    s.consent_states.insert_state(&other).await.unwrap();
+    for i in 0..3 {
+        assert_eq!(
+            s.consent_states
+                .take_state(&format!("s{i:02}"))
+                .await
+                .unwrap(),
+            None,
+            "s{i:02}"
+        );
+    }
+    for i in 3..cap + 3 {
+        assert!(
+            s.consent_states
+                .take_state(&format!("s{i:02}"))
+                .await
+                .unwrap()
+                .is_some(),
+            "s{i:02}"
+        );
+    }
+    assert!(
+        s.consent_states
+            .take_state("other")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 /// A pending consent can be taken once; expired ones are purged.
 pub async fn consent_states_are_single_use(s: &Stores) {
     s.apps.insert_app(&app("x")).await.unwrap();

@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             touch_records_last_use,
             reseal_finds_and_replaces_old_keys,
             consent_states_are_single_use,
+            pending_consents_are_capped_per_key,
             first_admin_key_is_inserted_once,
             admin_keys_by_hash,
             clients_round_trip,

@@ -493,6 +493,9 @@ impl ConnectionStore for PostgresStore {
     }
 }
 
+/// Pending consents kept per connection key (see `ConsentStateStore::insert_state`).
+const MAX_PENDING_PER_KEY: i64 = portcullis_domain::MAX_PENDING_CONSENTS_PER_KEY as i64;
+
 const STATE_COLUMNS: &str = "id, app_id, user_id, tenant_id, scopes, return_url, pkce_verifier, key_id, redirect_uri, initiated_by, created_at, expires_at";
 
 fn state_from_row(row: &Row) -> Result<ConsentState, StoreError> {
@@ -547,6 +550,20 @@ impl ConsentStateStore for PostgresStore {
             },
             other => other,
         })?;
+        execute(
+            &tx,
+            "DELETE FROM consent_states WHERE app_id = $1 AND user_id = $2 AND tenant_id = $3 AND id IN (
+               SELECT id FROM consent_states WHERE app_id = $1 AND user_id = $2 AND tenant_id = $3
+               ORDER BY created_at DESC, id DESC OFFSET $4)",
+            &[
+                &state.key.app_id,
+                &key_part(state.key.user_id.as_ref()),
+                &key_part(state.key.tenant_id.as_ref()),
+                &MAX_PENDING_PER_KEY,
+            ],
+        )
+        .await
+        .map_err(db)?;
         self.commit(tx, vec![]).await
     }
 

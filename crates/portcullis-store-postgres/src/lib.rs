@@ -186,7 +186,16 @@ pub(crate) async fn query<C: GenericClient>(
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
     let statement = c.prepare_cached(sql).await?;
-    c.query(&statement, params).await
+    match c.query(&statement, params).await {
+        // A parameter PostgreSQL cannot even hold (a NUL in text) matches no row.
+        Err(e) if cannot_match(&e) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+/// Whether a parameter of a read is a value no stored row can hold (text with a NUL character).
+fn cannot_match(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE)
 }
 
 /// Runs a cached statement that returns at most one row.
@@ -196,7 +205,10 @@ pub(crate) async fn query_opt<C: GenericClient>(
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Row>, tokio_postgres::Error> {
     let statement = c.prepare_cached(sql).await?;
-    c.query_opt(&statement, params).await
+    match c.query_opt(&statement, params).await {
+        Err(e) if cannot_match(&e) => Ok(None),
+        other => other,
+    }
 }
 
 /// Runs a cached statement that returns exactly one row.

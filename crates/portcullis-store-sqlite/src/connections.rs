@@ -517,6 +517,18 @@ impl ConsentStateStore for SqliteStore {
                 },
                 other => other,
             })?;
+            tx.execute(
+                "DELETE FROM consent_states WHERE app_id = ?1 AND user_id = ?2 AND tenant_id = ?3 AND id IN (
+                   SELECT id FROM consent_states WHERE app_id = ?1 AND user_id = ?2 AND tenant_id = ?3
+                   ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?4)",
+                params![
+                    s.key.app_id,
+                    key_part(s.key.user_id.as_ref()),
+                    key_part(s.key.tenant_id.as_ref()),
+                    portcullis_domain::MAX_PENDING_CONSENTS_PER_KEY
+                ],
+            )
+            .map_err(backend)?;
             Ok(((), vec![]))
         })
         .await

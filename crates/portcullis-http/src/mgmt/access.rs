@@ -4,16 +4,16 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portcullis_core::admin::{AdminKeyInfo, AdminKeyInput};
+use portcullis_core::admin::{AdminKeyInfo, AdminKeyInput, NewAdminKey};
 use portcullis_core::manage::{
-    ClientInput, ClientView, IssuerInput, IssuerView, KeyStatus, ListParams, Page,
+    ClientInput, ClientView, IssuerInput, IssuerView, KeyStatus, ListParams, NewClient, Page,
 };
-use serde_json::json;
 
 use super::{created, no_content};
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
+use crate::openapi::schemas::{AdminKeyPage, ClientPage, ErrorBody, IssuerPage};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -37,6 +37,22 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/keys/rotate", post(rotate_keys))
 }
 
+/// Create an admin key
+///
+/// Creates an admin key. The key is in this answer and nowhere else, ever: store it now. Give each
+/// automation its own key, with an expiry, so that one can be revoked without the others.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/admin-keys",
+    operation_id = "createAdminKey",
+    tag = "Admin keys",
+    security(("adminKey" = [])),
+    request_body(content = AdminKeyInput, description = "What the key is for, and when it expires."),
+    responses(
+        (status = 201, description = "The key was created.", body = NewAdminKey),
+        (status = 400, description = "The name is empty or too long, or the expiry is in the past (`invalid_request`).", body = ErrorBody),
+    )
+)]
 async fn create_admin_key(
     _: Admin,
     State(s): State<AppState>,
@@ -45,6 +61,20 @@ async fn create_admin_key(
     Ok(created(s.core.create_admin_key(&i).await?))
 }
 
+/// List admin keys
+///
+/// Lists the admin keys' metadata, a page at a time (never a key: only its hash is stored).
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/admin-keys",
+    operation_id = "listAdminKeys",
+    tag = "Admin keys",
+    security(("adminKey" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of admin keys.", body = AdminKeyPage),
+    )
+)]
 async fn list_admin_keys(
     _: Admin,
     State(s): State<AppState>,
@@ -55,6 +85,23 @@ async fn list_admin_keys(
     Ok(Json(Page::from_rows(rows, limit, |k| k.id.clone())))
 }
 
+/// Delete an admin key
+///
+/// Deletes an admin key: it stops working on every node at once. A key cannot delete itself, so
+/// that the last key cannot be lost by mistake.
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/admin-keys/{keyId}",
+    operation_id = "deleteAdminKey",
+    tag = "Admin keys",
+    security(("adminKey" = [])),
+    params(("keyId" = String, Path, description = "The admin key's id.")),
+    responses(
+        (status = 204, description = "The key is deleted."),
+        (status = 404, description = "No admin key has this id (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The key named is the one making the call (`cannot_delete_own_key`).", body = ErrorBody),
+    )
+)]
 async fn delete_admin_key(
     Admin(me): Admin,
     State(s): State<AppState>,
@@ -71,6 +118,24 @@ async fn delete_admin_key(
     Ok(no_content())
 }
 
+/// Trust an issuer
+///
+/// Adds a trusted issuer of inbound tokens: its `iss`, where its keys are (a JWKS URL, or an
+/// OpenID Connect discovery URL), the audiences accepted, and which claims carry roles and tenants.
+/// Its tokens are accepted from the next request on.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/issuers",
+    operation_id = "createIssuer",
+    tag = "Issuers",
+    security(("adminKey" = [])),
+    request_body(content = IssuerInput, description = "The issuer."),
+    responses(
+        (status = 201, description = "The issuer is trusted.", body = IssuerView),
+        (status = 400, description = "The issuer is not valid: a malformed URL, no audience, an unknown algorithm (`invalid_issuer`, `invalid_request`).", body = ErrorBody),
+        (status = 409, description = "This issuer is already trusted, here or in the configuration file (`already_exists`).", body = ErrorBody),
+    )
+)]
 async fn create_issuer(
     _: Admin,
     State(s): State<AppState>,
@@ -79,13 +144,45 @@ async fn create_issuer(
     Ok(created(s.core.create_issuer(&i).await?))
 }
 
+/// List trusted issuers
+///
+/// Lists the issuers whose tokens are accepted as inbound tokens, by id: those of the
+/// configuration file (`source: config`, read-only) and those added through the API
+/// (`source: api`).
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/issuers",
+    operation_id = "listIssuers",
+    tag = "Issuers",
+    security(("adminKey" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of trusted issuers.", body = IssuerPage),
+    )
+)]
 async fn list_issuers(
     _: Admin,
     State(s): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!({ "items": s.core.list_issuers().await? })))
+    QueryParams(p): QueryParams<ListParams>,
+) -> Result<Json<Page<IssuerView>>, ApiError> {
+    Ok(Json(s.core.list_issuers(&p).await?))
 }
 
+/// Read a trusted issuer
+///
+/// Reads an issuer added through the API.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/issuers/{issuerId}",
+    operation_id = "getIssuer",
+    tag = "Issuers",
+    security(("adminKey" = [])),
+    params(("issuerId" = String, Path, description = "The issuer's id (as listed; issuers from the configuration file cannot be read or changed here).")),
+    responses(
+        (status = 200, description = "The issuer.", body = IssuerView),
+        (status = 404, description = "No issuer added through the API has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn get_issuer(
     _: Admin,
     State(s): State<AppState>,
@@ -94,6 +191,24 @@ async fn get_issuer(
     Ok(Json(s.core.get_issuer(&id).await?))
 }
 
+/// Replace a trusted issuer
+///
+/// Replaces an issuer added through the API; the change applies from the next request on.
+#[utoipa::path(
+    put,
+    path = "/v1/mgmt/issuers/{issuerId}",
+    operation_id = "updateIssuer",
+    tag = "Issuers",
+    security(("adminKey" = [])),
+    params(("issuerId" = String, Path, description = "The issuer's id (as listed; issuers from the configuration file cannot be read or changed here).")),
+    request_body(content = IssuerInput, description = "The issuer's new settings."),
+    responses(
+        (status = 200, description = "The issuer as stored.", body = IssuerView),
+        (status = 400, description = "The issuer is not valid (`invalid_issuer`, `invalid_request`).", body = ErrorBody),
+        (status = 404, description = "No issuer added through the API has this id (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The new `issuer` is already trusted, here or in the configuration file (`already_exists`).", body = ErrorBody),
+    )
+)]
 async fn update_issuer(
     _: Admin,
     State(s): State<AppState>,
@@ -103,6 +218,21 @@ async fn update_issuer(
     Ok(Json(s.core.update_issuer(&id, &i).await?))
 }
 
+/// Stop trusting an issuer
+///
+/// Removes an issuer added through the API: its tokens are refused from the next request on.
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/issuers/{issuerId}",
+    operation_id = "deleteIssuer",
+    tag = "Issuers",
+    security(("adminKey" = [])),
+    params(("issuerId" = String, Path, description = "The issuer's id (as listed; issuers from the configuration file cannot be read or changed here).")),
+    responses(
+        (status = 204, description = "The issuer is removed."),
+        (status = 404, description = "No issuer added through the API has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn delete_issuer(
     _: Admin,
     State(s): State<AppState>,
@@ -112,6 +242,23 @@ async fn delete_issuer(
     Ok(no_content())
 }
 
+/// Register an OAuth client
+///
+/// Registers a confidential client for token exchange (`/oauth2/token`), optionally limited to
+/// some outbound apps. Its secret is in this answer and nowhere else, ever: store it now.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/clients",
+    operation_id = "createClient",
+    tag = "Clients",
+    security(("adminKey" = [])),
+    request_body(content = ClientInput, description = "The client."),
+    responses(
+        (status = 201, description = "The client was registered, with its secret.", body = NewClient),
+        (status = 400, description = "The client is not valid (`invalid_request`, `invalid_id`).", body = ErrorBody),
+        (status = 409, description = "A client with this id exists (`already_exists`).", body = ErrorBody),
+    )
+)]
 async fn create_client(
     _: Admin,
     State(s): State<AppState>,
@@ -120,6 +267,20 @@ async fn create_client(
     Ok(created(s.core.create_client(&i).await?))
 }
 
+/// List OAuth clients
+///
+/// Lists the confidential clients allowed to use token exchange, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/clients",
+    operation_id = "listClients",
+    tag = "Clients",
+    security(("adminKey" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of clients.", body = ClientPage),
+    )
+)]
 async fn list_clients(
     _: Admin,
     State(s): State<AppState>,
@@ -128,6 +289,21 @@ async fn list_clients(
     Ok(Json(s.core.list_clients(&p).await?))
 }
 
+/// Read an OAuth client
+///
+/// Reads a client (never its secret).
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/clients/{clientId}",
+    operation_id = "getClient",
+    tag = "Clients",
+    security(("adminKey" = [])),
+    params(("clientId" = String, Path, description = "The client's `client_id`.")),
+    responses(
+        (status = 200, description = "The client.", body = ClientView),
+        (status = 404, description = "No client has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn get_client(
     _: Admin,
     State(s): State<AppState>,
@@ -136,6 +312,23 @@ async fn get_client(
     Ok(Json(s.core.get_client(&id).await?))
 }
 
+/// Replace an OAuth client
+///
+/// Replaces a client's name and allowed apps (its id and secret stay).
+#[utoipa::path(
+    put,
+    path = "/v1/mgmt/clients/{clientId}",
+    operation_id = "updateClient",
+    tag = "Clients",
+    security(("adminKey" = [])),
+    params(("clientId" = String, Path, description = "The client's `client_id`.")),
+    request_body(content = ClientInput, description = "The client's new settings."),
+    responses(
+        (status = 200, description = "The client as stored.", body = ClientView),
+        (status = 400, description = "The client is not valid (`invalid_request`, `invalid_id`).", body = ErrorBody),
+        (status = 404, description = "No client has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn update_client(
     _: Admin,
     State(s): State<AppState>,
@@ -145,6 +338,22 @@ async fn update_client(
     Ok(Json(s.core.update_client(&id, &i).await?))
 }
 
+/// Rotate a client's secret
+///
+/// Issues a new secret for a client; the old one stops working at once. The new secret is in this
+/// answer and nowhere else, ever.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/clients/{clientId}/secret",
+    operation_id = "rotateClientSecret",
+    tag = "Clients",
+    security(("adminKey" = [])),
+    params(("clientId" = String, Path, description = "The client's `client_id`.")),
+    responses(
+        (status = 201, description = "The client with its new secret.", body = NewClient),
+        (status = 404, description = "No client has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn rotate_client_secret(
     _: Admin,
     State(s): State<AppState>,
@@ -153,6 +362,21 @@ async fn rotate_client_secret(
     Ok(created(s.core.rotate_client_secret(&id).await?))
 }
 
+/// Delete an OAuth client
+///
+/// Deletes a client: its token exchanges are refused from the next request on.
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/clients/{clientId}",
+    operation_id = "deleteClient",
+    tag = "Clients",
+    security(("adminKey" = [])),
+    params(("clientId" = String, Path, description = "The client's `client_id`.")),
+    responses(
+        (status = 204, description = "The client is deleted."),
+        (status = 404, description = "No client has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn delete_client(
     _: Admin,
     State(s): State<AppState>,
@@ -162,10 +386,62 @@ async fn delete_client(
     Ok(no_content())
 }
 
+/// Read the key ring
+///
+/// Lists the data keys that seal secrets at rest (each wrapped by a master key), which one is
+/// active, and the state of the last re-encryption started on this node.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/keys",
+    operation_id = "getKeyStatus",
+    tag = "Keys",
+    security(("adminKey" = [])),
+    responses(
+        (status = 200, description = "The key ring.", body = KeyStatus),
+    )
+)]
 async fn key_status(_: Admin, State(s): State<AppState>) -> Result<Json<KeyStatus>, ApiError> {
     Ok(Json(s.core.key_status().await?))
 }
 
+/// Rotate the data key
+///
+/// Adds a data key and makes it active, then re-encrypts every stored secret under it in the
+/// background. Secrets under older keys stay readable throughout; follow the progress in
+/// `reencryption`.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/keys/rotate",
+    operation_id = "rotateKeys",
+    tag = "Keys",
+    security(("adminKey" = [])),
+    responses(
+        (status = 200, description = "The key ring, with the re-encryption running.", body = KeyStatus),
+        (status = 409, description = "Another rotation is under way (`rotation_contended`); try again shortly.", body = ErrorBody),
+    )
+)]
 async fn rotate_keys(_: Admin, State(s): State<AppState>) -> Result<Json<KeyStatus>, ApiError> {
     Ok(Json(s.core.rotate_keys().await?))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_admin_keys,
+    create_admin_key,
+    delete_admin_key,
+    list_issuers,
+    create_issuer,
+    get_issuer,
+    update_issuer,
+    delete_issuer,
+    list_clients,
+    create_client,
+    get_client,
+    update_client,
+    delete_client,
+    rotate_client_secret,
+    key_status,
+    rotate_keys
+))]
+pub(super) struct Doc;

@@ -11,6 +11,7 @@ use super::{created, no_content};
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
+use crate::openapi::schemas::{AppPage, ErrorBody, PolicyDocument, PolicyPage};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -29,6 +30,25 @@ pub(super) fn routes() -> Router<AppState> {
         )
 }
 
+/// Register an outbound app
+///
+/// Registers a third-party provider: an OAuth app (its client credentials, endpoints and the
+/// scopes it offers) or an API-key app. The id is a slug chosen here and used in every URL; it
+/// cannot change. The client secret is sealed at rest and never shown again. A new app has no
+/// policy, so every authenticated user may fetch tokens for it until one is added.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/outbound-apps",
+    operation_id = "createApp",
+    tag = "Apps",
+    security(("adminKey" = [])),
+    request_body(content = AppInput, description = "The app."),
+    responses(
+        (status = 201, description = "The app was registered.", body = AppView),
+        (status = 400, description = "The app is not valid: a missing or malformed field (`invalid_request`, `invalid_id`), or settings that do not fit its type (`invalid_app`).", body = ErrorBody),
+        (status = 409, description = "An app with this id exists (`already_exists`).", body = ErrorBody),
+    )
+)]
 async fn create_app(
     _: Admin,
     State(s): State<AppState>,
@@ -37,6 +57,20 @@ async fn create_app(
     Ok(created(s.core.create_app(&input).await?))
 }
 
+/// List outbound apps
+///
+/// Lists the registered outbound apps by id, a page at a time. Client secrets are never shown.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/outbound-apps",
+    operation_id = "listApps",
+    tag = "Apps",
+    security(("adminKey" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of apps.", body = AppPage),
+    )
+)]
 async fn list_apps(
     _: Admin,
     State(s): State<AppState>,
@@ -45,6 +79,21 @@ async fn list_apps(
     Ok(Json(s.core.list_apps(&p).await?))
 }
 
+/// Read an outbound app
+///
+/// Reads an app's settings (never its client secret: `hasClientSecret` says whether one is stored).
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/outbound-apps/{appId}",
+    operation_id = "getApp",
+    tag = "Apps",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id.")),
+    responses(
+        (status = 200, description = "The app.", body = AppView),
+        (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn get_app(
     _: Admin,
     State(s): State<AppState>,
@@ -53,6 +102,27 @@ async fn get_app(
     Ok(Json(s.core.get_app(&id).await?))
 }
 
+/// Replace an outbound app
+///
+/// Replaces an app's settings. The id and the type cannot change; an omitted `clientSecret` keeps
+/// the stored one. Removing a scope that a policy still names is refused, so that no policy
+/// silently changes meaning: change the policies first. The change reaches every node's cache at
+/// once.
+#[utoipa::path(
+    put,
+    path = "/v1/mgmt/outbound-apps/{appId}",
+    operation_id = "updateApp",
+    tag = "Apps",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id.")),
+    request_body(content = AppInput, description = "The app's new settings."),
+    responses(
+        (status = 200, description = "The app as stored.", body = AppView),
+        (status = 400, description = "The settings are not valid, or try to change the id or the type (`invalid_request`, `invalid_app`).", body = ErrorBody),
+        (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+        (status = 409, description = "A policy names a scope this change removes (`policies_reference_removed_scopes`), or the app changed meanwhile (`conflict`).", body = ErrorBody),
+    )
+)]
 async fn update_app(
     _: Admin,
     State(s): State<AppState>,
@@ -62,6 +132,22 @@ async fn update_app(
     Ok(Json(s.core.update_app(&id, &input).await?))
 }
 
+/// Delete an outbound app
+///
+/// Deletes an app with its policies and every stored connection to it. Tokens already handed out
+/// stay valid at the provider until they expire; revoke connections first to end them there.
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/outbound-apps/{appId}",
+    operation_id = "deleteApp",
+    tag = "Apps",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id.")),
+    responses(
+        (status = 204, description = "The app is deleted."),
+        (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn delete_app(
     _: Admin,
     State(s): State<AppState>,
@@ -71,6 +157,27 @@ async fn delete_app(
     Ok(no_content())
 }
 
+/// Add a policy to an app
+///
+/// Adds an access control policy. It is validated as a whole and every problem is reported with
+/// its JSON path; its scopes must be ones the app offers. It takes effect on the very next token
+/// request, on every node. Adding the first enforcing policy closes an open app: whoever no policy
+/// matches is then denied.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/outbound-apps/{appId}/policies",
+    operation_id = "createPolicy",
+    tag = "Policies",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id.")),
+    request_body(content = PolicyDocument, description = "The policy."),
+    responses(
+        (status = 201, description = "The policy was added.", body = PolicyView),
+        (status = 400, description = "The policy is not valid (`invalid_policy`; `details` lists every problem as a `PolicyProblem`).", body = ErrorBody),
+        (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The app has a policy with this name (`duplicate_policy_name`), already has the most policies an app may have (`limit_exceeded`), or changed meanwhile (`conflict`).", body = ErrorBody),
+    )
+)]
 async fn create_policy(
     _: Admin,
     State(s): State<AppState>,
@@ -80,6 +187,21 @@ async fn create_policy(
     Ok(created(s.core.create_policy(&app_id, &body).await?))
 }
 
+/// List an app's policies
+///
+/// Lists an app's policies, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/outbound-apps/{appId}/policies",
+    operation_id = "listPolicies",
+    tag = "Policies",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id."), ListParams),
+    responses(
+        (status = 200, description = "A page of policies.", body = PolicyPage),
+        (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn list_policies(
     _: Admin,
     State(s): State<AppState>,
@@ -89,6 +211,21 @@ async fn list_policies(
     Ok(Json(s.core.list_policies(&app_id, &p).await?))
 }
 
+/// Read a policy
+///
+/// Reads one policy of an app.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/outbound-apps/{appId}/policies/{policyId}",
+    operation_id = "getPolicy",
+    tag = "Policies",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id."), ("policyId" = String, Path, description = "The policy's id.")),
+    responses(
+        (status = 200, description = "The policy.", body = PolicyView),
+        (status = 404, description = "No app has this id, or the app has no policy with this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn get_policy(
     _: Admin,
     State(s): State<AppState>,
@@ -97,6 +234,25 @@ async fn get_policy(
     Ok(Json(s.core.get_policy(&app_id, &id).await?))
 }
 
+/// Replace a policy
+///
+/// Replaces a policy's document (its id stays). It is validated like a new one and takes effect
+/// on the very next token request.
+#[utoipa::path(
+    put,
+    path = "/v1/mgmt/outbound-apps/{appId}/policies/{policyId}",
+    operation_id = "updatePolicy",
+    tag = "Policies",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id."), ("policyId" = String, Path, description = "The policy's id.")),
+    request_body(content = PolicyDocument, description = "The policy's new document."),
+    responses(
+        (status = 200, description = "The policy as stored.", body = PolicyView),
+        (status = 400, description = "The policy is not valid (`invalid_policy`; `details` lists every problem as a `PolicyProblem`).", body = ErrorBody),
+        (status = 404, description = "No app has this id, or the app has no policy with this id (`not_found`).", body = ErrorBody),
+        (status = 409, description = "Another policy of the app has this name (`duplicate_policy_name`), or the app changed meanwhile (`conflict`).", body = ErrorBody),
+    )
+)]
 async fn update_policy(
     _: Admin,
     State(s): State<AppState>,
@@ -106,6 +262,22 @@ async fn update_policy(
     Ok(Json(s.core.update_policy(&app_id, &id, &body).await?))
 }
 
+/// Delete a policy
+///
+/// Deletes a policy; it stops counting on the very next token request. Deleting an app's last
+/// enforcing policy opens the app to every authenticated user.
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/outbound-apps/{appId}/policies/{policyId}",
+    operation_id = "deletePolicy",
+    tag = "Policies",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id."), ("policyId" = String, Path, description = "The policy's id.")),
+    responses(
+        (status = 204, description = "The policy is deleted."),
+        (status = 404, description = "No app has this id, or the app has no policy with this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn delete_policy(
     _: Admin,
     State(s): State<AppState>,
@@ -114,3 +286,19 @@ async fn delete_policy(
     s.core.delete_policy(&app_id, &id).await?;
     Ok(no_content())
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_apps,
+    create_app,
+    get_app,
+    update_app,
+    delete_app,
+    list_policies,
+    create_policy,
+    get_policy,
+    update_policy,
+    delete_policy
+))]
+pub(super) struct Doc;

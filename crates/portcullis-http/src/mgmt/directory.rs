@@ -12,6 +12,7 @@ use super::{created, no_content};
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
+use crate::openapi::schemas::{ErrorBody, RolePage, TenantPage, UserPage};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -32,6 +33,23 @@ pub(super) fn routes() -> Router<AppState> {
         )
 }
 
+/// Add a user
+///
+/// Adds a user to the directory. A registered user's roles (and tenant roles) come from here, live,
+/// rather than from the inbound token's roles claim; a disabled user gets no outbound token.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/users",
+    operation_id = "createUser",
+    tag = "Users",
+    security(("adminKey" = [])),
+    request_body(content = UserInput, description = "The user."),
+    responses(
+        (status = 201, description = "The user was added.", body = UserView),
+        (status = 400, description = "The user is not valid (`invalid_request`, `invalid_id`), or names a role or tenant that does not exist (`unknown_reference`).", body = ErrorBody),
+        (status = 409, description = "A user with this id or email exists (`already_exists`).", body = ErrorBody),
+    )
+)]
 async fn create_user(
     _: Admin,
     State(s): State<AppState>,
@@ -40,6 +58,20 @@ async fn create_user(
     Ok(created(s.core.create_user(&i).await?))
 }
 
+/// List users
+///
+/// Lists the directory's users by id, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/users",
+    operation_id = "listUsers",
+    tag = "Users",
+    security(("adminKey" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of users.", body = UserPage),
+    )
+)]
 async fn list_users(
     _: Admin,
     State(s): State<AppState>,
@@ -48,6 +80,21 @@ async fn list_users(
     Ok(Json(s.core.list_users(&p).await?))
 }
 
+/// Read a user
+///
+/// Reads a user of the directory.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/users/{userId}",
+    operation_id = "getUser",
+    tag = "Users",
+    security(("adminKey" = [])),
+    params(("userId" = String, Path, description = "The user's id (for users of an external issuer, their `sub`).")),
+    responses(
+        (status = 200, description = "The user.", body = UserView),
+        (status = 404, description = "No user has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn get_user(
     _: Admin,
     State(s): State<AppState>,
@@ -56,6 +103,25 @@ async fn get_user(
     Ok(Json(s.core.get_user(&id).await?))
 }
 
+/// Replace a user
+///
+/// Replaces a user (the id cannot change). New roles take effect on the user's very next token
+/// request, on every node.
+#[utoipa::path(
+    put,
+    path = "/v1/mgmt/users/{userId}",
+    operation_id = "updateUser",
+    tag = "Users",
+    security(("adminKey" = [])),
+    params(("userId" = String, Path, description = "The user's id (for users of an external issuer, their `sub`).")),
+    request_body(content = UserInput, description = "The user's new record."),
+    responses(
+        (status = 200, description = "The user as stored.", body = UserView),
+        (status = 400, description = "The user is not valid, tries to change the id (`invalid_request`), or names a role or tenant that does not exist (`unknown_reference`).", body = ErrorBody),
+        (status = 404, description = "No user has this id (`not_found`).", body = ErrorBody),
+        (status = 409, description = "Another user has this email (`already_exists`).", body = ErrorBody),
+    )
+)]
 async fn update_user(
     _: Admin,
     State(s): State<AppState>,
@@ -65,6 +131,22 @@ async fn update_user(
     Ok(Json(s.core.update_user(&id, &i).await?))
 }
 
+/// Delete a user
+///
+/// Deletes a user and the user's connections (without revoking them at the providers: revoke
+/// them first with `DELETE /v1/mgmt/users/{userId}/connections` to end them there).
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/users/{userId}",
+    operation_id = "deleteUser",
+    tag = "Users",
+    security(("adminKey" = [])),
+    params(("userId" = String, Path, description = "The user's id (for users of an external issuer, their `sub`).")),
+    responses(
+        (status = 204, description = "The user is deleted."),
+        (status = 404, description = "No user has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn delete_user(
     _: Admin,
     State(s): State<AppState>,
@@ -74,6 +156,22 @@ async fn delete_user(
     Ok(no_content())
 }
 
+/// Add a role
+///
+/// Adds a role that users may hold and policies may name.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/roles",
+    operation_id = "createRole",
+    tag = "Roles",
+    security(("adminKey" = [])),
+    request_body(content = RoleInput, description = "The role."),
+    responses(
+        (status = 201, description = "The role was added.", body = RoleView),
+        (status = 400, description = "The role is not valid (`invalid_request`, `invalid_id`).", body = ErrorBody),
+        (status = 409, description = "A role with this name exists (`already_exists`).", body = ErrorBody),
+    )
+)]
 async fn create_role(
     _: Admin,
     State(s): State<AppState>,
@@ -82,6 +180,20 @@ async fn create_role(
     Ok(created(s.core.create_role(&i).await?))
 }
 
+/// List roles
+///
+/// Lists the roles by name, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/roles",
+    operation_id = "listRoles",
+    tag = "Roles",
+    security(("adminKey" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of roles.", body = RolePage),
+    )
+)]
 async fn list_roles(
     _: Admin,
     State(s): State<AppState>,
@@ -90,6 +202,21 @@ async fn list_roles(
     Ok(Json(s.core.list_roles(&p).await?))
 }
 
+/// Read a role
+///
+/// Reads a role.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/roles/{name}",
+    operation_id = "getRole",
+    tag = "Roles",
+    security(("adminKey" = [])),
+    params(("name" = String, Path, description = "The role's name.")),
+    responses(
+        (status = 200, description = "The role.", body = RoleView),
+        (status = 404, description = "No role has this name (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn get_role(
     _: Admin,
     State(s): State<AppState>,
@@ -98,6 +225,23 @@ async fn get_role(
     Ok(Json(s.core.get_role(&name).await?))
 }
 
+/// Replace a role's description
+///
+/// Replaces a role's description (the name cannot change).
+#[utoipa::path(
+    put,
+    path = "/v1/mgmt/roles/{name}",
+    operation_id = "updateRole",
+    tag = "Roles",
+    security(("adminKey" = [])),
+    params(("name" = String, Path, description = "The role's name.")),
+    request_body(content = RoleInput, description = "The role's new description."),
+    responses(
+        (status = 200, description = "The role as stored.", body = RoleView),
+        (status = 400, description = "The description is not valid, or the body tries to change the name (`invalid_request`).", body = ErrorBody),
+        (status = 404, description = "No role has this name (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn update_role(
     _: Admin,
     State(s): State<AppState>,
@@ -107,6 +251,22 @@ async fn update_role(
     Ok(Json(s.core.update_role(&name, &i).await?))
 }
 
+/// Delete a role
+///
+/// Deletes a role that no user holds.
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/roles/{name}",
+    operation_id = "deleteRole",
+    tag = "Roles",
+    security(("adminKey" = [])),
+    params(("name" = String, Path, description = "The role's name.")),
+    responses(
+        (status = 204, description = "The role is deleted."),
+        (status = 404, description = "No role has this name (`not_found`).", body = ErrorBody),
+        (status = 409, description = "A user still holds the role (`role_in_use`).", body = ErrorBody),
+    )
+)]
 async fn delete_role(
     _: Admin,
     State(s): State<AppState>,
@@ -116,6 +276,23 @@ async fn delete_role(
     Ok(no_content())
 }
 
+/// Add a tenant
+///
+/// Adds a tenant (an organization). Users become members through their `tenants` list; a tenant
+/// can also own a shared connection to an app.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/tenants",
+    operation_id = "createTenant",
+    tag = "Tenants",
+    security(("adminKey" = [])),
+    request_body(content = TenantInput, description = "The tenant."),
+    responses(
+        (status = 201, description = "The tenant was added.", body = TenantView),
+        (status = 400, description = "The tenant is not valid (`invalid_request`, `invalid_id`).", body = ErrorBody),
+        (status = 409, description = "A tenant with this id exists (`already_exists`).", body = ErrorBody),
+    )
+)]
 async fn create_tenant(
     _: Admin,
     State(s): State<AppState>,
@@ -124,6 +301,20 @@ async fn create_tenant(
     Ok(created(s.core.create_tenant(&i).await?))
 }
 
+/// List tenants
+///
+/// Lists the tenants by id, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/tenants",
+    operation_id = "listTenants",
+    tag = "Tenants",
+    security(("adminKey" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of tenants.", body = TenantPage),
+    )
+)]
 async fn list_tenants(
     _: Admin,
     State(s): State<AppState>,
@@ -132,6 +323,21 @@ async fn list_tenants(
     Ok(Json(s.core.list_tenants(&p).await?))
 }
 
+/// Read a tenant
+///
+/// Reads a tenant.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/tenants/{tenantId}",
+    operation_id = "getTenant",
+    tag = "Tenants",
+    security(("adminKey" = [])),
+    params(("tenantId" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The tenant.", body = TenantView),
+        (status = 404, description = "No tenant has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn get_tenant(
     _: Admin,
     State(s): State<AppState>,
@@ -140,6 +346,23 @@ async fn get_tenant(
     Ok(Json(s.core.get_tenant(&id).await?))
 }
 
+/// Replace a tenant
+///
+/// Replaces a tenant's name and attributes (the id cannot change).
+#[utoipa::path(
+    put,
+    path = "/v1/mgmt/tenants/{tenantId}",
+    operation_id = "updateTenant",
+    tag = "Tenants",
+    security(("adminKey" = [])),
+    params(("tenantId" = String, Path, description = "The tenant's id.")),
+    request_body(content = TenantInput, description = "The tenant's new record."),
+    responses(
+        (status = 200, description = "The tenant as stored.", body = TenantView),
+        (status = 400, description = "The tenant is not valid, or the body tries to change the id (`invalid_request`).", body = ErrorBody),
+        (status = 404, description = "No tenant has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn update_tenant(
     _: Admin,
     State(s): State<AppState>,
@@ -149,6 +372,21 @@ async fn update_tenant(
     Ok(Json(s.core.update_tenant(&id, &i).await?))
 }
 
+/// Delete a tenant
+///
+/// Deletes a tenant with its memberships and its connections.
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/tenants/{tenantId}",
+    operation_id = "deleteTenant",
+    tag = "Tenants",
+    security(("adminKey" = [])),
+    params(("tenantId" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 204, description = "The tenant is deleted."),
+        (status = 404, description = "No tenant has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn delete_tenant(
     _: Admin,
     State(s): State<AppState>,
@@ -157,3 +395,24 @@ async fn delete_tenant(
     s.core.delete_tenant(&id).await?;
     Ok(no_content())
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_users,
+    create_user,
+    get_user,
+    update_user,
+    delete_user,
+    list_roles,
+    create_role,
+    get_role,
+    update_role,
+    delete_role,
+    list_tenants,
+    create_tenant,
+    get_tenant,
+    update_tenant,
+    delete_tenant
+))]
+pub(super) struct Doc;

@@ -14,6 +14,9 @@ use super::created;
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
+use crate::openapi::schemas::{
+    ConnectLink, ConnectionList, ConnectionPage, ErrorBody, RevokeReportList,
+};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -35,6 +38,22 @@ pub(super) fn routes() -> Router<AppState> {
         )
 }
 
+/// List an app's connections
+///
+/// Lists the stored connections to an app (users', tenants' and the app-wide one), a page at a
+/// time. Tokens are never shown: only their metadata.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/outbound-apps/{appId}/connections",
+    operation_id = "listAppConnections",
+    tag = "Connections",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id."), ListParams),
+    responses(
+        (status = 200, description = "A page of connections.", body = ConnectionPage),
+        (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn app_connections(
     _: Admin,
     State(s): State<AppState>,
@@ -44,6 +63,20 @@ async fn app_connections(
     Ok(Json(s.core.list_app_connections(&app_id, &p).await?))
 }
 
+/// List a user's connections
+///
+/// Lists a user's connections across apps, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/users/{userId}/connections",
+    operation_id = "listUserConnections",
+    tag = "Connections",
+    security(("adminKey" = [])),
+    params(("userId" = String, Path, description = "The user's id."), ListParams),
+    responses(
+        (status = 200, description = "A page of connections.", body = ConnectionPage),
+    )
+)]
 async fn user_connections(
     _: Admin,
     State(s): State<AppState>,
@@ -57,17 +90,39 @@ async fn user_connections(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ApiKeyBody {
-    /// The key (write-only).
-    #[schema(value_type = String)]
+    /// The API key, 1 to 8,192 characters. It is sealed at rest and never shown; only the token
+    /// endpoints hand it out.
+    #[schema(value_type = String, min_length = 1, max_length = 8192)]
     api_key: SecretString,
-    /// The user it belongs to.
+    /// The user whose key it is (with `tenantId`: the user's key within that tenant).
     #[serde(default)]
     user_id: Option<String>,
-    /// The tenant it belongs to.
+    /// The tenant whose shared key it is. Without `userId` and `tenantId`, the key is the
+    /// app's, for every user.
     #[serde(default)]
     tenant_id: Option<String>,
 }
 
+/// Store an API key
+///
+/// Stores the API key of an API-key app for a user (`userId`), a tenant (`tenantId`), a user
+/// within a tenant (both), or the whole app (neither), replacing any key stored for the same
+/// owner. The key is sealed at rest and handed out only through the token endpoints, when the
+/// policies allow.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/outbound-apps/{appId}/api-keys",
+    operation_id = "putApiKey",
+    tag = "Connections",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id.")),
+    request_body(content = ApiKeyBody, description = "The key and whose it is."),
+    responses(
+        (status = 201, description = "The key is stored: the connection's metadata.", body = ConnectionInfo),
+        (status = 400, description = "The body is not valid (`invalid_request`, `invalid_api_key`), the app uses OAuth (`not_an_api_key_app`), or the tenant does not exist (`unknown_reference`).", body = ErrorBody),
+        (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn put_api_key(
     Admin(admin): Admin,
     State(s): State<AppState>,
@@ -91,10 +146,31 @@ async fn put_api_key(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ImportBody {
-    /// The tokens.
+    /// The tokens to import (1 to 1,000), each for a different owner; stored all or nothing.
+    #[schema(min_items = 1, max_items = 1000)]
     tokens: Vec<ImportToken>,
 }
 
+/// Import OAuth tokens
+///
+/// Imports tokens obtained elsewhere (a migration from another vault): one connection per token
+/// (1 to 1,000 tokens, each for a user, a tenant, or a user within a tenant, each owner once),
+/// stored all or nothing, so a batch with one bad token changes nothing. A connection stored for
+/// the same owner is replaced.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/outbound-apps/{appId}/tokens",
+    operation_id = "importTokens",
+    tag = "Connections",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id.")),
+    request_body(content = ImportBody, description = "The tokens."),
+    responses(
+        (status = 201, description = "Every token is stored.", body = ConnectionList),
+        (status = 400, description = "A token is not valid (`invalid_request`), names a scope the app does not offer (`invalid_scope`) or a tenant that does not exist (`unknown_reference`), or the app uses API keys (`not_an_oauth_app`); nothing was stored.", body = ErrorBody),
+        (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn import_tokens(
     Admin(admin): Admin,
     State(s): State<AppState>,
@@ -108,6 +184,24 @@ async fn import_tokens(
     Ok(created(json!({ "items": stored })))
 }
 
+/// Create a connect link
+///
+/// Creates a consent link for a tenant's shared connection (`tenantId`) or for a named user
+/// (`userId`, who must open it). This is how tenant-wide connections are provisioned by an admin.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/outbound-apps/{appId}/connect",
+    operation_id = "adminConnect",
+    tag = "Connections",
+    security(("adminKey" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id.")),
+    request_body(content = AdminConnectRequest, description = "Whose connection the link creates."),
+    responses(
+        (status = 200, description = "The link to open in a browser.", body = ConnectLink),
+        (status = 400, description = "Neither a tenant nor a user is named (`invalid_request`), the tenant does not exist (`unknown_reference`), a scope is not offered (`invalid_scope`), the return URL is not allowed (`invalid_return_url`), or the app uses API keys (`not_an_oauth_app`).", body = ErrorBody),
+        (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn admin_connect(
     Admin(admin): Admin,
     State(s): State<AppState>,
@@ -118,6 +212,21 @@ async fn admin_connect(
     Ok(Json(json!({ "url": url })))
 }
 
+/// Read a connection
+///
+/// Reads a connection's metadata: owner, scopes, expiry, refresh state (never a token).
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/connections/{connectionId}",
+    operation_id = "getConnection",
+    tag = "Connections",
+    security(("adminKey" = [])),
+    params(("connectionId" = String, Path, description = "The connection's id.")),
+    responses(
+        (status = 200, description = "The connection.", body = ConnectionInfo),
+        (status = 404, description = "No connection has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn get_connection(
     _: Admin,
     State(s): State<AppState>,
@@ -126,6 +235,23 @@ async fn get_connection(
     Ok(Json(s.core.get_connection(&id).await?))
 }
 
+/// Revoke a connection
+///
+/// Deletes a connection and asks the provider to revoke its tokens (RFC 7009) when the app has a
+/// revocation endpoint. The connection is deleted whatever the provider answers; the report says
+/// whether the provider confirmed.
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/connections/{connectionId}",
+    operation_id = "revokeConnection",
+    tag = "Connections",
+    security(("adminKey" = [])),
+    params(("connectionId" = String, Path, description = "The connection's id.")),
+    responses(
+        (status = 200, description = "The connection is deleted.", body = RevokeReport),
+        (status = 404, description = "No connection has this id (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn revoke_connection(
     _: Admin,
     State(s): State<AppState>,
@@ -134,6 +260,21 @@ async fn revoke_connection(
     Ok(Json(s.core.revoke_connection(&id).await?))
 }
 
+/// Revoke every connection of a user
+///
+/// Revokes every connection of a user (offboarding), each at its provider too when the app has a
+/// revocation endpoint.
+#[utoipa::path(
+    delete,
+    path = "/v1/mgmt/users/{userId}/connections",
+    operation_id = "revokeUserConnections",
+    tag = "Connections",
+    security(("adminKey" = [])),
+    params(("userId" = String, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "What was revoked, connection by connection.", body = RevokeReportList),
+    )
+)]
 async fn revoke_user_connections(
     _: Admin,
     State(s): State<AppState>,
@@ -143,6 +284,24 @@ async fn revoke_user_connections(
     Ok(Json(json!({ "items": revoked })))
 }
 
+/// Refresh a connection now
+///
+/// Refreshes the connection's access token at the provider now, whatever its expiry (for example
+/// after a provider-side change of the grant).
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/connections/{connectionId}/refresh",
+    operation_id = "refreshConnection",
+    tag = "Connections",
+    security(("adminKey" = [])),
+    params(("connectionId" = String, Path, description = "The connection's id.")),
+    responses(
+        (status = 200, description = "The connection after the refresh.", body = ConnectionInfo),
+        (status = 400, description = "The connection cannot be refreshed: it holds an API key, or has no refresh token (`not_refreshable`).", body = ErrorBody),
+        (status = 404, description = "No connection has this id (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The provider rejected the refresh token: the connection now needs the user's consent (`consent_required`).", body = ErrorBody),
+    )
+)]
 async fn refresh_connection(
     _: Admin,
     State(s): State<AppState>,
@@ -150,3 +309,18 @@ async fn refresh_connection(
 ) -> Result<Json<ConnectionInfo>, ApiError> {
     Ok(Json(s.core.force_refresh_connection(&id).await?))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    app_connections,
+    put_api_key,
+    import_tokens,
+    admin_connect,
+    get_connection,
+    revoke_connection,
+    refresh_connection,
+    user_connections,
+    revoke_user_connections
+))]
+pub(super) struct Doc;

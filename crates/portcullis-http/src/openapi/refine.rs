@@ -1,0 +1,310 @@
+//! Refinements of the generated document, applied to its JSON.
+//!
+//! The services' types derive their schemas, but some of their fields hold types of crates
+//! that know nothing of OpenAPI (the policy document, scope definitions, tenant memberships,
+//! decision explanations) or wire names kept as `&'static str` (an owner, a status). Their derived
+//! schema is then only "an object" or "a string"; here each such property is pointed at the
+//! precise schema of [`super::schemas`], or given its enumeration. A refinement whose target is
+//! gone (a renamed field) is reported by [`apply`], and a test keeps that list empty.
+//!
+//! The shared error answers are added here too, by rule rather than by hand on each operation:
+//! every management call may answer 401, 500 and 503; every JSON body 400, 413 and 415.
+
+use serde_json::{Map, Value, json};
+
+/// Applies every refinement; returns the ones whose target does not exist (empty when the
+/// document and the refinements agree).
+pub(crate) fn apply(doc: &mut Value) -> Vec<String> {
+    let mut missed = Vec::new();
+    refine_properties(doc, &mut missed);
+    refine_flattened(doc, &mut missed);
+    refine_parameters(doc, &mut missed);
+    hoist_descriptions(doc);
+    add_shared_responses(doc);
+    missed
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn nullable_ref(name: &str) -> Value {
+    json!({ "oneOf": [{ "type": "null" }, schema_ref(name)] })
+}
+
+fn array_of(name: &str) -> Value {
+    json!({ "type": "array", "items": schema_ref(name) })
+}
+
+fn string_enum(values: &[&str]) -> Value {
+    json!({ "type": "string", "enum": values })
+}
+
+/// `(schema, property, replacement)`: the property's schema becomes the replacement; its
+/// description stays unless the replacement has one.
+fn property_refinements() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
+        ("AppInput", "type", schema_ref("AppType")),
+        ("AppInput", "scopes", array_of("ScopeDef")),
+        (
+            "AppInput",
+            "tokenEndpointAuthMethod",
+            nullable_ref("TokenEndpointAuthMethod"),
+        ),
+        ("AppInput", "onDeny", nullable_ref("OnDeny")),
+        ("AppView", "type", schema_ref("AppType")),
+        ("UserInput", "tenants", array_of("TenantMembership")),
+        ("UserView", "tenants", array_of("TenantMembership")),
+        ("SimulateOutput", "decision", schema_ref("Explanation")),
+        (
+            "SimulateOutput",
+            "rolesSource",
+            string_enum(&["directory", "token", "given"]),
+        ),
+        ("DecisionSummary", "outcome", string_enum(&["allow"])),
+        (
+            "DecisionSummary",
+            "reason",
+            string_enum(&["open", "matched"]),
+        ),
+        (
+            "DecisionSummary",
+            "allowedScopes",
+            schema_ref("AllowedScopes"),
+        ),
+        (
+            "OutboundToken",
+            "owner",
+            string_enum(&["user", "tenant", "app"]),
+        ),
+        (
+            "ConnectionInfo",
+            "owner",
+            string_enum(&["user", "tenant", "app"]),
+        ),
+        ("ConnectionInfo", "type", schema_ref("AppType")),
+        (
+            "ConnectionInfo",
+            "status",
+            string_enum(&["active", "consentRequired"]),
+        ),
+        ("IssuerView", "source", string_enum(&["api", "config"])),
+        (
+            "ReencryptionStatus",
+            "state",
+            string_enum(&["running", "done", "failed"]),
+        ),
+    ]
+}
+
+fn refine_properties(doc: &mut Value, missed: &mut Vec<String>) {
+    for (schema, property, replacement) in property_refinements() {
+        let target = object_schema(doc, schema)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut(property));
+        match target {
+            Some(slot) => {
+                let description = slot.get("description").cloned();
+                let mut replacement = replacement;
+                if let (Some(d), Some(r)) = (description, replacement.as_object_mut()) {
+                    r.entry("description").or_insert(d);
+                }
+                *slot = replacement;
+            }
+            None => missed.push(format!("{schema}.{property}")),
+        }
+    }
+}
+
+/// A component schema, or the object part of an `allOf` one (a type with a flattened field).
+fn object_schema<'a>(doc: &'a mut Value, name: &str) -> Option<&'a mut Value> {
+    let schema = doc.pointer_mut(&format!("/components/schemas/{name}"))?;
+    if schema.get("allOf").is_some() {
+        return schema
+            .get_mut("allOf")?
+            .as_array_mut()?
+            .iter_mut()
+            .find(|part| part.get("properties").is_some());
+    }
+    Some(schema)
+}
+
+/// Types that flatten a foreign type into their object: `(schema, the flattened part's schema)`.
+/// The derived `allOf` holds an untyped object for it; it becomes a reference.
+fn refine_flattened(doc: &mut Value, missed: &mut Vec<String>) {
+    for (schema, flattened) in [("AppView", "AppSettings"), ("PolicyView", "PolicyDocument")] {
+        let part = doc
+            .pointer_mut(&format!("/components/schemas/{schema}/allOf"))
+            .and_then(Value::as_array_mut)
+            .and_then(|parts| {
+                parts
+                    .iter_mut()
+                    .find(|p| p.get("properties").is_none() && p.get("$ref").is_none())
+            });
+        match part {
+            Some(part) => *part = schema_ref(flattened),
+            None => missed.push(format!("{schema} (flattened {flattened})")),
+        }
+    }
+}
+
+/// An optional field of a documented type is derived as `oneOf: [null, {$ref, description}]`;
+/// its description belongs to the property, where readers and generators look for it.
+fn hoist_descriptions(doc: &mut Value) {
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for schema in schemas.values_mut() {
+        let mut objects = vec![&mut *schema];
+        let mut properties = Vec::new();
+        while let Some(s) = objects.pop() {
+            let Some(s) = s.as_object_mut() else { continue };
+            for (key, value) in s.iter_mut() {
+                match key.as_str() {
+                    "properties" => properties.extend(
+                        value
+                            .as_object_mut()
+                            .into_iter()
+                            .flat_map(|p| p.values_mut()),
+                    ),
+                    "allOf" => objects.extend(value.as_array_mut().into_iter().flatten()),
+                    _ => {}
+                }
+            }
+        }
+        for property in properties {
+            let Some(p) = property.as_object_mut() else {
+                continue;
+            };
+            if p.contains_key("description") {
+                continue;
+            }
+            let description = p
+                .get_mut("oneOf")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+                .find_map(|alt| alt.as_object_mut()?.remove("description"));
+            if let Some(d) = description {
+                p.insert("description".into(), d);
+            }
+        }
+    }
+}
+
+/// The audit log's `outcome` filter, derived as a plain string.
+fn refine_parameters(doc: &mut Value, missed: &mut Vec<String>) {
+    for path in ["/v1/mgmt/audit", "/v1/mgmt/audit/export"] {
+        let parameter = doc
+            .pointer_mut(&format!(
+                "/paths/{}/get/parameters",
+                path.replace('/', "~1")
+            ))
+            .and_then(Value::as_array_mut)
+            .and_then(|ps| ps.iter_mut().find(|p| p["name"] == "outcome"));
+        match parameter {
+            Some(p) => p["schema"] = schema_ref("AuditOutcome"),
+            None => missed.push(format!("GET {path} ?outcome")),
+        }
+    }
+}
+
+/// The answers many operations share, as components.
+fn shared_responses() -> Value {
+    let error = |description: &str| {
+        json!({
+            "description": description,
+            "content": { "application/json": { "schema": schema_ref("Error") } },
+        })
+    };
+    let mut unauthorized =
+        error("The admin key is missing, not valid, or expired (`unauthorized`).");
+    unauthorized["headers"] = json!({
+        "WWW-Authenticate": {
+            "description": "`Bearer`: authenticate with an admin key.",
+            "schema": { "type": "string" },
+        }
+    });
+    json!({
+        "Unauthorized": unauthorized,
+        "BadRequest": error(
+            "The request is malformed: the body is not JSON (`invalid_json`) or not of the expected shape, with a wrong type or a missing or unknown field (`invalid_body`); a query parameter is unknown or malformed (`invalid_query`); or a value breaks a rule (`invalid_request`, `invalid_cursor`, ...). `message` says which."
+        ),
+        "PayloadTooLarge": error("The body is larger than 1 MiB (`payload_too_large`)."),
+        "UnsupportedMediaType": error(
+            "The body is not sent as JSON: `Content-Type` must be `application/json` (`unsupported_media_type`)."
+        ),
+        "Unavailable": error(
+            "A dependency of the server, such as the database, is unavailable (`unavailable`); retry shortly."
+        ),
+        "Internal": error(
+            "The server failed (`internal`); the details are in its logs, never in the answer."
+        ),
+    })
+}
+
+fn response_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/responses/{name}") })
+}
+
+fn add_shared_responses(doc: &mut Value) {
+    if let Some(components) = doc.get_mut("components").and_then(Value::as_object_mut) {
+        components.insert("responses".into(), shared_responses());
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        let management = path.starts_with("/v1/mgmt/");
+        let outbound = path.starts_with("/v1/outbound/apps/");
+        for operation in item.values_mut() {
+            let json_body = operation
+                .pointer("/requestBody/content/application~1json")
+                .is_some();
+            let query = operation
+                .get("parameters")
+                .and_then(Value::as_array)
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let mut add = |status: &str, name: &str| {
+                if !responses.contains_key(status) {
+                    responses.insert(status.to_owned(), response_ref(name));
+                }
+            };
+            if management {
+                add("401", "Unauthorized");
+            }
+            if json_body || (management && query) {
+                add("400", "BadRequest");
+            }
+            if json_body {
+                add("413", "PayloadTooLarge");
+                add("415", "UnsupportedMediaType");
+            }
+            if management || outbound {
+                add("500", "Internal");
+            }
+            if management {
+                add("503", "Unavailable");
+            }
+            sort_by_status(responses);
+        }
+    }
+}
+
+fn sort_by_status(responses: &mut Map<String, Value>) {
+    let mut entries: Vec<(String, Value)> = std::mem::take(responses).into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    responses.extend(entries);
+}

@@ -1,0 +1,1799 @@
+//! The OpenAPI document against the router it describes.
+//!
+//! - The document is OpenAPI 3.1, every `$ref` resolves, every operation is described and has a
+//!   response schema.
+//! - The document and the router agree both ways: the routes of the source (every `.route(...)`
+//!   call) are exactly the documented operations, each of them is served (it does not fall
+//!   through to the 404/405 fallbacks), and every method a documented path does not document
+//!   answers 405.
+//! - Real answers match the document: a scenario calls every operation with real services (a
+//!   temporary SQLite store, a JWKS-publishing IdP and an OAuth provider stand-in on loopback),
+//!   and every answer's status, media type, headers and body are checked against the documented
+//!   response, objects closed (a property the schema does not declare is an error, so a field
+//!   added to a type without the documentation noticing fails here).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use base64::Engine;
+use http_body_util::BodyExt;
+use portcullis_core::{Core, CoreOptions, Settings};
+use portcullis_crypto::envelope::MasterKey;
+use portcullis_crypto::jws::{Algorithm, SigningKey};
+use portcullis_domain::{Stores, SystemClock};
+use portcullis_http::{AppState, MetricsRenderer};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+// ----- The document on its own ---------------------------------------------------------------
+
+fn document() -> Value {
+    serde_json::from_str(&portcullis_http::openapi_document())
+        .expect("the OpenAPI document is valid JSON")
+}
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Every operation of the document: `(METHOD, path template, operation)`.
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("a path item") {
+            assert!(
+                METHODS.contains(&method.as_str()),
+                "{path}: unknown key {method}"
+            );
+            out.push((method.to_uppercase(), path.clone(), op.clone()));
+        }
+    }
+    out
+}
+
+/// Resolves a local `$ref` (`#/components/...`).
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r.strip_prefix('#').expect("a local $ref");
+            resolve(
+                doc,
+                doc.pointer(pointer)
+                    .unwrap_or_else(|| panic!("{r} resolves")),
+            )
+        }
+        None => value,
+    }
+}
+
+fn collect_refs(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(m) => {
+            for (k, v) in m {
+                if k == "$ref" {
+                    out.insert(v.as_str().expect("a $ref is a string").to_owned());
+                } else {
+                    collect_refs(v, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_document_is_openapi_3_1_and_complete() {
+    let doc = document();
+    let version = doc["openapi"].as_str().expect("openapi is a string");
+    assert!(version.starts_with("3.1."), "openapi {version}");
+    assert_eq!(doc["info"]["title"], "Portcullis");
+    assert!(doc["info"]["version"].is_string());
+
+    // Every reference resolves.
+    let mut refs = BTreeSet::new();
+    collect_refs(&doc, &mut refs);
+    for r in &refs {
+        assert!(
+            doc.pointer(r.trim_start_matches('#')).is_some(),
+            "{r} does not resolve"
+        );
+    }
+
+    let tags: BTreeSet<&str> = doc["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| {
+            assert!(t["description"].as_str().is_some_and(|d| d.ends_with('.')));
+            t["name"].as_str().expect("a tag name")
+        })
+        .collect();
+    let schemes = doc["components"]["securitySchemes"]
+        .as_object()
+        .expect("security schemes");
+    assert_eq!(schemes["adminKey"]["scheme"], "bearer");
+    assert_eq!(schemes["inboundToken"]["scheme"], "bearer");
+    assert_eq!(schemes["inboundToken"]["bearerFormat"], "JWT");
+    assert_eq!(schemes["clientBasic"]["scheme"], "basic");
+
+    let mut ids = BTreeSet::new();
+    for (method, path, op) in operations(&doc) {
+        let at = format!("{method} {path}");
+        let id = op["operationId"].as_str().expect("an operationId");
+        assert!(
+            ids.insert(id.to_owned()),
+            "{at}: operationId {id} is not unique"
+        );
+        assert!(
+            op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{at}: no summary"
+        );
+        assert!(
+            op["description"].as_str().is_some_and(|d| d.ends_with('.')),
+            "{at}: no description in full sentences"
+        );
+        let op_tags = op["tags"].as_array().expect("tags");
+        assert!(!op_tags.is_empty(), "{at}: no tag");
+        for t in op_tags {
+            assert!(
+                tags.contains(t.as_str().unwrap()),
+                "{at}: undeclared tag {t}"
+            );
+        }
+
+        // Path parameters: exactly the template's.
+        let template: BTreeSet<String> = path_params(&path);
+        let declared: BTreeSet<String> = op["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| resolve(&doc, p))
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| {
+                        assert_eq!(p["required"], true, "{at}: a path parameter is required");
+                        p["name"].as_str().unwrap().to_owned()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(template, declared, "{at}: path parameters");
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            let p = resolve(&doc, p);
+            assert!(
+                p["schema"].is_object(),
+                "{at}: parameter {} has no schema",
+                p["name"]
+            );
+            assert!(
+                p["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{at}: parameter {} has no description",
+                p["name"]
+            );
+        }
+
+        // Security: management with an admin key, the outbound surface with the user's token.
+        let security = op["security"].clone();
+        if path.starts_with("/v1/mgmt/") {
+            assert_eq!(security, json!([{ "adminKey": [] }]), "{at}");
+        } else if path.starts_with("/v1/outbound/apps/") {
+            assert_eq!(security, json!([{ "inboundToken": [] }]), "{at}");
+        } else if path == "/oauth2/token" {
+            assert_eq!(security, json!([{ "clientBasic": [] }, {}]), "{at}");
+        } else {
+            assert!(
+                security.is_null(),
+                "{at}: open endpoints need no credential"
+            );
+        }
+
+        // A JSON body has a schema.
+        if let Some(body) = op.get("requestBody") {
+            let content = body["content"].as_object().expect("request content");
+            assert!(!content.is_empty(), "{at}: empty request content");
+            for (media, c) in content {
+                assert!(
+                    c["schema"].is_object(),
+                    "{at}: request {media} has no schema"
+                );
+            }
+        }
+
+        // Every answer is described, and every answer with a body has a schema; a success
+        // answer is documented, and so is every error status.
+        let responses = op["responses"].as_object().expect("responses");
+        assert!(
+            responses.keys().any(|s| s.starts_with('2')),
+            "{at}: no success answer"
+        );
+        for (status, response) in responses {
+            let response = resolve(&doc, response);
+            assert!(
+                response["description"]
+                    .as_str()
+                    .is_some_and(|d| d.ends_with('.')),
+                "{at} {status}: no description"
+            );
+            match response.get("content").and_then(Value::as_object) {
+                Some(content) => {
+                    assert!(!content.is_empty(), "{at} {status}: empty content");
+                    for (media, c) in content {
+                        assert!(c["schema"].is_object(), "{at} {status} {media}: no schema");
+                    }
+                }
+                None => assert!(
+                    status == "204" || status.starts_with('3'),
+                    "{at} {status}: no response schema"
+                ),
+            }
+        }
+        if path.starts_with("/v1/mgmt/") {
+            for status in ["401", "500", "503"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{at}: {status} is not documented"
+                );
+            }
+        }
+        if op
+            .pointer("/requestBody/content/application~1json")
+            .is_some()
+        {
+            for status in ["400", "413", "415"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{at}: {status} is not documented"
+                );
+            }
+        }
+    }
+}
+
+/// The policy document's schema, precisely (what administrators write most).
+#[test]
+fn the_policy_document_is_described_precisely() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    let policy = &schemas["PolicyDocument"];
+    assert_eq!(
+        policy["required"],
+        json!(["name", "conditions", "scopes"]),
+        "{policy}"
+    );
+    let condition = &schemas["Condition"];
+    assert_eq!(
+        condition["required"],
+        json!(["source", "operator", "value"])
+    );
+    assert_eq!(schemas["Source"]["enum"], json!(["userRoles", "jwtClaims"]));
+    assert_eq!(
+        schemas["Operator"]["enum"],
+        json!(["equals", "notEquals", "in", "notIn", "contains"])
+    );
+    assert_eq!(schemas["Mode"]["enum"], json!(["enforce", "shadow"]));
+    let scopes = schemas["Scopes"]["oneOf"]
+        .as_array()
+        .expect("Scopes is a oneOf");
+    assert_eq!(scopes[0]["enum"], json!(["all"]));
+    assert_eq!(scopes[1]["type"], "array");
+    let value = schemas["ConditionValue"]["oneOf"]
+        .as_array()
+        .expect("ConditionValue is a oneOf");
+    assert_eq!(value[0]["$ref"], "#/components/schemas/Scalar");
+    assert_eq!(value[1]["items"]["$ref"], "#/components/schemas/Scalar");
+
+    // Bodies and answers use it.
+    let create = &doc["paths"]["/v1/mgmt/outbound-apps/{appId}/policies"]["post"];
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/PolicyDocument"
+    );
+    let view = &schemas["PolicyView"]["allOf"];
+    assert!(
+        view.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["$ref"] == "#/components/schemas/PolicyDocument"),
+        "{view}"
+    );
+
+    // The shared error shape is one component; the outbound errors add `connectUrl` and
+    // `decision`.
+    assert_eq!(schemas["Error"]["required"], json!(["error", "message"]));
+    assert!(schemas["Error"]["properties"]["details"].is_object());
+    let outbound = &schemas["OutboundError"]["properties"];
+    assert_eq!(
+        outbound["decision"]["oneOf"][1]["$ref"],
+        "#/components/schemas/Explanation"
+    );
+    assert!(outbound["connectUrl"].is_object());
+}
+
+// ----- The document against the router -------------------------------------------------------
+
+fn path_params(template: &str) -> BTreeSet<String> {
+    template
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A path template with its parameters' names erased (`/a/{}/b`): the router names them in
+/// snake case, the document in camel case.
+fn shape(template: &str) -> String {
+    template
+        .split('/')
+        .map(|s| if s.starts_with('{') { "{}" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The routes the router serves, read from its source: every `.route("<path>", <methods>)`
+/// call, under `/v1/mgmt` for the management modules. Returns `(METHOD, shape)`.
+fn routes_in_source() -> BTreeSet<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    assert!(
+        lib.contains(r#".nest("/v1/mgmt", mgmt::routes())"#),
+        "the management routes are no longer nested under /v1/mgmt: update this test"
+    );
+    let mut files = Vec::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut routes = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let prefix = if file.starts_with(src.join("mgmt")) {
+            "/v1/mgmt"
+        } else {
+            ""
+        };
+        for (method, path) in parse_routes(&text) {
+            routes.insert((method, shape(&format!("{prefix}{path}"))));
+        }
+    }
+    routes
+}
+
+/// The `(METHOD, path)` pairs of the `.route(...)` calls of one source file.
+fn parse_routes(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(".route(") {
+        rest = &rest[i + ".route(".len()..];
+        // The call's arguments, up to its closing parenthesis.
+        let mut depth = 1;
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                depth == 0
+            })
+            .map(|(k, _)| k)
+            .expect("a closed .route( call");
+        let args = &rest[..end];
+        let open = args.find('"').expect("a route path literal");
+        let close = open + 1 + args[open + 1..].find('"').expect("a closed literal");
+        let path = &args[open + 1..close];
+        let methods = &args[close + 1..];
+        let mut found = 0;
+        let bytes = methods.as_bytes();
+        let mut k = 0;
+        while k < bytes.len() {
+            if bytes[k].is_ascii_alphabetic() || bytes[k] == b'_' {
+                let start = k;
+                while k < bytes.len() && (bytes[k].is_ascii_alphanumeric() || bytes[k] == b'_') {
+                    k += 1;
+                }
+                let ident = &methods[start..k];
+                let called = methods[k..].trim_start().starts_with('(');
+                if called && ["get", "post", "put", "delete", "patch"].contains(&ident) {
+                    out.push((ident.to_uppercase(), path.to_owned()));
+                    found += 1;
+                }
+            } else {
+                k += 1;
+            }
+        }
+        assert!(found > 0, "no method found in .route({args})");
+        rest = &rest[end..];
+    }
+    out
+}
+
+#[test]
+fn routes_are_read_from_source() {
+    let text = r#"Router::new()
+        .route("/a/{id}", get(get_a).put(update_a).delete(delete_a))
+        .route("/b", axum::routing::delete(delete_b))
+        .route_layer(x)
+        .route(
+            "/c",
+            post(post_c),
+        )"#;
+    assert_eq!(
+        parse_routes(text),
+        [
+            ("GET", "/a/{id}"),
+            ("PUT", "/a/{id}"),
+            ("DELETE", "/a/{id}"),
+            ("DELETE", "/b"),
+            ("POST", "/c"),
+        ]
+        .map(|(m, p)| (m.to_owned(), p.to_owned()))
+    );
+}
+
+/// Whether an answer is one of the router's fallbacks (no route, or no such method on it).
+fn is_fallback(status: StatusCode, body: &Value) -> bool {
+    (status == StatusCode::NOT_FOUND && body["message"] == "no such endpoint")
+        || (status == StatusCode::METHOD_NOT_ALLOWED && body["error"] == "method_not_allowed")
+}
+
+#[tokio::test]
+async fn the_document_and_the_router_agree() {
+    let h = Harness::start().await;
+    let doc = document();
+    let documented: BTreeSet<(String, String)> = operations(&doc)
+        .into_iter()
+        .map(|(m, p, _)| (m, shape(&p)))
+        .collect();
+    let served = routes_in_source();
+
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "served but not documented: {undocumented:?}"
+    );
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        unserved.is_empty(),
+        "documented but not routed: {unserved:?}"
+    );
+
+    // Each route answers for itself (whatever the answer: without credentials or a body, most
+    // are 4xx), never through the fallbacks.
+    for (method, path) in &served {
+        let uri = path.replace("{}", "probe");
+        let (status, _, body) = h.raw(method, &uri, None, None).await;
+        assert!(
+            !is_fallback(status, &body),
+            "{method} {uri} is not served: {status} {body}"
+        );
+    }
+
+    // Every method a documented path does not document is refused, so that no route hides
+    // behind a documented path.
+    let mut paths: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (method, path) in &documented {
+        paths
+            .entry(path.clone())
+            .or_default()
+            .insert(method.clone());
+    }
+    for (path, methods) in paths {
+        let uri = path.replace("{}", "probe");
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            if methods.contains(method) {
+                continue;
+            }
+            let (status, _, body) = h.raw(method, &uri, None, None).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")),
+                "{method} {uri} is served but not documented"
+            );
+        }
+    }
+}
+
+// ----- A JSON Schema check (the subset the document uses) -------------------------------------
+
+struct Checker<'a> {
+    doc: &'a Value,
+}
+
+impl Checker<'_> {
+    fn errors(&self, schema: &Value, value: &Value) -> Vec<String> {
+        let mut errors = Vec::new();
+        self.check(schema, value, "$", true, &mut errors);
+        errors
+    }
+
+    /// Checks `value` against `schema`; `closed` when an object may hold only the properties the
+    /// schema declares (it is off inside `allOf`, where the parts declare the properties
+    /// together).
+    fn check(&self, schema: &Value, value: &Value, at: &str, closed: bool, errs: &mut Vec<String>) {
+        if schema.get("$ref").is_some() {
+            let target = resolve(self.doc, schema);
+            return self.check(target, value, at, closed, errs);
+        }
+        if let Some(parts) = schema.get("allOf").and_then(Value::as_array) {
+            for p in parts {
+                self.check(p, value, at, false, errs);
+            }
+            if closed && let Some(obj) = value.as_object() {
+                let declared = self.declared(schema);
+                for k in obj.keys() {
+                    if !declared.contains(k) {
+                        errs.push(format!("{at}: property {k} is not documented"));
+                    }
+                }
+            }
+        }
+        if let Some(alts) = schema.get("oneOf").and_then(Value::as_array) {
+            let matching = alts
+                .iter()
+                .filter(|a| {
+                    let mut e = Vec::new();
+                    self.check(a, value, at, closed, &mut e);
+                    e.is_empty()
+                })
+                .count();
+            if matching != 1 {
+                errs.push(format!(
+                    "{at}: {value} matches {matching} of oneOf {alts:?}"
+                ));
+                if matching == 0 {
+                    for a in alts {
+                        self.check(a, value, &format!("{at} (oneOf)"), closed, errs);
+                    }
+                }
+            }
+        }
+        if let Some(t) = schema.get("type") {
+            let types: Vec<&str> = match t {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            let ok = types.iter().any(|t| match *t {
+                "null" => value.is_null(),
+                "boolean" => value.is_boolean(),
+                "string" => value.is_string(),
+                "integer" => value.is_i64() || value.is_u64(),
+                "number" => value.is_number(),
+                "array" => value.is_array(),
+                "object" => value.is_object(),
+                _ => false,
+            });
+            if !ok {
+                errs.push(format!("{at}: {value} is not of type {t}"));
+                return;
+            }
+        }
+        if let Some(e) = schema.get("enum").and_then(Value::as_array)
+            && !e.contains(value)
+        {
+            errs.push(format!("{at}: {value} is not one of {e:?}"));
+        }
+        match value {
+            Value::String(s) => {
+                let n = s.chars().count();
+                if schema["minLength"].as_u64().is_some_and(|m| (n as u64) < m) {
+                    errs.push(format!("{at}: {s:?} is too short"));
+                }
+                if schema["maxLength"].as_u64().is_some_and(|m| (n as u64) > m) {
+                    errs.push(format!("{at}: {s:?} is too long"));
+                }
+                match schema["format"].as_str() {
+                    Some("date-time") if !is_date_time(s) => {
+                        errs.push(format!("{at}: {s:?} is not a date-time"));
+                    }
+                    Some("uri") if url::Url::parse(s).is_err() => {
+                        errs.push(format!("{at}: {s:?} is not a URI"));
+                    }
+                    _ => {}
+                }
+            }
+            Value::Number(n) => {
+                let x = n.as_f64().unwrap();
+                if schema["minimum"].as_f64().is_some_and(|m| x < m) {
+                    errs.push(format!("{at}: {x} is below the minimum"));
+                }
+                if schema["maximum"].as_f64().is_some_and(|m| x > m) {
+                    errs.push(format!("{at}: {x} is above the maximum"));
+                }
+            }
+            Value::Array(items) => {
+                if let Some(s) = schema.get("items") {
+                    for (i, item) in items.iter().enumerate() {
+                        self.check(s, item, &format!("{at}[{i}]"), true, errs);
+                    }
+                }
+                let n = items.len() as u64;
+                if schema["minItems"].as_u64().is_some_and(|m| n < m) {
+                    errs.push(format!("{at}: too few items"));
+                }
+                if schema["maxItems"].as_u64().is_some_and(|m| n > m) {
+                    errs.push(format!("{at}: too many items"));
+                }
+            }
+            Value::Object(obj) => {
+                let properties = schema.get("properties").and_then(Value::as_object);
+                for r in schema["required"].as_array().into_iter().flatten() {
+                    let r = r.as_str().unwrap();
+                    if !obj.contains_key(r) {
+                        errs.push(format!("{at}: required property {r} is missing"));
+                    }
+                }
+                for (k, v) in obj {
+                    let at = format!("{at}.{k}");
+                    match (
+                        properties.and_then(|p| p.get(k)),
+                        schema.get("additionalProperties"),
+                    ) {
+                        (Some(s), _) => self.check(s, v, &at, true, errs),
+                        (None, Some(Value::Bool(false))) => {
+                            errs.push(format!("{at}: not allowed (additionalProperties)"));
+                        }
+                        (None, Some(s @ Value::Object(_))) => self.check(s, v, &at, true, errs),
+                        (None, _) if closed && properties.is_some() => {
+                            errs.push(format!("{at}: property is not documented"));
+                        }
+                        (None, _) => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The properties an object schema declares, through `$ref` and `allOf`.
+    fn declared(&self, schema: &Value) -> BTreeSet<String> {
+        let schema = resolve(self.doc, schema);
+        let mut out: BTreeSet<String> = schema["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            out.extend(self.declared(part));
+        }
+        out
+    }
+}
+
+/// An RFC 3339 date-time, as `Timestamp` writes them (`2026-01-02T03:04:05.678Z`).
+fn is_date_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b't')
+        && b[13] == b':'
+        && b[16] == b':'
+        && (s.ends_with('Z') || s.ends_with('z') || s[19..].contains(['+', '-']))
+        && [0..4, 5..7, 8..10, 11..13, 14..16, 17..19]
+            .into_iter()
+            .all(|r| b[r].iter().all(u8::is_ascii_digit))
+}
+
+#[test]
+fn the_checker_catches_what_it_should() {
+    let doc = document();
+    let c = Checker { doc: &doc };
+    let error = json!({ "$ref": "#/components/schemas/Error" });
+    assert!(
+        c.errors(&error, &json!({"error": "x", "message": "y"}))
+            .is_empty()
+    );
+    assert!(
+        !c.errors(&error, &json!({"error": "x"})).is_empty(),
+        "required"
+    );
+    assert!(
+        !c.errors(&error, &json!({"error": 1, "message": "y"}))
+            .is_empty(),
+        "type"
+    );
+    assert!(
+        !c.errors(&error, &json!({"error": "x", "message": "y", "extra": 1}))
+            .is_empty(),
+        "an undocumented property"
+    );
+    let scopes = json!({ "$ref": "#/components/schemas/Scopes" });
+    assert!(c.errors(&scopes, &json!("all")).is_empty());
+    assert!(c.errors(&scopes, &json!(["a", "b"])).is_empty());
+    assert!(!c.errors(&scopes, &json!("some")).is_empty(), "enum");
+    assert!(!c.errors(&scopes, &json!([])).is_empty(), "minItems");
+    // allOf: the parts' properties together, and nothing else.
+    let new_client = json!({ "$ref": "#/components/schemas/NewClient" });
+    let client = json!({
+        "id": "c", "name": "n", "grantTypes": [], "tokenEndpointAuthMethods": [],
+        "createdAt": "2026-01-02T03:04:05.678Z", "updatedAt": "2026-01-02T03:04:05Z",
+        "clientSecret": "s",
+    });
+    assert!(
+        c.errors(&new_client, &client).is_empty(),
+        "{:?}",
+        c.errors(&new_client, &client)
+    );
+    let mut extra = client.clone();
+    extra["secretHash"] = json!("h");
+    assert!(!c.errors(&new_client, &extra).is_empty());
+    let mut bad_time = client;
+    bad_time["createdAt"] = json!("yesterday");
+    assert!(!c.errors(&new_client, &bad_time).is_empty());
+}
+
+// ----- Real answers against the document ------------------------------------------------------
+
+/// A loopback stand-in for the IdP (its JWKS) and for an OAuth provider (token and revocation
+/// endpoints that always succeed).
+struct Mock {
+    url: String,
+    key: SigningKey,
+    tokens: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Mock {
+    async fn start() -> Self {
+        let key = SigningKey::generate(Algorithm::ES256).unwrap();
+        let jwks = json!({ "keys": [serde_json::to_value(key.public_jwk()).unwrap()] });
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let issued = tokens.clone();
+        let app = Router::new()
+            .route(
+                "/jwks.json",
+                axum::routing::get(move || {
+                    let jwks = jwks.clone();
+                    async move { axum::Json(jwks) }
+                }),
+            )
+            .route(
+                "/token",
+                axum::routing::post(move || {
+                    let n = issued.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        axum::Json(json!({
+                            "access_token": format!("provider-at-{n}"),
+                            "token_type": "Bearer",
+                            "expires_in": 3600,
+                            "refresh_token": format!("provider-rt-{n}"),
+                        }))
+                    }
+                }),
+            )
+            .route("/revoke", axum::routing::post(|| async { StatusCode::OK }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            key,
+            tokens,
+            task,
+        }
+    }
+
+    /// An inbound token for `sub` with extra claims.
+    fn token(&self, sub: &str, extra: Value) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut claims = json!({
+            "iss": self.url,
+            "aud": "https://mcp.example.test",
+            "sub": sub,
+            "iat": now,
+            "exp": now + 300,
+            "scope": "openid outbound.token.fetch",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        self.key.sign_jwt(&claims, Some("at+jwt")).unwrap()
+    }
+}
+
+/// The router on real services and a temporary SQLite store.
+struct Harness {
+    router: Router,
+    core: Arc<Core>,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A request body.
+enum Payload {
+    Json(Value),
+    Form(String),
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = portcullis_store_sqlite::SqliteStore::open(&dir.path().join("p.db")).unwrap();
+        let feed = Arc::new(store.change_feed());
+        let stores = Stores::from_backend(Arc::new(store), feed);
+        let settings = Settings {
+            public_url: "http://portcullis.test".into(),
+            allowed_return_urls: vec!["http://app.test/".into()],
+            ..Settings::default()
+        };
+        let core = Core::start(
+            stores,
+            CoreOptions {
+                settings,
+                master_keys: vec![MasterKey::generate("test-1").unwrap()],
+                config_issuers: Vec::new(),
+                clock: Arc::new(SystemClock),
+            },
+        )
+        .await
+        .unwrap();
+        let admin = core
+            .bootstrap_admin_key(None)
+            .await
+            .unwrap()
+            .expect("a fresh store gets a bootstrap key")
+            .expose()
+            .to_owned();
+        let metrics: MetricsRenderer = Arc::new(|| "# no metrics yet\n".to_owned());
+        let router = portcullis_http::router(AppState {
+            core: core.clone(),
+            metrics: Some(metrics),
+        });
+        Self {
+            router,
+            core,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request; returns the status, the headers and the body (JSON when it parses, else
+    /// a string).
+    async fn raw(
+        &self,
+        method: &str,
+        uri: &str,
+        auth: Option<&str>,
+        body: Option<Payload>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(uri);
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let body = match body {
+            Some(Payload::Json(v)) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            Some(Payload::Form(f)) => {
+                req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(f)
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, headers, value)
+    }
+}
+
+/// Calls the API and checks every answer against the document, recording which operations
+/// answered with which statuses.
+struct Scenario {
+    h: Harness,
+    mock: Mock,
+    doc: Value,
+    seen: BTreeMap<(String, String), BTreeSet<u16>>,
+}
+
+impl Scenario {
+    /// The operation a concrete request is for: the template with the most literal segments
+    /// matching.
+    fn template(&self, method: &str, path: &str) -> String {
+        let segments: Vec<&str> = path.split('/').collect();
+        operations(&self.doc)
+            .into_iter()
+            .filter(|(m, _, _)| m == method)
+            .filter_map(|(_, t, _)| {
+                let ts: Vec<&str> = t.split('/').collect();
+                let fits = ts.len() == segments.len()
+                    && ts
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t.starts_with('{') || t == s);
+                let literal = ts.iter().filter(|t| !t.starts_with('{')).count();
+                fits.then_some((literal, t))
+            })
+            .max()
+            .map(|(_, t)| t)
+            .unwrap_or_else(|| panic!("{method} {path} is not documented"))
+    }
+
+    /// Sends a request and checks the answer against the documented response of its status.
+    async fn call(
+        &mut self,
+        method: &str,
+        uri: &str,
+        auth: Option<&str>,
+        body: Option<Payload>,
+        expected: u16,
+    ) -> (HeaderMap, Value) {
+        let path = uri.split('?').next().unwrap();
+        let template = self.template(method, path);
+        let op = self.doc["paths"][&template][method.to_lowercase()].clone();
+        if (200..400).contains(&expected) {
+            self.check_request(&op, method, uri, body.as_ref());
+        }
+        let (status, headers, value) = self.h.raw(method, uri, auth, body).await;
+        assert_eq!(status.as_u16(), expected, "{method} {uri}: {value}");
+        let at = format!("{method} {uri} -> {status}");
+        let response = op["responses"]
+            .get(status.as_str())
+            .unwrap_or_else(|| panic!("{at}: this status is not documented"));
+        let response = resolve(&self.doc, response);
+        for name in response["headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|h| h.0)
+        {
+            assert!(
+                headers.contains_key(name.as_str()),
+                "{at}: no {name} header"
+            );
+        }
+        match response.get("content").and_then(Value::as_object) {
+            None => assert!(
+                value == Value::String(String::new()),
+                "{at}: a body where none is documented: {value}"
+            ),
+            Some(content) => {
+                let media = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .split(';')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .to_owned();
+                let (_, documented) = content
+                    .iter()
+                    .find(|(m, _)| m.split(';').next().unwrap().trim() == media)
+                    .unwrap_or_else(|| panic!("{at}: media type {media} is not documented"));
+                let schema = &documented["schema"];
+                let checker = Checker { doc: &self.doc };
+                let values: Vec<Value> = if media == "application/x-ndjson" {
+                    value
+                        .as_str()
+                        .unwrap()
+                        .lines()
+                        .map(|l| serde_json::from_str(l).unwrap())
+                        .collect()
+                } else if media.starts_with("text/") {
+                    vec![match &value {
+                        Value::String(_) => value.clone(),
+                        other => Value::String(other.to_string()),
+                    }]
+                } else {
+                    vec![value.clone()]
+                };
+                for v in &values {
+                    let errors = checker.errors(schema, v);
+                    assert!(errors.is_empty(), "{at}: {errors:#?}\n{v:#}");
+                }
+            }
+        }
+        self.seen
+            .entry((method.to_owned(), template))
+            .or_default()
+            .insert(status.as_u16());
+        (headers, value)
+    }
+
+    /// Checks that a request the server accepts is one the document describes: its query
+    /// parameters are documented, and its JSON body matches the documented body.
+    fn check_request(&self, op: &Value, method: &str, uri: &str, body: Option<&Payload>) {
+        let at = format!("{method} {uri}");
+        let documented: BTreeSet<&str> = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        let url = url::Url::parse(&format!("http://x{uri}")).unwrap();
+        for (name, _) in url.query_pairs() {
+            assert!(
+                documented.contains(name.as_ref()),
+                "{at}: query parameter {name} is not documented"
+            );
+        }
+        if let Some(Payload::Json(body)) = body {
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            assert!(schema.is_object(), "{at}: no JSON body is documented");
+            let errors = Checker { doc: &self.doc }.errors(schema, body);
+            assert!(
+                errors.is_empty(),
+                "{at}: the request body {errors:#?}\n{body:#}"
+            );
+        }
+    }
+
+    async fn admin(
+        &mut self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        expected: u16,
+    ) -> Value {
+        let auth = format!("Bearer {}", self.h.admin);
+        self.call(method, uri, Some(&auth), body.map(Payload::Json), expected)
+            .await
+            .1
+    }
+
+    async fn user(
+        &mut self,
+        uri: &str,
+        token: &str,
+        body: Value,
+        expected: u16,
+    ) -> (HeaderMap, Value) {
+        let auth = format!("Bearer {token}");
+        self.call(
+            "POST",
+            uri,
+            Some(&auth),
+            Some(Payload::Json(body)),
+            expected,
+        )
+        .await
+    }
+
+    /// Checks `value` against a component schema.
+    fn conforms(&self, schema: &str, value: &Value) {
+        let errors = Checker { doc: &self.doc }.errors(
+            &json!({ "$ref": format!("#/components/schemas/{schema}") }),
+            value,
+        );
+        assert!(errors.is_empty(), "{schema}: {errors:#?}\n{value:#}");
+    }
+}
+
+fn query_param(url: &str, name: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("{url} has no {name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_answers_as_documented() {
+    let mock = Mock::start().await;
+    let mut s = Scenario {
+        h: Harness::start().await,
+        mock,
+        doc: document(),
+        seen: BTreeMap::new(),
+    };
+    let m = s.mock.url.clone();
+
+    // Operations.
+    s.call("GET", "/healthz", None, None, 200).await;
+    s.call("GET", "/readyz", None, None, 200).await;
+    s.call("GET", "/metrics", None, None, 200).await;
+    s.call("GET", "/openapi.json", None, None, 200).await;
+
+    // Management needs an admin key.
+    s.call("GET", "/v1/mgmt/outbound-apps", None, None, 401)
+        .await;
+    s.call(
+        "GET",
+        "/v1/mgmt/outbound-apps",
+        Some("Bearer pca_wrong"),
+        None,
+        401,
+    )
+    .await;
+
+    // Apps.
+    let oauth_app = json!({
+        "id": "gh", "name": "GitHub", "type": "oauth",
+        "clientId": "portcullis", "clientSecret": "provider-secret",
+        "authorizationUrl": format!("{m}/authorize"), "tokenUrl": format!("{m}/token"),
+        "revocationUrl": format!("{m}/revoke"),
+        "scopes": [{"name": "repo", "description": "Repositories"}, {"name": "read:user"}],
+        "defaultScopes": ["read:user"],
+        "authorizationParams": {"allow_signup": "false"},
+    });
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps",
+        Some(oauth_app.clone()),
+        201,
+    )
+    .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps",
+        Some(oauth_app.clone()),
+        409,
+    )
+    .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps",
+        Some(json!({"id": "keys", "name": "Key service", "type": "apiKey"})),
+        201,
+    )
+    .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps",
+        Some(json!({"id": "x", "name": "X", "type": "apiKey", "bogus": 1})),
+        400,
+    )
+    .await;
+    let auth = format!("Bearer {}", s.h.admin);
+    s.call("POST", "/v1/mgmt/outbound-apps", Some(&auth), None, 415)
+        .await;
+    let page = s
+        .admin("GET", "/v1/mgmt/outbound-apps?limit=1", None, 200)
+        .await;
+    let cursor = page["nextCursor"].as_str().expect("a next page").to_owned();
+    let page = s
+        .admin(
+            "GET",
+            &format!("/v1/mgmt/outbound-apps?limit=1&cursor={cursor}"),
+            None,
+            200,
+        )
+        .await;
+    assert!(page.get("nextCursor").is_none());
+    s.admin("GET", "/v1/mgmt/outbound-apps?limit=0", None, 400)
+        .await;
+    s.admin("GET", "/v1/mgmt/outbound-apps?bogus=1", None, 400)
+        .await;
+    s.admin("GET", "/v1/mgmt/outbound-apps/gh", None, 200).await;
+    s.admin("GET", "/v1/mgmt/outbound-apps/nope", None, 404)
+        .await;
+    let mut renamed = oauth_app.clone();
+    renamed["name"] = json!("GitHub.com");
+    renamed.as_object_mut().unwrap().remove("clientSecret");
+    s.admin("PUT", "/v1/mgmt/outbound-apps/gh", Some(renamed), 200)
+        .await;
+
+    // Policies: engineers of acme may have every scope of gh; a shadow policy observes.
+    let engineers = json!({
+        "name": "Engineers",
+        "description": "Engineers of Acme read repositories.",
+        "conditions": [
+            {"source": "userRoles", "operator": "contains", "value": "eng"},
+            {"source": "jwtClaims", "claim": "org_id", "operator": "in", "value": ["acme", "beta"]},
+        ],
+        "scopes": ["repo", "read:user"],
+    });
+    let policy = s
+        .admin(
+            "POST",
+            "/v1/mgmt/outbound-apps/gh/policies",
+            Some(engineers.clone()),
+            201,
+        )
+        .await;
+    let policy_id = policy["id"].as_str().unwrap().to_owned();
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps/gh/policies",
+        Some(json!({"name": "Everyone", "conditions": [], "scopes": "all", "mode": "shadow"})),
+        201,
+    )
+    .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps/gh/policies",
+        Some(engineers.clone()),
+        409,
+    )
+    .await;
+    let invalid = s
+        .admin(
+            "POST",
+            "/v1/mgmt/outbound-apps/gh/policies",
+            Some(json!({
+                "name": "",
+                "conditions": [{"source": "userRoles", "operator": "like", "value": 1}],
+                "scopes": ["nope"],
+                "extra": true,
+            })),
+            400,
+        )
+        .await;
+    assert_eq!(invalid["error"], "invalid_policy");
+    s.conforms(
+        "PolicyProblem",
+        &invalid["details"].as_array().expect("problems")[0],
+    );
+    for problem in invalid["details"].as_array().unwrap() {
+        s.conforms("PolicyProblem", problem);
+    }
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps/nope/policies",
+        Some(engineers.clone()),
+        404,
+    )
+    .await;
+    s.admin("GET", "/v1/mgmt/outbound-apps/gh/policies", None, 200)
+        .await;
+    let pol = format!("/v1/mgmt/outbound-apps/gh/policies/{policy_id}");
+    s.admin("GET", &pol, None, 200).await;
+    s.admin(
+        "GET",
+        "/v1/mgmt/outbound-apps/gh/policies/pol_nope",
+        None,
+        404,
+    )
+    .await;
+    s.admin("PUT", &pol, Some(engineers.clone()), 200).await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps/keys/policies",
+        Some(json!({"name": "Engineers", "conditions": [{"source": "userRoles", "operator": "equals", "value": "eng"}], "scopes": "all"})),
+        201,
+    )
+    .await;
+
+    // The directory.
+    s.admin(
+        "POST",
+        "/v1/mgmt/roles",
+        Some(json!({"name": "eng", "description": "Engineers"})),
+        201,
+    )
+    .await;
+    s.admin("POST", "/v1/mgmt/roles", Some(json!({"name": "eng"})), 409)
+        .await;
+    s.admin("GET", "/v1/mgmt/roles", None, 200).await;
+    s.admin("GET", "/v1/mgmt/roles/eng", None, 200).await;
+    s.admin(
+        "PUT",
+        "/v1/mgmt/roles/eng",
+        Some(json!({"description": "Engineering"})),
+        200,
+    )
+    .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/tenants",
+        Some(json!({"id": "acme", "name": "Acme", "attributes": {"tier": "gold"}})),
+        201,
+    )
+    .await;
+    s.admin("GET", "/v1/mgmt/tenants", None, 200).await;
+    s.admin("GET", "/v1/mgmt/tenants/acme", None, 200).await;
+    s.admin(
+        "PUT",
+        "/v1/mgmt/tenants/acme",
+        Some(json!({"name": "Acme Inc."})),
+        200,
+    )
+    .await;
+    s.admin("GET", "/v1/mgmt/tenants/nope", None, 404).await;
+    let alice = json!({
+        "id": "alice", "email": "alice@example.com", "name": "Alice",
+        "roles": ["eng"], "tenants": [{"tenantId": "acme", "roles": ["eng"]}],
+    });
+    s.admin("POST", "/v1/mgmt/users", Some(alice.clone()), 201)
+        .await;
+    s.admin("GET", "/v1/mgmt/users", None, 200).await;
+    s.admin("GET", "/v1/mgmt/users/alice", None, 200).await;
+    s.admin("PUT", "/v1/mgmt/users/alice", Some(alice.clone()), 200)
+        .await;
+    s.admin("GET", "/v1/mgmt/users/nope", None, 404).await;
+    s.admin("DELETE", "/v1/mgmt/roles/eng", None, 409).await;
+
+    // Trust the IdP; register a client for token exchange.
+    let issuer = s
+        .admin(
+            "POST",
+            "/v1/mgmt/issuers",
+            Some(json!({
+                "issuer": m, "jwksUrl": format!("{m}/jwks.json"),
+                "audiences": ["https://mcp.example.test"], "algorithms": ["ES256"],
+                "rolesClaim": "roles", "tenantClaim": "org_id",
+            })),
+            201,
+        )
+        .await;
+    let issuer_id = issuer["id"].as_str().unwrap().to_owned();
+    s.admin("GET", "/v1/mgmt/issuers", None, 200).await;
+    let iss = format!("/v1/mgmt/issuers/{issuer_id}");
+    s.admin("GET", &iss, None, 200).await;
+    s.admin(
+        "PUT",
+        &iss,
+        Some(json!({
+            "issuer": m, "jwksUrl": format!("{m}/jwks.json"),
+            "audiences": ["https://mcp.example.test"], "algorithms": ["ES256"],
+            "rolesClaim": "roles", "tenantClaim": "org_id", "clockSkewSeconds": 30,
+        })),
+        200,
+    )
+    .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/clients",
+        Some(json!({"id": "mcp", "name": "MCP server"})),
+        201,
+    )
+    .await;
+    s.admin("GET", "/v1/mgmt/clients", None, 200).await;
+    s.admin("GET", "/v1/mgmt/clients/mcp", None, 200).await;
+    s.admin(
+        "PUT",
+        "/v1/mgmt/clients/mcp",
+        Some(json!({"name": "MCP server", "allowedApps": ["gh", "keys"]})),
+        200,
+    )
+    .await;
+    let rotated = s
+        .admin("POST", "/v1/mgmt/clients/mcp/secret", None, 201)
+        .await;
+    let client_secret = rotated["clientSecret"].as_str().unwrap().to_owned();
+    s.admin("POST", "/v1/mgmt/clients/nope/secret", None, 404)
+        .await;
+
+    // Admin keys and data keys.
+    let key = s
+        .admin(
+            "POST",
+            "/v1/mgmt/admin-keys",
+            Some(json!({"name": "ci"})),
+            201,
+        )
+        .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/admin-keys",
+        Some(json!({"name": "old", "expiresAt": "2001-01-01T00:00:00Z"})),
+        400,
+    )
+    .await;
+    s.admin("GET", "/v1/mgmt/admin-keys", None, 200).await;
+    let own = s.admin("GET", "/v1/mgmt/admin-keys", None, 200).await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "bootstrap")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.admin("DELETE", &format!("/v1/mgmt/admin-keys/{own}"), None, 409)
+        .await;
+    s.admin(
+        "DELETE",
+        &format!("/v1/mgmt/admin-keys/{}", key["id"].as_str().unwrap()),
+        None,
+        204,
+    )
+    .await;
+    s.admin("DELETE", "/v1/mgmt/admin-keys/ak_nope", None, 404)
+        .await;
+    s.admin("GET", "/v1/mgmt/keys", None, 200).await;
+    s.admin("POST", "/v1/mgmt/keys/rotate", None, 200).await;
+
+    // Connections: an API key for alice, an imported OAuth grant for bob.
+    let api_key = s
+        .admin(
+            "POST",
+            "/v1/mgmt/outbound-apps/keys/api-keys",
+            Some(json!({"apiKey": "alice-key", "userId": "alice"})),
+            201,
+        )
+        .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps/gh/api-keys",
+        Some(json!({"apiKey": "k"})),
+        400,
+    )
+    .await;
+    let imported = s
+        .admin(
+            "POST",
+            "/v1/mgmt/outbound-apps/gh/tokens",
+            Some(json!({"tokens": [{
+                "userId": "bob", "accessToken": "imported-at", "refreshToken": "imported-rt",
+                "expiresAt": "2099-01-01T00:00:00Z", "scopes": ["repo", "read:user"],
+            }]})),
+            201,
+        )
+        .await;
+    let bob_connection = imported["items"][0]["id"].as_str().unwrap().to_owned();
+    s.admin("GET", "/v1/mgmt/outbound-apps/gh/connections", None, 200)
+        .await;
+    s.admin("GET", "/v1/mgmt/users/bob/connections", None, 200)
+        .await;
+    let conn = format!("/v1/mgmt/connections/{bob_connection}");
+    s.admin("GET", &conn, None, 200).await;
+    s.admin("GET", "/v1/mgmt/connections/con_nope", None, 404)
+        .await;
+    s.admin("POST", &format!("{conn}/refresh"), None, 200).await;
+    let key_connection = api_key["id"].as_str().unwrap();
+    s.admin(
+        "POST",
+        &format!("/v1/mgmt/connections/{key_connection}/refresh"),
+        None,
+        400,
+    )
+    .await;
+    let link = s
+        .admin(
+            "POST",
+            "/v1/mgmt/outbound-apps/gh/connect",
+            Some(json!({"tenantId": "acme", "scopes": ["repo"]})),
+            200,
+        )
+        .await;
+    assert!(
+        link["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{m}/authorize"))
+    );
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps/gh/connect",
+        Some(json!({})),
+        400,
+    )
+    .await;
+
+    // The token endpoint.
+    let alice_token = s.mock.token("alice", json!({"org_id": "acme"}));
+    let bob_token = s
+        .mock
+        .token("bob", json!({"org_id": "acme", "roles": ["eng"]}));
+    let carol_token = s.mock.token("carol", json!({"org_id": "acme"}));
+    let (headers, granted) = s
+        .user("/v1/outbound/apps/keys/token", &alice_token, json!({}), 200)
+        .await;
+    assert_eq!(granted["token"]["apiKey"], "alice-key");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    let (_, granted) = s
+        .user(
+            "/v1/outbound/apps/gh/token",
+            &bob_token,
+            json!({"scopes": ["repo"], "forceRefresh": false}),
+            200,
+        )
+        .await;
+    assert!(granted["token"]["accessToken"].is_string());
+    let (_, denied) = s
+        .user(
+            "/v1/outbound/apps/gh/token",
+            &carol_token,
+            json!({"scopes": ["repo"]}),
+            403,
+        )
+        .await;
+    assert_eq!(denied["error"], "access_denied");
+    assert!(denied["decision"]["shadow"].is_object(), "{denied}");
+    assert!(
+        denied["decision"]["policies"][0]["failedCondition"].is_object(),
+        "{denied}"
+    );
+    let (_, missing) = s
+        .user(
+            "/v1/outbound/apps/gh/token",
+            &alice_token,
+            json!({"scopes": ["repo"]}),
+            404,
+        )
+        .await;
+    assert_eq!(missing["error"], "not_connected");
+    assert!(missing["connectUrl"].is_string());
+    s.user("/v1/outbound/apps/nope/token", &alice_token, json!({}), 404)
+        .await;
+    s.user(
+        "/v1/outbound/apps/gh/token",
+        &alice_token,
+        json!({"scopes": ["nope"]}),
+        400,
+    )
+    .await;
+    s.user(
+        "/v1/outbound/apps/gh/token",
+        &alice_token,
+        json!({"scope": "repo"}),
+        400,
+    )
+    .await;
+    let unscoped = s.mock.token("alice", json!({"scope": "openid"}));
+    s.user("/v1/outbound/apps/gh/token", &unscoped, json!({}), 403)
+        .await;
+    s.user("/v1/outbound/apps/gh/token", "not-a-jwt", json!({}), 401)
+        .await;
+    s.call(
+        "POST",
+        "/v1/outbound/apps/gh/token",
+        None,
+        Some(Payload::Json(json!({}))),
+        401,
+    )
+    .await;
+    let t = format!("Bearer {alice_token}");
+    s.call("POST", "/v1/outbound/apps/gh/token", Some(&t), None, 415)
+        .await;
+
+    // Connecting: back to the return URL, or a page.
+    let (_, link) = s
+        .user(
+            "/v1/outbound/apps/gh/connect",
+            &alice_token,
+            json!({"scopes": ["repo"], "returnUrl": "http://app.test/done"}),
+            200,
+        )
+        .await;
+    let state = query_param(link["url"].as_str().unwrap(), "state");
+    let (headers, _) = s
+        .call(
+            "GET",
+            &format!("/v1/outbound/callback?state={state}&code=the-code"),
+            None,
+            None,
+            303,
+        )
+        .await;
+    let location = headers[header::LOCATION].to_str().unwrap();
+    assert_eq!(query_param(location, "connected"), "gh");
+    let (_, link) = s
+        .user("/v1/outbound/apps/gh/connect", &alice_token, json!({}), 200)
+        .await;
+    let state = query_param(link["url"].as_str().unwrap(), "state");
+    s.call(
+        "GET",
+        &format!("/v1/outbound/callback?state={state}&code=the-code"),
+        None,
+        None,
+        200,
+    )
+    .await;
+    s.call(
+        "GET",
+        &format!("/v1/outbound/callback?state={state}&code=the-code"),
+        None,
+        None,
+        400,
+    )
+    .await;
+    s.call(
+        "GET",
+        "/v1/outbound/callback?error=access_denied",
+        None,
+        None,
+        400,
+    )
+    .await;
+    s.user(
+        "/v1/outbound/apps/keys/connect",
+        &alice_token,
+        json!({}),
+        400,
+    )
+    .await;
+    s.user(
+        "/v1/outbound/apps/gh/connect",
+        &alice_token,
+        json!({"returnUrl": "https://evil.test/"}),
+        400,
+    )
+    .await;
+    s.user("/v1/outbound/apps/gh/connect", "not-a-jwt", json!({}), 401)
+        .await;
+    s.user(
+        "/v1/outbound/apps/nope/connect",
+        &alice_token,
+        json!({}),
+        404,
+    )
+    .await;
+    s.user(
+        "/v1/outbound/apps/gh/connect",
+        &alice_token,
+        json!({"tenantId": "beta"}),
+        403,
+    )
+    .await;
+
+    // Token exchange.
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("mcp:{client_secret}"))
+    );
+    let exchange = |token: &str, app: &str| {
+        Payload::Form(format!(
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange\
+             &subject_token={token}\
+             &subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token\
+             &audience={app}"
+        ))
+    };
+    let (_, exchanged) = s
+        .call(
+            "POST",
+            "/oauth2/token",
+            Some(&basic),
+            Some(exchange(&alice_token, "keys")),
+            200,
+        )
+        .await;
+    assert_eq!(exchanged["access_token"], "alice-key");
+    s.call(
+        "POST",
+        "/oauth2/token",
+        Some(&basic),
+        Some(exchange(&bob_token, "gh")),
+        200,
+    )
+    .await;
+    s.call(
+        "POST",
+        "/oauth2/token",
+        Some(&basic),
+        Some(exchange(&carol_token, "gh")),
+        403,
+    )
+    .await;
+    s.call(
+        "POST",
+        "/oauth2/token",
+        Some(&basic),
+        Some(exchange("not-a-jwt", "gh")),
+        400,
+    )
+    .await;
+    s.call(
+        "POST",
+        "/oauth2/token",
+        Some("Basic bWNwOndyb25n"),
+        Some(exchange(&alice_token, "keys")),
+        401,
+    )
+    .await;
+    s.call(
+        "POST",
+        "/oauth2/token",
+        Some(&basic),
+        Some(Payload::Form("grant_type=password".into())),
+        400,
+    )
+    .await;
+
+    // The audit log, and the simulator.
+    s.h.core.flush_audit().await;
+    let events = s.admin("GET", "/v1/mgmt/audit?limit=1000", None, 200).await;
+    assert!(events["items"].as_array().unwrap().len() >= 10, "{events}");
+    s.admin(
+        "GET",
+        "/v1/mgmt/audit?appId=gh&outcome=denied&since=2000-01-01T00:00:00Z",
+        None,
+        200,
+    )
+    .await;
+    s.admin("GET", "/v1/mgmt/audit?outcome=maybe", None, 400)
+        .await;
+    let export = s.admin("GET", "/v1/mgmt/audit/export", None, 200).await;
+    assert!(export.as_str().unwrap().lines().count() >= 10);
+    s.admin("GET", "/v1/mgmt/audit/export?since=yesterday", None, 400)
+        .await;
+    let simulated = s
+        .admin(
+            "POST",
+            "/v1/mgmt/decisions/simulate",
+            Some(json!({"appId": "gh", "subject": {"userId": "alice", "claims": {"org_id": "acme"}}, "scopes": ["repo"]})),
+            200,
+        )
+        .await;
+    assert_eq!(simulated["decision"]["outcome"], "allow");
+    s.admin(
+        "POST",
+        "/v1/mgmt/decisions/simulate",
+        Some(json!({"appId": "gh", "token": carol_token, "scopes": ["repo"]})),
+        200,
+    )
+    .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/decisions/simulate",
+        Some(json!({"appId": "gh"})),
+        400,
+    )
+    .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/decisions/simulate",
+        Some(json!({"appId": "nope", "subject": {}})),
+        404,
+    )
+    .await;
+
+    // Revocation and deletion.
+    let report = s.admin("DELETE", &conn, None, 200).await;
+    assert_eq!(report["providerRevoked"], true, "{report}");
+    s.admin("DELETE", &conn, None, 404).await;
+    s.admin("DELETE", "/v1/mgmt/users/alice/connections", None, 200)
+        .await;
+    s.admin("DELETE", &pol, None, 204).await;
+    s.admin("DELETE", &pol, None, 404).await;
+    s.admin("DELETE", "/v1/mgmt/outbound-apps/keys", None, 204)
+        .await;
+    s.admin("DELETE", "/v1/mgmt/outbound-apps/keys", None, 404)
+        .await;
+    s.admin("DELETE", "/v1/mgmt/users/alice", None, 204).await;
+    s.admin("DELETE", "/v1/mgmt/roles/eng", None, 204).await;
+    s.admin("DELETE", "/v1/mgmt/tenants/acme", None, 204).await;
+    s.admin("DELETE", &iss, None, 204).await;
+    s.admin("DELETE", &iss, None, 404).await;
+    s.admin("DELETE", "/v1/mgmt/clients/mcp", None, 204).await;
+    s.admin("DELETE", "/v1/mgmt/clients/mcp", None, 404).await;
+    assert!(
+        s.mock.tokens.load(Ordering::SeqCst) >= 3,
+        "the provider was called"
+    );
+
+    // Every operation answered at least once with a documented success.
+    let missing: Vec<String> = operations(&s.doc)
+        .into_iter()
+        .filter(|(m, p, _)| {
+            !s.seen
+                .get(&(m.clone(), p.clone()))
+                .is_some_and(|statuses| statuses.iter().any(|st| (200..400).contains(st)))
+        })
+        .map(|(m, p, _)| format!("{m} {p}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "operations never answered with success: {missing:#?}"
+    );
+}
