@@ -7,6 +7,7 @@
 // Control: POST {control}/mode with JSON (see `defaults`); GET {control}/stats; POST {control}/reset.
 
 import http from 'node:http';
+import { randomUUID } from 'node:crypto';
 import { OAuth2Server } from 'oauth2-mock-server';
 
 const defaults = {
@@ -45,8 +46,10 @@ service.on('beforeAuthorizeRedirect', (redirect, req) => {
   }
 });
 
-service.on('beforeTokenSigning', (token, req) => {
+service.on('beforeTokenSigning', (token) => {
   token.payload.sub = 'provider-user-1';
+  // A unique id: two tokens issued in the same second must still differ.
+  token.payload.jti = randomUUID();
 });
 
 service.on('beforeResponse', (resp, req) => {

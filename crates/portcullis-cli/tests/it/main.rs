@@ -11,4 +11,11 @@
 
 mod support;
 
+mod bad_input;
+mod cli;
+mod cluster;
+mod inbound;
 mod mgmt;
+mod plane;
+mod secrets;
+mod vault;

@@ -1,4 +1,8 @@
-#![allow(dead_code, unused_imports, reason = "each test module uses a part of the support")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test module uses a part of the support"
+)]
 
 //! What the end-to-end tests stand on.
 

@@ -124,6 +124,27 @@ impl TestServer {
         }
     }
 
+    /// Stops the server and starts it again on the same data (directory or database), after
+    /// `tweak` has changed its environment.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut HashMap<String, String>)) -> Self {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let mut env = std::mem::take(&mut self.env);
+        tweak(&mut env);
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::start_env(self.backend, env, dir, self.db.take()).await
+    }
+
+    /// Stops the server and hands back its data (kept until the caller drops it).
+    pub async fn stop(mut self) -> (tempfile::TempDir, Option<Arc<FreshDatabase>>) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (dir, self.db.take())
+    }
+
     /// Stops the server gracefully.
     pub async fn shutdown(mut self) {
         if let Some(r) = self.running.take() {
