@@ -1,120 +1,165 @@
-//! The audit writer: decisions are queued on the hot path and written in batches by one task, off
-//! the request's critical path; a graceful shutdown drains the queue.
+//! The audit writer: decisions are appended to an in-memory buffer on the hot path (a short
+//! lock, no wake-up of another thread) and written in batches by one task, every few tens of
+//! milliseconds or as soon as a batch is full; a graceful shutdown flushes what is left.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis_domain::{AuditEvent, Stores, Timestamp};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
-const QUEUE: usize = 65_536;
-const BATCH: usize = 1_000;
-const LINGER: Duration = Duration::from_millis(50);
+/// The most events written in one transaction.
+const BATCH: usize = 5_000;
+/// How long an event may wait in memory before it is written.
+const LINGER: Duration = Duration::from_millis(100);
+/// Past this many buffered events, recording waits for the writer (the database has fallen far
+/// behind): no decision goes unrecorded.
+const MAX_BUFFERED: usize = 100_000;
 
-enum Record {
-    Event(Box<AuditEvent>),
-    Used(String, Timestamp),
-    Flush(oneshot::Sender<()>),
+/// An event waiting to be written, built by the writer.
+type Pending = Box<dyn FnOnce() -> AuditEvent + Send>;
+
+#[derive(Default)]
+struct Buffer {
+    events: Vec<Pending>,
+    used: HashMap<String, Timestamp>,
+    flushes: Vec<oneshot::Sender<()>>,
+}
+
+struct Inner {
+    buffer: Mutex<Buffer>,
+    /// Wakes the writer early (a full batch, a flush).
+    wake: Notify,
+    /// Wakes recorders waiting for room.
+    drained: Notify,
 }
 
 /// The handle the services write audit records through.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuditSink {
-    tx: mpsc::Sender<Record>,
+    inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Record {
+impl std::fmt::Debug for AuditSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Record")
+        f.debug_struct("AuditSink").finish_non_exhaustive()
     }
 }
 
 impl AuditSink {
     /// Starts the writer task.
     pub fn spawn(stores: Stores) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(stores, rx));
-        Self { tx }
+        let inner = Arc::new(Inner {
+            buffer: Mutex::new(Buffer::default()),
+            wake: Notify::new(),
+            drained: Notify::new(),
+        });
+        tokio::spawn(writer(stores, inner.clone()));
+        Self { inner }
     }
 
-    /// Queues a decision. Waits only when the queue is full (the database has fallen far behind),
-    /// so that no decision goes unrecorded.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.inner
+            .buffer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a decision. Waits only when the buffer is full (the database has fallen far
+    /// behind), so that no decision goes unrecorded.
     pub async fn record(&self, event: AuditEvent) {
-        if self.tx.send(Record::Event(Box::new(event))).await.is_err() {
-            tracing::error!("the audit writer has stopped; a decision was not recorded");
+        self.push(Box::new(move || event)).await;
+    }
+
+    /// Records a decision whose event `build` makes; the audit writer calls it, so that the
+    /// request does not pay for assembling the event.
+    pub async fn record_with(&self, build: impl FnOnce() -> AuditEvent + Send + 'static) {
+        self.push(Box::new(build)).await;
+    }
+
+    async fn push(&self, event: Pending) {
+        let mut event = Some(event);
+        loop {
+            let waiting = self.inner.drained.notified();
+            {
+                let mut b = self.lock();
+                if b.events.len() < MAX_BUFFERED {
+                    if let Some(e) = event.take() {
+                        b.events.push(e);
+                    }
+                    if b.events.len() == BATCH {
+                        self.inner.wake.notify_one();
+                    }
+                    return;
+                }
+            }
+            self.inner.wake.notify_one();
+            waiting.await;
         }
     }
 
     /// Notes that a connection's credential was handed out at `at` (written in batches).
     pub fn used(&self, connection_id: &str, at: Timestamp) {
-        // Last-use times are best effort: under pressure, dropping one is harmless.
-        let _ = self.tx.try_send(Record::Used(connection_id.to_owned(), at));
+        let mut b = self.lock();
+        match b.used.get_mut(connection_id) {
+            Some(t) if *t >= at => {}
+            Some(t) => *t = at,
+            None => {
+                b.used.insert(connection_id.to_owned(), at);
+            }
+        }
     }
 
-    /// Waits until everything queued before this call is written.
+    /// Waits until everything recorded before this call is written.
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Record::Flush(ack)).await.is_ok() {
-            let _ = done.await;
-        }
+        self.lock().flushes.push(ack);
+        self.inner.wake.notify_one();
+        let _ = done.await;
     }
 }
 
-async fn writer(stores: Stores, mut rx: mpsc::Receiver<Record>) {
-    let mut events: Vec<AuditEvent> = Vec::with_capacity(BATCH);
-    let mut used: HashMap<String, Timestamp> = HashMap::new();
-    let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        take(first, &mut events, &mut used, &mut acks);
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while events.len() < BATCH && acks.is_empty() {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(r)) => take(r, &mut events, &mut used, &mut acks),
-                Ok(None) | Err(_) => break,
+async fn writer(stores: Stores, inner: Arc<Inner>) {
+    loop {
+        let _ = tokio::time::timeout(LINGER, inner.wake.notified()).await;
+        // Take everything at once (O(1) under the lock), then write it in batches.
+        let (events, used, flushes) = {
+            let mut b = inner
+                .buffer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (
+                std::mem::replace(&mut b.events, Vec::with_capacity(BATCH)),
+                std::mem::take(&mut b.used),
+                std::mem::take(&mut b.flushes),
+            )
+        };
+        inner.drained.notify_waiters();
+        let mut events = events.into_iter().peekable();
+        let mut used = Some(used);
+        loop {
+            let batch: Vec<AuditEvent> = events.by_ref().take(BATCH).map(|build| build()).collect();
+            write(&stores, batch, used.take().unwrap_or_default()).await;
+            if events.peek().is_none() {
+                break;
             }
         }
-        // Drain whatever is already queued, without waiting.
-        while events.len() < BATCH {
-            match rx.try_recv() {
-                Ok(r) => take(r, &mut events, &mut used, &mut acks),
-                Err(_) => break,
-            }
-        }
-        write(&stores, &mut events, &mut used).await;
-        for ack in acks.drain(..) {
+        for ack in flushes {
             let _ = ack.send(());
         }
-    }
-    write(&stores, &mut events, &mut used).await;
-}
-
-fn take(
-    r: Record,
-    events: &mut Vec<AuditEvent>,
-    used: &mut HashMap<String, Timestamp>,
-    acks: &mut Vec<oneshot::Sender<()>>,
-) {
-    match r {
-        Record::Event(e) => events.push(*e),
-        Record::Used(id, at) => {
-            let slot = used.entry(id).or_insert(at);
-            if at > *slot {
-                *slot = at;
-            }
+        if Arc::strong_count(&inner) == 1 {
+            // Every sink is gone: nothing more can arrive.
+            return;
         }
-        Record::Flush(ack) => acks.push(ack),
     }
 }
 
-async fn write(
-    stores: &Stores,
-    events: &mut Vec<AuditEvent>,
-    used: &mut HashMap<String, Timestamp>,
-) {
+async fn write(stores: &Stores, events: Vec<AuditEvent>, used: HashMap<String, Timestamp>) {
     if !events.is_empty() {
         let mut attempt = 0;
         loop {
-            match stores.audit.append_audit(events).await {
+            match stores.audit.append_audit(&events).await {
                 Ok(()) => {
                     metrics::counter!("portcullis_audit_events_written_total")
                         .increment(events.len() as u64);
@@ -133,10 +178,9 @@ async fn write(
                 }
             }
         }
-        events.clear();
     }
     if !used.is_empty() {
-        let batch: Vec<(String, Timestamp)> = used.drain().collect();
+        let batch: Vec<(String, Timestamp)> = used.into_iter().collect();
         if let Err(e) = stores.connections.touch_connections(&batch).await {
             tracing::warn!(error = %e, "recording last use of connections failed");
         }

@@ -37,9 +37,16 @@ where
         }
     }
 
-    /// The cached value, or `load`'s (cached when nothing changed meanwhile).
-    pub(crate) async fn get_or_load<E, F, Fut>(&self, key: &K, load: F) -> Result<V, E>
+    /// The cached value, or `load`'s (cached when nothing changed meanwhile). `key` may be a
+    /// borrowed form of the key (no allocation on a hit); `owned` makes the key to insert.
+    pub(crate) async fn get_or_load<Q, E, F, Fut>(
+        &self,
+        key: &Q,
+        owned: impl FnOnce() -> K,
+        load: F,
+    ) -> Result<V, E>
     where
+        Q: Hash + quick_cache::Equivalent<K> + ?Sized,
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<V, E>>,
     {
@@ -52,7 +59,7 @@ where
         if live {
             let _guard = self.lock();
             if self.feed.is_live() && self.feed.sequence() == before {
-                self.map.insert(key.clone(), value.clone());
+                self.map.insert(owned(), value.clone());
             }
         }
         Ok(value)
@@ -72,6 +79,42 @@ where
         self.write
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A borrowed [`ConnectionKey`], to look a connection up without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnectionKeyRef<'a> {
+    pub(crate) app_id: &'a str,
+    pub(crate) user_id: Option<&'a str>,
+    pub(crate) tenant_id: Option<&'a str>,
+}
+
+impl Hash for ConnectionKeyRef<'_> {
+    // INVARIANT: hashes exactly as the derived `Hash` of `ConnectionKey` (fields in order; a
+    // `String` hashes as its `str`, an `Option<String>` as its `Option<&str>`).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.app_id.hash(state);
+        self.user_id.hash(state);
+        self.tenant_id.hash(state);
+    }
+}
+
+impl quick_cache::Equivalent<ConnectionKey> for ConnectionKeyRef<'_> {
+    fn equivalent(&self, key: &ConnectionKey) -> bool {
+        self.app_id == key.app_id
+            && self.user_id == key.user_id.as_deref()
+            && self.tenant_id == key.tenant_id.as_deref()
+    }
+}
+
+impl ConnectionKeyRef<'_> {
+    pub(crate) fn to_owned_key(self) -> ConnectionKey {
+        ConnectionKey {
+            app_id: self.app_id.to_owned(),
+            user_id: self.user_id.map(str::to_owned),
+            tenant_id: self.tenant_id.map(str::to_owned),
+        }
     }
 }
 
@@ -116,6 +159,26 @@ mod tests {
     use super::*;
     use portcullis_domain::LocalChangeFeed;
 
+    #[test]
+    fn a_borrowed_connection_key_hashes_as_the_owned_one() {
+        use std::hash::BuildHasher;
+        let s = std::collections::hash_map::RandomState::new();
+        for (u, t) in [
+            (Some("u"), None),
+            (None, Some("t")),
+            (Some("u"), Some("t")),
+            (None, None),
+        ] {
+            let r = ConnectionKeyRef {
+                app_id: "a",
+                user_id: u,
+                tenant_id: t,
+            };
+            assert_eq!(s.hash_one(r), s.hash_one(r.to_owned_key()));
+            assert!(quick_cache::Equivalent::equivalent(&r, &r.to_owned_key()));
+        }
+    }
+
     #[tokio::test]
     async fn serves_from_memory_until_invalidated() {
         let feed = Arc::new(LocalChangeFeed::new(16));
@@ -127,12 +190,18 @@ mod tests {
             }
         }));
         let k = "a".to_owned();
-        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(1) }).await;
+        let v = cache
+            .get_or_load(&k, || k.clone(), || async { Ok::<_, ()>(1) })
+            .await;
         assert_eq!(v, Ok(1));
-        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(2) }).await;
+        let v = cache
+            .get_or_load(&k, || k.clone(), || async { Ok::<_, ()>(2) })
+            .await;
         assert_eq!(v, Ok(1), "served from memory");
         feed.publish(Change::App("a".into()));
-        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(3) }).await;
+        let v = cache
+            .get_or_load(&k, || k.clone(), || async { Ok::<_, ()>(3) })
+            .await;
         assert_eq!(v, Ok(3), "reloaded after the change");
     }
 
@@ -143,14 +212,20 @@ mod tests {
         let k = "a".to_owned();
         let f = feed.clone();
         let v = cache
-            .get_or_load(&k, || async move {
-                // A change lands while the value is being read.
-                f.publish(Change::App("a".into()));
-                Ok::<_, ()>(1)
-            })
+            .get_or_load(
+                &k,
+                || k.clone(),
+                || async move {
+                    // A change lands while the value is being read.
+                    f.publish(Change::App("a".into()));
+                    Ok::<_, ()>(1)
+                },
+            )
             .await;
         assert_eq!(v, Ok(1));
-        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(2) }).await;
+        let v = cache
+            .get_or_load(&k, || k.clone(), || async { Ok::<_, ()>(2) })
+            .await;
         assert_eq!(v, Ok(2), "the racing load was not cached");
     }
 
@@ -159,11 +234,17 @@ mod tests {
         let feed = Arc::new(LocalChangeFeed::new(16));
         let cache: Cache<String, u32> = Cache::new(16, feed.clone());
         let k = "a".to_owned();
-        let _ = cache.get_or_load(&k, || async { Ok::<_, ()>(1) }).await;
+        let _ = cache
+            .get_or_load(&k, || k.clone(), || async { Ok::<_, ()>(1) })
+            .await;
         feed.set_live(false);
-        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(2) }).await;
+        let v = cache
+            .get_or_load(&k, || k.clone(), || async { Ok::<_, ()>(2) })
+            .await;
         assert_eq!(v, Ok(2));
-        let v = cache.get_or_load(&k, || async { Ok::<_, ()>(3) }).await;
+        let v = cache
+            .get_or_load(&k, || k.clone(), || async { Ok::<_, ()>(3) })
+            .await;
         assert_eq!(v, Ok(3));
     }
 }

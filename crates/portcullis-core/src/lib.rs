@@ -31,7 +31,7 @@ pub use admin::{AdminIdentity, NewAdminKey};
 pub use audit::AuditSink;
 pub use error::ServiceError;
 pub use exchange::{ClientIdentity, ExchangeError, ExchangeRequest, TOKEN_EXCHANGE_GRANT};
-pub use ids::new_id;
+pub use ids::{new_event_id, new_id};
 pub use inbound::{Inbound, InboundError, IssuerSpec, KeySource, VerifiedToken};
 pub use plane::{
     AppSnapshot, DecisionSummary, Granted, OutboundToken, Refusal, Surface, TokenRequest,

@@ -256,9 +256,15 @@ pub(crate) struct Caller {
 impl Caller {
     /// The roles that count: live from the directory, else mapped from the token.
     pub(crate) fn roles(&self, tenant: Option<&str>) -> Vec<String> {
-        match &self.user {
-            Some(u) => u.effective_roles(tenant),
-            None => self.token.token_roles.clone(),
+        self.roles_ref(tenant).into_owned()
+    }
+
+    /// The roles that count, borrowed when no tenant adds any (the common case: no copy).
+    pub(crate) fn roles_ref(&self, tenant: Option<&str>) -> std::borrow::Cow<'_, [String]> {
+        match (&self.user, tenant) {
+            (Some(u), None) => std::borrow::Cow::Borrowed(&u.roles),
+            (Some(u), Some(_)) => std::borrow::Cow::Owned(u.effective_roles(tenant)),
+            (None, _) => std::borrow::Cow::Borrowed(&self.token.token_roles),
         }
     }
 
@@ -274,13 +280,9 @@ impl Caller {
 /// What the audit record of a request collects as the request goes.
 struct Trail {
     started: Instant,
-    user_id: Option<String>,
-    issuer: Option<String>,
-    client_id: Option<String>,
+    token: Option<Arc<VerifiedToken>>,
     requested: Vec<String>,
-    verdicts: Vec<PolicyVerdict>,
-    deciding: Vec<String>,
-    shadow: Option<String>,
+    decided: Option<(Arc<AppSnapshot>, Decision)>,
 }
 
 impl Core {
@@ -293,19 +295,12 @@ impl Core {
     ) -> Result<Granted, Refusal> {
         let mut trail = Trail {
             started: Instant::now(),
-            user_id: None,
-            issuer: None,
-            client_id: match surface {
-                Surface::TokenExchange { client_id } => Some(client_id.clone()),
-                Surface::TokenEndpoint => None,
-            },
-            requested: req.scopes.clone(),
-            verdicts: Vec::new(),
-            deciding: Vec::new(),
-            shadow: None,
+            token: None,
+            requested: Vec::new(),
+            decided: None,
         };
         let result = self.decide_and_fetch(bearer, req, &mut trail).await;
-        self.audit_fetch(req, surface, &trail, &result).await;
+        self.audit_fetch(req, surface, trail, &result).await;
         result
     }
 
@@ -316,11 +311,7 @@ impl Core {
         trail: &mut Trail,
     ) -> Result<Granted, Refusal> {
         let caller = self.authenticate_caller(bearer).await?;
-        trail.user_id = Some(caller.token.subject.clone());
-        trail.issuer = Some(caller.token.issuer.clone());
-        if trail.client_id.is_none() {
-            trail.client_id.clone_from(&caller.token.client_id);
-        }
+        trail.token = Some(caller.token.clone());
         let snapshot =
             self.app_snapshot(&req.app_id)
                 .await?
@@ -351,14 +342,15 @@ impl Core {
             req.scopes.clone()
         };
         trail.requested.clone_from(&requested);
+        let now = self.clock.now();
         check_offered(app, &requested)?;
 
         // The decision.
-        let roles = caller.roles(tenant);
+        let roles = caller.roles_ref(tenant);
         let subject = Subject::new(&roles, &caller.token.claims);
         let requested_refs: Vec<&str> = requested.iter().map(String::as_str).collect();
         let decision = snapshot.set.decide(&subject, &requested_refs);
-        record_verdicts(trail, &snapshot.set, &decision);
+        trail.decided = Some((snapshot.clone(), decision.clone()));
         if !decision.allowed() {
             return Err(self
                 .refuse(
@@ -369,7 +361,7 @@ impl Core {
         let allowed = decision.allowed_scopes(&snapshot.set);
 
         // The credential.
-        let (key, conn) = self
+        let conn = self
             .find_credential(app, &caller.token.subject, tenant)
             .await?;
         let Some(conn) = conn else {
@@ -398,10 +390,10 @@ impl Core {
                 )
                 .await);
         }
-        let owner = owner_of(&key);
+        let owner = owner_of(&conn.key);
         if conn.kind == CredentialKind::ApiKey {
             let api_key = self.open_secret(&conn, "access").await?;
-            self.audit.used(&conn.id, self.clock.now());
+            self.audit.used(&conn.id, now);
             return Ok(Granted {
                 token: OutboundToken {
                     access_token: None,
@@ -551,7 +543,7 @@ impl Core {
                 owner,
             }
         };
-        self.audit.used(&conn.id, self.clock.now());
+        self.audit.used(&conn.id, now);
         Ok(Granted {
             token,
             decision: summary(&decision, &snapshot.set, excess),
@@ -594,9 +586,11 @@ impl Core {
         let directory = self.stores.directory.clone();
         self.caches
             .users
-            .get_or_load(&id.to_owned(), || async move {
-                Ok::<_, ServiceError>(directory.user(id).await?.map(Arc::new))
-            })
+            .get_or_load(
+                id,
+                || id.to_owned(),
+                || async move { Ok::<_, ServiceError>(directory.user(id).await?.map(Arc::new)) },
+            )
             .await
     }
 
@@ -605,55 +599,82 @@ impl Core {
         let apps = self.stores.apps.clone();
         self.caches
             .apps
-            .get_or_load(&id.to_owned(), || async move {
-                match apps.app_with_policies(id).await? {
-                    None => Ok::<_, ServiceError>(None),
-                    Some((app, policies)) => {
-                        Ok(Some(Arc::new(AppSnapshot::compile(app, policies)?)))
+            .get_or_load(
+                id,
+                || id.to_owned(),
+                || async move {
+                    match apps.app_with_policies(id).await? {
+                        None => Ok::<_, ServiceError>(None),
+                        Some((app, policies)) => {
+                            Ok(Some(Arc::new(AppSnapshot::compile(app, policies)?)))
+                        }
                     }
-                }
-            })
+                },
+            )
             .await
     }
 
     /// A connection by key (from memory when nothing changed).
-    pub(crate) async fn cached_connection(
+    /// A connection by key, from memory when nothing changed.
+    async fn cached_connection(
         &self,
-        key: &ConnectionKey,
+        key: crate::cache::ConnectionKeyRef<'_>,
     ) -> Result<Option<Arc<ConnectionRecord>>, ServiceError> {
         let store = self.stores.connections.clone();
         self.caches
             .connections
-            .get_or_load(key, || async move {
-                Ok::<_, ServiceError>(store.connection(key).await?.map(Arc::new))
-            })
+            .get_or_load(
+                &key,
+                || key.to_owned_key(),
+                || async move {
+                    Ok::<_, ServiceError>(
+                        store.connection(&key.to_owned_key()).await?.map(Arc::new),
+                    )
+                },
+            )
             .await
     }
 
     /// Finds the credential for a request: the user's (within the tenant if one is named), else
-    /// the tenant's shared one; for API-key apps, finally the app-wide key.
+    /// the tenant's shared one; for API-key apps, the user's own outside the tenant and finally
+    /// the app-wide key.
     async fn find_credential(
         &self,
         app: &AppRecord,
         user: &str,
         tenant: Option<&str>,
-    ) -> Result<(ConnectionKey, Option<Arc<ConnectionRecord>>), Refusal> {
-        let mut keys = vec![ConnectionKey::user(&app.id, user, tenant)];
-        if let Some(t) = tenant {
-            keys.push(ConnectionKey::tenant(&app.id, t));
-        }
-        if app.kind == AppKind::ApiKey {
-            if tenant.is_some() {
-                keys.insert(1, ConnectionKey::user(&app.id, user, None));
-            }
-            keys.push(ConnectionKey::app(&app.id));
-        }
-        for key in &keys {
+    ) -> Result<Option<Arc<ConnectionRecord>>, Refusal> {
+        use crate::cache::ConnectionKeyRef as K;
+        let app_id = app.id.as_str();
+        let api_key = app.kind == AppKind::ApiKey;
+        let candidates = [
+            Some(K {
+                app_id,
+                user_id: Some(user),
+                tenant_id: tenant,
+            }),
+            (api_key && tenant.is_some()).then_some(K {
+                app_id,
+                user_id: Some(user),
+                tenant_id: None,
+            }),
+            tenant.map(|t| K {
+                app_id,
+                user_id: None,
+                tenant_id: Some(t),
+            }),
+            api_key.then_some(K {
+                app_id,
+                user_id: None,
+                tenant_id: None,
+            }),
+        ];
+        for key in candidates.into_iter().flatten() {
             if let Some(c) = self.cached_connection(key).await? {
-                return Ok((key.clone(), Some(c)));
+                return Ok(Some(c));
             }
         }
-        Ok((keys[0].clone(), None))
+        Ok(None)
     }
 
     async fn open_secret(
@@ -816,46 +837,70 @@ impl Core {
         &self,
         req: &TokenRequest,
         surface: &Surface,
-        trail: &Trail,
+        trail: Trail,
         result: &Result<Granted, Refusal>,
     ) {
         let (outcome, reason, granted) = match result {
             Ok(g) => (AuditOutcome::Allowed, None, g.token.scopes.clone()),
             Err(r) => {
                 let (o, reason) = r.audit_outcome();
-                (o, Some(reason.to_owned()), Vec::new())
+                (o, Some(reason), Vec::new())
             }
-        };
-        let at = self.clock.now();
-        let event = AuditEvent {
-            id: ids::new_id("evt", at),
-            at,
-            action: match surface {
-                Surface::TokenEndpoint => "token".to_owned(),
-                Surface::TokenExchange { .. } => "token_exchange".to_owned(),
-            },
-            app_id: Some(req.app_id.clone()),
-            user_id: trail.user_id.clone(),
-            tenant_id: req.tenant_id.clone(),
-            client_id: trail.client_id.clone(),
-            issuer: trail.issuer.clone(),
-            requested_scopes: trail.requested.clone(),
-            granted_scopes: granted,
-            outcome,
-            reason,
-            deciding_policies: trail.deciding.clone(),
-            considered_policies: trail.verdicts.clone(),
-            shadow_outcome: trail.shadow.clone(),
-            latency_us: u64::try_from(trail.started.elapsed().as_micros()).unwrap_or(u64::MAX),
         };
         metrics::counter!("portcullis_token_requests_total", "outcome" => outcome.as_str())
             .increment(1);
-        self.audit.record(event).await;
+        let at = self.clock.now();
+        let latency_us = u64::try_from(trail.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let (action, exchange_client) = match surface {
+            Surface::TokenEndpoint => ("token", None),
+            Surface::TokenExchange { client_id } => ("token_exchange", Some(client_id.clone())),
+        };
+        let app_id = req.app_id.clone();
+        let tenant_id = req.tenant_id.clone();
+        let requested = if trail.requested.is_empty() {
+            req.scopes.clone()
+        } else {
+            trail.requested
+        };
+        let (token, decided) = (trail.token, trail.decided);
+        // The event is built by the audit writer, off the request's path: the request only hands
+        // over what it already holds.
+        self.audit
+            .record_with(move || {
+                let (deciding, considered, shadow) = match &decided {
+                    Some((snapshot, decision)) => verdicts(&snapshot.set, decision),
+                    None => (Vec::new(), Vec::new(), None),
+                };
+                AuditEvent {
+                    id: ids::new_event_id(at),
+                    at,
+                    action: action.to_owned(),
+                    app_id: Some(app_id),
+                    user_id: token.as_ref().map(|t| t.subject.clone()),
+                    tenant_id,
+                    client_id: exchange_client
+                        .or_else(|| token.as_ref().and_then(|t| t.client_id.clone())),
+                    issuer: token.as_ref().map(|t| t.issuer.clone()),
+                    requested_scopes: requested,
+                    granted_scopes: granted,
+                    outcome,
+                    reason: reason.map(str::to_owned),
+                    deciding_policies: deciding,
+                    considered_policies: considered,
+                    shadow_outcome: shadow,
+                    latency_us,
+                }
+            })
+            .await;
     }
 }
 
-fn record_verdicts(trail: &mut Trail, set: &PolicySet, decision: &Decision) {
-    trail.verdicts = decision
+/// The deciding policies, every policy's verdict, and the shadow outcome of a decision.
+fn verdicts(
+    set: &PolicySet,
+    decision: &Decision,
+) -> (Vec<String>, Vec<PolicyVerdict>, Option<String>) {
+    let considered = decision
         .policies(set)
         .map(|v| PolicyVerdict {
             id: v.id.to_owned(),
@@ -863,14 +908,15 @@ fn record_verdicts(trail: &mut Trail, set: &PolicySet, decision: &Decision) {
             shadow: v.mode == portcullis_policy::Mode::Shadow,
         })
         .collect();
-    trail.deciding = decision.deciding_policies(set).map(str::to_owned).collect();
-    trail.shadow = decision.shadow().map(|s| {
+    let deciding = decision.deciding_policies(set).map(str::to_owned).collect();
+    let shadow = decision.shadow().map(|s| {
         if s.allowed() {
             "allowed".to_owned()
         } else {
             "denied".to_owned()
         }
     });
+    (deciding, considered, shadow)
 }
 
 fn summary(decision: &Decision, set: &PolicySet, downscoped: bool) -> DecisionSummary {

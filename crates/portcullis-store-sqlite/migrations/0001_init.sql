@@ -176,5 +176,7 @@ CREATE TABLE audit_events (
     shadow_outcome      TEXT,
     latency_us          INTEGER NOT NULL
 ) STRICT;
+-- Only the app index: few apps, so its inserts append. A per-user index scatters an insert per
+-- user into its B-tree and cut the audit write rate threefold (measured); a query by user scans
+-- newest first instead.
 CREATE INDEX audit_by_app ON audit_events (app_id, id);
-CREATE INDEX audit_by_user ON audit_events (user_id, id);

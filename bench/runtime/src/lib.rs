@@ -1,0 +1,1 @@
+//! Benchmarks of the running system; see `benches/` and `load.sh`.
