@@ -57,6 +57,14 @@ fn has_control_besides_whitespace(v: &str) -> bool {
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
 }
 
+/// An update may repeat the id of the path, not change it.
+fn same_id(given: Option<&str>, path: &str) -> Result<(), ServiceError> {
+    if given.is_some_and(|i| i != path) {
+        return Err(ServiceError::invalid("invalid_request", "id is immutable"));
+    }
+    Ok(())
+}
+
 fn check_description(v: Option<&str>) -> Result<(), ServiceError> {
     if v.is_some_and(|d| d.chars().count() > 1024 || has_control_besides_whitespace(d)) {
         return Err(ServiceError::invalid(
@@ -527,9 +535,7 @@ impl Core {
     /// Replaces an app. Its type is immutable; removing a scope that a policy still names is a
     /// conflict.
     pub async fn update_app(&self, id: &str, input: &AppInput) -> Result<AppView, ServiceError> {
-        if input.id.as_deref().is_some_and(|i| i != id) {
-            return Err(ServiceError::invalid("invalid_request", "id is immutable"));
-        }
+        same_id(input.id.as_deref(), id)?;
         let settings = self.app_settings(input)?;
         let (current, policies) = self
             .stores
@@ -1032,9 +1038,7 @@ impl Core {
 
     /// Replaces a user (roles take effect on the very next token request).
     pub async fn update_user(&self, id: &str, input: &UserInput) -> Result<UserView, ServiceError> {
-        if input.id.as_deref().is_some_and(|i| i != id) {
-            return Err(ServiceError::invalid("invalid_request", "id is immutable"));
-        }
+        same_id(input.id.as_deref(), id)?;
         check_user_input(input)?;
         let current = self
             .stores
@@ -1313,9 +1317,7 @@ impl Core {
         id: &str,
         input: &TenantInput,
     ) -> Result<TenantView, ServiceError> {
-        if input.id.as_deref().is_some_and(|i| i != id) {
-            return Err(ServiceError::invalid("invalid_request", "id is immutable"));
-        }
+        same_id(input.id.as_deref(), id)?;
         check_name("name", &input.name)?;
         check_attributes(&input.attributes)?;
         let current = self
@@ -1726,9 +1728,7 @@ impl Core {
         id: &str,
         input: &ClientInput,
     ) -> Result<ClientView, ServiceError> {
-        if input.id.as_deref().is_some_and(|i| i != id) {
-            return Err(ServiceError::invalid("invalid_request", "id is immutable"));
-        }
+        same_id(input.id.as_deref(), id)?;
         let metadata = self.client_metadata(input)?;
         let current = self
             .stores

@@ -618,35 +618,24 @@ impl Core {
             },
             (None, None) => None,
         };
+        let id = existing
+            .as_ref()
+            .map_or_else(|| ids::new_id("con", now), |e| e.id.clone());
+        let base = self.sealed_connection(
+            id,
+            key.clone(),
+            CredentialKind::OAuth,
+            resp.access_token.expose(),
+            refresh_plain.as_ref().map(SecretString::expose),
+            &pending.initiated_by,
+            now,
+        )?;
         let record = ConnectionRecord {
-            id: existing
-                .as_ref()
-                .map_or_else(|| ids::new_id("con", now), |e| e.id.clone()),
-            key: key.clone(),
-            kind: CredentialKind::OAuth,
-            status: ConnectionStatus::Active,
             scopes: resp.granted_scopes(&pending.scopes),
             token_type: resp.token_type.clone(),
-            access: self.sealer.seal(
-                resp.access_token.expose().as_bytes(),
-                &connection_aad(key, "access"),
-            )?,
-            refresh: refresh_plain
-                .map(|r| {
-                    self.sealer
-                        .seal(r.expose().as_bytes(), &connection_aad(key, "refresh"))
-                })
-                .transpose()?,
             expires_at: resp.expires_in.map(|s| now.add_secs(s)),
             provider_subject: subject,
-            version: 0,
-            lease: None,
-            last_refresh_at: None,
-            last_refresh_error: None,
-            last_used_at: None,
-            granted_by: Some(pending.initiated_by.clone()),
-            created_at: now,
-            updated_at: now,
+            ..base
         };
         Ok(self.stores.connections.put_connection(&record).await?)
     }
@@ -1063,17 +1052,51 @@ impl Core {
             tenant_id,
         };
         let now = self.clock.now();
-        let record = ConnectionRecord {
-            id: ids::new_id("con", now),
+        let record = self.sealed_connection(
+            ids::new_id("con", now),
+            key,
+            CredentialKind::ApiKey,
+            api_key.expose(),
+            None,
+            granted_by,
+            now,
+        )?;
+        let stored = self.stores.connections.put_connection(&record).await?;
+        Ok(ConnectionInfo::from(&stored))
+    }
+
+    /// A new active connection with its secrets sealed (bound to `key`); the caller fills in
+    /// scopes, expiry and the rest.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "every field a new connection needs"
+    )]
+    fn sealed_connection(
+        &self,
+        id: String,
+        key: ConnectionKey,
+        kind: CredentialKind,
+        access: &str,
+        refresh: Option<&str>,
+        granted_by: &str,
+        now: Timestamp,
+    ) -> Result<ConnectionRecord, ServiceError> {
+        Ok(ConnectionRecord {
+            id,
             access: self
                 .sealer
-                .seal(api_key.expose().as_bytes(), &connection_aad(&key, "access"))?,
+                .seal(access.as_bytes(), &connection_aad(&key, "access"))?,
+            refresh: refresh
+                .map(|r| {
+                    self.sealer
+                        .seal(r.as_bytes(), &connection_aad(&key, "refresh"))
+                })
+                .transpose()?,
             key,
-            kind: CredentialKind::ApiKey,
+            kind,
             status: ConnectionStatus::Active,
             scopes: Vec::new(),
             token_type: None,
-            refresh: None,
             expires_at: None,
             provider_subject: None,
             version: 0,
@@ -1084,9 +1107,7 @@ impl Core {
             granted_by: Some(granted_by.to_owned()),
             created_at: now,
             updated_at: now,
-        };
-        let stored = self.stores.connections.put_connection(&record).await?;
-        Ok(ConnectionInfo::from(&stored))
+        })
     }
 
     async fn check_owner(
@@ -1191,35 +1212,21 @@ impl Core {
                     format!("tokens[{i}] repeats the owner of an earlier token"),
                 ));
             }
-            records.push(ConnectionRecord {
-                id: ids::new_id("con", now),
-                access: self.sealer.seal(
-                    item.access_token.expose().as_bytes(),
-                    &connection_aad(&key, "access"),
-                )?,
-                refresh: item
-                    .refresh_token
-                    .as_ref()
-                    .map(|r| {
-                        self.sealer
-                            .seal(r.expose().as_bytes(), &connection_aad(&key, "refresh"))
-                    })
-                    .transpose()?,
+            let base = self.sealed_connection(
+                ids::new_id("con", now),
                 key,
-                kind: CredentialKind::OAuth,
-                status: ConnectionStatus::Active,
+                CredentialKind::OAuth,
+                item.access_token.expose(),
+                item.refresh_token.as_ref().map(SecretString::expose),
+                granted_by,
+                now,
+            )?;
+            records.push(ConnectionRecord {
                 scopes,
                 token_type: Some(item.token_type.clone().unwrap_or_else(|| "Bearer".into())),
                 expires_at: item.expires_at,
                 provider_subject: item.provider_subject.clone(),
-                version: 0,
-                lease: None,
-                last_refresh_at: None,
-                last_refresh_error: None,
-                last_used_at: None,
-                granted_by: Some(granted_by.to_owned()),
-                created_at: now,
-                updated_at: now,
+                ..base
             });
         }
         let stored = self.stores.connections.put_connections(&records).await?;
