@@ -174,22 +174,33 @@ where
             Ok(b) => b,
             Err(r) => return Err(json_rejection(JsonRejection::BytesRejection(r))),
         };
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-        })?;
-        if !value.is_object() {
-            return Err(ApiError::bad_request(
-                "invalid_body",
-                "the body must be a JSON object",
-            ));
+        // One parse on the way that succeeds; on failure a second look tells malformed JSON
+        // (`invalid_json`) from JSON of the wrong shape (`invalid_body`).
+        let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        match serde_json::from_slice::<T>(&bytes) {
+            Ok(v) if is_object => Ok(Self(v)),
+            Ok(_) => Err(not_an_object()),
+            Err(e) => {
+                if let Err(syntax) = serde_json::from_slice::<Value>(&bytes) {
+                    Err(ApiError::bad_request(
+                        "invalid_json",
+                        format!("the body is not valid JSON: {syntax}"),
+                    ))
+                } else if !is_object {
+                    Err(not_an_object())
+                } else {
+                    Err(ApiError::bad_request(
+                        "invalid_body",
+                        format!("the body does not have the expected shape: {e}"),
+                    ))
+                }
+            }
         }
-        serde_json::from_slice(&bytes).map(Self).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_body",
-                format!("the body does not have the expected shape: {e}"),
-            )
-        })
     }
+}
+
+fn not_an_object() -> ApiError {
+    ApiError::bad_request("invalid_body", "the body must be a JSON object")
 }
 
 fn json_rejection(r: JsonRejection) -> ApiError {
