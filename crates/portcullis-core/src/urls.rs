@@ -146,6 +146,44 @@ pub(crate) fn return_url_allowed(candidate: &str, settings: &Settings) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a client sends as a return URL, it is accepted only on an allowed origin
+        /// (never a look-alike host, never userinfo, never another scheme), and nothing panics.
+        #[test]
+        fn return_urls_never_leave_the_allowed_origins(candidate in "\\PC{0,80}", suffix in "[a-z0-9./?=&#@:%-]{0,40}") {
+            let s = Settings {
+                public_url: "https://pc.example".into(),
+                allowed_return_urls: vec!["https://app.example".into()],
+                ..Settings::default()
+            };
+            for raw in [candidate.clone(), format!("https://app.example{suffix}"), format!("https://pc.example{suffix}")] {
+                if return_url_allowed(&raw, &s) {
+                    let url = Url::parse(&raw).unwrap();
+                    let origin = url.origin().ascii_serialization();
+                    prop_assert!(origin == "https://app.example" || origin == "https://pc.example", "{raw}");
+                    prop_assert!(url.username().is_empty() && url.password().is_none(), "{raw}");
+                }
+            }
+        }
+
+        /// A URL Portcullis will call is https (or http on loopback), with no credentials or
+        /// fragment, whatever the input; nothing panics.
+        #[test]
+        fn called_urls_are_checked(candidate in "\\PC{0,120}") {
+            let s = Settings::default();
+            if let Ok(u) = check_url(&candidate, "url", &s) {
+                let url = Url::parse(&u).unwrap();
+                prop_assert!(url.scheme() == "https" || url.scheme() == "http");
+                prop_assert!(url.username().is_empty() && url.password().is_none());
+                prop_assert!(url.fragment().is_none());
+                if url.scheme() == "http" {
+                    prop_assert!(is_loopback(&url), "{u}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn provider_urls() {
