@@ -359,36 +359,22 @@ impl Core {
                 .await);
         }
         let allowed = decision.allowed_scopes(&snapshot.set);
+        let not_connected = async |reason: &'static str, granted: &[String]| {
+            self.not_connected(
+                &snapshot, &caller, tenant, reason, &requested, granted, &allowed,
+            )
+            .await
+        };
 
         // The credential.
         let conn = self
             .find_credential(app, &caller.token.subject, tenant)
             .await?;
         let Some(conn) = conn else {
-            return Err(self
-                .not_connected(
-                    &snapshot,
-                    &caller,
-                    tenant,
-                    "no_connection",
-                    &requested,
-                    &[],
-                    &allowed,
-                )
-                .await);
+            return Err(not_connected("no_connection", &[]).await);
         };
         if conn.status == ConnectionStatus::ConsentRequired {
-            return Err(self
-                .not_connected(
-                    &snapshot,
-                    &caller,
-                    tenant,
-                    "consent_required_by_provider",
-                    &requested,
-                    &conn.scopes,
-                    &allowed,
-                )
-                .await);
+            return Err(not_connected("consent_required_by_provider", &conn.scopes).await);
         }
         let owner = owner_of(&conn.key);
         if conn.kind == CredentialKind::ApiKey {
@@ -415,17 +401,7 @@ impl Core {
             .cloned()
             .collect();
         if !missing.is_empty() {
-            return Err(self
-                .not_connected(
-                    &snapshot,
-                    &caller,
-                    tenant,
-                    "missing_scopes",
-                    &requested,
-                    &conn.scopes,
-                    &allowed,
-                )
-                .await);
+            return Err(not_connected("missing_scopes", &conn.scopes).await);
         }
         // Never hand out more than allowed: narrow when the grant is broader.
         let excess = match &allowed {
@@ -436,37 +412,13 @@ impl Core {
         let conn = match self.ensure_fresh(app, conn, req.force_refresh).await {
             Ok(c) => c,
             Err(RefreshError::ConsentRequired) => {
-                return Err(self
-                    .not_connected(
-                        &snapshot,
-                        &caller,
-                        tenant,
-                        "consent_required_by_provider",
-                        &requested,
-                        &granted,
-                        &allowed,
-                    )
-                    .await);
+                return Err(not_connected("consent_required_by_provider", &granted).await);
             }
             Err(RefreshError::Expired) => {
-                return Err(self
-                    .not_connected(
-                        &snapshot, &caller, tenant, "expired", &requested, &granted, &allowed,
-                    )
-                    .await);
+                return Err(not_connected("expired", &granted).await);
             }
             Err(RefreshError::Gone) => {
-                return Err(self
-                    .not_connected(
-                        &snapshot,
-                        &caller,
-                        tenant,
-                        "no_connection",
-                        &requested,
-                        &[],
-                        &allowed,
-                    )
-                    .await);
+                return Err(not_connected("no_connection", &[]).await);
             }
             Err(RefreshError::Unavailable(message)) => {
                 return Err(Refusal::Unavailable { message });
@@ -512,17 +464,7 @@ impl Core {
                     return Err(Refusal::Unavailable { message });
                 }
                 Err(RefreshError::ConsentRequired) => {
-                    return Err(self
-                        .not_connected(
-                            &snapshot,
-                            &caller,
-                            tenant,
-                            "consent_required_by_provider",
-                            &requested,
-                            &[],
-                            &allowed,
-                        )
-                        .await);
+                    return Err(not_connected("consent_required_by_provider", &[]).await);
                 }
                 Err(e) => {
                     return Err(Refusal::Internal {
