@@ -9,6 +9,7 @@
 //! reconnecting), caches are bypassed: fail closed.
 
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use portcullis_domain::{
@@ -22,6 +23,8 @@ pub(crate) struct Cache<K, V> {
     map: quick_cache::sync::Cache<K, V>,
     write: Mutex<()>,
     feed: Arc<dyn ChangeFeed>,
+    /// How many times a value was read from the database (a miss, or a bypass).
+    loads: AtomicU64,
 }
 
 impl<K, V> Cache<K, V>
@@ -34,6 +37,7 @@ where
             map: quick_cache::sync::Cache::new(capacity.max(16)),
             write: Mutex::new(()),
             feed,
+            loads: AtomicU64::new(0),
         }
     }
 
@@ -55,6 +59,7 @@ where
             return Ok(v);
         }
         let before = self.feed.sequence();
+        self.loads.fetch_add(1, Ordering::Relaxed);
         let value = load().await?;
         if live {
             let _guard = self.lock();
@@ -132,6 +137,13 @@ impl Caches {
             users: Cache::new(100_000, feed.clone()),
             connections: Cache::new(200_000, feed.clone()),
         }
+    }
+
+    /// How many values the token path's caches have read from the database so far.
+    pub(crate) fn loads(&self) -> u64 {
+        self.apps.loads.load(Ordering::Relaxed)
+            + self.users.loads.load(Ordering::Relaxed)
+            + self.connections.loads.load(Ordering::Relaxed)
     }
 
     /// Applies one event (called synchronously by the change feed).

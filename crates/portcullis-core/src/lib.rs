@@ -179,6 +179,12 @@ impl Core {
         }
     }
 
+    /// How many apps, users and connections the token path has read from the database so far
+    /// (a warm request reads none).
+    pub fn cache_loads(&self) -> u64 {
+        self.caches.loads()
+    }
+
     /// Waits until every queued audit record is written (graceful shutdown, tests).
     pub async fn flush_audit(&self) {
         self.audit.flush().await;

@@ -72,6 +72,42 @@ async fn an_app_without_policies_is_open(backend: Backend) {
     assert_eq!(body["token"]["owner"], "user");
 }
 
+async fn a_warm_request_reads_nothing_from_the_database(backend: Backend) {
+    let w = world(backend).await;
+    policy(&w.s, "cal", viewers_read()).await;
+    let alice = w.idp.token("alice");
+    let read = json!({"scopes": ["calendar.readonly"]});
+    assert_eq!(w.s.fetch(Some(&alice), "cal", read.clone()).await.0, 200);
+    let loads = w.s.core.cache_loads();
+    for _ in 0..20 {
+        assert_eq!(w.s.fetch(Some(&alice), "cal", read.clone()).await.0, 200);
+    }
+    assert_eq!(
+        w.s.core.cache_loads(),
+        loads,
+        "warm requests are served from memory"
+    );
+    // A change is read again once, then it is warm again.
+    assert_eq!(
+        w.s.put(
+            "/v1/mgmt/users/alice",
+            json!({"email": "alice@example.com", "roles": ["Viewer", "Editor"]})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(w.s.fetch(Some(&alice), "cal", read.clone()).await.0, 200);
+    let after_change = w.s.core.cache_loads();
+    assert_eq!(
+        after_change,
+        loads + 1,
+        "only the changed user was read again"
+    );
+    assert_eq!(w.s.fetch(Some(&alice), "cal", read).await.0, 200);
+    assert_eq!(w.s.core.cache_loads(), after_change);
+}
+
 async fn one_enforcing_policy_makes_the_app_deny_by_default(backend: Backend) {
     let w = world(backend).await;
     let pid = policy(&w.s, "cal", viewers_read()).await;
@@ -710,6 +746,7 @@ async fn the_simulator_explains_without_handing_anything_out(backend: Backend) {
 
 both_backends!(
     an_app_without_policies_is_open,
+    a_warm_request_reads_nothing_from_the_database,
     one_enforcing_policy_makes_the_app_deny_by_default,
     claims_conditions_read_the_inbound_token,
     shadow_policies_are_reported_never_deciding,
