@@ -227,10 +227,30 @@ async fn one_refresh_per_connection_across_the_cluster() {
     let cluster = Cluster::start(3).await;
     let idp = Idp::start().await;
     let provider = Provider::start().await;
-    // The token stored at consent expires within the refresh window: the next use refreshes it.
-    provider.set(json!({"expiresIn": 20})).await;
+    // The token stored at consent lives one second; wait until it has expired.
+    provider.set(json!({"expiresIn": 1})).await;
     cluster.with_connected_user(&idp, &provider, "alice").await;
     provider.set(json!({"expiresIn": 3600})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, conns) = cluster
+        .admin(
+            0,
+            reqwest::Method::GET,
+            "/v1/mgmt/users/alice/connections",
+            json!(null),
+        )
+        .await;
+    let expires = conns["items"][0]["expiresAt"].as_str().unwrap();
+    assert!(
+        portcullis_domain::Timestamp::parse_rfc3339(expires)
+            .unwrap()
+            .as_millis()
+            < std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64,
+        "the stored token has expired: {expires}"
+    );
     let before = provider.refresh_calls().await;
     let token = idp.token("alice");
     let mut requests = Vec::new();
