@@ -395,12 +395,7 @@ impl Core {
                 decision: summary(&decision, &snapshot.set, false),
             });
         }
-        let missing: Vec<String> = requested
-            .iter()
-            .filter(|s| !conn.scopes.contains(s))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
+        if requested.iter().any(|s| !conn.scopes.contains(s)) {
             return Err(not_connected("missing_scopes", &conn.scopes).await);
         }
         // Never hand out more than allowed: narrow when the grant is broader.
@@ -408,14 +403,15 @@ impl Core {
             AllowedScopes::All => false,
             AllowedScopes::List(_) => conn.scopes.iter().any(|s| !allowed.contains(s)),
         };
-        let granted = conn.scopes.clone();
+        let stored = conn.clone();
+        let granted = &stored.scopes;
         let conn = match self.ensure_fresh(app, conn, req.force_refresh).await {
             Ok(c) => c,
             Err(RefreshError::ConsentRequired) => {
-                return Err(not_connected("consent_required_by_provider", &granted).await);
+                return Err(not_connected("consent_required_by_provider", granted).await);
             }
             Err(RefreshError::Expired) => {
-                return Err(not_connected("expired", &granted).await);
+                return Err(not_connected("expired", granted).await);
             }
             Err(RefreshError::Gone) => {
                 return Err(not_connected("no_connection", &[]).await);
