@@ -43,8 +43,10 @@ pub(crate) fn is_connection_error(e: &tokio_postgres::Error) -> bool {
         }
         source = cause.source();
     }
-    // The driver's connect timeout has no cause and no public kind.
-    e.to_string().starts_with("timeout")
+    // The driver's connect timeout and its TLS failures (a server that does not offer TLS, a
+    // certificate refused) have no public kind; a TLS failure is a failure to connect.
+    let text = e.to_string();
+    text.starts_with("timeout") || text.starts_with("error performing TLS handshake")
 }
 
 /// Maps an error the caller does not expect: `Unavailable` for a lost or unreachable server,

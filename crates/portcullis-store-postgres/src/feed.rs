@@ -1,17 +1,17 @@
 //! The change feed across nodes: `NOTIFY` in every write transaction, one listener connection per
 //! node republishing the other nodes' changes on the local feed.
 
-use std::future::poll_fn;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use portcullis_domain::{Change, ChangeEvent, ChangeFeed, LocalChangeFeed, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
-use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Socket};
+use tokio_postgres::{AsyncMessage, Client};
 
 use crate::error::describe;
+use crate::tls::{Connector, Messages};
 
 /// The channel every node notifies and listens on.
 pub(crate) const CHANNEL: &str = "portcullis_changes";
@@ -98,19 +98,28 @@ impl Drop for Listener {
 }
 
 impl Listener {
-    /// Connects the listener and says `LISTEN` before returning (so that the store is live from
-    /// its first call), then keeps it running on a task.
+    /// Connects the listener (as `connector` says: the pool's TLS settings) and says `LISTEN`
+    /// before returning (so that the store is live from its first call), then keeps it running on
+    /// a task, reconnecting it the same way when it is lost.
     pub(crate) async fn start(
         config: tokio_postgres::Config,
+        connector: Connector,
         feed: LocalChangeFeed,
         node_id: String,
         heartbeat: Duration,
     ) -> Result<Self, StoreError> {
-        let session = Session::open(&config).await.map_err(|why| {
+        let session = Session::open(&config, &connector).await.map_err(|why| {
             StoreError::Unavailable(format!("the change listener cannot start: {why}"))
         })?;
         feed.set_live(true);
-        let task = tokio::spawn(run(config, session, feed.clone(), node_id, heartbeat));
+        let task = tokio::spawn(run(
+            config,
+            connector,
+            session,
+            feed.clone(),
+            node_id,
+            heartbeat,
+        ));
         Ok(Self {
             task: task.abort_handle(),
             feed,
@@ -121,24 +130,27 @@ impl Listener {
 /// One listening connection.
 struct Session {
     client: Client,
-    connection: Connection<Socket, NoTlsStream>,
+    messages: Messages,
 }
 
 impl Session {
     /// Connects and says `LISTEN`, within the configured connect timeout (the driver's own applies
     /// to opening the socket only: a peer that accepts and then says nothing would hang us).
-    async fn open(config: &tokio_postgres::Config) -> Result<Self, String> {
+    async fn open(config: &tokio_postgres::Config, connector: &Connector) -> Result<Self, String> {
         let limit = config
             .get_connect_timeout()
             .copied()
             .unwrap_or(Duration::from_secs(5));
-        tokio::time::timeout(limit, Self::open_unbounded(config))
+        tokio::time::timeout(limit, Self::open_unbounded(config, connector))
             .await
             .map_err(|_| format!("no answer within {limit:?}"))?
     }
 
-    async fn open_unbounded(config: &tokio_postgres::Config) -> Result<Self, String> {
-        let (client, mut connection) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
+    async fn open_unbounded(
+        config: &tokio_postgres::Config,
+        connector: &Connector,
+    ) -> Result<Self, String> {
+        let (client, mut messages) = connector.connect(config).await.map_err(|e| describe(&e))?;
         {
             let statement = format!("LISTEN {CHANNEL}");
             let listen = client.batch_execute(&statement);
@@ -149,7 +161,7 @@ impl Session {
                         done.map_err(|e| describe(&e))?;
                         break;
                     }
-                    message = poll_fn(|cx| connection.poll_message(cx)) => match message {
+                    message = messages.next() => match message {
                         // A notice; no notification can come before LISTEN.
                         Some(Ok(_)) => {}
                         Some(Err(e)) => return Err(describe(&e)),
@@ -158,13 +170,13 @@ impl Session {
                 }
             }
         }
-        Ok(Self { client, connection })
+        Ok(Self { client, messages })
     }
 
     /// Republishes other nodes' notifications until the connection is lost; says why it was.
     async fn pump(&mut self, feed: &LocalChangeFeed, node_id: &str, heartbeat: Duration) -> String {
         let client = &self.client;
-        let connection = &mut self.connection;
+        let messages = &mut self.messages;
         // Completes only when the connection fails to answer: a silently dead peer (no RST, no
         // FIN) is otherwise only noticed by TCP keepalives.
         let beat = async {
@@ -181,7 +193,7 @@ impl Session {
         loop {
             tokio::select! {
                 why = &mut beat => return why,
-                message = poll_fn(|cx| connection.poll_message(cx)) => match message {
+                message = messages.next() => match message {
                     Some(Ok(AsyncMessage::Notification(n))) => deliver(feed, node_id, n.channel(), n.payload()),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return describe(&e),
@@ -217,6 +229,7 @@ fn deliver(feed: &LocalChangeFeed, node_id: &str, channel: &str, payload: &str) 
 /// down were missed).
 async fn run(
     config: tokio_postgres::Config,
+    connector: Connector,
     mut session: Session,
     feed: LocalChangeFeed,
     node_id: String,
@@ -231,7 +244,7 @@ async fn run(
         let mut backoff = MIN_BACKOFF;
         session = loop {
             tokio::time::sleep(backoff).await;
-            match Session::open(&config).await {
+            match Session::open(&config, &connector).await {
                 Ok(s) => break s,
                 Err(why) => {
                     tracing::warn!(reason = %why, retry_in = ?backoff.saturating_mul(2).min(MAX_BACKOFF), "the change listener cannot reconnect");

@@ -1,7 +1,7 @@
 //! Portcullis's scale-out storage backend: PostgreSQL, shared by any number of stateless nodes.
 //!
-//! A pool of plain connections (`tokio-postgres` under `deadpool-postgres`, statements prepared
-//! once per connection and cached) serves the calls. Every write is one transaction; the changes it
+//! A pool of connections (`tokio-postgres` under `deadpool-postgres`, statements prepared once
+//! per connection and cached) serves the calls. Every write is one transaction; the changes it
 //! makes are sent with `pg_notify` inside that transaction, so that PostgreSQL delivers them to every
 //! node at commit (and never for a write that rolled back), and are published on this node's feed
 //! right after the commit. A dedicated listener connection per node republishes the other nodes'
@@ -9,6 +9,14 @@
 //!
 //! Exactly-once work across nodes rests on the database: the refresh lease is a conditional
 //! `UPDATE`, the bootstrap admin key and the first data key are inserted under a table lock.
+//!
+//! Connections are plain TCP or TLS as the URL's `sslmode` and `sslrootcert` say, with libpq's
+//! meanings (see [`PostgresStore::connect`]); the pool and the listener always use the same
+//! settings. TLS is rustls on the aws-lc-rs provider; `verify-full` is its standard verification,
+//! and the two weaker modes (`require`: nothing verified; `verify-ca`: the chain but not the host
+//! name) use verifiers of their own, named `Danger*` for what they give up. For a managed
+//! PostgreSQL service use `sslmode=verify-full` with its CA as `sslrootcert` (or
+//! `sslrootcert=system` when its certificate chains to a public root).
 
 mod apps;
 mod config;
@@ -19,14 +27,15 @@ mod feed;
 mod migrate;
 mod principals;
 mod rows;
+mod tls;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{GenericClient, Pool, Runtime};
 use portcullis_domain::{Change, LocalChangeFeed, StoreError, StoreHealth};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
 pub use config::PgOptions;
 pub use feed::PgChangeFeed;
@@ -65,18 +74,38 @@ impl std::fmt::Debug for PostgresStore {
 impl PostgresStore {
     /// Connects to the database named by `url` (`postgres://` or `postgresql://`), applies pending
     /// migrations (once, even with several nodes starting together) and starts listening for other
-    /// nodes' changes. A URL asking for TLS is refused: this build only connects without TLS.
-    /// `Unavailable` when the server cannot be reached.
+    /// nodes' changes.
+    ///
+    /// The URL's `sslmode` and `sslrootcert` secure every connection (the pool's and the
+    /// listener's) as they do for libpq:
+    /// - `disable`, `allow`, `prefer` or none: plain TCP. `allow` and `prefer` never try TLS here
+    ///   (so they never fall back from it either): ask for `verify-full` to have TLS.
+    /// - `require`: TLS, the server's certificate not verified (encrypted, not authenticated: a
+    ///   warning is logged); with an `sslrootcert`, as `verify-ca`.
+    /// - `verify-ca`: TLS, the certificate chain verified against the roots in the PEM file named
+    ///   by `sslrootcert` (or, without it, the system's trust store); the host name not checked.
+    /// - `verify-full`: as `verify-ca`, and the host name (or IP address) of the URL checked
+    ///   against the certificate. `sslrootcert=system` names the system's trust store and is
+    ///   allowed with `verify-full` only (its default then).
+    ///
+    /// A server that does not offer TLS when it is asked for is refused, never used in plain text.
+    /// `Unavailable` when the server cannot be reached, when the `sslrootcert` file is missing or
+    /// unreadable, or when the server's certificate does not verify; `Backend` for a malformed URL
+    /// (an unknown `sslmode`, one given twice). No error repeats the URL (it may hold a password).
     pub async fn connect(url: &str, options: PgOptions) -> Result<Self, StoreError> {
-        let pg_config = config::parse_url(url, &options)?;
-        let manager = Manager::from_config(
-            pg_config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
+        let config::Target {
+            config: pg_config,
+            tls,
+        } = config::parse_url(url, &options)?;
+        let connector = tls::Connector::new(&tls)?;
+        if tls == config::TlsPolicy::Unauthenticated {
+            tracing::warn!(
+                "the database connections are encrypted but the server is not authenticated \
+                 (sslmode=require): anyone able to intercept them can impersonate the database; \
+                 use sslmode=verify-full with sslrootcert"
+            );
+        }
+        let pool = Pool::builder(connector.manager(pg_config.clone()))
             .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(options.acquire_timeout))
@@ -84,6 +113,14 @@ impl PostgresStore {
             .recycle_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
+        // The first connection, for an error that says how it was attempted (it then returns to
+        // the pool for the migrations).
+        drop(pool.get().await.map_err(|e| match error::pool(e) {
+            StoreError::Unavailable(why) => {
+                StoreError::Unavailable(format!("cannot connect to the database ({tls}): {why}"))
+            }
+            other => other,
+        })?);
         migrate::run(&pool).await?;
 
         let node_id = random_hex::<16>()?;
@@ -92,6 +129,7 @@ impl PostgresStore {
         feed.set_live(false);
         let listener = feed::Listener::start(
             config::listener_config(&pg_config, &node_id),
+            connector,
             feed.clone(),
             node_id.clone(),
             options.listener_heartbeat.max(MIN_HEARTBEAT),

@@ -12,9 +12,8 @@ use portcullis_store_postgres::{PgOptions, PostgresStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_postgres::config::Host;
 
-use crate::support::{TestDb, app, server_url, stores_of};
+use crate::support::{TestDb, app, encode, server_address, server_url, stores_of};
 
 /// A TCP proxy on the loopback that forwards to the test server until frozen.
 struct Proxy {
@@ -67,18 +66,6 @@ async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, frozen: Arc<Atomi
     }
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// The test database's URL through the proxy.
 fn proxied_url(db: &TestDb, proxy: &Proxy) -> String {
     let server = tokio_postgres::Config::from_str(&server_url()).unwrap();
@@ -91,15 +78,6 @@ fn proxied_url(db: &TestDb, proxy: &Proxy) -> String {
         "postgres://{user}{password}@127.0.0.1:{}/{}",
         proxy.port, db.name
     )
-}
-
-fn server_address() -> (String, u16) {
-    let server = tokio_postgres::Config::from_str(&server_url()).unwrap();
-    let host = match server.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".to_owned(),
-    };
-    (host, server.get_ports().first().copied().unwrap_or(5432))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! Test databases, stores on them, and records to write.
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use portcullis_domain::{
 use portcullis_store_conformance::TestStores;
 use portcullis_store_postgres::{PgOptions, PostgresStore};
 use tokio_postgres::NoTls;
+use tokio_postgres::config::Host;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -81,6 +83,26 @@ impl TestDb {
             .expect("the store connects")
     }
 
+    /// A URL of this database on `host`:`port` of the test server's user (and password), with
+    /// these query parameters.
+    pub fn url_at(&self, host: &str, port: u16, query: &str) -> String {
+        let server = tokio_postgres::Config::from_str(&self.server).unwrap();
+        let user = encode(server.get_user().unwrap_or("postgres"));
+        let password = server
+            .get_password()
+            .map(|p| format!(":{}", encode(&String::from_utf8_lossy(p))))
+            .unwrap_or_default();
+        format!(
+            "postgres://{user}{password}@{host}:{port}/{}?{query}",
+            self.name
+        )
+    }
+
+    /// A URL of this database, with these query parameters added.
+    pub fn url_with(&self, query: &str) -> String {
+        format!("{}&{query}", self.url)
+    }
+
     /// A plain client of this database.
     pub async fn raw(&self) -> tokio_postgres::Client {
         raw_client(&self.url).await
@@ -117,6 +139,29 @@ impl Drop for TestDb {
     }
 }
 
+/// Percent-encodes a URL component.
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The test server's host and port.
+pub fn server_address() -> (String, u16) {
+    let server = tokio_postgres::Config::from_str(&server_url()).unwrap();
+    let host = match server.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    (host, server.get_ports().first().copied().unwrap_or(5432))
+}
+
 /// The stores of one node.
 pub fn stores_of(store: &PostgresStore) -> Stores {
     Stores::from_backend(Arc::new(store.clone()), Arc::new(store.change_feed()))
@@ -126,6 +171,18 @@ pub fn stores_of(store: &PostgresStore) -> Stores {
 pub async fn fresh() -> TestStores {
     let db = TestDb::create().await;
     let store = db.connect().await;
+    TestStores {
+        stores: stores_of(&store),
+        guard: Box::new(db),
+    }
+}
+
+/// The same, its connections (pool and listener) over TLS (`sslmode=require`).
+pub async fn fresh_over_tls() -> TestStores {
+    let db = TestDb::create().await;
+    let store = PostgresStore::connect(&db.url_with("sslmode=require"), PgOptions::default())
+        .await
+        .expect("the store connects over TLS");
     TestStores {
         stores: stores_of(&store),
         guard: Box::new(db),
