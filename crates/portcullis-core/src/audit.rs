@@ -10,7 +10,9 @@ use portcullis_domain::{AuditEvent, Stores, Timestamp};
 use tokio::sync::{Notify, oneshot};
 
 /// The most events written in one transaction.
-const BATCH: usize = 5_000;
+const BATCH: usize = 500;
+/// The pause between two batches of one flush.
+const PAUSE: Duration = Duration::from_millis(1);
 /// How long an event may wait in memory before it is written.
 const LINGER: Duration = Duration::from_millis(100);
 /// Past this many buffered events, recording waits for the writer (the database has fallen far
@@ -144,6 +146,9 @@ async fn writer(stores: Stores, inner: Arc<Inner>) {
             if events.peek().is_none() {
                 break;
             }
+            // Leave the cores to requests between batches: a writer holding a core for a long
+            // burst shows up in the requests' tail latency.
+            tokio::time::sleep(PAUSE).await;
         }
         for ack in flushes {
             let _ = ack.send(());
