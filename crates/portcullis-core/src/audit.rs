@@ -68,14 +68,9 @@ impl AuditSink {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records a decision. Waits only when the buffer is full (the database has fallen far
-    /// behind), so that no decision goes unrecorded.
-    pub async fn record(&self, event: AuditEvent) {
-        self.push(Box::new(move || event)).await;
-    }
-
     /// Records a decision whose event `build` makes; the audit writer calls it, so that the
-    /// request does not pay for assembling the event.
+    /// request does not pay for assembling the event. Waits only when the buffer is full (the
+    /// database has fallen far behind), so that no decision goes unrecorded.
     pub async fn record_with(&self, build: impl FnOnce() -> AuditEvent + Send + 'static) {
         self.push(Box::new(build)).await;
     }

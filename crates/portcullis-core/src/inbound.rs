@@ -290,11 +290,6 @@ impl Inbound {
         self.installed.load(Ordering::SeqCst) >= self.wanted.load(Ordering::SeqCst)
     }
 
-    /// Forgets every verified token (a revocation).
-    pub fn forget_verified(&self) {
-        self.cache.clear();
-    }
-
     /// Whether `issuer` is defined in the configuration file.
     pub fn is_config_issuer(&self, issuer: &str) -> bool {
         self.config_issuers.iter().any(|s| s.issuer == issuer)

@@ -137,6 +137,12 @@ impl Sealer {
         }
     }
 
+    /// Opens a sealed secret and seals it again under the active key, bound to the same `aad`.
+    pub async fn reseal(&self, c: &Ciphertext, aad: &[u8]) -> Result<Ciphertext, ServiceError> {
+        let plain = self.open(c, aad).await?;
+        self.seal(plain.expose(), aad)
+    }
+
     /// Loads the data keys from the database again.
     pub async fn reload(&self) -> Result<(), ServiceError> {
         let records = self.keys.data_keys().await?;
@@ -239,7 +245,9 @@ pub struct ReencryptReport {
 /// server serves: rows stay readable throughout, and a row whose tokens change meanwhile (a
 /// refresh) is simply left to the next pass (its new tokens are sealed under the active key).
 pub async fn reencrypt(sealer: &Sealer, stores: &Stores) -> Result<ReencryptReport, ServiceError> {
+    const MAX_STALLED_PASSES: u32 = 50;
     let mut report = ReencryptReport::default();
+    let mut stalled = 0u32;
     loop {
         let active = sealer.active_key_id();
         let batch = stores
@@ -251,15 +259,15 @@ pub async fn reencrypt(sealer: &Sealer, stores: &Stores) -> Result<ReencryptRepo
         }
         let mut progressed = false;
         for c in batch {
-            let access_aad = crate::vault::connection_aad(&c.key, "access");
-            let refresh_aad = crate::vault::connection_aad(&c.key, "refresh");
-            let access = sealer.open(&c.access, &access_aad).await?;
-            let new_access = sealer.seal(access.expose(), &access_aad)?;
+            let new_access = sealer
+                .reseal(&c.access, &crate::vault::connection_aad(&c.key, "access"))
+                .await?;
             let new_refresh = match &c.refresh {
-                Some(r) => {
-                    let plain = sealer.open(r, &refresh_aad).await?;
-                    Some(sealer.seal(plain.expose(), &refresh_aad)?)
-                }
+                Some(r) => Some(
+                    sealer
+                        .reseal(r, &crate::vault::connection_aad(&c.key, "refresh"))
+                        .await?,
+                ),
                 None => None,
             };
             if stores
@@ -271,9 +279,20 @@ pub async fn reencrypt(sealer: &Sealer, stores: &Stores) -> Result<ReencryptRepo
                 progressed = true;
             }
         }
-        if !progressed {
-            // Every row of the batch changed under us; their new tokens use the active key.
-            tokio::task::yield_now().await;
+        if progressed {
+            stalled = 0;
+        } else {
+            // Every row of the batch changed under us. Their new tokens are normally sealed under
+            // the active key; a node that has not heard of the rotation yet may still use the old
+            // one for a moment, so wait a little, and give up rather than spin forever.
+            stalled += 1;
+            if stalled > MAX_STALLED_PASSES {
+                return Err(ServiceError::Conflict {
+                    code: "reencryption_stalled",
+                    message: "connections keep being written under an old data key; run the rotation again once every node runs the same version".into(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
     loop {
@@ -287,9 +306,7 @@ pub async fn reencrypt(sealer: &Sealer, stores: &Stores) -> Result<ReencryptRepo
         }
         for s in batch {
             if let Some(v) = &s.pkce_verifier {
-                let aad = crate::vault::state_aad(&s.id);
-                let plain = sealer.open(v, &aad).await?;
-                let fresh = sealer.seal(plain.expose(), &aad)?;
+                let fresh = sealer.reseal(v, &crate::vault::state_aad(&s.id)).await?;
                 stores.consent_states.reseal_state(&s.id, &fresh).await?;
                 report.consent_states += 1;
             }
@@ -314,9 +331,11 @@ pub async fn reencrypt(sealer: &Sealer, stores: &Stores) -> Result<ReencryptRepo
             if secret.key_id == active {
                 continue;
             }
-            let aad = crate::manage::app_secret_aad(&app.id);
-            let plain = sealer.open(&secret, &aad).await?;
-            app.client_secret = Some(sealer.seal(plain.expose(), &aad)?);
+            app.client_secret = Some(
+                sealer
+                    .reseal(&secret, &crate::manage::app_secret_aad(&app.id))
+                    .await?,
+            );
             let expected = app.revision;
             app.revision += 1;
             match stores.apps.update_app(&app, expected).await {

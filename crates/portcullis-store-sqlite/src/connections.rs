@@ -140,22 +140,24 @@ fn put(tx: &Transaction<'_>, c: &ConnectionRecord) -> Result<ConnectionRecord, S
     by_key(tx, &c.key)?.ok_or_else(|| StoreError::Backend("a written connection vanished".into()))
 }
 
-/// Deletes the connections matching `filter` (bound to `value`), returning the changes to publish.
+/// Deletes the connections matching `filter` (bound to `value`), returning them.
 pub(crate) fn delete_where(
     tx: &Transaction<'_>,
     filter: &str,
     value: &str,
-) -> Result<Vec<Change>, StoreError> {
-    let gone: Vec<ConnectionRecord> = tx
-        .prepare(&format!(
-            "DELETE FROM connections WHERE {filter} RETURNING {COLUMNS}"
-        ))
-        .and_then(|mut s| s.query_map([value], from_row)?.collect())
-        .map_err(backend)?;
-    Ok(gone
-        .into_iter()
-        .map(|c| Change::Connection(c.key))
-        .collect())
+) -> Result<Vec<ConnectionRecord>, StoreError> {
+    tx.prepare(&format!(
+        "DELETE FROM connections WHERE {filter} RETURNING {COLUMNS}"
+    ))
+    .and_then(|mut s| s.query_map([value], from_row)?.collect())
+    .map_err(backend)
+}
+
+/// The changes to publish for connections written or deleted.
+pub(crate) fn changes_of(cs: &[ConnectionRecord]) -> Vec<Change> {
+    cs.iter()
+        .map(|c| Change::Connection(c.key.clone()))
+        .collect()
 }
 
 fn list(
@@ -216,10 +218,7 @@ impl ConnectionStore for SqliteStore {
                 .iter()
                 .map(|c| put(tx, c))
                 .collect::<Result<Vec<_>, _>>()?;
-            let changes = stored
-                .iter()
-                .map(|c| Change::Connection(c.key.clone()))
-                .collect();
+            let changes = changes_of(&stored);
             Ok((stored, changes))
         })
         .await
@@ -253,10 +252,7 @@ impl ConnectionStore for SqliteStore {
                 ))
                 .and_then(|mut s| s.query_row([&id], from_row).optional())
                 .map_err(backend)?;
-            let changes = gone
-                .iter()
-                .map(|c| Change::Connection(c.key.clone()))
-                .collect();
+            let changes = changes_of(gone.as_slice());
             Ok((gone, changes))
         })
         .await
@@ -268,16 +264,8 @@ impl ConnectionStore for SqliteStore {
     ) -> Result<Vec<ConnectionRecord>, StoreError> {
         let user_id = user_id.to_owned();
         self.write(move |tx| {
-            let gone: Vec<ConnectionRecord> = tx
-                .prepare(&format!(
-                    "DELETE FROM connections WHERE user_id = ?1 RETURNING {COLUMNS}"
-                ))
-                .and_then(|mut s| s.query_map([&user_id], from_row)?.collect())
-                .map_err(backend)?;
-            let changes = gone
-                .iter()
-                .map(|c| Change::Connection(c.key.clone()))
-                .collect();
+            let gone = delete_where(tx, "user_id = ?1", &user_id)?;
+            let changes = changes_of(&gone);
             Ok((gone, changes))
         })
         .await
@@ -350,10 +338,7 @@ impl ConnectionStore for SqliteStore {
                 return Ok((None, vec![]));
             }
             let stored = by_id(tx, &id)?;
-            let changes = stored
-                .iter()
-                .map(|c| Change::Connection(c.key.clone()))
-                .collect();
+            let changes = changes_of(stored.as_slice());
             Ok((stored, changes))
         })
         .await

@@ -289,7 +289,9 @@ impl DirectoryStore for SqliteStore {
                 return Err(StoreError::NotFound { entity: "user" });
             }
             let mut changes = vec![Change::User(id.clone())];
-            changes.extend(crate::connections::delete_where(tx, "user_id = ?1", &id)?);
+            changes.extend(crate::connections::changes_of(
+                &crate::connections::delete_where(tx, "user_id = ?1", &id)?,
+            ));
             Ok(((), changes))
         })
         .await
@@ -468,7 +470,9 @@ impl DirectoryStore for SqliteStore {
                 return Err(StoreError::NotFound { entity: "tenant" });
             }
             let mut changes: Vec<Change> = members.into_iter().map(Change::User).collect();
-            changes.extend(crate::connections::delete_where(tx, "tenant_id = ?1", &id)?);
+            changes.extend(crate::connections::changes_of(
+                &crate::connections::delete_where(tx, "tenant_id = ?1", &id)?,
+            ));
             Ok(((), changes))
         })
         .await
