@@ -13,6 +13,8 @@ use tokio::sync::{Notify, oneshot};
 const BATCH: usize = 500;
 /// The pause between two batches of one flush.
 const PAUSE: Duration = Duration::from_millis(1);
+/// Past this many events still to write, the writer stops pausing between batches and catches up.
+const BACKLOG: usize = 8 * BATCH;
 /// How long an event may wait in memory before it is written.
 const LINGER: Duration = Duration::from_millis(100);
 /// Past this many buffered events, recording waits for the writer (the database has fallen far
@@ -143,7 +145,11 @@ async fn writer(stores: Stores, inner: Arc<Inner>) {
             }
             // Leave the cores to requests between batches: a writer holding a core for a long
             // burst shows up in the requests' tail latency.
-            tokio::time::sleep(PAUSE).await;
+            if events.len() > BACKLOG {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(PAUSE).await;
+            }
         }
         for ack in flushes {
             let _ = ack.send(());
