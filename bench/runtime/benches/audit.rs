@@ -1,4 +1,6 @@
-//! How fast the audit log takes events: batches of 1,000 decisions appended to SQLite, per event.
+//! How fast the audit log takes events: batches of 1,000 decisions appended to SQLite and, when
+//! `PORTCULLIS_BENCH_DATABASE_URL` names a PostgreSQL database (it gets Portcullis's schema and
+//! keeps the events), to PostgreSQL.
 //!
 //! `cargo bench -p portcullis-bench-runtime --bench audit`
 
@@ -51,23 +53,42 @@ fn audit(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = portcullis_store_sqlite::SqliteStore::open(&dir.path().join("a.db")).unwrap();
     let feed = Arc::new(store.change_feed());
-    let stores = Stores::from_backend(Arc::new(store), feed);
+    let mut backends = vec![("SQLite", Stores::from_backend(Arc::new(store), feed))];
+    if let Ok(url) = std::env::var("PORTCULLIS_BENCH_DATABASE_URL") {
+        let store = rt
+            .block_on(portcullis_store_postgres::PostgresStore::connect(
+                &url,
+                portcullis_store_postgres::PgOptions::default(),
+            ))
+            .unwrap();
+        let feed = Arc::new(store.change_feed());
+        backends.push(("PostgreSQL", Stores::from_backend(Arc::new(store), feed)));
+    }
+    // Ids unique across runs, so that a kept PostgreSQL database takes the next run's events.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
     let mut n = 0u64;
     let mut group = c.benchmark_group("audit");
     group.throughput(Throughput::Elements(1000));
     group.measurement_time(Duration::from_secs(5));
-    group.bench_function("append 1,000 events to SQLite", |b| {
-        b.to_async(&rt).iter(|| {
-            let batch: Vec<AuditEvent> = (0..1000)
-                .map(|_| {
-                    n += 1;
-                    event(n)
-                })
-                .collect();
-            let stores = stores.clone();
-            async move { stores.audit.append_audit(&batch).await.unwrap() }
+    for (name, stores) in backends {
+        group.bench_function(format!("append 1,000 events to {name}"), |b| {
+            b.to_async(&rt).iter(|| {
+                let batch: Vec<AuditEvent> = (0..1000)
+                    .map(|_| {
+                        n += 1;
+                        let mut e = event(n);
+                        e.id = format!("evt_{run}_{n:016}");
+                        e
+                    })
+                    .collect();
+                let stores = stores.clone();
+                async move { stores.audit.append_audit(batch.into()).await.unwrap() }
+            });
         });
-    });
+    }
     group.finish();
 }
 

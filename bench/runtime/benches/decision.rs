@@ -40,7 +40,7 @@ struct CountingAudit(std::sync::atomic::AtomicU64);
 impl portcullis_domain::AuditStore for CountingAudit {
     async fn append_audit(
         &self,
-        events: &[portcullis_domain::AuditEvent],
+        events: Arc<[portcullis_domain::AuditEvent]>,
     ) -> Result<(), portcullis_domain::StoreError> {
         self.0
             .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);

@@ -138,7 +138,8 @@ async fn writer(stores: Stores, inner: Arc<Inner>) {
         let mut events = events.into_iter().peekable();
         let mut used = Some(used);
         loop {
-            let batch: Vec<AuditEvent> = events.by_ref().take(BATCH).map(|build| build()).collect();
+            let batch: Arc<[AuditEvent]> =
+                events.by_ref().take(BATCH).map(|build| build()).collect();
             write(&stores, batch, used.take().unwrap_or_default()).await;
             if events.peek().is_none() {
                 break;
@@ -161,11 +162,11 @@ async fn writer(stores: Stores, inner: Arc<Inner>) {
     }
 }
 
-async fn write(stores: &Stores, events: Vec<AuditEvent>, used: HashMap<String, Timestamp>) {
+async fn write(stores: &Stores, events: Arc<[AuditEvent]>, used: HashMap<String, Timestamp>) {
     if !events.is_empty() {
         let mut attempt = 0;
         loop {
-            match stores.audit.append_audit(&events).await {
+            match stores.audit.append_audit(events.clone()).await {
                 Ok(()) => {
                     metrics::counter!("portcullis_audit_events_written_total")
                         .increment(events.len() as u64);

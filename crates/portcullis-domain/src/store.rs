@@ -341,8 +341,9 @@ pub trait KeyStore: Send + Sync {
 /// The audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends events (one transaction).
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// Appends events (one transaction). Shared, so that a backend can move them to another
+    /// thread and the writer can retry with them, without copying.
+    async fn append_audit(&self, events: Arc<[AuditEvent]>) -> Result<(), StoreError>;
     /// Reads events matching `query`, newest first.
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
 }

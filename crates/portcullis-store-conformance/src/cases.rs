@@ -1,6 +1,7 @@
 //! The cases. Each takes a fresh, empty set of stores.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_domain::{
@@ -1203,13 +1204,20 @@ fn event(id: &str, app: &str, user: &str, outcome: AuditOutcome, secs: i64) -> A
 
 /// The audit log filters, orders newest first, and pages by id.
 pub async fn audit_filters_and_pages(s: &Stores) {
-    let events = vec![
+    let mut events = vec![
         event("evt_01", "x", "u1", AuditOutcome::Allowed, 1),
         event("evt_02", "x", "u2", AuditOutcome::Denied, 2),
         event("evt_03", "y", "u1", AuditOutcome::NotConnected, 3),
         event("evt_04", "x", "u1", AuditOutcome::Denied, 4),
     ];
-    s.audit.append_audit(&events).await.unwrap();
+    // Every optional field, set and unset, comes back as written.
+    events[1].tenant_id = Some("t1".into());
+    events[1].client_id = None;
+    events[1].reason = Some("no_matching_policy".into());
+    events[1].shadow_outcome = None;
+    events[2].issuer = None;
+    events[2].considered_policies = vec![];
+    s.audit.append_audit(events.clone().into()).await.unwrap();
     let all = s
         .audit
         .audit(&AuditQuery {
@@ -1219,7 +1227,9 @@ pub async fn audit_filters_and_pages(s: &Stores) {
         .await
         .unwrap();
     assert_eq!(all.len(), 4);
-    assert_eq!(all[0], events[3]);
+    let mut newest_first = events.clone();
+    newest_first.reverse();
+    assert_eq!(all, newest_first);
     let q = |f: fn(&mut AuditQuery)| {
         let mut q = AuditQuery {
             limit: 10,
@@ -1271,9 +1281,26 @@ pub async fn audit_filters_and_pages(s: &Stores) {
         ["evt_02"]
     );
     assert!(matches!(
-        s.audit.append_audit(&[events[0].clone()]).await,
+        s.audit.append_audit(Arc::from([events[0].clone()])).await,
         Err(StoreError::AlreadyExists { .. })
     ));
+    // A batch is one transaction: a duplicate in it leaves none of it stored.
+    let fresh = event("evt_05", "x", "u3", AuditOutcome::Allowed, 5);
+    assert!(matches!(
+        s.audit
+            .append_audit(Arc::from([fresh, events[0].clone()]))
+            .await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let after = s
+        .audit
+        .audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(after, newest_first);
 }
 
 /// Writes announce what they changed on the change feed, after they commit.

@@ -1,5 +1,7 @@
 //! Admin keys, OAuth clients, trusted issuers, data keys and the audit log.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use portcullis_domain::{
@@ -491,37 +493,74 @@ impl Arg {
 
 #[async_trait]
 impl AuditStore for PostgresStore {
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+    async fn append_audit(&self, events: Arc<[AuditEvent]>) -> Result<(), StoreError> {
+        // One statement for the whole batch, its columns sent as arrays: a round trip per event
+        // would bound the audit rate by the network latency to the database.
+        let mut ids = Vec::with_capacity(events.len());
+        let mut ats = Vec::with_capacity(events.len());
+        let mut actions = Vec::with_capacity(events.len());
+        let mut apps = Vec::with_capacity(events.len());
+        let mut users = Vec::with_capacity(events.len());
+        let mut tenants = Vec::with_capacity(events.len());
+        let mut clients = Vec::with_capacity(events.len());
+        let mut issuers = Vec::with_capacity(events.len());
+        let mut requested = Vec::with_capacity(events.len());
+        let mut granted = Vec::with_capacity(events.len());
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut reasons = Vec::with_capacity(events.len());
+        let mut deciding = Vec::with_capacity(events.len());
+        let mut considered = Vec::with_capacity(events.len());
+        let mut shadows = Vec::with_capacity(events.len());
+        let mut latencies = Vec::with_capacity(events.len());
+        for e in events.iter() {
+            ids.push(e.id.as_str());
+            ats.push(e.at.as_millis());
+            actions.push(e.action.as_str());
+            apps.push(e.app_id.as_deref());
+            users.push(e.user_id.as_deref());
+            tenants.push(e.tenant_id.as_deref());
+            clients.push(e.client_id.as_deref());
+            issuers.push(e.issuer.as_deref());
+            requested.push(to_json(&e.requested_scopes)?);
+            granted.push(to_json(&e.granted_scopes)?);
+            outcomes.push(e.outcome.as_str());
+            reasons.push(e.reason.as_deref());
+            deciding.push(to_json(&e.deciding_policies)?);
+            considered.push(to_json(&e.considered_policies)?);
+            shadows.push(e.shadow_outcome.as_deref());
+            latencies.push(i64::try_from(e.latency_us).unwrap_or(i64::MAX));
+        }
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        for e in events {
-            execute(
-                &tx,
-                &format!(
-                    "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-                ),
-                &[
-                    &e.id,
-                    &e.at.as_millis(),
-                    &e.action,
-                    &e.app_id,
-                    &e.user_id,
-                    &e.tenant_id,
-                    &e.client_id,
-                    &e.issuer,
-                    &to_json(&e.requested_scopes)?,
-                    &to_json(&e.granted_scopes)?,
-                    &e.outcome.as_str(),
-                    &e.reason,
-                    &to_json(&e.deciding_policies)?,
-                    &to_json(&e.considered_policies)?,
-                    &e.shadow_outcome,
-                    &i64::try_from(e.latency_us).unwrap_or(i64::MAX),
-                ],
-            )
-            .await
-            .map_err(write("audit event"))?;
-        }
+        execute(
+            &tx,
+            &format!(
+                "INSERT INTO audit_events ({AUDIT_COLUMNS}) SELECT * FROM UNNEST(\
+                 $1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+                 $13::text[], $14::text[], $15::text[], $16::bigint[])"
+            ),
+            &[
+                &ids,
+                &ats,
+                &actions,
+                &apps,
+                &users,
+                &tenants,
+                &clients,
+                &issuers,
+                &requested,
+                &granted,
+                &outcomes,
+                &reasons,
+                &deciding,
+                &considered,
+                &shadows,
+                &latencies,
+            ],
+        )
+        .await
+        .map_err(write("audit event"))?;
         self.commit(tx, vec![]).await
     }
 

@@ -1,5 +1,7 @@
 //! Admin keys, OAuth clients, trusted issuers, data keys and the audit log.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use portcullis_domain::{
     AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore, Change,
@@ -449,15 +451,14 @@ fn audit_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        let events = events.to_vec();
+    async fn append_audit(&self, events: Arc<[AuditEvent]>) -> Result<(), StoreError> {
         self.write(move |tx| {
             let mut stmt = tx
                 .prepare_cached(&format!(
                     "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
                 ))
                 .map_err(backend)?;
-            for e in &events {
+            for e in events.iter() {
                 stmt.execute(params![
                     e.id,
                     e.at.as_millis(),
