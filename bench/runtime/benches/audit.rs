@@ -72,7 +72,7 @@ fn audit(c: &mut Criterion) {
     let mut n = 0u64;
     let mut group = c.benchmark_group("audit");
     group.throughput(Throughput::Elements(1000));
-    group.measurement_time(Duration::from_secs(5));
+    group.measurement_time(Duration::from_secs(10));
     for (name, stores) in backends {
         group.bench_function(format!("append 1,000 events to {name}"), |b| {
             b.to_async(&rt).iter(|| {

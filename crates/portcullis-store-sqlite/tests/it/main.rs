@@ -42,3 +42,18 @@ async fn reopening_keeps_data_and_skips_applied_migrations() {
     let stores = Stores::from_backend(Arc::new(store.clone()), Arc::new(store.change_feed()));
     assert!(stores.directory.role("viewer").await.unwrap().is_some());
 }
+
+#[test]
+fn a_new_database_is_in_wal_mode_with_16_kib_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.db");
+    let _store = SqliteStore::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((page_size, journal.as_str()), (16_384, "wal"));
+}
