@@ -49,6 +49,20 @@ pub enum StoreError {
     Backend(String),
 }
 
+impl StoreError {
+    /// For a write addressed to one row: `NotFound { entity }` unless it touched one.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when `touched` is false.
+    pub fn found(touched: bool, entity: &'static str) -> Result<(), Self> {
+        if touched {
+            Ok(())
+        } else {
+            Err(Self::NotFound { entity })
+        }
+    }
+}
+
 /// A page of a list ordered by id: the items with ids after `after`, at most `limit` of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageRequest {

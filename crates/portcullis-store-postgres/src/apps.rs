@@ -231,9 +231,7 @@ impl AppStore for PostgresStore {
         let n = execute(&tx, "DELETE FROM outbound_apps WHERE id = $1", &[&id])
             .await
             .map_err(db)?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "app" });
-        }
+        StoreError::found(n > 0, "app")?;
         self.commit(
             tx,
             vec![
@@ -352,9 +350,7 @@ impl AppStore for PostgresStore {
         )
         .await
         .map_err(write("policy name"))?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "policy" });
-        }
+        StoreError::found(n > 0, "policy")?;
         self.commit(tx, vec![Change::App(policy.app_id.clone())])
             .await
     }
@@ -372,9 +368,7 @@ impl AppStore for PostgresStore {
         )
         .await
         .map_err(db)?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "policy" });
-        }
+        StoreError::found(n > 0, "policy")?;
         bump(&tx, app_id, None).await?;
         self.commit(tx, vec![Change::App(app_id.to_owned())]).await
     }

@@ -263,9 +263,7 @@ impl DirectoryStore for PostgresStore {
                 write("user")(e)
             }
         })?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "user" });
-        }
+        StoreError::found(n > 0, "user")?;
         write_memberships(&tx, user).await?;
         self.commit(tx, vec![Change::User(user.id.clone())]).await
     }
@@ -276,9 +274,7 @@ impl DirectoryStore for PostgresStore {
         let n = execute(&tx, "DELETE FROM users WHERE id = $1", &[&id])
             .await
             .map_err(db)?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "user" });
-        }
+        StoreError::found(n > 0, "user")?;
         let mut changes = vec![Change::User(id.to_owned())];
         changes.extend(crate::connections::delete_where(&tx, "user_id", id).await?);
         self.commit(tx, changes).await
@@ -340,9 +336,7 @@ impl DirectoryStore for PostgresStore {
         )
         .await
         .map_err(db)?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "role" });
-        }
+        StoreError::found(n > 0, "role")?;
         self.commit(tx, vec![]).await
     }
 
@@ -376,9 +370,7 @@ impl DirectoryStore for PostgresStore {
                     db(e)
                 }
             })?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "role" });
-        }
+        StoreError::found(n > 0, "role")?;
         self.commit(tx, vec![]).await
     }
 
@@ -446,9 +438,7 @@ impl DirectoryStore for PostgresStore {
         )
         .await
         .map_err(db)?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "tenant" });
-        }
+        StoreError::found(n > 0, "tenant")?;
         self.commit(tx, vec![]).await
     }
 

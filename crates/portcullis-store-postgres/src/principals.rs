@@ -112,11 +112,7 @@ impl AdminKeyStore for PostgresStore {
         let n = execute(&tx, "DELETE FROM admin_keys WHERE id = $1", &[&id])
             .await
             .map_err(db)?;
-        if n == 0 {
-            return Err(StoreError::NotFound {
-                entity: "admin key",
-            });
-        }
+        StoreError::found(n > 0, "admin key")?;
         self.commit(tx, vec![Change::AdminKeys]).await
     }
 }
@@ -202,9 +198,7 @@ impl ClientStore for PostgresStore {
         )
         .await
         .map_err(db)?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "client" });
-        }
+        StoreError::found(n > 0, "client")?;
         self.commit(tx, vec![Change::Client(c.id.clone())]).await
     }
 
@@ -214,9 +208,7 @@ impl ClientStore for PostgresStore {
         let n = execute(&tx, "DELETE FROM clients WHERE id = $1", &[&id])
             .await
             .map_err(db)?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "client" });
-        }
+        StoreError::found(n > 0, "client")?;
         self.commit(tx, vec![Change::Client(id.to_owned())]).await
     }
 }
@@ -318,9 +310,7 @@ impl IssuerStore for PostgresStore {
         )
         .await
         .map_err(write("issuer"))?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "issuer" });
-        }
+        StoreError::found(n > 0, "issuer")?;
         self.commit(tx, vec![Change::Issuers]).await
     }
 
@@ -330,9 +320,7 @@ impl IssuerStore for PostgresStore {
         let n = execute(&tx, "DELETE FROM issuers WHERE id = $1", &[&id])
             .await
             .map_err(db)?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "issuer" });
-        }
+        StoreError::found(n > 0, "issuer")?;
         self.commit(tx, vec![Change::Issuers]).await
     }
 }
@@ -444,9 +432,7 @@ impl KeyStore for PostgresStore {
         )
         .await
         .map_err(db)?;
-        if n == 0 {
-            return Err(StoreError::NotFound { entity: "data key" });
-        }
+        StoreError::found(n > 0, "data key")?;
         self.commit(tx, vec![Change::DataKeys]).await
     }
 }

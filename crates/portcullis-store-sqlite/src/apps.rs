@@ -123,20 +123,11 @@ impl AppStore for SqliteStore {
     }
 
     async fn apps(&self, page: &PageRequest) -> Result<Vec<AppRecord>, StoreError> {
-        let page = page.clone();
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {APP_COLUMNS} FROM outbound_apps WHERE id > ?1 ORDER BY id LIMIT ?2"
-                ))
-                .map_err(read_err)?;
-            stmt.query_map(
-                params![page.after.unwrap_or_default(), limit(page.limit)],
-                app_from_row,
-            )
-            .and_then(|rows| rows.collect())
-            .map_err(read_err)
-        })
+        self.read_page(
+            format!("SELECT {APP_COLUMNS} FROM outbound_apps WHERE id > ?1 ORDER BY id LIMIT ?2"),
+            page,
+            app_from_row,
+        )
         .await
     }
 
@@ -214,9 +205,7 @@ impl AppStore for SqliteStore {
             let n = tx
                 .execute("DELETE FROM outbound_apps WHERE id = ?1", [&id])
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "app" });
-            }
+            StoreError::found(n > 0, "app")?;
             Ok((
                 (),
                 vec![Change::App(id.clone()), Change::AppConnections(id.clone())],
@@ -317,9 +306,7 @@ impl AppStore for SqliteStore {
                     ],
                 )
                 .map_err(write_error("policy name"))?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "policy" });
-            }
+            StoreError::found(n > 0, "policy")?;
             Ok(((), vec![Change::App(policy.app_id.clone())]))
         })
         .await
@@ -334,9 +321,7 @@ impl AppStore for SqliteStore {
                     [&app_id, &id],
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "policy" });
-            }
+            StoreError::found(n > 0, "policy")?;
             bump_revision(tx, &app_id, None, None)?;
             Ok(((), vec![Change::App(app_id.clone())]))
         })

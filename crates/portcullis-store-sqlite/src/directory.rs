@@ -270,9 +270,7 @@ impl DirectoryStore for SqliteStore {
                     },
                     other => other,
                 })?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "user" });
-            }
+            StoreError::found(n > 0, "user")?;
             write_memberships(tx, &user)?;
             Ok(((), vec![Change::User(user.id.clone())]))
         })
@@ -285,9 +283,7 @@ impl DirectoryStore for SqliteStore {
             let n = tx
                 .execute("DELETE FROM users WHERE id = ?1", [&id])
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "user" });
-            }
+            StoreError::found(n > 0, "user")?;
             let mut changes = vec![Change::User(id.clone())];
             changes.extend(crate::connections::changes_of(
                 &crate::connections::delete_where(tx, "user_id = ?1", &id)?,
@@ -328,21 +324,8 @@ impl DirectoryStore for SqliteStore {
     }
 
     async fn roles(&self, page: &PageRequest) -> Result<Vec<Role>, StoreError> {
-        let page = page.clone();
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT name, description, created_at, updated_at FROM roles WHERE name > ?1 ORDER BY name LIMIT ?2",
-            )
-            .and_then(|mut s| {
-                s.query_map(
-                    params![page.after.unwrap_or_default(), limit(page.limit)],
-                    role_from_row,
-                )?
-                .collect()
-            })
-            .map_err(read_err)
-        })
-        .await
+        self.read_page("SELECT name, description, created_at, updated_at FROM roles WHERE name > ?1 ORDER BY name LIMIT ?2".into(), page, role_from_row)
+            .await
     }
 
     async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
@@ -354,9 +337,7 @@ impl DirectoryStore for SqliteStore {
                     params![role.name, role.description, role.updated_at.as_millis()],
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "role" });
-            }
+            StoreError::found(n > 0, "role")?;
             Ok(((), vec![]))
         })
         .await
@@ -380,9 +361,7 @@ impl DirectoryStore for SqliteStore {
             let n = tx
                 .execute("DELETE FROM roles WHERE name = ?1", [&name])
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "role" });
-            }
+            StoreError::found(n > 0, "role")?;
             Ok(((), vec![]))
         })
         .await
@@ -420,21 +399,8 @@ impl DirectoryStore for SqliteStore {
     }
 
     async fn tenants(&self, page: &PageRequest) -> Result<Vec<TenantRecord>, StoreError> {
-        let page = page.clone();
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT id, name, attributes, created_at, updated_at FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )
-            .and_then(|mut s| {
-                s.query_map(
-                    params![page.after.unwrap_or_default(), limit(page.limit)],
-                    tenant_from_row,
-                )?
-                .collect()
-            })
-            .map_err(read_err)
-        })
-        .await
+        self.read_page("SELECT id, name, attributes, created_at, updated_at FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2".into(), page, tenant_from_row)
+            .await
     }
 
     async fn update_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
@@ -451,9 +417,7 @@ impl DirectoryStore for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "tenant" });
-            }
+            StoreError::found(n > 0, "tenant")?;
             Ok(((), vec![]))
         })
         .await
@@ -466,9 +430,7 @@ impl DirectoryStore for SqliteStore {
             let n = tx
                 .execute("DELETE FROM tenants WHERE id = ?1", [&id])
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "tenant" });
-            }
+            StoreError::found(n > 0, "tenant")?;
             let mut changes: Vec<Change> = members.into_iter().map(Change::User).collect();
             changes.extend(crate::connections::changes_of(
                 &crate::connections::delete_where(tx, "tenant_id = ?1", &id)?,

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use portcullis_domain::{Change, LocalChangeFeed, StoreError, StoreHealth};
+use portcullis_domain::{Change, LocalChangeFeed, PageRequest, StoreError, StoreHealth};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
@@ -62,6 +62,29 @@ impl SqliteStore {
     /// The change feed every write of this store publishes to.
     pub fn change_feed(&self) -> LocalChangeFeed {
         self.inner.feed.clone()
+    }
+
+    /// Reads one page of a list ordered by its key: `sql` takes the cursor as `?1` and the limit
+    /// as `?2`.
+    pub(crate) async fn read_page<T: Send + 'static>(
+        &self,
+        sql: String,
+        page: &PageRequest,
+        from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let page = page.clone();
+        self.read(move |c| {
+            c.prepare_cached(&sql)
+                .and_then(|mut s| {
+                    s.query_map(
+                        rusqlite::params![page.after.unwrap_or_default(), rows::limit(page.limit)],
+                        from_row,
+                    )?
+                    .collect()
+                })
+                .map_err(rows::read_err)
+        })
+        .await
     }
 
     /// Runs `f` on a reader connection, off the async threads.

@@ -83,21 +83,8 @@ impl AdminKeyStore for SqliteStore {
     }
 
     async fn admin_keys(&self, page: &PageRequest) -> Result<Vec<AdminKeyRecord>, StoreError> {
-        let page = page.clone();
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT id, name, secret_hash, created_at, expires_at FROM admin_keys WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )
-            .and_then(|mut s| {
-                s.query_map(
-                    params![page.after.unwrap_or_default(), limit(page.limit)],
-                    admin_key_from_row,
-                )?
-                .collect()
-            })
-            .map_err(read_err)
-        })
-        .await
+        self.read_page("SELECT id, name, secret_hash, created_at, expires_at FROM admin_keys WHERE id > ?1 ORDER BY id LIMIT ?2".into(), page, admin_key_from_row)
+            .await
     }
 
     async fn delete_admin_key(&self, id: &str) -> Result<(), StoreError> {
@@ -106,11 +93,7 @@ impl AdminKeyStore for SqliteStore {
             let n = tx
                 .execute("DELETE FROM admin_keys WHERE id = ?1", [&id])
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    entity: "admin key",
-                });
-            }
+            StoreError::found(n > 0, "admin key")?;
             Ok(((), vec![Change::AdminKeys]))
         })
         .await
@@ -165,20 +148,11 @@ impl ClientStore for SqliteStore {
     }
 
     async fn clients(&self, page: &PageRequest) -> Result<Vec<ClientRecord>, StoreError> {
-        let page = page.clone();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {CLIENT_COLUMNS} FROM clients WHERE id > ?1 ORDER BY id LIMIT ?2"
-            ))
-            .and_then(|mut s| {
-                s.query_map(
-                    params![page.after.unwrap_or_default(), limit(page.limit)],
-                    client_from_row,
-                )?
-                .collect()
-            })
-            .map_err(read_err)
-        })
+        self.read_page(
+            format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id > ?1 ORDER BY id LIMIT ?2"),
+            page,
+            client_from_row,
+        )
         .await
     }
 
@@ -197,9 +171,7 @@ impl ClientStore for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "client" });
-            }
+            StoreError::found(n > 0, "client")?;
             Ok(((), vec![Change::Client(c.id.clone())]))
         })
         .await
@@ -211,9 +183,7 @@ impl ClientStore for SqliteStore {
             let n = tx
                 .execute("DELETE FROM clients WHERE id = ?1", [&id])
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "client" });
-            }
+            StoreError::found(n > 0, "client")?;
             Ok(((), vec![Change::Client(id.clone())]))
         })
         .await
@@ -306,9 +276,7 @@ impl IssuerStore for SqliteStore {
                     ],
                 )
                 .map_err(write_error("issuer"))?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "issuer" });
-            }
+            StoreError::found(n > 0, "issuer")?;
             Ok(((), vec![Change::Issuers]))
         })
         .await
@@ -320,9 +288,7 @@ impl IssuerStore for SqliteStore {
             let n = tx
                 .execute("DELETE FROM issuers WHERE id = ?1", [&id])
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "issuer" });
-            }
+            StoreError::found(n > 0, "issuer")?;
             Ok(((), vec![Change::Issuers]))
         })
         .await
@@ -410,9 +376,7 @@ impl KeyStore for SqliteStore {
                     params![id, master_key_id, wrapped],
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { entity: "data key" });
-            }
+            StoreError::found(n > 0, "data key")?;
             Ok(((), vec![Change::DataKeys]))
         })
         .await
