@@ -1,5 +1,5 @@
 //! `portcullis apply -f policies.yaml`: policy as code. Brings the server to the state the file
-//! declares for the apps, roles and tenants it lists — creating what is missing, updating what
+//! declares for the apps, roles, tenants and users it lists — creating what is missing, updating what
 //! differs, and removing the policies of a listed app that the file no longer has — and does
 //! nothing when they already match. `--dry-run` shows the plan without changing anything.
 //!
@@ -39,6 +39,10 @@ pub struct Desired {
     /// Tenants.
     #[serde(default)]
     pub tenants: Vec<Map<String, Value>>,
+    /// Users: the fields listed are set (`identities` links them to their issuers' subjects);
+    /// the fields a user entry omits keep their current values.
+    #[serde(default)]
+    pub users: Vec<Map<String, Value>>,
     /// Apps, each with its `policies`.
     #[serde(default)]
     pub apps: Vec<Map<String, Value>>,
@@ -49,7 +53,7 @@ pub struct Desired {
 pub struct Step {
     /// `create`, `update`, `delete`.
     pub action: &'static str,
-    /// `app`, `policy`, `role`, `tenant`.
+    /// `app`, `policy`, `role`, `tenant`, `user`.
     pub kind: &'static str,
     /// What (`app-id`, `app-id/Policy name`).
     pub name: String,
@@ -232,6 +236,42 @@ pub async fn plan(client: &Client, d: &Desired) -> Result<Vec<Step>, String> {
                         Method::PUT,
                         format!("v1/mgmt/tenants/{}", enc(id)),
                         Some(Value::Object(t.clone())),
+                    ));
+                }
+            }
+        }
+    }
+    for u in &d.users {
+        let id = str_field(u, "id")?;
+        match get_opt(format!("v1/mgmt/users/{}", enc(id))).await? {
+            None => steps.push(step(
+                "create",
+                "user",
+                id.into(),
+                vec![],
+                Method::POST,
+                "v1/mgmt/users".into(),
+                Some(Value::Object(u.clone())),
+            )),
+            Some(have) => {
+                let f = differing(u, &have, &["id"]);
+                if !f.is_empty() {
+                    // A user is replaced whole: what the file omits keeps its current value.
+                    let mut body = match have {
+                        Value::Object(m) => m,
+                        _ => Map::new(),
+                    };
+                    body.remove("createdAt");
+                    body.remove("updatedAt");
+                    body.extend(u.clone());
+                    steps.push(step(
+                        "update",
+                        "user",
+                        id.into(),
+                        f,
+                        Method::PUT,
+                        format!("v1/mgmt/users/{}", enc(id)),
+                        Some(Value::Object(body)),
                     ));
                 }
             }

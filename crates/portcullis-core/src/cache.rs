@@ -123,10 +123,31 @@ impl ConnectionKeyRef<'_> {
     }
 }
 
+/// A borrowed identity key (issuer, subject), to look a user up without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdentityRef<'a>(pub(crate) &'a str, pub(crate) &'a str);
+
+impl Hash for IdentityRef<'_> {
+    // INVARIANT: hashes exactly as the derived `Hash` of `(String, String)`.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.1.hash(state);
+    }
+}
+
+impl quick_cache::Equivalent<(String, String)> for IdentityRef<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
 /// The caches of the token path.
 pub(crate) struct Caches {
     pub(crate) apps: Cache<String, Option<Arc<AppSnapshot>>>,
     pub(crate) users: Cache<String, Option<Arc<UserRecord>>>,
+    /// Users by identity (issuer, subject); `None` for an external subject. Cleared by any user
+    /// change: a change may add or remove identity links anywhere.
+    pub(crate) identities: Cache<(String, String), Option<Arc<UserRecord>>>,
     pub(crate) connections: Cache<ConnectionKey, Option<Arc<ConnectionRecord>>>,
 }
 
@@ -135,6 +156,7 @@ impl Caches {
         Self {
             apps: Cache::new(10_000, feed.clone()),
             users: Cache::new(100_000, feed.clone()),
+            identities: Cache::new(100_000, feed.clone()),
             connections: Cache::new(200_000, feed.clone()),
         }
     }
@@ -143,6 +165,7 @@ impl Caches {
     pub(crate) fn loads(&self) -> u64 {
         self.apps.loads.load(Ordering::Relaxed)
             + self.users.loads.load(Ordering::Relaxed)
+            + self.identities.loads.load(Ordering::Relaxed)
             + self.connections.loads.load(Ordering::Relaxed)
     }
 
@@ -152,12 +175,19 @@ impl Caches {
             ChangeEvent::Reset => {
                 self.apps.clear();
                 self.users.clear();
+                self.identities.clear();
                 self.connections.clear();
             }
             ChangeEvent::Changed(change) => match change {
                 Change::App(id) => self.apps.invalidate(id),
-                Change::User(id) => self.users.invalidate(id),
-                Change::AllUsers => self.users.clear(),
+                Change::User(id) => {
+                    self.users.invalidate(id);
+                    self.identities.clear();
+                }
+                Change::AllUsers => {
+                    self.users.clear();
+                    self.identities.clear();
+                }
                 Change::Connection(key) => self.connections.invalidate(key),
                 Change::AppConnections(_) => self.connections.clear(),
                 Change::Issuers | Change::Client(_) | Change::AdminKeys | Change::DataKeys => {}

@@ -290,6 +290,15 @@ impl Inbound {
         self.installed.load(Ordering::SeqCst) >= self.wanted.load(Ordering::SeqCst)
     }
 
+    /// Whether `issuer` is Portcullis's own (its subjects are directory user ids).
+    pub fn is_local_issuer(&self, issuer: &str) -> bool {
+        self.local
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|(spec, _)| spec.issuer == issuer)
+    }
+
     /// Whether `issuer` is defined in the configuration file.
     pub fn is_config_issuer(&self, issuer: &str) -> bool {
         self.config_issuers.iter().any(|s| s.issuer == issuer)

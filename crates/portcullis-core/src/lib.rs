@@ -11,6 +11,7 @@ mod audit;
 mod cache;
 mod error;
 mod exchange;
+mod identity;
 mod ids;
 mod inbound;
 pub mod manage;
@@ -31,6 +32,7 @@ pub use admin::{AdminIdentity, NewAdminKey};
 pub use audit::AuditSink;
 pub use error::ServiceError;
 pub use exchange::{ClientIdentity, ExchangeError, ExchangeRequest, TOKEN_EXCHANGE_GRANT};
+pub use identity::{EXTERNAL_PREFIX, external_principal};
 pub use ids::{new_event_id, new_id};
 pub use inbound::{Inbound, InboundError, IssuerSpec, KeySource, VerifiedToken};
 pub use plane::{

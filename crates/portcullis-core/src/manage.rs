@@ -7,8 +7,8 @@ use std::sync::Arc;
 use portcullis_crypto::envelope::aad;
 use portcullis_crypto::{SecretString, random_token, sha256};
 use portcullis_domain::{
-    AppKind, AppRecord, ClientAuthMethod, ClientRecord, IssuerRecord, OAuthSettings, OnDeny,
-    PageRequest, PolicyRecord, Role, ScopeDef, StoreError, TenantMembership, TenantRecord,
+    AppKind, AppRecord, ClientAuthMethod, ClientRecord, Identity, IssuerRecord, OAuthSettings,
+    OnDeny, PageRequest, PolicyRecord, Role, ScopeDef, StoreError, TenantMembership, TenantRecord,
     Timestamp, UserRecord, validate_slug,
 };
 use portcullis_policy::{
@@ -79,13 +79,19 @@ fn check_slug(field: &str, v: &str) -> Result<(), ServiceError> {
     validate_slug(v).map_err(|why| ServiceError::invalid("invalid_id", format!("{field} {why}")))
 }
 
-/// A user id: what IdPs put in `sub` (Entra GUIDs, `auth0|123`, emails...). 1–255 visible
-/// characters, no whitespace or control characters.
+/// A directory user id: 1–255 visible characters, no whitespace or control characters, and not
+/// starting with `ext:` (the prefix of external subjects' principal ids).
 fn check_user_id(v: &str) -> Result<(), ServiceError> {
     if v.is_empty() || v.len() > 255 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ServiceError::invalid(
             "invalid_id",
             "id must be 1 to 255 characters without whitespace or control characters",
+        ));
+    }
+    if v.starts_with(crate::EXTERNAL_PREFIX) {
+        return Err(ServiceError::invalid(
+            "invalid_id",
+            "ids starting with ext: are reserved for subjects of external issuers",
         ));
     }
     Ok(())
@@ -863,9 +869,14 @@ fn duplicate_policy_name(e: StoreError) -> ServiceError {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserInput {
-    /// The user's id (required on create): for users of an external issuer, their `sub`.
+    /// The user's id in the directory (required on create).
     #[serde(default)]
     pub id: Option<String>,
+    /// The identities that are this user: a token whose `iss` and `sub` match one of these is
+    /// this user (at most 16; each identity belongs to one user).
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub identities: Vec<Identity>,
     /// The user's email address, unique (case-insensitive).
     #[serde(default)]
     pub email: Option<String>,
@@ -894,8 +905,11 @@ pub struct UserInput {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
-    /// The user's id (for users of an external issuer, their `sub`).
+    /// The user's id in the directory.
     pub id: String,
+    /// The identities that are this user (issuer and subject).
+    #[schema(value_type = Vec<Object>)]
+    pub identities: Vec<Identity>,
     /// The user's email address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
@@ -924,6 +938,7 @@ impl From<&UserRecord> for UserView {
     fn from(u: &UserRecord) -> Self {
         Self {
             id: u.id.clone(),
+            identities: u.identities.clone(),
             email: u.email.clone(),
             name: u.name.clone(),
             roles: u.roles.clone(),
@@ -990,6 +1005,7 @@ fn check_user_input(input: &UserInput) -> Result<(), ServiceError> {
         }
         .into());
     }
+    crate::identity::check_identities(&input.identities)?;
     check_attributes(&input.attributes)
 }
 
@@ -1005,6 +1021,7 @@ impl Core {
         let now = self.clock.now();
         let user = UserRecord {
             id,
+            identities: sorted_identities(&input.identities),
             email: input.email.clone(),
             name: input.name.clone(),
             roles: sorted_unique(&input.roles),
@@ -1048,6 +1065,7 @@ impl Core {
             .ok_or_else(|| ServiceError::not_found("user", id))?;
         let user = UserRecord {
             id: id.to_owned(),
+            identities: sorted_identities(&input.identities),
             email: input.email.clone(),
             name: input.name.clone(),
             roles: sorted_unique(&input.roles),
@@ -1073,6 +1091,12 @@ impl Core {
             .await
             .map_err(|e| not_found(e, "user", id))
     }
+}
+
+fn sorted_identities(v: &[Identity]) -> Vec<Identity> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
 }
 
 fn sorted_unique(v: &[String]) -> Vec<String> {
@@ -1881,7 +1905,7 @@ impl Core {
                     "token"
                 };
                 (
-                    Some(caller.token.subject.clone()),
+                    Some(caller.id.clone()),
                     caller.roles(tenant),
                     source,
                     Arc::new(caller.token.claims.clone()),

@@ -99,7 +99,8 @@ pub struct OutboundToken {
     pub scopes: Vec<String>,
     /// The outbound app the credential is for.
     pub app_id: String,
-    /// The user the credential was fetched for (the inbound token's subject).
+    /// Whom the credential was fetched for: the directory user's id, or for a subject of an
+    /// external issuer that no directory user is linked to, its principal id (`ext:…:<sub>`).
     pub user_id: String,
     /// The tenant, when one was named.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -250,7 +251,11 @@ impl From<ServiceError> for Refusal {
 /// Who is asking, once the inbound token is verified and the directory consulted.
 pub(crate) struct Caller {
     pub(crate) token: Arc<VerifiedToken>,
+    /// The directory user the token's identity (issuer and subject) is linked to, if any.
     pub(crate) user: Option<Arc<UserRecord>>,
+    /// The principal id: the directory user's id, or the external subject's (issuer-qualified)
+    /// id. Connections, pending consents and audit records are keyed by it.
+    pub(crate) id: String,
 }
 
 impl Caller {
@@ -281,6 +286,8 @@ impl Caller {
 struct Trail {
     started: Instant,
     token: Option<Arc<VerifiedToken>>,
+    /// The caller's principal id, once known.
+    principal: Option<String>,
     requested: Vec<String>,
     decided: Option<(Arc<AppSnapshot>, Decision)>,
 }
@@ -296,6 +303,7 @@ impl Core {
         let mut trail = Trail {
             started: Instant::now(),
             token: None,
+            principal: None,
             requested: Vec::new(),
             decided: None,
         };
@@ -312,6 +320,7 @@ impl Core {
     ) -> Result<Granted, Refusal> {
         let caller = self.authenticate_caller(bearer).await?;
         trail.token = Some(caller.token.clone());
+        trail.principal = Some(caller.id.clone());
         let snapshot =
             self.app_snapshot(&req.app_id)
                 .await?
@@ -367,9 +376,7 @@ impl Core {
         };
 
         // The credential.
-        let conn = self
-            .find_credential(app, &caller.token.subject, tenant)
-            .await?;
+        let conn = self.find_credential(app, &caller.id, tenant).await?;
         let Some(conn) = conn else {
             return Err(not_connected("no_connection", &[]).await);
         };
@@ -388,7 +395,7 @@ impl Core {
                     expires_at: None,
                     scopes: Vec::new(),
                     app_id: app.id.clone(),
-                    user_id: caller.token.subject.clone(),
+                    user_id: caller.id.clone(),
                     tenant_id: tenant.map(str::to_owned),
                     owner,
                 },
@@ -452,7 +459,7 @@ impl Core {
                     expires_at: t.expires_at,
                     scopes: t.scopes.clone(),
                     app_id: app.id.clone(),
-                    user_id: caller.token.subject.clone(),
+                    user_id: caller.id.clone(),
                     tenant_id: tenant.map(str::to_owned),
                     owner,
                 },
@@ -476,7 +483,7 @@ impl Core {
                 expires_at: conn.expires_at,
                 scopes: conn.scopes.clone(),
                 app_id: app.id.clone(),
-                user_id: caller.token.subject.clone(),
+                user_id: caller.id.clone(),
                 tenant_id: tenant.map(str::to_owned),
                 owner,
             }
@@ -512,8 +519,44 @@ impl Core {
                 scope: self.settings.fetch_scope.clone(),
             });
         }
-        let user = self.directory_user(&token.subject).await?;
-        Ok(Caller { token, user })
+        let (user, id) = self.resolve_identity(&token).await?;
+        Ok(Caller { token, user, id })
+    }
+
+    /// Finds who a verified token is: Portcullis's own tokens name directory users by id; any
+    /// other issuer's subject is a directory user only through an identity link, else an
+    /// external subject of that issuer.
+    pub(crate) async fn resolve_identity(
+        &self,
+        token: &VerifiedToken,
+    ) -> Result<(Option<Arc<UserRecord>>, String), ServiceError> {
+        if self.inbound.is_local_issuer(&token.issuer) {
+            let user = self.directory_user(&token.subject).await?;
+            return Ok((user, token.subject.clone()));
+        }
+        let directory = self.stores.directory.clone();
+        let (issuer, subject) = (token.issuer.as_str(), token.subject.as_str());
+        let user = self
+            .caches
+            .identities
+            .get_or_load(
+                &crate::cache::IdentityRef(issuer, subject),
+                || (issuer.to_owned(), subject.to_owned()),
+                || async move {
+                    Ok::<_, ServiceError>(
+                        directory
+                            .user_by_identity(issuer, subject)
+                            .await?
+                            .map(Arc::new),
+                    )
+                },
+            )
+            .await?;
+        let id = match &user {
+            Some(u) => u.id.clone(),
+            None => crate::external_principal(issuer, subject),
+        };
+        Ok((user, id))
     }
 
     /// The user's directory entry (live, from memory when nothing changed).
@@ -681,15 +724,9 @@ impl Core {
                 }
             };
             if !scopes.is_empty() {
-                let key = ConnectionKey::user(&app.id, &caller.token.subject, tenant);
+                let key = ConnectionKey::user(&app.id, &caller.id, tenant);
                 match self
-                    .consent_link(
-                        app,
-                        key,
-                        scopes,
-                        None,
-                        &format!("user:{}", caller.token.subject),
-                    )
+                    .consent_link(app, key, scopes, None, &format!("user:{}", caller.id))
                     .await
                 {
                     Ok(connect_url) => {
@@ -744,15 +781,9 @@ impl Core {
                     scopes.push(s.clone());
                 }
             }
-            let key = ConnectionKey::user(&app.id, &caller.token.subject, tenant);
+            let key = ConnectionKey::user(&app.id, &caller.id, tenant);
             match self
-                .consent_link(
-                    app,
-                    key,
-                    scopes,
-                    None,
-                    &format!("user:{}", caller.token.subject),
-                )
+                .consent_link(app, key, scopes, None, &format!("user:{}", caller.id))
                 .await
             {
                 Ok(url) => Some(url),
@@ -800,7 +831,7 @@ impl Core {
         } else {
             trail.requested
         };
-        let (token, decided) = (trail.token, trail.decided);
+        let (token, principal, decided) = (trail.token, trail.principal, trail.decided);
         // The event is built by the audit writer, off the request's path: the request only hands
         // over what it already holds.
         self.audit
@@ -814,7 +845,7 @@ impl Core {
                     at,
                     action: action.to_owned(),
                     app_id: Some(app_id),
-                    user_id: token.as_ref().map(|t| t.subject.clone()),
+                    user_id: principal,
                     tenant_id,
                     client_id: exchange_client
                         .or_else(|| token.as_ref().and_then(|t| t.client_id.clone())),

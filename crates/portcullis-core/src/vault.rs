@@ -293,7 +293,7 @@ impl Core {
                 message: format!("app {app_id} uses API keys; an admin stores them"),
             });
         }
-        let user = &caller.token.subject;
+        let user = &caller.id;
         let tenant = req.tenant_id.as_deref();
         if let Some(t) = tenant
             && !caller.in_tenant(t)

@@ -8,8 +8,11 @@ use crate::Timestamp;
 /// A user of the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
-    /// The user's id: for users of an external issuer, their `sub`.
+    /// The user's id in the directory (chosen by the admin; never read from a token).
     pub id: String,
+    /// The external identities that are this user: a token reaches the user only when its
+    /// `(iss, sub)` is one of these. Each identity belongs to at most one user.
+    pub identities: Vec<Identity>,
     /// Email address, unique (case-insensitive) when present.
     pub email: Option<String>,
     /// Display name.
@@ -48,6 +51,18 @@ impl UserRecord {
     pub fn is_member_of(&self, tenant: &str) -> bool {
         self.tenants.iter().any(|m| m.tenant_id == tenant)
     }
+}
+
+/// An identity at a trusted issuer: what a token names as `iss` and `sub`. A subject means
+/// nothing without its issuer: two issuers may both have a subject `alice`, and they are two
+/// different people.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Identity {
+    /// The issuer's exact `iss` value.
+    pub issuer: String,
+    /// The subject's exact `sub` value at that issuer.
+    pub subject: String,
 }
 
 /// A user's membership in a tenant.

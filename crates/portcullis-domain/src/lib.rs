@@ -27,7 +27,7 @@ pub use connection::{
     Ciphertext, ConnectionKey, ConnectionRecord, ConnectionStatus, ConsentState, CredentialKind,
     RefreshFailure, TokenSet,
 };
-pub use directory::{Role, TenantMembership, TenantRecord, UserRecord};
+pub use directory::{Identity, Role, TenantMembership, TenantRecord, UserRecord};
 pub use principal::{AdminKeyRecord, ClientRecord, DataKeyRecord, IssuerRecord};
 pub use store::{
     AdminKeyStore, AppStore, AuditStore, ClientStore, ConnectionStore, ConsentStateStore,

@@ -124,11 +124,17 @@ pub trait AppStore: Send + Sync {
 /// Users, roles and tenants.
 #[async_trait]
 pub trait DirectoryStore: Send + Sync {
-    /// Inserts a user. `AlreadyExists` (`user` or `user email`); `MissingReference` for an unknown
-    /// role or tenant.
+    /// Inserts a user. `AlreadyExists` (`user`, `user email`, or `user identity` when another
+    /// user already has one of its identities); `MissingReference` for an unknown role or tenant.
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// Reads one user.
     async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Reads the user linked to the identity `(issuer, subject)`, if any.
+    async fn user_by_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<UserRecord>, StoreError>;
     /// Lists users by id.
     async fn users(&self, page: &PageRequest) -> Result<Vec<UserRecord>, StoreError>;
     /// Replaces a user. Same errors as `insert_user`, plus `NotFound`.

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use portcullis_domain::{
     AdminKeyRecord, AuditEvent, AuditOutcome, AuditQuery, Change, ChangeEvent, ClientRecord,
-    ConnectionKey, ConnectionStatus, ConsentState, DataKeyRecord, IssuerRecord, PageRequest,
-    PolicyVerdict, RefreshFailure, Role, StoreError, Stores, TenantMembership, TenantRecord,
-    TokenSet,
+    ConnectionKey, ConnectionStatus, ConsentState, DataKeyRecord, Identity, IssuerRecord,
+    PageRequest, PolicyVerdict, RefreshFailure, Role, StoreError, Stores, TenantMembership,
+    TenantRecord, TokenSet,
 };
 
 use crate::fixtures::{T0, app, connection, policy, sealed, user};
@@ -257,6 +257,106 @@ pub async fn users_with_roles_and_tenants(s: &Stores) {
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].id, "u0");
     assert_eq!(listed[1], u);
+}
+
+/// An identity is an issuer and a subject: the same subject at another issuer is someone else; an
+/// identity links at most one user (a second claim of it stores nothing); links follow updates
+/// and go with the user.
+pub async fn identities_reach_one_user(s: &Stores) {
+    let id = |issuer: &str, subject: &str| Identity {
+        issuer: issuer.into(),
+        subject: subject.into(),
+    };
+    let mut u = user("u1");
+    u.identities = vec![
+        id("https://a.example", "alice"),
+        id("https://b.example", "al"),
+    ];
+    s.directory.insert_user(&u).await.unwrap();
+    assert_eq!(s.directory.user("u1").await.unwrap(), Some(u.clone()));
+    let found = s
+        .directory
+        .user_by_identity("https://a.example", "alice")
+        .await
+        .unwrap();
+    assert_eq!(found, Some(u.clone()));
+    for (iss, sub) in [
+        ("https://b.example", "alice"),
+        ("https://a.example", "al"),
+        ("https://a.example", "u1"),
+    ] {
+        assert_eq!(
+            s.directory.user_by_identity(iss, sub).await.unwrap(),
+            None,
+            "{iss} {sub}"
+        );
+    }
+
+    let mut thief = user("u2");
+    thief.identities = vec![
+        id("https://c.example", "x"),
+        id("https://a.example", "alice"),
+    ];
+    assert!(matches!(
+        s.directory.insert_user(&thief).await,
+        Err(StoreError::AlreadyExists {
+            entity: "user identity"
+        })
+    ));
+    assert_eq!(s.directory.user("u2").await.unwrap(), None);
+    assert_eq!(
+        s.directory
+            .user_by_identity("https://c.example", "x")
+            .await
+            .unwrap(),
+        None
+    );
+    s.directory.insert_user(&user("u2")).await.unwrap();
+    assert!(matches!(
+        s.directory.update_user(&thief).await,
+        Err(StoreError::AlreadyExists {
+            entity: "user identity"
+        })
+    ));
+    assert!(
+        s.directory
+            .user("u2")
+            .await
+            .unwrap()
+            .unwrap()
+            .identities
+            .is_empty()
+    );
+
+    u.identities = vec![id("https://b.example", "al")];
+    s.directory.update_user(&u).await.unwrap();
+    assert_eq!(
+        s.directory
+            .user_by_identity("https://a.example", "alice")
+            .await
+            .unwrap(),
+        None
+    );
+    thief.identities = vec![id("https://a.example", "alice")];
+    s.directory.update_user(&thief).await.unwrap();
+    assert_eq!(
+        s.directory
+            .user_by_identity("https://a.example", "alice")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some("u2".to_owned())
+    );
+    s.directory.delete_user("u1").await.unwrap();
+    assert_eq!(
+        s.directory
+            .user_by_identity("https://b.example", "al")
+            .await
+            .unwrap(),
+        None
+    );
+    let listed = s.directory.users(&page(None, 10)).await.unwrap();
+    assert_eq!(listed, vec![thief]);
 }
 
 /// A user naming an unknown role or tenant is refused, naming it, and nothing is stored.

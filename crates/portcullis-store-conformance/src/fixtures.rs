@@ -73,6 +73,7 @@ pub(crate) fn policy(app_id: &str, id: &str, name: &str) -> PolicyRecord {
 pub(crate) fn user(id: &str) -> UserRecord {
     UserRecord {
         id: id.to_owned(),
+        identities: vec![],
         email: Some(format!("{id}@example.com")),
         name: Some(format!("User {id}")),
         roles: vec![],

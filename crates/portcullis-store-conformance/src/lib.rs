@@ -32,6 +32,7 @@ macro_rules! conformance_tests {
             users_with_roles_and_tenants,
             user_references_must_exist,
             user_emails_are_unique,
+            identities_reach_one_user,
             roles_in_use_cannot_be_deleted,
             tenant_delete_cascades,
             user_delete_cascades_connections,

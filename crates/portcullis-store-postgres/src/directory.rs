@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use portcullis_domain::{
-    Change, DirectoryStore, PageRequest, Role, StoreError, TenantMembership, TenantRecord,
-    UserRecord,
+    Change, DirectoryStore, Identity, PageRequest, Role, StoreError, TenantMembership,
+    TenantRecord, UserRecord,
 };
 use tokio_postgres::Row;
 
@@ -15,12 +15,14 @@ use crate::rows::{get, json, limit, to_json, ts};
 use crate::{PostgresStore, begin, execute, query, query_opt};
 
 /// A user's columns and, gathered by the same statement (so from the same snapshot), the user's
-/// roles, tenants, and roles within tenants (two parallel arrays in one order).
+/// roles, tenants, roles within tenants, and identities (pairs of parallel arrays in one order).
 const USER_SELECT: &str = "SELECT u.id, u.email, u.name, u.attributes, u.disabled, u.created_at, u.updated_at,
     ARRAY(SELECT r.role FROM user_roles r WHERE r.user_id = u.id ORDER BY r.role),
     ARRAY(SELECT t.tenant_id FROM user_tenants t WHERE t.user_id = u.id ORDER BY t.tenant_id),
     ARRAY(SELECT tr.tenant_id FROM user_tenant_roles tr WHERE tr.user_id = u.id ORDER BY tr.tenant_id, tr.role),
-    ARRAY(SELECT tr.role FROM user_tenant_roles tr WHERE tr.user_id = u.id ORDER BY tr.tenant_id, tr.role)
+    ARRAY(SELECT tr.role FROM user_tenant_roles tr WHERE tr.user_id = u.id ORDER BY tr.tenant_id, tr.role),
+    ARRAY(SELECT i.issuer FROM user_identities i WHERE i.user_id = u.id ORDER BY i.issuer, i.subject),
+    ARRAY(SELECT i.subject FROM user_identities i WHERE i.user_id = u.id ORDER BY i.issuer, i.subject)
   FROM users u";
 
 fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
@@ -32,8 +34,15 @@ fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
     for (tenant, role) in role_tenants.into_iter().zip(tenant_roles) {
         tenants.entry(tenant).or_default().push(role);
     }
+    let issuers: Vec<String> = get(row, 11)?;
+    let subjects: Vec<String> = get(row, 12)?;
     Ok(UserRecord {
         id: get(row, 0)?,
+        identities: issuers
+            .into_iter()
+            .zip(subjects)
+            .map(|(issuer, subject)| Identity { issuer, subject })
+            .collect(),
         email: get(row, 1)?,
         name: get(row, 2)?,
         roles: get(row, 7)?,
@@ -107,6 +116,22 @@ fn missing(entity: &'static str, id: &str) -> impl Fn(tokio_postgres::Error) -> 
 }
 
 async fn write_memberships<C: GenericClient>(c: &C, user: &UserRecord) -> Result<(), StoreError> {
+    execute(
+        c,
+        "DELETE FROM user_identities WHERE user_id = $1",
+        &[&user.id],
+    )
+    .await
+    .map_err(db)?;
+    for i in &user.identities {
+        execute(
+            c,
+            "INSERT INTO user_identities (issuer, subject, user_id) VALUES ($1, $2, $3)",
+            &[&i.issuer, &i.subject, &user.id],
+        )
+        .await
+        .map_err(write("user identity"))?;
+    }
     execute(c, "DELETE FROM user_roles WHERE user_id = $1", &[&user.id])
         .await
         .map_err(db)?;
@@ -218,6 +243,25 @@ impl DirectoryStore for PostgresStore {
             .map_err(db)?
             .map(|row| user_from_row(&row))
             .transpose()
+    }
+
+    async fn user_by_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!(
+                "{USER_SELECT} WHERE u.id = (SELECT user_id FROM user_identities WHERE issuer = $1 AND subject = $2)"
+            ),
+            &[&issuer, &subject],
+        )
+        .await
+        .map_err(db)?
+        .map(|row| user_from_row(&row))
+        .transpose()
     }
 
     async fn users(&self, page: &PageRequest) -> Result<Vec<UserRecord>, StoreError> {

@@ -7,7 +7,10 @@ use crate::error::{db, describe, pool};
 use crate::rows::get;
 
 /// The migrations, in order: (version, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_identities.sql")),
+];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,
 /// so nodes of other deployments on the same server do not wait for each other.

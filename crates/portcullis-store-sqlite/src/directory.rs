@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use portcullis_domain::{
-    Change, DirectoryStore, PageRequest, Role, StoreError, TenantMembership, TenantRecord,
-    UserRecord,
+    Change, DirectoryStore, Identity, PageRequest, Role, StoreError, TenantMembership,
+    TenantRecord, UserRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -17,6 +17,7 @@ const USER_COLUMNS: &str = "id, email, name, attributes, disabled, created_at, u
 fn user_base(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
         id: row.get(0)?,
+        identities: Vec::new(),
         email: row.get(1)?,
         name: row.get(2)?,
         roles: Vec::new(),
@@ -28,8 +29,22 @@ fn user_base(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
-/// Fills in a user's roles and tenant memberships.
+/// Fills in a user's identities, roles and tenant memberships.
 fn load_memberships(c: &Connection, user: &mut UserRecord) -> Result<(), StoreError> {
+    user.identities = c
+        .prepare_cached(
+            "SELECT issuer, subject FROM user_identities WHERE user_id = ?1 ORDER BY issuer, subject",
+        )
+        .and_then(|mut s| {
+            s.query_map([&user.id], |r| {
+                Ok(Identity {
+                    issuer: r.get(0)?,
+                    subject: r.get(1)?,
+                })
+            })?
+            .collect()
+        })
+        .map_err(read_err)?;
     user.roles = c
         .prepare_cached("SELECT role FROM user_roles WHERE user_id = ?1 ORDER BY role")
         .and_then(|mut s| {
@@ -118,6 +133,15 @@ fn check_references(tx: &Transaction<'_>, user: &UserRecord) -> Result<(), Store
 }
 
 fn write_memberships(tx: &Transaction<'_>, user: &UserRecord) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM user_identities WHERE user_id = ?1", [&user.id])
+        .map_err(backend)?;
+    for i in &user.identities {
+        tx.execute(
+            "INSERT INTO user_identities (issuer, subject, user_id) VALUES (?1, ?2, ?3)",
+            [&i.issuer, &i.subject, &user.id],
+        )
+        .map_err(write_error("user identity"))?;
+    }
     tx.execute("DELETE FROM user_roles WHERE user_id = ?1", [&user.id])
         .map_err(backend)?;
     tx.execute("DELETE FROM user_tenants WHERE user_id = ?1", [&user.id])
@@ -222,6 +246,27 @@ impl DirectoryStore for SqliteStore {
     async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
         let id = id.to_owned();
         self.read(move |c| get_user(c, &id)).await
+    }
+
+    async fn user_by_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let (issuer, subject) = (issuer.to_owned(), subject.to_owned());
+        self.read(move |c| {
+            let id: Option<String> = c
+                .prepare_cached(
+                    "SELECT user_id FROM user_identities WHERE issuer = ?1 AND subject = ?2",
+                )
+                .and_then(|mut s| s.query_row([&issuer, &subject], |r| r.get(0)).optional())
+                .map_err(read_err)?;
+            match id {
+                Some(id) => get_user(c, &id),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn users(&self, page: &PageRequest) -> Result<Vec<UserRecord>, StoreError> {

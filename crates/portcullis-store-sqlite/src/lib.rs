@@ -19,7 +19,10 @@ use async_trait::async_trait;
 use portcullis_domain::{Change, LocalChangeFeed, PageRequest, StoreError, StoreHealth};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_identities.sql")),
+];
 const READERS: usize = 4;
 
 /// The SQLite backend. Cheap to clone.

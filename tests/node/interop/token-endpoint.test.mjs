@@ -159,14 +159,14 @@ describe('POST /v1/outbound/apps/{appId}/token', { timeout: 120_000 }, () => {
   test('a role change takes effect on the very next request, with the same inbound token', async () => {
     const bob = await s.token('bob');
     assert.equal((await server.fetchToken(bob, APP, { scopes: [READ] })).status, 403);
-    await server.updateUser('bob', { roles: ['editor'] });
+    await server.updateUser('bob', { roles: ['editor'], identities: world.idp.identity('bob') });
     try {
       const r = await server.fetchToken(bob, APP, { scopes: [READ] });
       assert.equal(r.status, 200, r.text);
       assert.equal(r.body.token.accessToken, s.providerTokens.bob);
       assert.deepEqual(r.body.decision.decidingPolicies, [s.editors.id]);
     } finally {
-      await server.updateUser('bob', { roles: [] });
+      await server.updateUser('bob', { roles: [], identities: world.idp.identity('bob') });
     }
     assert.equal((await server.fetchToken(bob, APP, { scopes: [READ] })).status, 403);
   });

@@ -377,6 +377,11 @@ export class Idp {
       .sign(key.privateKey);
   }
 
+  /** The identity links that make `sub` at this IdP a directory user (`identities` of a user). */
+  identity(sub) {
+    return [{ issuer: this.issuer, subject: sub }];
+  }
+
   /** The issuer registration body for `/v1/mgmt/issuers`. */
   registration() {
     return {

@@ -38,7 +38,10 @@ export async function setupCalendar({ server, idp, provider }) {
   await server.createApp(provider.app(APP, [READ, WRITE]));
   for (const role of ['editor', 'viewer', 'admin']) await server.createRole(role);
   const users = { alice: ['editor'], bob: [], dave: ['viewer'], carol: ['editor'], erin: ['editor'] };
-  for (const [id, roles] of Object.entries(users)) await server.createUser({ id, roles });
+  // Each directory user is linked to the IdP's subject of the same name.
+  for (const [id, roles] of Object.entries(users)) {
+    await server.createUser({ id, roles, identities: idp.identity(id) });
+  }
   const token = (sub, options) => idp.token(sub, options);
   // The provider's access tokens are JWTs without a jti: two issued in the same second are the
   // same string. Connect one user per second so that each holds a token of their own, and keep

@@ -162,6 +162,79 @@ async fn apply_is_idempotent_and_dry_run_changes_nothing() {
     );
 }
 
+/// The upgrade path of the README: users made before identity links existed are linked to their
+/// issuer with one `apply -f`, keeping every field the file does not name; applying it again
+/// changes nothing; the linked user's token is the directory user from the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_links_existing_users_to_their_identities() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let idp = crate::support::Idp::start().await;
+    s.trust(&idp).await;
+    s.must_post("/v1/mgmt/roles", json!({"name": "Viewer"}))
+        .await;
+    s.must_post(
+        "/v1/mgmt/users",
+        json!({"id": "alice", "email": "alice@example.com", "roles": ["Viewer"]}),
+    )
+    .await;
+    s.must_post(
+        "/v1/mgmt/outbound-apps",
+        json!({"id": "crm", "name": "CRM", "type": "apiKey"}),
+    )
+    .await;
+    s.must_post(
+        "/v1/mgmt/outbound-apps/crm/api-keys",
+        json!({"apiKey": "key-of-alice", "userId": "alice"}),
+    )
+    .await;
+    let alice = idp.token("alice");
+    // Not linked yet: alice's token is an external subject, without her key.
+    assert_eq!(s.fetch(Some(&alice), "crm", json!({})).await.0, 404);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "users:\n  - id: alice\n    identities: [{{issuer: \"{}\", subject: alice}}]\n  - id: bob\n    identities: [{{issuer: \"{}\", subject: bob}}]\n",
+            idp.issuer, idp.issuer
+        ),
+    )
+    .unwrap();
+    let mut args: Vec<String> = vec!["apply".into(), "-f".into(), file.display().to_string()];
+    args.extend(remote(&s));
+    let out = portcullis(args.clone()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = stdout(&out);
+    assert!(
+        plan.contains("~ user alice (identities)") && plan.contains("+ user bob"),
+        "{plan}"
+    );
+    let (_, linked) = s.get("/v1/mgmt/users/alice").await;
+    assert_eq!(linked["identities"], idp.identity("alice"));
+    assert_eq!(
+        linked["roles"],
+        json!(["Viewer"]),
+        "what the file omits is kept"
+    );
+    assert_eq!(linked["email"], "alice@example.com");
+    let (st, body, _) = s.fetch(Some(&alice), "crm", json!({})).await;
+    assert_eq!(
+        (st, body["token"]["apiKey"].as_str()),
+        (200, Some("key-of-alice")),
+        "{body}"
+    );
+    let out = portcullis(args).await;
+    assert!(
+        stdout(&out).contains("nothing to change"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_tests_pass_or_fail_with_a_readable_diff() {
     let s = TestServer::start(Backend::Sqlite).await;

@@ -236,7 +236,7 @@ async fn one_refresh_per_connection_across_the_cluster() {
         .admin(
             0,
             reqwest::Method::GET,
-            "/v1/mgmt/users/alice/connections",
+            &format!("/v1/mgmt/users/{}/connections", idp.principal("alice")),
             json!(null),
         )
         .await;

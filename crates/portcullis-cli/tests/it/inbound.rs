@@ -61,7 +61,7 @@ async fn every_supported_algorithm_is_accepted() {
         let (status, body, _) = s.fetch(Some(&t), "keyed", json!({})).await;
         assert_eq!(status, 200, "{alg:?}: {body}");
         assert_eq!(body["token"]["apiKey"], "k-123");
-        assert_eq!(body["token"]["userId"], "alice");
+        assert_eq!(body["token"]["userId"], idp.principal("alice").as_str());
     }
 }
 

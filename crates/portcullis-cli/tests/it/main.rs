@@ -14,6 +14,7 @@ mod support;
 mod bad_input;
 mod cli;
 mod cluster;
+mod identity;
 mod inbound;
 mod mgmt;
 mod plane;

@@ -904,7 +904,7 @@ roles_claim = "roles"
     .await;
     s.must_post(
         "/v1/mgmt/outbound-apps/weather/api-keys",
-        json!({"apiKey": "k-1", "userId": "alice"}),
+        json!({"apiKey": "k-1", "userId": idp.principal("alice")}),
     )
     .await;
     let (st, body, _) = s
@@ -1204,7 +1204,7 @@ async fn key_rotation_keeps_stored_tokens_working(backend: Backend) {
     .await;
     s.must_post(
         "/v1/mgmt/outbound-apps/weather/api-keys",
-        json!({"apiKey": "weather-key-1", "userId": "alice"}),
+        json!({"apiKey": "weather-key-1", "userId": idp.principal("alice")}),
     )
     .await;
     let mut cal = oauth_app("cal", &tokens.url);
@@ -1213,7 +1213,7 @@ async fn key_rotation_keeps_stored_tokens_working(backend: Backend) {
     let expires = now().add_secs(86_400).to_rfc3339();
     s.must_post(
         "/v1/mgmt/outbound-apps/cal/tokens",
-        json!({"tokens": [{"userId": "alice", "accessToken": "cal-access-1", "refreshToken": "cal-refresh-1", "expiresAt": expires, "scopes": ["read"]}]}),
+        json!({"tokens": [{"userId": idp.principal("alice"), "accessToken": "cal-access-1", "refreshToken": "cal-refresh-1", "expiresAt": expires, "scopes": ["read"]}]}),
     )
     .await;
 

@@ -32,10 +32,10 @@ async fn world(backend: Backend) -> World {
         .await;
     s.must_post(
         "/v1/mgmt/users",
-        json!({"id": "alice", "email": "alice@example.com", "roles": ["Viewer"]}),
+        json!({"id": "alice", "identities": idp.identity("alice"), "email": "alice@example.com", "roles": ["Viewer"]}),
     )
     .await;
-    s.must_post("/v1/mgmt/users", json!({"id": "bob", "roles": ["Editor"], "tenants": [{"tenantId": "acme", "roles": ["Viewer"]}]})).await;
+    s.must_post("/v1/mgmt/users", json!({"id": "bob", "identities": idp.identity("bob"), "roles": ["Editor"], "tenants": [{"tenantId": "acme", "roles": ["Viewer"]}]})).await;
     s.connect(&idp.token("alice"), "cal", &["calendar.readonly"])
         .await;
     s.connect(&idp.token("bob"), "cal", &SCOPES).await;
@@ -91,7 +91,7 @@ async fn a_warm_request_reads_nothing_from_the_database(backend: Backend) {
     assert_eq!(
         w.s.put(
             "/v1/mgmt/users/alice",
-            json!({"email": "alice@example.com", "roles": ["Viewer", "Editor"]})
+            json!({"identities": w.idp.identity("alice"), "email": "alice@example.com", "roles": ["Viewer", "Editor"]})
         )
         .await
         .0,
@@ -329,7 +329,7 @@ async fn changes_take_effect_on_the_very_next_request(backend: Backend) {
     assert_eq!(
         w.s.put(
             "/v1/mgmt/users/alice",
-            json!({"email": "alice@example.com", "roles": []})
+            json!({"identities": w.idp.identity("alice"), "email": "alice@example.com", "roles": []})
         )
         .await
         .0,
@@ -339,7 +339,7 @@ async fn changes_take_effect_on_the_very_next_request(backend: Backend) {
     assert_eq!(
         w.s.put(
             "/v1/mgmt/users/alice",
-            json!({"email": "alice@example.com", "roles": ["Viewer"]})
+            json!({"identities": w.idp.identity("alice"), "email": "alice@example.com", "roles": ["Viewer"]})
         )
         .await
         .0,
@@ -383,7 +383,7 @@ async fn changes_take_effect_on_the_very_next_request(backend: Backend) {
     assert_eq!(
         w.s.put(
             "/v1/mgmt/users/alice",
-            json!({"roles": ["Viewer"], "disabled": true})
+            json!({"identities": w.idp.identity("alice"), "roles": ["Viewer"], "disabled": true})
         )
         .await
         .0,

@@ -104,18 +104,20 @@ async fn no_secret_is_stored_in_plaintext(backend: Backend) {
     }
     // And the API never shows them either.
     for path in [
-        "/v1/mgmt/outbound-apps/cal",
-        "/v1/mgmt/outbound-apps/cal/connections",
-        "/v1/mgmt/outbound-apps/crm/connections",
-        "/v1/mgmt/users/alice/connections",
+        "/v1/mgmt/outbound-apps/cal".to_owned(),
+        "/v1/mgmt/outbound-apps/cal/connections".to_owned(),
+        "/v1/mgmt/outbound-apps/crm/connections".to_owned(),
+        format!("/v1/mgmt/users/{}/connections", idp.principal("alice")),
     ] {
-        let (_, body) = s.get(path).await;
-        assert_absent(body.to_string().as_bytes(), &secrets, path);
+        let (_, body) = s.get(&path).await;
+        assert_absent(body.to_string().as_bytes(), &secrets, &path);
     }
 }
 
 async fn a_ciphertext_moved_to_another_row_does_not_open(backend: Backend) {
     let s = TestServer::start(backend).await;
+    let idp = Idp::start().await;
+    s.trust(&idp).await;
     s.must_post(
         "/v1/mgmt/outbound-apps",
         json!({"id": "crm", "name": "CRM", "type": "apiKey"}),
@@ -123,25 +125,29 @@ async fn a_ciphertext_moved_to_another_row_does_not_open(backend: Backend) {
     .await;
     s.must_post(
         "/v1/mgmt/outbound-apps/crm/api-keys",
-        json!({"apiKey": "alice-key", "userId": "alice"}),
+        json!({"apiKey": "alice-key", "userId": idp.principal("alice")}),
     )
     .await;
     s.must_post(
         "/v1/mgmt/outbound-apps/crm/api-keys",
-        json!({"apiKey": "mallory-key", "userId": "mallory"}),
+        json!({"apiKey": "mallory-key", "userId": idp.principal("mallory")}),
     )
     .await;
     let store = &s.core.stores.connections;
     let alice = store
         .connection(&portcullis_domain::ConnectionKey::user(
-            "crm", "alice", None,
+            "crm",
+            &idp.principal("alice"),
+            None,
         ))
         .await
         .unwrap()
         .unwrap();
     let mut mallory = store
         .connection(&portcullis_domain::ConnectionKey::user(
-            "crm", "mallory", None,
+            "crm",
+            &idp.principal("mallory"),
+            None,
         ))
         .await
         .unwrap()
@@ -149,8 +155,6 @@ async fn a_ciphertext_moved_to_another_row_does_not_open(backend: Backend) {
     // Someone with write access to the database copies alice's sealed key into mallory's row.
     mallory.access = alice.access.clone();
     store.put_connection(&mallory).await.unwrap();
-    let idp = Idp::start().await;
-    s.trust(&idp).await;
     let (status, body, _) = s.fetch(Some(&idp.token("mallory")), "crm", json!({})).await;
     assert_eq!(status, 500, "{body}");
     assert!(!body.to_string().contains("alice-key"));
@@ -234,7 +238,12 @@ async fn key_rotation_re_encrypts_everything_without_downtime(backend: Backend) 
     let (status, body, _) = s.fetch(Some(&idp.token("anyone")), "crm", json!({})).await;
     assert_eq!(status, 200, "{body}");
     // The app's client secret, re-sealed, still authenticates at the provider: force a refresh.
-    let (_, conns) = s.get("/v1/mgmt/users/alice/connections").await;
+    let (_, conns) = s
+        .get(&format!(
+            "/v1/mgmt/users/{}/connections",
+            idp.principal("alice")
+        ))
+        .await;
     let id = conns["items"][0]["id"].as_str().unwrap();
     let (status, body) = s
         .post(&format!("/v1/mgmt/connections/{id}/refresh"), json!({}))

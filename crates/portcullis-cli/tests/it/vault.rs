@@ -21,6 +21,9 @@ const CONTACTS: &str = "contacts.read";
 const RETURN_URL: &str = "http://app.test/done?from=tests";
 
 /// A server that trusts an IdP, with the app `calendar` registered on a stand-in provider.
+/// The directory users every world starts with.
+const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
+
 struct World {
     s: TestServer,
     idp: Idp,
@@ -45,7 +48,22 @@ impl World {
             p.app(APP, &[READ, WRITE, CONTACTS]),
         )
         .await;
+        // The IdP's alice, bob, carol and dave are directory users of the same ids.
+        for id in USERS {
+            s.must_post(
+                "/v1/mgmt/users",
+                json!({ "id": id, "identities": idp.identity(id) }),
+            )
+            .await;
+        }
         Self { s, idp, p }
+    }
+
+    /// Replaces the directory user `id` (one of [`USERS`], linked to the IdP's `id`).
+    async fn set_user(&self, id: &str, mut body: Value) {
+        body["identities"] = self.idp.identity(id);
+        let (status, answer) = self.s.put(&format!("/v1/mgmt/users/{id}"), body).await;
+        assert_eq!(status, 200, "{answer}");
     }
 }
 
@@ -987,16 +1005,10 @@ async fn api_keys_for_users_tenants_and_the_app(backend: Backend) {
     .await;
     s.must_post("/v1/mgmt/tenants", json!({ "id": "acme", "name": "Acme" }))
         .await;
-    s.must_post(
-        "/v1/mgmt/users",
-        json!({ "id": "bob", "tenants": [{ "tenantId": "acme" }] }),
-    )
-    .await;
-    s.must_post(
-        "/v1/mgmt/users",
-        json!({ "id": "alice", "tenants": [{ "tenantId": "acme" }] }),
-    )
-    .await;
+    w.set_user("bob", json!({ "tenants": [{ "tenantId": "acme" }] }))
+        .await;
+    w.set_user("alice", json!({ "tenants": [{ "tenantId": "acme" }] }))
+        .await;
     let keys = "/v1/mgmt/outbound-apps/weather/api-keys";
 
     let (st, c) = s
@@ -1450,18 +1462,15 @@ async fn tenant_connections_for_members_and_tenant_admins(backend: Backend) {
         .await;
     s.must_post(
         "/v1/mgmt/users",
-        json!({ "id": "erin", "tenants": [{ "tenantId": "acme", "roles": ["Tenant Admin"] }] }),
+        json!({ "id": "erin", "identities": w.idp.identity("erin"), "tenants": [{ "tenantId": "acme", "roles": ["Tenant Admin"] }] }),
     )
     .await;
-    s.must_post(
-        "/v1/mgmt/users",
-        json!({ "id": "bob", "tenants": [{ "tenantId": "acme" }] }),
-    )
-    .await;
+    w.set_user("bob", json!({ "tenants": [{ "tenantId": "acme" }] }))
+        .await;
     // Tenant Admin across the deployment, but of no tenant: not a member of acme.
     s.must_post(
         "/v1/mgmt/users",
-        json!({ "id": "mallory", "roles": ["Tenant Admin"] }),
+        json!({ "id": "mallory", "identities": w.idp.identity("mallory"), "roles": ["Tenant Admin"] }),
     )
     .await;
     let (erin, bob, mallory) = (

@@ -244,3 +244,17 @@ pub fn connection(id: &str, key: ConnectionKey) -> ConnectionRecord {
         updated_at: T0,
     }
 }
+
+/// The versions of the migrations this build ships (`migrations/NNNN_*.sql`), in order.
+pub fn migration_versions() -> Vec<i64> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    let mut versions: Vec<i64> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.split('_').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    versions.sort_unstable();
+    versions
+}

@@ -57,3 +57,50 @@ fn a_new_database_is_in_wal_mode_with_16_kib_pages() {
         .unwrap();
     assert_eq!((page_size, journal.as_str()), (16_384, "wal"));
 }
+
+/// A database made by the first release (migration 1 only, with a user in it) opens with this
+/// build: the later migrations apply, the user is kept, without identity links until an admin
+/// adds them.
+#[tokio::test]
+async fn a_database_of_the_first_release_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../../migrations/0001_init.sql"))
+            .unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 0);
+             INSERT INTO users (id, email, email_key, name, attributes, disabled, created_at, updated_at)
+             VALUES ('alice', NULL, NULL, 'Alice', '{}', 0, 1, 1);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let stores = Stores::from_backend(Arc::new(store.clone()), Arc::new(store.change_feed()));
+    let mut alice = stores.directory.user("alice").await.unwrap().unwrap();
+    assert_eq!(alice.name.as_deref(), Some("Alice"));
+    assert!(alice.identities.is_empty());
+    assert_eq!(
+        stores
+            .directory
+            .user_by_identity("https://idp", "alice")
+            .await
+            .unwrap(),
+        None
+    );
+    alice.identities = vec![portcullis_domain::Identity {
+        issuer: "https://idp".into(),
+        subject: "alice".into(),
+    }];
+    stores.directory.update_user(&alice).await.unwrap();
+    assert_eq!(
+        stores
+            .directory
+            .user_by_identity("https://idp", "alice")
+            .await
+            .unwrap(),
+        Some(alice)
+    );
+}

@@ -46,6 +46,16 @@ async fn discovery(State(s): State<Arc<Shared>>) -> axum::Json<Value> {
 }
 
 impl Idp {
+    /// The identity links that make `sub` at this IdP a directory user (`identities` of a user).
+    pub fn identity(&self, sub: &str) -> Value {
+        json!([{ "issuer": self.issuer, "subject": sub }])
+    }
+
+    /// The principal id of `sub` at this IdP when no directory user is linked to it.
+    pub fn principal(&self, sub: &str) -> String {
+        portcullis_core::external_principal(&self.issuer, sub)
+    }
+
     /// Starts an IdP with one key per algorithm (ES256, RS256, EdDSA), all published.
     pub async fn start() -> Self {
         let keys: Vec<SigningKey> = [Algorithm::ES256, Algorithm::RS256, Algorithm::EdDSA]
