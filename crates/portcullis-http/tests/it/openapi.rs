@@ -1320,6 +1320,7 @@ async fn every_operation_answers_as_documented() {
     s.admin("GET", "/v1/mgmt/tenants/nope", None, 404).await;
     let alice = json!({
         "id": "alice", "email": "alice@example.com", "name": "Alice",
+        "identities": [{"issuer": m, "subject": "alice"}],
         "roles": ["eng"], "tenants": [{"tenantId": "acme", "roles": ["eng"]}],
     });
     s.admin("POST", "/v1/mgmt/users", Some(alice.clone()), 201)
@@ -1422,7 +1423,9 @@ async fn every_operation_answers_as_documented() {
     s.admin("GET", "/v1/mgmt/keys", None, 200).await;
     s.admin("POST", "/v1/mgmt/keys/rotate", None, 200).await;
 
-    // Connections: an API key for alice, an imported OAuth grant for bob.
+    // Connections: an API key for alice, an imported OAuth grant for bob (a subject of the IdP
+    // who is not in the directory).
+    let bob = portcullis_core::external_principal(&m, "bob");
     let api_key = s
         .admin(
             "POST",
@@ -1443,7 +1446,7 @@ async fn every_operation_answers_as_documented() {
             "POST",
             "/v1/mgmt/outbound-apps/gh/tokens",
             Some(json!({"tokens": [{
-                "userId": "bob", "accessToken": "imported-at", "refreshToken": "imported-rt",
+                "userId": bob, "accessToken": "imported-at", "refreshToken": "imported-rt",
                 "expiresAt": "2099-01-01T00:00:00Z", "scopes": ["repo", "read:user"],
             }]})),
             201,
@@ -1452,7 +1455,7 @@ async fn every_operation_answers_as_documented() {
     let bob_connection = imported["items"][0]["id"].as_str().unwrap().to_owned();
     s.admin("GET", "/v1/mgmt/outbound-apps/gh/connections", None, 200)
         .await;
-    s.admin("GET", "/v1/mgmt/users/bob/connections", None, 200)
+    s.admin("GET", &format!("/v1/mgmt/users/{bob}/connections"), None, 200)
         .await;
     let conn = format!("/v1/mgmt/connections/{bob_connection}");
     s.admin("GET", &conn, None, 200).await;
