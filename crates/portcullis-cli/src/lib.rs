@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 failure (unreachable server, invalid input); 2 usage; 3 a denial or a
 //! failed expectation (a simulated request denied, a policy test case that does not hold).
 
+pub mod admin_keys;
 pub mod apply;
 pub mod config;
 pub mod keys;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Data-encryption keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Admin API keys and their scopes.
+    #[command(subcommand)]
+    AdminKeys(admin_keys::AdminKeysCommand),
     /// Policy tests.
     #[command(subcommand)]
     Policy(policy_test::PolicyCommand),
@@ -139,6 +143,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Keys(cmd) => keys::run(cmd, cli.output).await,
+        Command::AdminKeys(cmd) => admin_keys::run(cmd, cli.output).await,
         Command::Policy(cmd) => policy_test::run(cmd, cli.output).await,
         Command::Apply(args) => apply::run(args, cli.output).await,
         Command::Simulate(args) => simulate::run(args, cli.output).await,

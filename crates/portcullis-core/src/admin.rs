@@ -7,6 +7,83 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Core, ServiceError, ids};
 
+/// What an admin key may do. Each management operation needs one scope; `admin` holds them all
+/// and is the only one that manages admin keys. Reading an area (a `GET`) needs `read` or that
+/// area's own scope.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum AdminScope {
+    /// Every `GET` of the management API (no secret is ever readable).
+    Read,
+    /// Outbound apps: create, change, delete.
+    Apps,
+    /// Access control policies: create, change, delete; the simulator.
+    Policies,
+    /// Connections: API keys, token import, admin connect links, revoke, force refresh.
+    Vault,
+    /// Users, roles, tenants and identity links.
+    Directory,
+    /// Trusted inbound issuers.
+    Issuers,
+    /// OAuth clients and their secrets.
+    Clients,
+    /// The audit log and its export.
+    Audit,
+    /// Data-key rotation.
+    Keys,
+    /// Everything, and managing admin keys.
+    Admin,
+}
+
+impl AdminScope {
+    /// Every scope, in the order of the documentation.
+    pub const ALL: [Self; 10] = [
+        Self::Read,
+        Self::Apps,
+        Self::Policies,
+        Self::Vault,
+        Self::Directory,
+        Self::Issuers,
+        Self::Clients,
+        Self::Audit,
+        Self::Keys,
+        Self::Admin,
+    ];
+
+    /// The wire and storage name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Apps => "apps",
+            Self::Policies => "policies",
+            Self::Vault => "vault",
+            Self::Directory => "directory",
+            Self::Issuers => "issuers",
+            Self::Clients => "clients",
+            Self::Audit => "audit",
+            Self::Keys => "keys",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 /// The admin a management call runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminIdentity {
@@ -14,6 +91,35 @@ pub struct AdminIdentity {
     pub key_id: String,
     /// The key's name.
     pub name: String,
+    /// What the key may do.
+    pub scopes: Vec<AdminScope>,
+}
+
+impl AdminIdentity {
+    /// Whether the key may do what `needed` covers (`admin` covers everything).
+    pub fn allows(&self, needed: AdminScope) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| *s == needed || *s == AdminScope::Admin)
+    }
+
+    /// Refuses (403 `insufficient_scope`, naming the scope) unless the key holds `needed`.
+    pub fn require(&self, needed: AdminScope) -> Result<(), ServiceError> {
+        if self.allows(needed) {
+            Ok(())
+        } else {
+            Err(ServiceError::MissingScope(needed.as_str()))
+        }
+    }
+
+    /// Refuses unless the key may read `area`: `read`, or the area's own scope.
+    pub fn require_read(&self, area: AdminScope) -> Result<(), ServiceError> {
+        if self.allows(AdminScope::Read) || self.allows(area) {
+            Ok(())
+        } else {
+            Err(ServiceError::MissingScope(AdminScope::Read.as_str()))
+        }
+    }
 }
 
 /// An admin key's metadata (never its secret).
@@ -31,6 +137,16 @@ pub struct AdminKeyInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
+    /// What the key may do.
+    pub scopes: Vec<AdminScope>,
+}
+
+/// The scopes of a stored key; a name this build does not know grants nothing (fail closed).
+fn scopes_of(k: &AdminKeyRecord) -> Vec<AdminScope> {
+    k.scopes
+        .iter()
+        .filter_map(|s| AdminScope::parse(s))
+        .collect()
 }
 
 impl From<&AdminKeyRecord> for AdminKeyInfo {
@@ -40,6 +156,7 @@ impl From<&AdminKeyRecord> for AdminKeyInfo {
             name: k.name.clone(),
             created_at: k.created_at,
             expires_at: k.expires_at,
+            scopes: scopes_of(k),
         }
     }
 }
@@ -63,6 +180,8 @@ pub struct NewAdminKey {
 pub struct AdminKeyInput {
     /// What the key is for, 1 to 128 characters.
     pub name: String,
+    /// What the key may do: one or more scopes (give each key the least it needs).
+    pub scopes: Vec<AdminScope>,
     /// When it stops working (RFC 3339); never when absent.
     #[serde(default)]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -104,6 +223,7 @@ impl Core {
             ));
         }
         Ok(AdminIdentity {
+            scopes: scopes_of(&record),
             key_id: record.id,
             name: record.name,
         })
@@ -115,6 +235,15 @@ impl Core {
         input: &AdminKeyInput,
     ) -> Result<NewAdminKey, ServiceError> {
         crate::manage::check_name("name", &input.name)?;
+        if input.scopes.is_empty() {
+            return Err(ServiceError::invalid(
+                "invalid_request",
+                "scopes must name at least one scope",
+            ));
+        }
+        let mut scopes = input.scopes.clone();
+        scopes.sort();
+        scopes.dedup();
         let now = self.clock.now();
         if input.expires_at.is_some_and(|e| e <= now) {
             return Err(ServiceError::invalid(
@@ -129,6 +258,7 @@ impl Core {
             secret_hash: sha256(key.expose().as_bytes()),
             created_at: now,
             expires_at: input.expires_at,
+            scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
         };
         self.stores.admin_keys.insert_admin_key(&record).await?;
         Ok(NewAdminKey {
@@ -186,6 +316,7 @@ impl Core {
             secret_hash: sha256(key.expose().as_bytes()),
             created_at: now,
             expires_at: None,
+            scopes: vec![AdminScope::Admin.as_str().to_owned()],
         };
         let created = self
             .stores

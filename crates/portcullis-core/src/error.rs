@@ -39,6 +39,9 @@ pub enum ServiceError {
     /// Valid credentials that do not allow this (403).
     #[error("{0}")]
     Forbidden(String),
+    /// An admin key without the scope the operation needs (403 `insufficient_scope`).
+    #[error("this operation needs an admin key with the scope {0}")]
+    MissingScope(&'static str),
     /// A dependency (database, provider) is unavailable (503).
     #[error("{0}")]
     Unavailable(String),

@@ -18,6 +18,9 @@ pub struct AdminKeyRecord {
     pub created_at: Timestamp,
     /// When the key stops working, if ever.
     pub expires_at: Option<Timestamp>,
+    /// What the key may do (`read`, `apps`, `policies`, `vault`, `directory`, `issuers`,
+    /// `clients`, `audit`, `keys`, `admin`).
+    pub scopes: Vec<String>,
 }
 
 /// An OAuth client registered by an admin (used for RFC 8693 token exchange).

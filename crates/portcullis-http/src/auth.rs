@@ -2,7 +2,10 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
-use portcullis_core::AdminIdentity;
+use std::marker::PhantomData;
+
+use portcullis_core::admin::AdminScope;
+use portcullis_core::{AdminIdentity, ServiceError};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -36,11 +39,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
-/// An authenticated admin (every management handler takes one first).
+/// An authenticated admin whose key holds the scope `N` names: every management handler takes
+/// one as its first argument, so its signature states the scope it needs. Without a valid key:
+/// 401; with a key lacking the scope: 403 `insufficient_scope`, naming it.
 #[derive(Debug, Clone)]
-pub struct Admin(pub AdminIdentity);
+pub struct Admin<N>(pub AdminIdentity, pub PhantomData<N>);
 
-impl FromRequestParts<AppState> for Admin {
+impl<N: Need> FromRequestParts<AppState> for Admin<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -48,6 +53,67 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let identity = state.core.authenticate_admin(bearer(parts)).await?;
-        Ok(Self(identity))
+        N::check(&identity)?;
+        Ok(Self(identity, PhantomData))
+    }
+}
+
+/// What a management operation needs of the admin key.
+pub trait Need: Send + Sync + 'static {
+    /// Refuses a key that may not do it.
+    fn check(admin: &AdminIdentity) -> Result<(), ServiceError>;
+}
+
+/// The needs of management operations, one type each (see [`AdminScope`]).
+pub mod need {
+    use super::{AdminIdentity, AdminScope, Need, ServiceError};
+
+    macro_rules! needs {
+        ($($(#[$doc:meta])* $name:ident => $check:ident($scope:ident);)*) => {$(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+
+            impl Need for $name {
+                fn check(admin: &AdminIdentity) -> Result<(), ServiceError> {
+                    admin.$check(AdminScope::$scope)
+                }
+            }
+        )*};
+    }
+
+    needs! {
+        /// Managing admin keys: `admin` only.
+        AdminKeys => require(Admin);
+        /// Changing outbound apps.
+        Apps => require(Apps);
+        /// Reading outbound apps.
+        ReadApps => require_read(Apps);
+        /// Changing policies.
+        Policies => require(Policies);
+        /// Reading policies, and the simulator.
+        ReadPolicies => require_read(Policies);
+        /// Changing connections.
+        Vault => require(Vault);
+        /// Reading connections' metadata.
+        ReadVault => require_read(Vault);
+        /// Changing users, roles, tenants and identity links.
+        Directory => require(Directory);
+        /// Reading the directory.
+        ReadDirectory => require_read(Directory);
+        /// Changing trusted issuers.
+        Issuers => require(Issuers);
+        /// Reading trusted issuers.
+        ReadIssuers => require_read(Issuers);
+        /// Changing OAuth clients.
+        Clients => require(Clients);
+        /// Reading OAuth clients.
+        ReadClients => require_read(Clients);
+        /// Reading the audit log.
+        ReadAudit => require_read(Audit);
+        /// Rotating data keys.
+        Keys => require(Keys);
+        /// Reading the data keys' status.
+        ReadKeys => require_read(Keys);
     }
 }

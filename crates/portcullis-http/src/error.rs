@@ -90,6 +90,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(message) => {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", message)
             }
+            ServiceError::MissingScope(scope) => Self::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("this operation needs an admin key with the scope {scope}"),
+            )
+            .with_details(json!({ "scope": scope })),
             ServiceError::Unavailable(message) => {
                 tracing::warn!(error = %message, "a dependency is unavailable");
                 Self::new(

@@ -1111,6 +1111,7 @@ fn admin_key(id: &str, secret: u8) -> AdminKeyRecord {
         secret_hash: [secret; 32],
         created_at: T0,
         expires_at: None,
+        scopes: vec!["read".to_owned(), "policies".to_owned()],
     }
 }
 

@@ -10,6 +10,7 @@ use crate::rows::get;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_identities.sql")),
+    (6, include_str!("../migrations/0006_admin_key_scopes.sql")),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

@@ -16,7 +16,7 @@ use crate::error::{db, decode, write};
 use crate::rows::{get, hash, json, limit, millis, opt_hash, opt_ts, to_json, ts, u32_col};
 use crate::{PostgresStore, begin, execute, query, query_opt};
 
-const ADMIN_KEY_COLUMNS: &str = "id, name, secret_hash, created_at, expires_at";
+const ADMIN_KEY_COLUMNS: &str = "id, name, secret_hash, created_at, expires_at, scopes";
 
 fn admin_key_from_row(row: &Row) -> Result<AdminKeyRecord, StoreError> {
     Ok(AdminKeyRecord {
@@ -25,19 +25,24 @@ fn admin_key_from_row(row: &Row) -> Result<AdminKeyRecord, StoreError> {
         secret_hash: hash(row, 2)?,
         created_at: ts(row, 3)?,
         expires_at: opt_ts(row, 4)?,
+        scopes: get::<String>(row, 5)?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
 async fn insert_admin_key<C: GenericClient>(c: &C, k: &AdminKeyRecord) -> Result<(), StoreError> {
     execute(
         c,
-        &format!("INSERT INTO admin_keys ({ADMIN_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"),
+        &format!("INSERT INTO admin_keys ({ADMIN_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
         &[
             &k.id,
             &k.name,
             &k.secret_hash.as_slice(),
             &k.created_at.as_millis(),
             &millis(k.expires_at),
+            &k.scopes.join(" "),
         ],
     )
     .await

@@ -22,6 +22,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_identities.sql")),
+    (6, include_str!("../migrations/0006_admin_key_scopes.sql")),
 ];
 const READERS: usize = 4;
 

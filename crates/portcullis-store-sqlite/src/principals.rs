@@ -21,10 +21,15 @@ fn admin_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AdminKeyRecor
         secret_hash: hash(row, 2)?,
         created_at: ts(row, 3)?,
         expires_at: opt_ts(row, 4)?,
+        scopes: row
+            .get::<_, String>(5)?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
-const ADMIN_KEY_INSERT: &str = "INSERT INTO admin_keys (id, name, secret_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+const ADMIN_KEY_INSERT: &str = "INSERT INTO admin_keys (id, name, secret_hash, created_at, expires_at, scopes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 fn insert_admin_key(tx: &rusqlite::Transaction<'_>, k: &AdminKeyRecord) -> Result<(), StoreError> {
     tx.execute(
@@ -34,7 +39,8 @@ fn insert_admin_key(tx: &rusqlite::Transaction<'_>, k: &AdminKeyRecord) -> Resul
             k.name,
             k.secret_hash.as_slice(),
             k.created_at.as_millis(),
-            k.expires_at.map(Timestamp::as_millis)
+            k.expires_at.map(Timestamp::as_millis),
+            k.scopes.join(" ")
         ],
     )
     .map_err(write_error("admin key"))?;
@@ -74,7 +80,7 @@ impl AdminKeyStore for SqliteStore {
         let hash = *hash;
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT id, name, secret_hash, created_at, expires_at FROM admin_keys WHERE secret_hash = ?1",
+                "SELECT id, name, secret_hash, created_at, expires_at, scopes FROM admin_keys WHERE secret_hash = ?1",
             )
             .and_then(|mut s| s.query_row([hash.as_slice()], admin_key_from_row).optional())
             .map_err(read_err)
@@ -83,7 +89,7 @@ impl AdminKeyStore for SqliteStore {
     }
 
     async fn admin_keys(&self, page: &PageRequest) -> Result<Vec<AdminKeyRecord>, StoreError> {
-        self.read_page("SELECT id, name, secret_hash, created_at, expires_at FROM admin_keys WHERE id > ?1 ORDER BY id LIMIT ?2".into(), page, admin_key_from_row)
+        self.read_page("SELECT id, name, secret_hash, created_at, expires_at, scopes FROM admin_keys WHERE id > ?1 ORDER BY id LIMIT ?2".into(), page, admin_key_from_row)
             .await
     }
 

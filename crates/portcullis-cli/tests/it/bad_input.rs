@@ -463,7 +463,7 @@ fn json_endpoints(f: &Fixture) -> Vec<(Method, String, Value)> {
         (
             Method::POST,
             "/v1/mgmt/admin-keys".into(),
-            json!({"name": "ci"}),
+            json!({"name": "ci", "scopes": ["read"]}),
         ),
         (
             Method::POST,
@@ -767,12 +767,12 @@ async fn wrong_field_types_are_invalid_body(backend: Backend) {
         (
             Method::POST,
             "/v1/mgmt/admin-keys",
-            json!({"name": "k", "expiresAt": "tomorrow"}),
+            json!({"name": "k", "scopes": ["read"], "expiresAt": "tomorrow"}),
         ),
         (
             Method::POST,
             "/v1/mgmt/admin-keys",
-            json!({"name": "k", "expiresAt": 1_900_000_000}),
+            json!({"name": "k", "scopes": ["read"], "expiresAt": 1_900_000_000}),
         ),
         (
             Method::POST,
@@ -1777,7 +1777,7 @@ async fn long_names_and_control_characters_are_refused(backend: Backend) {
             (
                 Method::POST,
                 "/v1/mgmt/admin-keys".into(),
-                json!({"name": name}),
+                json!({"name": name, "scopes": ["read"]}),
             ),
         ] {
             let a = admin_json(&s, method, &path, &body).await;
@@ -2017,7 +2017,10 @@ async fn sql_looking_and_unusual_text_is_stored_verbatim(backend: Backend) {
         assert_eq!(got.body["description"], *text);
         for (path, body) in [
             ("/v1/mgmt/clients", json!({"name": text})),
-            ("/v1/mgmt/admin-keys", json!({"name": text})),
+            (
+                "/v1/mgmt/admin-keys",
+                json!({"name": text, "scopes": ["read"]}),
+            ),
         ] {
             let a = admin_json(&s, Method::POST, path, &body).await;
             assert_eq!(a.status, 201, "{path} {text:?}: {}", a.show());

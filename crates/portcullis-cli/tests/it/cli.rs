@@ -162,6 +162,91 @@ async fn apply_is_idempotent_and_dry_run_changes_nothing() {
     );
 }
 
+/// `portcullis admin-keys`: a key made with the scopes it needs works for them and no more, is
+/// listed with them, and stops working once revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_keys_are_created_listed_and_revoked_from_the_command_line() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let mut args: Vec<String> = [
+        "admin-keys",
+        "create",
+        "--name",
+        "auditor",
+        "--scope",
+        "read",
+        "--scope",
+        "audit",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(remote(&s));
+    args.extend(["--output".to_owned(), "json".to_owned()]);
+    let out = portcullis(args).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(created["scopes"], json!(["read", "audit"]));
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let with_key = |method: reqwest::Method, path: &str| {
+        s.http
+            .request(method, format!("{}{path}", s.url))
+            .bearer_auth(&key)
+            .json(&json!({"name": "Nope"}))
+            .send()
+    };
+    assert_eq!(
+        with_key(reqwest::Method::GET, "/v1/mgmt/audit")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        with_key(reqwest::Method::POST, "/v1/mgmt/roles")
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+
+    let mut list = vec!["admin-keys".to_owned(), "list".to_owned()];
+    list.extend(remote(&s));
+    let out = portcullis(list).await;
+    assert!(out.status.success());
+    let listed = stdout(&out);
+    assert!(
+        listed.contains(&id) && listed.contains("[read audit]"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key));
+
+    let mut revoke = vec!["admin-keys".to_owned(), "revoke".to_owned(), id.clone()];
+    revoke.extend(remote(&s));
+    let out = portcullis(revoke).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        with_key(reqwest::Method::GET, "/v1/mgmt/audit")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // A scope that does not exist is refused by the server, and the command fails.
+    let mut bad: Vec<String> = ["admin-keys", "create", "--name", "x", "--scope", "root"]
+        .map(str::to_owned)
+        .to_vec();
+    bad.extend(remote(&s));
+    assert!(!portcullis(bad).await.status.success());
+}
+
 /// The upgrade path of the README: users made before identity links existed are linked to their
 /// issuer with one `apply -f`, keeping every field the file does not name; applying it again
 /// changes nothing; the linked user's token is the directory user from the next request.

@@ -456,3 +456,54 @@ async fn a_node_that_loses_its_listener_fails_closed() {
         );
     }
 }
+
+/// A revoked admin key stops working on every node at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_admin_key_dies_on_every_node_at_once() {
+    let cluster = Cluster::start(2).await;
+    let (st, created) = cluster
+        .admin(
+            0,
+            reqwest::Method::POST,
+            "/v1/mgmt/admin-keys",
+            json!({"name": "ci", "scopes": ["read"]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let read = |node: usize| {
+        cluster
+            .http
+            .get(format!("{}/v1/mgmt/outbound-apps", cluster.nodes[node].url))
+            .bearer_auth(&key)
+            .send()
+    };
+    // Both nodes know (and cache) the key.
+    for node in [0, 1] {
+        assert_eq!(read(node).await.unwrap().status().as_u16(), 200);
+    }
+    let (st, _) = cluster
+        .admin(
+            0,
+            reqwest::Method::DELETE,
+            &format!("/v1/mgmt/admin-keys/{id}"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(st, 204);
+    // The other node refuses it from the next request on: give the notification a bounded time.
+    let started = std::time::Instant::now();
+    loop {
+        let st = read(1).await.unwrap().status().as_u16();
+        if st == 401 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "node 1 still accepts a revoked key"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(read(0).await.unwrap().status().as_u16(), 401);
+}

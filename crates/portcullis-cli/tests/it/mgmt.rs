@@ -1090,9 +1090,286 @@ async fn clients_show_their_secret_once(backend: Backend) {
 
 // ----- Admin keys -------------------------------------------------------------------------------
 
+/// A request with `key`: its status and body.
+async fn call_with(
+    s: &TestServer,
+    key: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = s
+        .http
+        .request(method, format!("{}{path}", s.url))
+        .bearer_auth(key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn new_key(s: &TestServer, scopes: Value) -> String {
+    let (st, k) = s
+        .post(
+            "/v1/mgmt/admin-keys",
+            json!({"name": "scoped", "scopes": scopes}),
+        )
+        .await;
+    assert_eq!(st, 201, "{k}");
+    assert_eq!(k["scopes"], scopes);
+    k["key"].as_str().unwrap().to_owned()
+}
+
+/// Least privilege: a `read` key reads everything but changes nothing and sees no secret; a
+/// `policies` key manages policies but cannot touch the vault or the directory; only `admin`
+/// manages admin keys; every refusal is 403 `insufficient_scope` naming the scope.
+async fn admin_keys_hold_only_their_scopes(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.must_post(
+        "/v1/mgmt/outbound-apps",
+        json!({"id": "cal", "name": "Calendar", "type": "oauth", "clientId": "c",
+               "clientSecret": "the-client-secret",
+               "authorizationUrl": "https://provider.example/authorize",
+               "tokenUrl": "https://provider.example/token",
+               "scopes": [{"name": "read"}]}),
+    )
+    .await;
+    s.must_post(
+        "/v1/mgmt/outbound-apps/cal/policies",
+        json!({"name": "All", "conditions": [], "scopes": "all"}),
+    )
+    .await;
+    let refused = |(st, e): (u16, Value), scope: &str| {
+        assert_eq!(st, 403, "{e}");
+        assert_eq!(e["error"], "insufficient_scope", "{e}");
+        assert_eq!(e["details"]["scope"], scope, "{e}");
+    };
+
+    let read = new_key(&s, json!(["read"])).await;
+    for path in [
+        "/v1/mgmt/outbound-apps",
+        "/v1/mgmt/outbound-apps/cal",
+        "/v1/mgmt/outbound-apps/cal/policies",
+        "/v1/mgmt/outbound-apps/cal/connections",
+        "/v1/mgmt/users",
+        "/v1/mgmt/issuers",
+        "/v1/mgmt/clients",
+        "/v1/mgmt/audit",
+        "/v1/mgmt/keys",
+    ] {
+        let (st, body) = call_with(&s, &read, Method::GET, path, None).await;
+        assert_eq!(st, 200, "{path}: {body}");
+        assert!(!body.to_string().contains("the-client-secret"), "{path}");
+    }
+    refused(
+        call_with(
+            &s,
+            &read,
+            Method::POST,
+            "/v1/mgmt/outbound-apps",
+            Some(json!({"id": "x", "name": "X", "type": "apiKey"})),
+        )
+        .await,
+        "apps",
+    );
+    refused(
+        call_with(
+            &s,
+            &read,
+            Method::DELETE,
+            "/v1/mgmt/outbound-apps/cal",
+            None,
+        )
+        .await,
+        "apps",
+    );
+    refused(
+        call_with(
+            &s,
+            &read,
+            Method::POST,
+            "/v1/mgmt/outbound-apps/cal/policies",
+            Some(json!({"name": "N", "conditions": [], "scopes": "all"})),
+        )
+        .await,
+        "policies",
+    );
+    refused(
+        call_with(
+            &s,
+            &read,
+            Method::POST,
+            "/v1/mgmt/roles",
+            Some(json!({"name": "R"})),
+        )
+        .await,
+        "directory",
+    );
+    refused(
+        call_with(
+            &s,
+            &read,
+            Method::POST,
+            "/v1/mgmt/keys/rotate",
+            Some(json!({})),
+        )
+        .await,
+        "keys",
+    );
+    refused(
+        call_with(&s, &read, Method::GET, "/v1/mgmt/admin-keys", None).await,
+        "admin",
+    );
+    refused(
+        call_with(
+            &s,
+            &read,
+            Method::POST,
+            "/v1/mgmt/admin-keys",
+            Some(json!({"name": "n", "scopes": ["admin"]})),
+        )
+        .await,
+        "admin",
+    );
+    assert_eq!(
+        s.get("/v1/mgmt/outbound-apps/x").await.0,
+        404,
+        "nothing was created"
+    );
+    assert_eq!(
+        s.get("/v1/mgmt/outbound-apps/cal/policies").await.1["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let policies = new_key(&s, json!(["policies"])).await;
+    let (st, p) = call_with(
+        &s,
+        &policies,
+        Method::POST,
+        "/v1/mgmt/outbound-apps/cal/policies",
+        Some(json!({"name": "Two", "conditions": [], "scopes": ["read"]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    assert_eq!(
+        call_with(
+            &s,
+            &policies,
+            Method::GET,
+            "/v1/mgmt/outbound-apps/cal/policies",
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    refused(
+        call_with(
+            &s,
+            &policies,
+            Method::POST,
+            "/v1/mgmt/outbound-apps/cal/api-keys",
+            Some(json!({"apiKey": "k", "userId": "u"})),
+        )
+        .await,
+        "vault",
+    );
+    refused(
+        call_with(
+            &s,
+            &policies,
+            Method::GET,
+            "/v1/mgmt/outbound-apps/cal/connections",
+            None,
+        )
+        .await,
+        "read",
+    );
+    refused(
+        call_with(
+            &s,
+            &policies,
+            Method::DELETE,
+            "/v1/mgmt/users/u/connections",
+            None,
+        )
+        .await,
+        "vault",
+    );
+    refused(
+        call_with(
+            &s,
+            &policies,
+            Method::PUT,
+            "/v1/mgmt/outbound-apps/cal",
+            Some(json!({"name": "C"})),
+        )
+        .await,
+        "apps",
+    );
+    refused(
+        call_with(
+            &s,
+            &policies,
+            Method::POST,
+            "/v1/mgmt/users",
+            Some(json!({"id": "u"})),
+        )
+        .await,
+        "directory",
+    );
+
+    // A key needs at least one known scope.
+    assert_error(
+        &s.post("/v1/mgmt/admin-keys", json!({"name": "n", "scopes": []}))
+            .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &s.post(
+            "/v1/mgmt/admin-keys",
+            json!({"name": "n", "scopes": ["root"]}),
+        )
+        .await,
+        400,
+        "invalid_body",
+    );
+    assert_error(
+        &s.post("/v1/mgmt/admin-keys", json!({"name": "n"})).await,
+        400,
+        "invalid_body",
+    );
+    // The bootstrap key is an admin key; every key's scopes are listed.
+    let (_, keys) = s.get("/v1/mgmt/admin-keys").await;
+    let scopes: Vec<&Value> = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["scopes"])
+        .collect();
+    assert!(scopes.contains(&&json!(["admin"])), "{keys}");
+    assert!(
+        scopes.contains(&&json!(["read"])) && scopes.contains(&&json!(["policies"])),
+        "{keys}"
+    );
+}
+
 async fn admin_keys_work_expire_and_die_at_once(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let (st, created) = s.post("/v1/mgmt/admin-keys", json!({"name": "ci"})).await;
+    let (st, created) = s
+        .post(
+            "/v1/mgmt/admin-keys",
+            json!({"name": "ci", "scopes": ["admin"]}),
+        )
+        .await;
     assert_eq!(st, 201, "{created}");
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
@@ -1148,7 +1425,7 @@ async fn admin_keys_work_expire_and_die_at_once(backend: Backend) {
     assert_error(
         &s.post(
             "/v1/mgmt/admin-keys",
-            json!({"name": "late", "expiresAt": past}),
+            json!({"name": "late", "scopes": ["read"], "expiresAt": past}),
         )
         .await,
         400,
@@ -1158,7 +1435,7 @@ async fn admin_keys_work_expire_and_die_at_once(backend: Backend) {
     let (st, short) = s
         .post(
             "/v1/mgmt/admin-keys",
-            json!({"name": "short", "expiresAt": expires.to_rfc3339()}),
+            json!({"name": "short", "scopes": ["read"], "expiresAt": expires.to_rfc3339()}),
         )
         .await;
     assert_eq!(st, 201, "{short}");
@@ -1346,6 +1623,7 @@ both_backends!(
     issuers_from_the_api_and_the_configuration,
     clients_show_their_secret_once,
     admin_keys_work_expire_and_die_at_once,
+    admin_keys_hold_only_their_scopes,
     key_rotation_keeps_stored_tokens_working,
     operational_endpoints_answer,
 );

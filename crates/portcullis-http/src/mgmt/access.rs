@@ -11,7 +11,7 @@ use portcullis_core::manage::{
 
 use super::{created, no_content};
 use crate::AppState;
-use crate::auth::Admin;
+use crate::auth::{Admin, need};
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::openapi::schemas::{AdminKeyPage, ClientPage, ErrorBody, IssuerPage};
 
@@ -46,7 +46,7 @@ pub(super) fn routes() -> Router<AppState> {
     path = "/v1/mgmt/admin-keys",
     operation_id = "createAdminKey",
     tag = "Admin keys",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["admin"])),
     request_body(content = AdminKeyInput, description = "What the key is for, and when it expires."),
     responses(
         (status = 201, description = "The key was created.", body = NewAdminKey),
@@ -54,7 +54,7 @@ pub(super) fn routes() -> Router<AppState> {
     )
 )]
 async fn create_admin_key(
-    _: Admin,
+    _: Admin<need::AdminKeys>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<AdminKeyInput>,
 ) -> Result<Response, ApiError> {
@@ -69,14 +69,14 @@ async fn create_admin_key(
     path = "/v1/mgmt/admin-keys",
     operation_id = "listAdminKeys",
     tag = "Admin keys",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["admin"])),
     params(ListParams),
     responses(
         (status = 200, description = "A page of admin keys.", body = AdminKeyPage),
     )
 )]
 async fn list_admin_keys(
-    _: Admin,
+    _: Admin<need::AdminKeys>,
     State(s): State<AppState>,
     QueryParams(p): QueryParams<ListParams>,
 ) -> Result<Json<Page<AdminKeyInfo>>, ApiError> {
@@ -94,7 +94,7 @@ async fn list_admin_keys(
     path = "/v1/mgmt/admin-keys/{keyId}",
     operation_id = "deleteAdminKey",
     tag = "Admin keys",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["admin"])),
     params(("keyId" = String, Path, description = "The admin key's id.")),
     responses(
         (status = 204, description = "The key is deleted."),
@@ -103,7 +103,7 @@ async fn list_admin_keys(
     )
 )]
 async fn delete_admin_key(
-    Admin(me): Admin,
+    Admin(me, _): Admin<need::AdminKeys>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
@@ -128,7 +128,7 @@ async fn delete_admin_key(
     path = "/v1/mgmt/issuers",
     operation_id = "createIssuer",
     tag = "Issuers",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["issuers"])),
     request_body(content = IssuerInput, description = "The issuer."),
     responses(
         (status = 201, description = "The issuer is trusted.", body = IssuerView),
@@ -137,7 +137,7 @@ async fn delete_admin_key(
     )
 )]
 async fn create_issuer(
-    _: Admin,
+    _: Admin<need::Issuers>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<IssuerInput>,
 ) -> Result<Response, ApiError> {
@@ -154,14 +154,14 @@ async fn create_issuer(
     path = "/v1/mgmt/issuers",
     operation_id = "listIssuers",
     tag = "Issuers",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["issuers"])),
     params(ListParams),
     responses(
         (status = 200, description = "A page of trusted issuers.", body = IssuerPage),
     )
 )]
 async fn list_issuers(
-    _: Admin,
+    _: Admin<need::ReadIssuers>,
     State(s): State<AppState>,
     QueryParams(p): QueryParams<ListParams>,
 ) -> Result<Json<Page<IssuerView>>, ApiError> {
@@ -176,7 +176,7 @@ async fn list_issuers(
     path = "/v1/mgmt/issuers/{issuerId}",
     operation_id = "getIssuer",
     tag = "Issuers",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["issuers"])),
     params(("issuerId" = String, Path, description = "The issuer's id (as listed; issuers from the configuration file cannot be read or changed here).")),
     responses(
         (status = 200, description = "The issuer.", body = IssuerView),
@@ -184,7 +184,7 @@ async fn list_issuers(
     )
 )]
 async fn get_issuer(
-    _: Admin,
+    _: Admin<need::ReadIssuers>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<IssuerView>, ApiError> {
@@ -199,7 +199,7 @@ async fn get_issuer(
     path = "/v1/mgmt/issuers/{issuerId}",
     operation_id = "updateIssuer",
     tag = "Issuers",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["issuers"])),
     params(("issuerId" = String, Path, description = "The issuer's id (as listed; issuers from the configuration file cannot be read or changed here).")),
     request_body(content = IssuerInput, description = "The issuer's new settings."),
     responses(
@@ -210,7 +210,7 @@ async fn get_issuer(
     )
 )]
 async fn update_issuer(
-    _: Admin,
+    _: Admin<need::Issuers>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
     JsonBody(i): JsonBody<IssuerInput>,
@@ -226,7 +226,7 @@ async fn update_issuer(
     path = "/v1/mgmt/issuers/{issuerId}",
     operation_id = "deleteIssuer",
     tag = "Issuers",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["issuers"])),
     params(("issuerId" = String, Path, description = "The issuer's id (as listed; issuers from the configuration file cannot be read or changed here).")),
     responses(
         (status = 204, description = "The issuer is removed."),
@@ -234,7 +234,7 @@ async fn update_issuer(
     )
 )]
 async fn delete_issuer(
-    _: Admin,
+    _: Admin<need::Issuers>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
@@ -251,7 +251,7 @@ async fn delete_issuer(
     path = "/v1/mgmt/clients",
     operation_id = "createClient",
     tag = "Clients",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["clients"])),
     request_body(content = ClientInput, description = "The client."),
     responses(
         (status = 201, description = "The client was registered, with its secret.", body = NewClient),
@@ -260,7 +260,7 @@ async fn delete_issuer(
     )
 )]
 async fn create_client(
-    _: Admin,
+    _: Admin<need::Clients>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<ClientInput>,
 ) -> Result<Response, ApiError> {
@@ -275,14 +275,14 @@ async fn create_client(
     path = "/v1/mgmt/clients",
     operation_id = "listClients",
     tag = "Clients",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["clients"])),
     params(ListParams),
     responses(
         (status = 200, description = "A page of clients.", body = ClientPage),
     )
 )]
 async fn list_clients(
-    _: Admin,
+    _: Admin<need::ReadClients>,
     State(s): State<AppState>,
     QueryParams(p): QueryParams<ListParams>,
 ) -> Result<Json<Page<ClientView>>, ApiError> {
@@ -297,7 +297,7 @@ async fn list_clients(
     path = "/v1/mgmt/clients/{clientId}",
     operation_id = "getClient",
     tag = "Clients",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["clients"])),
     params(("clientId" = String, Path, description = "The client's `client_id`.")),
     responses(
         (status = 200, description = "The client.", body = ClientView),
@@ -305,7 +305,7 @@ async fn list_clients(
     )
 )]
 async fn get_client(
-    _: Admin,
+    _: Admin<need::ReadClients>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<ClientView>, ApiError> {
@@ -320,7 +320,7 @@ async fn get_client(
     path = "/v1/mgmt/clients/{clientId}",
     operation_id = "updateClient",
     tag = "Clients",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["clients"])),
     params(("clientId" = String, Path, description = "The client's `client_id`.")),
     request_body(content = ClientInput, description = "The client's new settings."),
     responses(
@@ -330,7 +330,7 @@ async fn get_client(
     )
 )]
 async fn update_client(
-    _: Admin,
+    _: Admin<need::Clients>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
     JsonBody(i): JsonBody<ClientInput>,
@@ -347,7 +347,7 @@ async fn update_client(
     path = "/v1/mgmt/clients/{clientId}/secret",
     operation_id = "rotateClientSecret",
     tag = "Clients",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["clients"])),
     params(("clientId" = String, Path, description = "The client's `client_id`.")),
     responses(
         (status = 201, description = "The client with its new secret.", body = NewClient),
@@ -355,7 +355,7 @@ async fn update_client(
     )
 )]
 async fn rotate_client_secret(
-    _: Admin,
+    _: Admin<need::Clients>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
@@ -370,7 +370,7 @@ async fn rotate_client_secret(
     path = "/v1/mgmt/clients/{clientId}",
     operation_id = "deleteClient",
     tag = "Clients",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["clients"])),
     params(("clientId" = String, Path, description = "The client's `client_id`.")),
     responses(
         (status = 204, description = "The client is deleted."),
@@ -378,7 +378,7 @@ async fn rotate_client_secret(
     )
 )]
 async fn delete_client(
-    _: Admin,
+    _: Admin<need::Clients>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
@@ -395,12 +395,15 @@ async fn delete_client(
     path = "/v1/mgmt/keys",
     operation_id = "getKeyStatus",
     tag = "Keys",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["keys"])),
     responses(
         (status = 200, description = "The key ring.", body = KeyStatus),
     )
 )]
-async fn key_status(_: Admin, State(s): State<AppState>) -> Result<Json<KeyStatus>, ApiError> {
+async fn key_status(
+    _: Admin<need::ReadKeys>,
+    State(s): State<AppState>,
+) -> Result<Json<KeyStatus>, ApiError> {
     Ok(Json(s.core.key_status().await?))
 }
 
@@ -414,13 +417,16 @@ async fn key_status(_: Admin, State(s): State<AppState>) -> Result<Json<KeyStatu
     path = "/v1/mgmt/keys/rotate",
     operation_id = "rotateKeys",
     tag = "Keys",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["keys"])),
     responses(
         (status = 200, description = "The key ring, with the re-encryption running.", body = KeyStatus),
         (status = 409, description = "Another rotation is under way (`rotation_contended`); try again shortly.", body = ErrorBody),
     )
 )]
-async fn rotate_keys(_: Admin, State(s): State<AppState>) -> Result<Json<KeyStatus>, ApiError> {
+async fn rotate_keys(
+    _: Admin<need::Keys>,
+    State(s): State<AppState>,
+) -> Result<Json<KeyStatus>, ApiError> {
     Ok(Json(s.core.rotate_keys().await?))
 }
 

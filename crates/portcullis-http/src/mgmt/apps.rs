@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{created, no_content};
 use crate::AppState;
-use crate::auth::Admin;
+use crate::auth::{Admin, need};
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::openapi::schemas::{AppPage, ErrorBody, PolicyDocument, PolicyPage};
 
@@ -41,7 +41,7 @@ pub(super) fn routes() -> Router<AppState> {
     path = "/v1/mgmt/outbound-apps",
     operation_id = "createApp",
     tag = "Apps",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["apps"])),
     request_body(content = AppInput, description = "The app."),
     responses(
         (status = 201, description = "The app was registered.", body = AppView),
@@ -50,7 +50,7 @@ pub(super) fn routes() -> Router<AppState> {
     )
 )]
 async fn create_app(
-    _: Admin,
+    _: Admin<need::Apps>,
     State(s): State<AppState>,
     JsonBody(input): JsonBody<AppInput>,
 ) -> Result<Response, ApiError> {
@@ -65,14 +65,14 @@ async fn create_app(
     path = "/v1/mgmt/outbound-apps",
     operation_id = "listApps",
     tag = "Apps",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["apps"])),
     params(ListParams),
     responses(
         (status = 200, description = "A page of apps.", body = AppPage),
     )
 )]
 async fn list_apps(
-    _: Admin,
+    _: Admin<need::ReadApps>,
     State(s): State<AppState>,
     QueryParams(p): QueryParams<ListParams>,
 ) -> Result<Json<Page<AppView>>, ApiError> {
@@ -87,7 +87,7 @@ async fn list_apps(
     path = "/v1/mgmt/outbound-apps/{appId}",
     operation_id = "getApp",
     tag = "Apps",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["apps"])),
     params(("appId" = String, Path, description = "The outbound app's id.")),
     responses(
         (status = 200, description = "The app.", body = AppView),
@@ -95,7 +95,7 @@ async fn list_apps(
     )
 )]
 async fn get_app(
-    _: Admin,
+    _: Admin<need::ReadApps>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<AppView>, ApiError> {
@@ -113,7 +113,7 @@ async fn get_app(
     path = "/v1/mgmt/outbound-apps/{appId}",
     operation_id = "updateApp",
     tag = "Apps",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["apps"])),
     params(("appId" = String, Path, description = "The outbound app's id.")),
     request_body(content = AppInput, description = "The app's new settings."),
     responses(
@@ -124,7 +124,7 @@ async fn get_app(
     )
 )]
 async fn update_app(
-    _: Admin,
+    _: Admin<need::Apps>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
     JsonBody(input): JsonBody<AppInput>,
@@ -141,7 +141,7 @@ async fn update_app(
     path = "/v1/mgmt/outbound-apps/{appId}",
     operation_id = "deleteApp",
     tag = "Apps",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["apps"])),
     params(("appId" = String, Path, description = "The outbound app's id.")),
     responses(
         (status = 204, description = "The app is deleted."),
@@ -149,7 +149,7 @@ async fn update_app(
     )
 )]
 async fn delete_app(
-    _: Admin,
+    _: Admin<need::Apps>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
@@ -168,7 +168,7 @@ async fn delete_app(
     path = "/v1/mgmt/outbound-apps/{appId}/policies",
     operation_id = "createPolicy",
     tag = "Policies",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["policies"])),
     params(("appId" = String, Path, description = "The outbound app's id.")),
     request_body(content = PolicyDocument, description = "The policy."),
     responses(
@@ -179,7 +179,7 @@ async fn delete_app(
     )
 )]
 async fn create_policy(
-    _: Admin,
+    _: Admin<need::Policies>,
     State(s): State<AppState>,
     PathParams(app_id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
@@ -195,7 +195,7 @@ async fn create_policy(
     path = "/v1/mgmt/outbound-apps/{appId}/policies",
     operation_id = "listPolicies",
     tag = "Policies",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["policies"])),
     params(("appId" = String, Path, description = "The outbound app's id."), ListParams),
     responses(
         (status = 200, description = "A page of policies.", body = PolicyPage),
@@ -203,7 +203,7 @@ async fn create_policy(
     )
 )]
 async fn list_policies(
-    _: Admin,
+    _: Admin<need::ReadPolicies>,
     State(s): State<AppState>,
     PathParams(app_id): PathParams<String>,
     QueryParams(p): QueryParams<ListParams>,
@@ -219,7 +219,7 @@ async fn list_policies(
     path = "/v1/mgmt/outbound-apps/{appId}/policies/{policyId}",
     operation_id = "getPolicy",
     tag = "Policies",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["policies"])),
     params(("appId" = String, Path, description = "The outbound app's id."), ("policyId" = String, Path, description = "The policy's id.")),
     responses(
         (status = 200, description = "The policy.", body = PolicyView),
@@ -227,7 +227,7 @@ async fn list_policies(
     )
 )]
 async fn get_policy(
-    _: Admin,
+    _: Admin<need::ReadPolicies>,
     State(s): State<AppState>,
     PathParams((app_id, id)): PathParams<(String, String)>,
 ) -> Result<Json<PolicyView>, ApiError> {
@@ -243,7 +243,7 @@ async fn get_policy(
     path = "/v1/mgmt/outbound-apps/{appId}/policies/{policyId}",
     operation_id = "updatePolicy",
     tag = "Policies",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["policies"])),
     params(("appId" = String, Path, description = "The outbound app's id."), ("policyId" = String, Path, description = "The policy's id.")),
     request_body(content = PolicyDocument, description = "The policy's new document."),
     responses(
@@ -254,7 +254,7 @@ async fn get_policy(
     )
 )]
 async fn update_policy(
-    _: Admin,
+    _: Admin<need::Policies>,
     State(s): State<AppState>,
     PathParams((app_id, id)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<Value>,
@@ -271,7 +271,7 @@ async fn update_policy(
     path = "/v1/mgmt/outbound-apps/{appId}/policies/{policyId}",
     operation_id = "deletePolicy",
     tag = "Policies",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["policies"])),
     params(("appId" = String, Path, description = "The outbound app's id."), ("policyId" = String, Path, description = "The policy's id.")),
     responses(
         (status = 204, description = "The policy is deleted."),
@@ -279,7 +279,7 @@ async fn update_policy(
     )
 )]
 async fn delete_policy(
-    _: Admin,
+    _: Admin<need::Policies>,
     State(s): State<AppState>,
     PathParams((app_id, id)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {

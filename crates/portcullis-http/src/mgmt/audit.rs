@@ -10,7 +10,7 @@ use portcullis_core::manage::{AuditParams, Page, SimulateInput, SimulateOutput};
 use portcullis_domain::AuditEvent;
 
 use crate::AppState;
-use crate::auth::Admin;
+use crate::auth::{Admin, need};
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::openapi::schemas::{AuditEvent as AuditEventDoc, AuditPage, ErrorBody};
 
@@ -30,7 +30,7 @@ pub(super) fn routes() -> Router<AppState> {
     path = "/v1/mgmt/audit",
     operation_id = "listAudit",
     tag = "Audit",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["audit"])),
     params(AuditParams),
     responses(
         (status = 200, description = "A page of events.", body = AuditPage),
@@ -38,7 +38,7 @@ pub(super) fn routes() -> Router<AppState> {
     )
 )]
 async fn list_audit(
-    _: Admin,
+    _: Admin<need::ReadAudit>,
     State(s): State<AppState>,
     QueryParams(p): QueryParams<AuditParams>,
 ) -> Result<Json<Page<AuditEvent>>, ApiError> {
@@ -56,7 +56,7 @@ async fn list_audit(
     path = "/v1/mgmt/audit/export",
     operation_id = "exportAudit",
     tag = "Audit",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["audit"])),
     params(AuditParams),
     responses(
         (status = 200, description = "The events, one JSON object per line (`application/x-ndjson`).", body = AuditEventDoc, content_type = "application/x-ndjson"),
@@ -64,7 +64,7 @@ async fn list_audit(
     )
 )]
 async fn export_audit(
-    _: Admin,
+    _: Admin<need::ReadAudit>,
     State(s): State<AppState>,
     QueryParams(p): QueryParams<AuditParams>,
 ) -> Result<Response, ApiError> {
@@ -121,7 +121,7 @@ async fn export_audit(
     path = "/v1/mgmt/decisions/simulate",
     operation_id = "simulateDecision",
     tag = "Audit",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["policies"])),
     request_body(content = SimulateInput, description = "The request to evaluate: `token` or `subject`, not both."),
     responses(
         (status = 200, description = "The decision and its explanation.", body = SimulateOutput),
@@ -130,7 +130,7 @@ async fn export_audit(
     )
 )]
 async fn simulate(
-    _: Admin,
+    _: Admin<need::ReadPolicies>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<SimulateInput>,
 ) -> Result<Json<SimulateOutput>, ApiError> {

@@ -10,7 +10,7 @@ use portcullis_core::manage::{
 
 use super::{created, no_content};
 use crate::AppState;
-use crate::auth::Admin;
+use crate::auth::{Admin, need};
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::openapi::schemas::{ErrorBody, RolePage, TenantPage, UserPage};
 
@@ -42,7 +42,7 @@ pub(super) fn routes() -> Router<AppState> {
     path = "/v1/mgmt/users",
     operation_id = "createUser",
     tag = "Users",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["directory"])),
     request_body(content = UserInput, description = "The user."),
     responses(
         (status = 201, description = "The user was added.", body = UserView),
@@ -51,7 +51,7 @@ pub(super) fn routes() -> Router<AppState> {
     )
 )]
 async fn create_user(
-    _: Admin,
+    _: Admin<need::Directory>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<UserInput>,
 ) -> Result<Response, ApiError> {
@@ -66,14 +66,14 @@ async fn create_user(
     path = "/v1/mgmt/users",
     operation_id = "listUsers",
     tag = "Users",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
     params(ListParams),
     responses(
         (status = 200, description = "A page of users.", body = UserPage),
     )
 )]
 async fn list_users(
-    _: Admin,
+    _: Admin<need::ReadDirectory>,
     State(s): State<AppState>,
     QueryParams(p): QueryParams<ListParams>,
 ) -> Result<Json<Page<UserView>>, ApiError> {
@@ -88,7 +88,7 @@ async fn list_users(
     path = "/v1/mgmt/users/{userId}",
     operation_id = "getUser",
     tag = "Users",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
     params(("userId" = String, Path, description = "The user's id (for users of an external issuer, their `sub`).")),
     responses(
         (status = 200, description = "The user.", body = UserView),
@@ -96,7 +96,7 @@ async fn list_users(
     )
 )]
 async fn get_user(
-    _: Admin,
+    _: Admin<need::ReadDirectory>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<UserView>, ApiError> {
@@ -112,7 +112,7 @@ async fn get_user(
     path = "/v1/mgmt/users/{userId}",
     operation_id = "updateUser",
     tag = "Users",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["directory"])),
     params(("userId" = String, Path, description = "The user's id (for users of an external issuer, their `sub`).")),
     request_body(content = UserInput, description = "The user's new record."),
     responses(
@@ -123,7 +123,7 @@ async fn get_user(
     )
 )]
 async fn update_user(
-    _: Admin,
+    _: Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
     JsonBody(i): JsonBody<UserInput>,
@@ -140,7 +140,7 @@ async fn update_user(
     path = "/v1/mgmt/users/{userId}",
     operation_id = "deleteUser",
     tag = "Users",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["directory"])),
     params(("userId" = String, Path, description = "The user's id (for users of an external issuer, their `sub`).")),
     responses(
         (status = 204, description = "The user is deleted."),
@@ -148,7 +148,7 @@ async fn update_user(
     )
 )]
 async fn delete_user(
-    _: Admin,
+    _: Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
@@ -164,7 +164,7 @@ async fn delete_user(
     path = "/v1/mgmt/roles",
     operation_id = "createRole",
     tag = "Roles",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["directory"])),
     request_body(content = RoleInput, description = "The role."),
     responses(
         (status = 201, description = "The role was added.", body = RoleView),
@@ -173,7 +173,7 @@ async fn delete_user(
     )
 )]
 async fn create_role(
-    _: Admin,
+    _: Admin<need::Directory>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<RoleInput>,
 ) -> Result<Response, ApiError> {
@@ -188,14 +188,14 @@ async fn create_role(
     path = "/v1/mgmt/roles",
     operation_id = "listRoles",
     tag = "Roles",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
     params(ListParams),
     responses(
         (status = 200, description = "A page of roles.", body = RolePage),
     )
 )]
 async fn list_roles(
-    _: Admin,
+    _: Admin<need::ReadDirectory>,
     State(s): State<AppState>,
     QueryParams(p): QueryParams<ListParams>,
 ) -> Result<Json<Page<RoleView>>, ApiError> {
@@ -210,7 +210,7 @@ async fn list_roles(
     path = "/v1/mgmt/roles/{name}",
     operation_id = "getRole",
     tag = "Roles",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
     params(("name" = String, Path, description = "The role's name.")),
     responses(
         (status = 200, description = "The role.", body = RoleView),
@@ -218,7 +218,7 @@ async fn list_roles(
     )
 )]
 async fn get_role(
-    _: Admin,
+    _: Admin<need::ReadDirectory>,
     State(s): State<AppState>,
     PathParams(name): PathParams<String>,
 ) -> Result<Json<RoleView>, ApiError> {
@@ -233,7 +233,7 @@ async fn get_role(
     path = "/v1/mgmt/roles/{name}",
     operation_id = "updateRole",
     tag = "Roles",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["directory"])),
     params(("name" = String, Path, description = "The role's name.")),
     request_body(content = RoleInput, description = "The role's new description."),
     responses(
@@ -243,7 +243,7 @@ async fn get_role(
     )
 )]
 async fn update_role(
-    _: Admin,
+    _: Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(name): PathParams<String>,
     JsonBody(i): JsonBody<RoleInput>,
@@ -259,7 +259,7 @@ async fn update_role(
     path = "/v1/mgmt/roles/{name}",
     operation_id = "deleteRole",
     tag = "Roles",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["directory"])),
     params(("name" = String, Path, description = "The role's name.")),
     responses(
         (status = 204, description = "The role is deleted."),
@@ -268,7 +268,7 @@ async fn update_role(
     )
 )]
 async fn delete_role(
-    _: Admin,
+    _: Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(name): PathParams<String>,
 ) -> Result<Response, ApiError> {
@@ -285,7 +285,7 @@ async fn delete_role(
     path = "/v1/mgmt/tenants",
     operation_id = "createTenant",
     tag = "Tenants",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["directory"])),
     request_body(content = TenantInput, description = "The tenant."),
     responses(
         (status = 201, description = "The tenant was added.", body = TenantView),
@@ -294,7 +294,7 @@ async fn delete_role(
     )
 )]
 async fn create_tenant(
-    _: Admin,
+    _: Admin<need::Directory>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<TenantInput>,
 ) -> Result<Response, ApiError> {
@@ -309,14 +309,14 @@ async fn create_tenant(
     path = "/v1/mgmt/tenants",
     operation_id = "listTenants",
     tag = "Tenants",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
     params(ListParams),
     responses(
         (status = 200, description = "A page of tenants.", body = TenantPage),
     )
 )]
 async fn list_tenants(
-    _: Admin,
+    _: Admin<need::ReadDirectory>,
     State(s): State<AppState>,
     QueryParams(p): QueryParams<ListParams>,
 ) -> Result<Json<Page<TenantView>>, ApiError> {
@@ -331,7 +331,7 @@ async fn list_tenants(
     path = "/v1/mgmt/tenants/{tenantId}",
     operation_id = "getTenant",
     tag = "Tenants",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
     params(("tenantId" = String, Path, description = "The tenant's id.")),
     responses(
         (status = 200, description = "The tenant.", body = TenantView),
@@ -339,7 +339,7 @@ async fn list_tenants(
     )
 )]
 async fn get_tenant(
-    _: Admin,
+    _: Admin<need::ReadDirectory>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<TenantView>, ApiError> {
@@ -354,7 +354,7 @@ async fn get_tenant(
     path = "/v1/mgmt/tenants/{tenantId}",
     operation_id = "updateTenant",
     tag = "Tenants",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["directory"])),
     params(("tenantId" = String, Path, description = "The tenant's id.")),
     request_body(content = TenantInput, description = "The tenant's new record."),
     responses(
@@ -364,7 +364,7 @@ async fn get_tenant(
     )
 )]
 async fn update_tenant(
-    _: Admin,
+    _: Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
     JsonBody(i): JsonBody<TenantInput>,
@@ -380,7 +380,7 @@ async fn update_tenant(
     path = "/v1/mgmt/tenants/{tenantId}",
     operation_id = "deleteTenant",
     tag = "Tenants",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["directory"])),
     params(("tenantId" = String, Path, description = "The tenant's id.")),
     responses(
         (status = 204, description = "The tenant is deleted."),
@@ -388,7 +388,7 @@ async fn update_tenant(
     )
 )]
 async fn delete_tenant(
-    _: Admin,
+    _: Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {

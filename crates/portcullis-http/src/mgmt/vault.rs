@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::created;
 use crate::AppState;
-use crate::auth::Admin;
+use crate::auth::{Admin, need};
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::openapi::schemas::{
     ConnectLink, ConnectionList, ConnectionPage, ErrorBody, RevokeReportList,
@@ -47,7 +47,7 @@ pub(super) fn routes() -> Router<AppState> {
     path = "/v1/mgmt/outbound-apps/{appId}/connections",
     operation_id = "listAppConnections",
     tag = "Connections",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["vault"])),
     params(("appId" = String, Path, description = "The outbound app's id."), ListParams),
     responses(
         (status = 200, description = "A page of connections.", body = ConnectionPage),
@@ -55,7 +55,7 @@ pub(super) fn routes() -> Router<AppState> {
     )
 )]
 async fn app_connections(
-    _: Admin,
+    _: Admin<need::ReadVault>,
     State(s): State<AppState>,
     PathParams(app_id): PathParams<String>,
     QueryParams(p): QueryParams<ListParams>,
@@ -71,14 +71,14 @@ async fn app_connections(
     path = "/v1/mgmt/users/{userId}/connections",
     operation_id = "listUserConnections",
     tag = "Connections",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["vault"])),
     params(("userId" = String, Path, description = "The user's id."), ListParams),
     responses(
         (status = 200, description = "A page of connections.", body = ConnectionPage),
     )
 )]
 async fn user_connections(
-    _: Admin,
+    _: Admin<need::ReadVault>,
     State(s): State<AppState>,
     PathParams(user_id): PathParams<String>,
     QueryParams(p): QueryParams<ListParams>,
@@ -114,7 +114,7 @@ pub(crate) struct ApiKeyBody {
     path = "/v1/mgmt/outbound-apps/{appId}/api-keys",
     operation_id = "putApiKey",
     tag = "Connections",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["vault"])),
     params(("appId" = String, Path, description = "The outbound app's id.")),
     request_body(content = ApiKeyBody, description = "The key and whose it is."),
     responses(
@@ -124,7 +124,7 @@ pub(crate) struct ApiKeyBody {
     )
 )]
 async fn put_api_key(
-    Admin(admin): Admin,
+    Admin(admin, _): Admin<need::Vault>,
     State(s): State<AppState>,
     PathParams(app_id): PathParams<String>,
     JsonBody(b): JsonBody<ApiKeyBody>,
@@ -162,7 +162,7 @@ pub(crate) struct ImportBody {
     path = "/v1/mgmt/outbound-apps/{appId}/tokens",
     operation_id = "importTokens",
     tag = "Connections",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["vault"])),
     params(("appId" = String, Path, description = "The outbound app's id.")),
     request_body(content = ImportBody, description = "The tokens."),
     responses(
@@ -172,7 +172,7 @@ pub(crate) struct ImportBody {
     )
 )]
 async fn import_tokens(
-    Admin(admin): Admin,
+    Admin(admin, _): Admin<need::Vault>,
     State(s): State<AppState>,
     PathParams(app_id): PathParams<String>,
     JsonBody(b): JsonBody<ImportBody>,
@@ -193,7 +193,7 @@ async fn import_tokens(
     path = "/v1/mgmt/outbound-apps/{appId}/connect",
     operation_id = "adminConnect",
     tag = "Connections",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["vault"])),
     params(("appId" = String, Path, description = "The outbound app's id.")),
     request_body(content = AdminConnectRequest, description = "Whose connection the link creates."),
     responses(
@@ -203,7 +203,7 @@ async fn import_tokens(
     )
 )]
 async fn admin_connect(
-    Admin(admin): Admin,
+    Admin(admin, _): Admin<need::Vault>,
     State(s): State<AppState>,
     PathParams(app_id): PathParams<String>,
     JsonBody(b): JsonBody<AdminConnectRequest>,
@@ -220,7 +220,7 @@ async fn admin_connect(
     path = "/v1/mgmt/connections/{connectionId}",
     operation_id = "getConnection",
     tag = "Connections",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["read"]), ("adminKey" = ["vault"])),
     params(("connectionId" = String, Path, description = "The connection's id.")),
     responses(
         (status = 200, description = "The connection.", body = ConnectionInfo),
@@ -228,7 +228,7 @@ async fn admin_connect(
     )
 )]
 async fn get_connection(
-    _: Admin,
+    _: Admin<need::ReadVault>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<ConnectionInfo>, ApiError> {
@@ -245,7 +245,7 @@ async fn get_connection(
     path = "/v1/mgmt/connections/{connectionId}",
     operation_id = "revokeConnection",
     tag = "Connections",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["vault"])),
     params(("connectionId" = String, Path, description = "The connection's id.")),
     responses(
         (status = 200, description = "The connection is deleted.", body = RevokeReport),
@@ -253,7 +253,7 @@ async fn get_connection(
     )
 )]
 async fn revoke_connection(
-    _: Admin,
+    _: Admin<need::Vault>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<RevokeReport>, ApiError> {
@@ -269,14 +269,14 @@ async fn revoke_connection(
     path = "/v1/mgmt/users/{userId}/connections",
     operation_id = "revokeUserConnections",
     tag = "Connections",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["vault"])),
     params(("userId" = String, Path, description = "The user's id.")),
     responses(
         (status = 200, description = "What was revoked, connection by connection.", body = RevokeReportList),
     )
 )]
 async fn revoke_user_connections(
-    _: Admin,
+    _: Admin<need::Vault>,
     State(s): State<AppState>,
     PathParams(user_id): PathParams<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -293,7 +293,7 @@ async fn revoke_user_connections(
     path = "/v1/mgmt/connections/{connectionId}/refresh",
     operation_id = "refreshConnection",
     tag = "Connections",
-    security(("adminKey" = [])),
+    security(("adminKey" = ["vault"])),
     params(("connectionId" = String, Path, description = "The connection's id.")),
     responses(
         (status = 200, description = "The connection after the refresh.", body = ConnectionInfo),
@@ -303,7 +303,7 @@ async fn revoke_user_connections(
     )
 )]
 async fn refresh_connection(
-    _: Admin,
+    _: Admin<need::Vault>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<ConnectionInfo>, ApiError> {

@@ -8,7 +8,7 @@
 //! gone (a renamed field) is reported by [`apply`], and a test keeps that list empty.
 //!
 //! The shared error answers are added here too, by rule rather than by hand on each operation:
-//! every management call may answer 401, 500 and 503; every JSON body 400, 413 and 415.
+//! every management call may answer 401, 403 (a key without the scope), 500 and 503; every JSON body 400, 413 and 415.
 
 use serde_json::{Map, Value, json};
 
@@ -230,6 +230,9 @@ fn shared_responses() -> Value {
     });
     json!({
         "Unauthorized": unauthorized,
+        "InsufficientScope": error(
+            "The admin key lacks the scope this operation needs (`insufficient_scope`; `details.scope` names it). The operation's `security` lists the scopes that allow it; `admin` allows everything."
+        ),
         "BadRequest": error(
             "The request is malformed: the body is not JSON (`invalid_json`) or not of the expected shape, with a wrong type or a missing or unknown field (`invalid_body`); a query parameter is unknown or malformed (`invalid_query`); or a value breaks a rule (`invalid_request`, `invalid_cursor`, ...). `message` says which."
         ),
@@ -284,6 +287,7 @@ fn add_shared_responses(doc: &mut Value) {
             };
             if management {
                 add("401", "Unauthorized");
+                add("403", "InsufficientScope");
             }
             if json_body || (management && query) {
                 add("400", "BadRequest");

@@ -180,7 +180,34 @@ fn the_document_is_openapi_3_1_and_complete() {
         // Security: management with an admin key, the outbound surface with the user's token.
         let security = op["security"].clone();
         if path.starts_with("/v1/mgmt/") {
-            assert_eq!(security, json!([{ "adminKey": [] }]), "{at}");
+            // One admin-key requirement per scope that allows the operation (`read` first for a
+            // read), each naming one known scope.
+            let known = [
+                "read",
+                "apps",
+                "policies",
+                "vault",
+                "directory",
+                "issuers",
+                "clients",
+                "audit",
+                "keys",
+                "admin",
+            ];
+            let requirements = security.as_array().cloned().unwrap_or_default();
+            assert!((1..=2).contains(&requirements.len()), "{at}: {security}");
+            for r in &requirements {
+                let scopes = r["adminKey"].as_array().cloned().unwrap_or_default();
+                assert!(
+                    r.as_object().is_some_and(|o| o.len() == 1)
+                        && scopes.len() == 1
+                        && known.contains(&scopes[0].as_str().unwrap_or("")),
+                    "{at}: {security}"
+                );
+            }
+            if requirements.len() == 2 {
+                assert_eq!(requirements[0], json!({ "adminKey": ["read"] }), "{at}");
+            }
         } else if path.starts_with("/v1/outbound/apps/") {
             assert_eq!(security, json!([{ "inboundToken": [] }]), "{at}");
         } else if path == "/oauth2/token" {
@@ -1388,14 +1415,14 @@ async fn every_operation_answers_as_documented() {
         .admin(
             "POST",
             "/v1/mgmt/admin-keys",
-            Some(json!({"name": "ci"})),
+            Some(json!({"name": "ci", "scopes": ["read"]})),
             201,
         )
         .await;
     s.admin(
         "POST",
         "/v1/mgmt/admin-keys",
-        Some(json!({"name": "old", "expiresAt": "2001-01-01T00:00:00Z"})),
+        Some(json!({"name": "old", "scopes": ["read"], "expiresAt": "2001-01-01T00:00:00Z"})),
         400,
     )
     .await;
@@ -1455,8 +1482,13 @@ async fn every_operation_answers_as_documented() {
     let bob_connection = imported["items"][0]["id"].as_str().unwrap().to_owned();
     s.admin("GET", "/v1/mgmt/outbound-apps/gh/connections", None, 200)
         .await;
-    s.admin("GET", &format!("/v1/mgmt/users/{bob}/connections"), None, 200)
-        .await;
+    s.admin(
+        "GET",
+        &format!("/v1/mgmt/users/{bob}/connections"),
+        None,
+        200,
+    )
+    .await;
     let conn = format!("/v1/mgmt/connections/{bob_connection}");
     s.admin("GET", &conn, None, 200).await;
     s.admin("GET", "/v1/mgmt/connections/con_nope", None, 404)

@@ -94,6 +94,7 @@ async fn one_node_inserts_the_first_admin_key() {
             secret_hash: [u8::try_from(i).unwrap(); 32],
             created_at: T0,
             expires_at: None,
+            scopes: vec!["admin".into()],
         };
         node.admin_keys
             .insert_first_admin_key(&key)
