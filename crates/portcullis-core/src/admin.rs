@@ -93,6 +93,8 @@ pub struct AdminIdentity {
     pub name: String,
     /// What the key may do.
     pub scopes: Vec<AdminScope>,
+    /// The request this identity acts in (set by the HTTP layer), recorded with its changes.
+    pub request_id: Option<String>,
 }
 
 impl AdminIdentity {
@@ -223,6 +225,7 @@ impl Core {
             ));
         }
         Ok(AdminIdentity {
+            request_id: None,
             scopes: scopes_of(&record),
             key_id: record.id,
             name: record.name,

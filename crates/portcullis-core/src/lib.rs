@@ -9,6 +9,7 @@
 pub mod admin;
 mod audit;
 mod cache;
+pub mod changes;
 mod error;
 mod exchange;
 mod identity;

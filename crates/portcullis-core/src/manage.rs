@@ -1979,9 +1979,70 @@ pub struct AuditParams {
     pub limit: Option<u32>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
+    /// Which log: `decision` (the default: token decisions) or `management` (who changed what
+    /// through this API).
+    pub kind: Option<String>,
+    /// Management events only: this actor (an admin key's id).
+    pub actor: Option<String>,
+    /// Management events only: this target or anything under it (`outbound-apps/cal`).
+    pub target: Option<String>,
+    /// Management events only: this action (`policy.update`, ...).
+    pub action: Option<String>,
 }
 
 impl AuditParams {
+    /// Whether these parameters ask for the management log (`kind=management`); an unknown kind
+    /// is refused.
+    pub fn is_management(&self) -> Result<bool, ServiceError> {
+        match self.kind.as_deref() {
+            None | Some("decision") => {
+                if self.actor.is_some() || self.target.is_some() || self.action.is_some() {
+                    return Err(ServiceError::invalid(
+                        "invalid_request",
+                        "actor, target and action filter management events (kind=management)",
+                    ));
+                }
+                Ok(false)
+            }
+            Some("management") => {
+                if self.app_id.is_some()
+                    || self.user_id.is_some()
+                    || self.tenant_id.is_some()
+                    || self.client_id.is_some()
+                    || self.outcome.is_some()
+                {
+                    return Err(ServiceError::invalid(
+                        "invalid_request",
+                        "appId, userId, tenantId, clientId and outcome filter decisions, not management events",
+                    ));
+                }
+                Ok(true)
+            }
+            Some(other) => Err(ServiceError::invalid(
+                "invalid_request",
+                format!("unknown kind {other:?}: decision or management"),
+            )),
+        }
+    }
+
+    /// The management store query (reading one more row than asked) and the page size.
+    pub fn management_query(
+        &self,
+    ) -> Result<(portcullis_domain::ManagementQuery, u32), ServiceError> {
+        let (q, limit) = self.query()?;
+        Ok((
+            portcullis_domain::ManagementQuery {
+                actor_id: self.actor.clone(),
+                target: self.target.clone(),
+                action: self.action.clone(),
+                since: q.since,
+                until: q.until,
+                before_id: q.before_id,
+                limit: q.limit,
+            },
+            limit,
+        ))
+    }
     /// The store query (reading one more row than asked) and the page size.
     pub fn query(&self) -> Result<(portcullis_domain::AuditQuery, u32), ServiceError> {
         let limit = self.limit.unwrap_or(100);

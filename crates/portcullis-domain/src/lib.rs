@@ -12,6 +12,7 @@ mod change;
 mod clock;
 mod connection;
 mod directory;
+mod management;
 mod principal;
 mod store;
 mod timestamp;
@@ -28,6 +29,7 @@ pub use connection::{
     RefreshFailure, TokenSet,
 };
 pub use directory::{Identity, Role, TenantMembership, TenantRecord, UserRecord};
+pub use management::{ManagementAuditStore, ManagementEvent, ManagementQuery};
 pub use principal::{AdminKeyRecord, ClientRecord, DataKeyRecord, IssuerRecord};
 pub use store::{
     AdminKeyStore, AppStore, AuditStore, ClientStore, ConnectionStore, ConsentStateStore,

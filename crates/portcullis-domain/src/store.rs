@@ -398,6 +398,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     /// Audit log.
     pub audit: Arc<dyn AuditStore>,
+    /// Management audit (who changed what).
+    pub management: Arc<dyn crate::ManagementAuditStore>,
     /// Change notifications.
     pub changes: Arc<dyn ChangeFeed>,
     /// Health.
@@ -417,6 +419,7 @@ impl Stores {
             + IssuerStore
             + KeyStore
             + AuditStore
+            + crate::ManagementAuditStore
             + StoreHealth
             + 'static,
     {
@@ -430,6 +433,7 @@ impl Stores {
             issuers: backend.clone(),
             keys: backend.clone(),
             audit: backend.clone(),
+            management: backend.clone(),
             health: backend,
             changes,
         }

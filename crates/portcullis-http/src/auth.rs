@@ -52,8 +52,12 @@ impl<N: Need> FromRequestParts<AppState> for Admin<N> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let identity = state.core.authenticate_admin(bearer(parts)).await?;
+        let mut identity = state.core.authenticate_admin(bearer(parts)).await?;
         N::check(&identity)?;
+        identity.request_id = parts
+            .extensions
+            .get::<crate::RequestId>()
+            .map(|r| r.0.clone());
         Ok(Self(identity, PhantomData))
     }
 }

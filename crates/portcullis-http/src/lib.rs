@@ -84,23 +84,34 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Records request metrics and a log line per request (never the headers or the body).
-async fn observe(req: Request, next: Next) -> Response {
+/// The id of a request: answered in `X-Request-Id`, logged, and recorded with the management
+/// changes it makes.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub(crate) String);
+
+/// Records request metrics and a log line per request (never the headers or the body), and gives
+/// the request its id.
+async fn observe(mut req: Request, next: Next) -> Response {
+    let request_id = format!("req_{}", portcullis_crypto::random_token(12));
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
     let elapsed = started.elapsed();
     let status = resp.status().as_u16().to_string();
     metrics::counter!("portcullis_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.clone()).increment(1);
     metrics::histogram!("portcullis_http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone()).record(elapsed.as_secs_f64());
     if elapsed > Duration::from_secs(1) || resp.status().is_server_error() {
-        tracing::info!(%method, %route, %status, elapsed_ms = elapsed.as_millis() as u64, "request");
+        tracing::info!(%method, %route, %status, %request_id, elapsed_ms = elapsed.as_millis() as u64, "request");
     } else {
-        tracing::debug!(%method, %route, %status, elapsed_us = elapsed.as_micros() as u64, "request");
+        tracing::debug!(%method, %route, %status, %request_id, elapsed_us = elapsed.as_micros() as u64, "request");
     }
     resp
 }

@@ -33,6 +33,26 @@ pub(crate) fn doc() -> utoipa::openapi::OpenApi {
     api
 }
 
+/// Records a management change by `admin` (after it succeeded): `before` and `after` are views
+/// the API shows, so no secret is recorded.
+pub(crate) async fn record<B: serde::Serialize, A: serde::Serialize>(
+    s: &AppState,
+    admin: &portcullis_core::AdminIdentity,
+    action: &str,
+    target: String,
+    before: Option<B>,
+    after: Option<A>,
+) {
+    s.core
+        .record_change(
+            admin,
+            action,
+            target,
+            portcullis_core::changes::before_after(before, after),
+        )
+        .await;
+}
+
 /// A 201 with a JSON body.
 pub(crate) fn created<T: serde::Serialize>(v: T) -> Response {
     (StatusCode::CREATED, axum::Json(v)).into_response()

@@ -7,8 +7,8 @@ use std::time::Duration;
 use portcullis_domain::{
     AdminKeyRecord, AuditEvent, AuditOutcome, AuditQuery, Change, ChangeEvent, ClientRecord,
     ConnectionKey, ConnectionStatus, ConsentState, DataKeyRecord, Identity, IssuerRecord,
-    PageRequest, PolicyVerdict, RefreshFailure, Role, StoreError, Stores, TenantMembership,
-    TenantRecord, TokenSet,
+    ManagementEvent, ManagementQuery, PageRequest, PolicyVerdict, RefreshFailure, Role, StoreError,
+    Stores, TenantMembership, TenantRecord, TokenSet,
 };
 
 use crate::fixtures::{T0, app, connection, policy, sealed, user};
@@ -1439,4 +1439,94 @@ pub async fn writes_publish_changes(s: &Stores) {
             Err(_) => panic!("missing changes: saw {seen:?}"),
         }
     }
+}
+
+/// Management events round-trip, and filter by actor, action, target (the target or anything
+/// under it, wildcards taken literally) and time, newest first, a page at a time.
+pub async fn management_events_filter_and_page(s: &Stores) {
+    let event = |id: &str, actor: &str, action: &str, target: &str, secs: i64| ManagementEvent {
+        id: id.to_owned(),
+        at: T0.add_secs(secs),
+        actor_id: actor.to_owned(),
+        actor_name: format!("key {actor}"),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        change: serde_json::json!({"after": {"name": id}})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        request_id: (secs % 2 == 0).then(|| format!("req-{id}")),
+    };
+    let all = [
+        event("chg_1", "ak_a", "app.create", "outbound-apps/cal", 1),
+        event(
+            "chg_2",
+            "ak_a",
+            "policy.create",
+            "outbound-apps/cal/policies/p1",
+            2,
+        ),
+        event(
+            "chg_3",
+            "ak_b",
+            "policy.update",
+            "outbound-apps/cal/policies/p1",
+            3,
+        ),
+        event("chg_4", "ak_b", "app.create", "outbound-apps/calx", 4),
+        event("chg_5", "ak_b", "user.create", "users/a_b", 5),
+    ];
+    for e in &all {
+        s.management.append_management(e).await.unwrap();
+    }
+    assert!(matches!(
+        s.management.append_management(&all[0]).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let ids = |v: Vec<ManagementEvent>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let q = |f: fn(&mut ManagementQuery)| {
+        let mut q = ManagementQuery {
+            limit: 10,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let got = s.management.management_events(&q(|_| {})).await.unwrap();
+    assert_eq!(got[0], all[4]);
+    assert_eq!(ids(got), ["chg_5", "chg_4", "chg_3", "chg_2", "chg_1"]);
+    let by = |f| async move { ids(s.management.management_events(&q(f)).await.unwrap()) };
+    assert_eq!(
+        by(|q| q.actor_id = Some("ak_a".into())).await,
+        ["chg_2", "chg_1"]
+    );
+    assert_eq!(
+        by(|q| q.action = Some("app.create".into())).await,
+        ["chg_4", "chg_1"]
+    );
+    assert_eq!(
+        by(|q| q.target = Some("outbound-apps/cal".into())).await,
+        ["chg_3", "chg_2", "chg_1"]
+    );
+    assert_eq!(
+        by(|q| q.target = Some("users/a%".into())).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(by(|q| q.target = Some("users/a_b".into())).await, ["chg_5"]);
+    assert_eq!(
+        by(|q| {
+            q.since = Some(T0.add_secs(2));
+            q.until = Some(T0.add_secs(4));
+        })
+        .await,
+        ["chg_3", "chg_2"]
+    );
+    assert_eq!(
+        by(|q| {
+            q.before_id = Some("chg_3".into());
+            q.limit = 1;
+        })
+        .await,
+        ["chg_2"]
+    );
 }

@@ -53,6 +53,7 @@ macro_rules! conformance_tests {
             issuers_round_trip,
             data_keys_rotate,
             audit_filters_and_pages,
+            management_events_filter_and_page,
             writes_publish_changes
         );
     };

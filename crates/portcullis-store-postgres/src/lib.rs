@@ -24,6 +24,7 @@ mod connections;
 mod directory;
 mod error;
 mod feed;
+mod management;
 mod migrate;
 mod principals;
 mod rows;

@@ -8,6 +8,7 @@
 mod apps;
 mod connections;
 mod directory;
+mod management;
 mod principals;
 mod rows;
 
@@ -23,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_identities.sql")),
     (6, include_str!("../migrations/0006_admin_key_scopes.sql")),
+    (7, include_str!("../migrations/0007_management_events.sql")),
 ];
 const READERS: usize = 4;
 

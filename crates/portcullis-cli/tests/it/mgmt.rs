@@ -1124,6 +1124,172 @@ async fn new_key(s: &TestServer, scopes: Value) -> String {
     k["key"].as_str().unwrap().to_owned()
 }
 
+/// Who changed what: every management change is recorded with the key that made it, the request
+/// that made it, and for policies the document before and after; no secret is recorded; the log is
+/// filtered by actor and target and exported as JSON lines.
+async fn management_changes_are_recorded_with_their_actor(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (st, alice) = s
+        .post(
+            "/v1/mgmt/admin-keys",
+            json!({"name": "alice-ci", "scopes": ["apps", "policies", "vault"]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{alice}");
+    let (st, bob) = s
+        .post(
+            "/v1/mgmt/admin-keys",
+            json!({"name": "bob-ci", "scopes": ["policies"]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{bob}");
+    let (alice_key, bob_key) = (alice["key"].as_str().unwrap(), bob["key"].as_str().unwrap());
+    let (alice_id, bob_id) = (alice["id"].as_str().unwrap(), bob["id"].as_str().unwrap());
+    let call = |key: &str, method: Method, path: &str, body: Option<Value>| {
+        let mut req = s
+            .http
+            .request(method, format!("{}{path}", s.url))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send()
+    };
+    let resp = call(
+        alice_key,
+        Method::POST,
+        "/v1/mgmt/outbound-apps",
+        Some(json!({
+        "id": "crm", "name": "CRM", "type": "apiKey"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = call(alice_key, Method::POST, "/v1/mgmt/outbound-apps/crm/policies", Some(json!({
+        "name": "Viewers", "conditions": [{"source": "userRoles", "operator": "equals", "value": "Viewer"}],
+        "scopes": "all"}))).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let create_request = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let policy: Value = resp.json().await.unwrap();
+    let pid = policy["id"].as_str().unwrap();
+    let path = format!("/v1/mgmt/outbound-apps/crm/policies/{pid}");
+    let resp = call(bob_key, Method::PUT, &path, Some(json!({
+        "name": "Viewers", "conditions": [{"source": "userRoles", "operator": "equals", "value": "Editor"}],
+        "scopes": "all"}))).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = call(bob_key, Method::DELETE, &path, None).await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = call(
+        alice_key,
+        Method::POST,
+        "/v1/mgmt/outbound-apps/crm/api-keys",
+        Some(json!({
+        "apiKey": "the-secret-api-key", "userId": "u1"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 201);
+    // A refused change is not recorded.
+    let resp = call(bob_key, Method::DELETE, "/v1/mgmt/outbound-apps/crm", None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    let target = format!("outbound-apps/crm/policies/{pid}");
+    let (st, log) = s
+        .get(&format!("/v1/mgmt/audit?kind=management&target={target}"))
+        .await;
+    assert_eq!(st, 200, "{log}");
+    let items = log["items"].as_array().unwrap();
+    let summary: Vec<(&str, &str)> = items
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["actorName"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("policy.delete", "bob-ci"),
+            ("policy.update", "bob-ci"),
+            ("policy.create", "alice-ci")
+        ]
+    );
+    let update = &items[1];
+    assert_eq!(update["actorId"], bob_id);
+    assert_eq!(
+        update["change"]["before"]["conditions"][0]["value"],
+        "Viewer"
+    );
+    assert_eq!(
+        update["change"]["after"]["conditions"][0]["value"],
+        "Editor"
+    );
+    assert_eq!(
+        items[0]["change"]["before"]["conditions"][0]["value"],
+        "Editor"
+    );
+    assert_eq!(items[2]["requestId"], create_request.as_str());
+    // By actor; the app's target finds its policies too; no secret anywhere.
+    let (_, by_alice) = s
+        .get(&format!("/v1/mgmt/audit?kind=management&actor={alice_id}"))
+        .await;
+    let actions: Vec<&str> = by_alice["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["api_key.put", "policy.create", "app.create"]);
+    let (_, under_app) = s
+        .get("/v1/mgmt/audit?kind=management&target=outbound-apps/crm")
+        .await;
+    assert_eq!(
+        under_app["items"].as_array().unwrap().len(),
+        4,
+        "{under_app}"
+    );
+    let export = s
+        .http
+        .get(format!("{}/v1/mgmt/audit/export?kind=management", s.url))
+        .bearer_auth(&s.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!export.contains("the-secret-api-key"));
+    assert!(!export.contains(alice_key) && !export.contains(bob_key));
+    let lines: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The two keys' creation, by the bootstrap key, are in the log too.
+    assert_eq!(lines.len(), 7, "{export}");
+    assert!(lines.iter().any(|e| e["action"] == "admin_key.create"
+        && e["target"] == format!("admin-keys/{bob_id}").as_str()));
+    // Decision filters do not apply to management events, nor the reverse.
+    assert_error(
+        &s.get("/v1/mgmt/audit?kind=management&appId=crm").await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &s.get("/v1/mgmt/audit?actor=ak_x").await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &s.get("/v1/mgmt/audit?kind=everything").await,
+        400,
+        "invalid_request",
+    );
+}
+
 /// Least privilege: a `read` key reads everything but changes nothing and sees no secret; a
 /// `policies` key manages policies but cannot touch the vault or the directory; only `admin`
 /// manages admin keys; every refusal is 403 `insufficient_scope` naming the scope.
@@ -1624,6 +1790,7 @@ both_backends!(
     clients_show_their_secret_once,
     admin_keys_work_expire_and_die_at_once,
     admin_keys_hold_only_their_scopes,
+    management_changes_are_recorded_with_their_actor,
     key_rotation_keeps_stored_tokens_working,
     operational_endpoints_answer,
 );

@@ -9,11 +9,12 @@ use portcullis_core::manage::{
     ClientInput, ClientView, IssuerInput, IssuerView, KeyStatus, ListParams, NewClient, Page,
 };
 
-use super::{created, no_content};
+use super::{created, no_content, record};
 use crate::AppState;
 use crate::auth::{Admin, need};
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::openapi::schemas::{AdminKeyPage, ClientPage, ErrorBody, IssuerPage};
+use serde_json::json;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -54,11 +55,22 @@ pub(super) fn routes() -> Router<AppState> {
     )
 )]
 async fn create_admin_key(
-    _: Admin<need::AdminKeys>,
+    Admin(admin, _): Admin<need::AdminKeys>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<AdminKeyInput>,
 ) -> Result<Response, ApiError> {
-    Ok(created(s.core.create_admin_key(&i).await?))
+    let new = s.core.create_admin_key(&i).await?;
+    let target = format!("admin-keys/{}", new.info.id);
+    record(
+        &s,
+        &admin,
+        "admin_key.create",
+        target,
+        None::<()>,
+        Some(&new.info),
+    )
+    .await;
+    Ok(created(new))
 }
 
 /// List admin keys
@@ -115,6 +127,8 @@ async fn delete_admin_key(
         ));
     }
     s.core.delete_admin_key(&id).await?;
+    let target = format!("admin-keys/{id}");
+    record(&s, &me, "admin_key.delete", target, None::<()>, None::<()>).await;
     Ok(no_content())
 }
 
@@ -137,11 +151,14 @@ async fn delete_admin_key(
     )
 )]
 async fn create_issuer(
-    _: Admin<need::Issuers>,
+    Admin(admin, _): Admin<need::Issuers>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<IssuerInput>,
 ) -> Result<Response, ApiError> {
-    Ok(created(s.core.create_issuer(&i).await?))
+    let view = s.core.create_issuer(&i).await?;
+    let target = format!("issuers/{}", view.id);
+    record(&s, &admin, "issuer.create", target, None::<()>, Some(&view)).await;
+    Ok(created(view))
 }
 
 /// List trusted issuers
@@ -210,12 +227,16 @@ async fn get_issuer(
     )
 )]
 async fn update_issuer(
-    _: Admin<need::Issuers>,
+    Admin(admin, _): Admin<need::Issuers>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
     JsonBody(i): JsonBody<IssuerInput>,
 ) -> Result<Json<IssuerView>, ApiError> {
-    Ok(Json(s.core.update_issuer(&id, &i).await?))
+    let before = s.core.get_issuer(&id).await.ok();
+    let view = s.core.update_issuer(&id, &i).await?;
+    let target = format!("issuers/{id}");
+    record(&s, &admin, "issuer.update", target, before, Some(&view)).await;
+    Ok(Json(view))
 }
 
 /// Stop trusting an issuer
@@ -234,11 +255,14 @@ async fn update_issuer(
     )
 )]
 async fn delete_issuer(
-    _: Admin<need::Issuers>,
+    Admin(admin, _): Admin<need::Issuers>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
+    let before = s.core.get_issuer(&id).await.ok();
     s.core.delete_issuer(&id).await?;
+    let target = format!("issuers/{id}");
+    record(&s, &admin, "issuer.delete", target, before, None::<()>).await;
     Ok(no_content())
 }
 
@@ -260,11 +284,22 @@ async fn delete_issuer(
     )
 )]
 async fn create_client(
-    _: Admin<need::Clients>,
+    Admin(admin, _): Admin<need::Clients>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<ClientInput>,
 ) -> Result<Response, ApiError> {
-    Ok(created(s.core.create_client(&i).await?))
+    let new = s.core.create_client(&i).await?;
+    let target = format!("clients/{}", new.client.id);
+    record(
+        &s,
+        &admin,
+        "client.create",
+        target,
+        None::<()>,
+        Some(&new.client),
+    )
+    .await;
+    Ok(created(new))
 }
 
 /// List OAuth clients
@@ -330,12 +365,16 @@ async fn get_client(
     )
 )]
 async fn update_client(
-    _: Admin<need::Clients>,
+    Admin(admin, _): Admin<need::Clients>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
     JsonBody(i): JsonBody<ClientInput>,
 ) -> Result<Json<ClientView>, ApiError> {
-    Ok(Json(s.core.update_client(&id, &i).await?))
+    let before = s.core.get_client(&id).await.ok();
+    let view = s.core.update_client(&id, &i).await?;
+    let target = format!("clients/{id}");
+    record(&s, &admin, "client.update", target, before, Some(&view)).await;
+    Ok(Json(view))
 }
 
 /// Rotate a client's secret
@@ -355,11 +394,15 @@ async fn update_client(
     )
 )]
 async fn rotate_client_secret(
-    _: Admin<need::Clients>,
+    Admin(admin, _): Admin<need::Clients>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    Ok(created(s.core.rotate_client_secret(&id).await?))
+    let new = s.core.rotate_client_secret(&id).await?;
+    let target = format!("clients/{id}");
+    let what = Some(json!({ "secret": "rotated" }));
+    record(&s, &admin, "client.rotate_secret", target, None::<()>, what).await;
+    Ok(created(new))
 }
 
 /// Delete an OAuth client
@@ -378,11 +421,14 @@ async fn rotate_client_secret(
     )
 )]
 async fn delete_client(
-    _: Admin<need::Clients>,
+    Admin(admin, _): Admin<need::Clients>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
+    let before = s.core.get_client(&id).await.ok();
     s.core.delete_client(&id).await?;
+    let target = format!("clients/{id}");
+    record(&s, &admin, "client.delete", target, before, None::<()>).await;
     Ok(no_content())
 }
 
@@ -424,10 +470,21 @@ async fn key_status(
     )
 )]
 async fn rotate_keys(
-    _: Admin<need::Keys>,
+    Admin(admin, _): Admin<need::Keys>,
     State(s): State<AppState>,
 ) -> Result<Json<KeyStatus>, ApiError> {
-    Ok(Json(s.core.rotate_keys().await?))
+    let status = s.core.rotate_keys().await?;
+    let after = Some(json!({ "activeKeyId": status.active_key_id }));
+    record(
+        &s,
+        &admin,
+        "data_key.rotate",
+        "keys".into(),
+        None::<()>,
+        after,
+    )
+    .await;
+    Ok(Json(status))
 }
 
 /// This module's part of the OpenAPI document.

@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use portcullis_core::manage::{AppInput, AppView, ListParams, Page, PolicyView};
 use serde_json::Value;
 
-use super::{created, no_content};
+use super::{created, no_content, record};
 use crate::AppState;
 use crate::auth::{Admin, need};
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
@@ -50,11 +50,14 @@ pub(super) fn routes() -> Router<AppState> {
     )
 )]
 async fn create_app(
-    _: Admin<need::Apps>,
+    Admin(admin, _): Admin<need::Apps>,
     State(s): State<AppState>,
     JsonBody(input): JsonBody<AppInput>,
 ) -> Result<Response, ApiError> {
-    Ok(created(s.core.create_app(&input).await?))
+    let app = s.core.create_app(&input).await?;
+    let target = format!("outbound-apps/{}", app.id);
+    record(&s, &admin, "app.create", target, None::<()>, Some(&app)).await;
+    Ok(created(app))
 }
 
 /// List outbound apps
@@ -124,12 +127,16 @@ async fn get_app(
     )
 )]
 async fn update_app(
-    _: Admin<need::Apps>,
+    Admin(admin, _): Admin<need::Apps>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
     JsonBody(input): JsonBody<AppInput>,
 ) -> Result<Json<AppView>, ApiError> {
-    Ok(Json(s.core.update_app(&id, &input).await?))
+    let before = s.core.get_app(&id).await.ok();
+    let app = s.core.update_app(&id, &input).await?;
+    let target = format!("outbound-apps/{id}");
+    record(&s, &admin, "app.update", target, before, Some(&app)).await;
+    Ok(Json(app))
 }
 
 /// Delete an outbound app
@@ -149,11 +156,14 @@ async fn update_app(
     )
 )]
 async fn delete_app(
-    _: Admin<need::Apps>,
+    Admin(admin, _): Admin<need::Apps>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
+    let before = s.core.get_app(&id).await.ok();
     s.core.delete_app(&id).await?;
+    let target = format!("outbound-apps/{id}");
+    record(&s, &admin, "app.delete", target, before, None::<()>).await;
     Ok(no_content())
 }
 
@@ -179,12 +189,23 @@ async fn delete_app(
     )
 )]
 async fn create_policy(
-    _: Admin<need::Policies>,
+    Admin(admin, _): Admin<need::Policies>,
     State(s): State<AppState>,
     PathParams(app_id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    Ok(created(s.core.create_policy(&app_id, &body).await?))
+    let policy = s.core.create_policy(&app_id, &body).await?;
+    let target = format!("outbound-apps/{app_id}/policies/{}", policy.id);
+    record(
+        &s,
+        &admin,
+        "policy.create",
+        target,
+        None::<()>,
+        Some(&policy),
+    )
+    .await;
+    Ok(created(policy))
 }
 
 /// List an app's policies
@@ -254,12 +275,16 @@ async fn get_policy(
     )
 )]
 async fn update_policy(
-    _: Admin<need::Policies>,
+    Admin(admin, _): Admin<need::Policies>,
     State(s): State<AppState>,
     PathParams((app_id, id)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<PolicyView>, ApiError> {
-    Ok(Json(s.core.update_policy(&app_id, &id, &body).await?))
+    let before = s.core.get_policy(&app_id, &id).await.ok();
+    let policy = s.core.update_policy(&app_id, &id, &body).await?;
+    let target = format!("outbound-apps/{app_id}/policies/{id}");
+    record(&s, &admin, "policy.update", target, before, Some(&policy)).await;
+    Ok(Json(policy))
 }
 
 /// Delete a policy
@@ -279,11 +304,14 @@ async fn update_policy(
     )
 )]
 async fn delete_policy(
-    _: Admin<need::Policies>,
+    Admin(admin, _): Admin<need::Policies>,
     State(s): State<AppState>,
     PathParams((app_id, id)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
+    let before = s.core.get_policy(&app_id, &id).await.ok();
     s.core.delete_policy(&app_id, &id).await?;
+    let target = format!("outbound-apps/{app_id}/policies/{id}");
+    record(&s, &admin, "policy.delete", target, before, None::<()>).await;
     Ok(no_content())
 }
 

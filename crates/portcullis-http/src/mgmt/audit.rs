@@ -6,13 +6,13 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portcullis_core::manage::{AuditParams, Page, SimulateInput, SimulateOutput};
+use portcullis_core::manage::{AuditParams, SimulateInput, SimulateOutput};
 use portcullis_domain::AuditEvent;
 
 use crate::AppState;
 use crate::auth::{Admin, need};
 use crate::error::{ApiError, JsonBody, QueryParams};
-use crate::openapi::schemas::{AuditEvent as AuditEventDoc, AuditPage, ErrorBody};
+use crate::openapi::schemas::{AuditEvent as AuditEventDoc, AuditLogPage, ErrorBody};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -25,6 +25,8 @@ pub(super) fn routes() -> Router<AppState> {
 ///
 /// Reads the recorded decisions, newest first, a page at a time, filtered by app, user, tenant,
 /// client, outcome and time. Events are written asynchronously, within moments of the decision.
+/// With `kind=management`, reads who changed what through this API instead (filtered by actor,
+/// target, action and time), each change with its before and after.
 #[utoipa::path(
     get,
     path = "/v1/mgmt/audit",
@@ -33,7 +35,7 @@ pub(super) fn routes() -> Router<AppState> {
     security(("adminKey" = ["read"]), ("adminKey" = ["audit"])),
     params(AuditParams),
     responses(
-        (status = 200, description = "A page of events.", body = AuditPage),
+        (status = 200, description = "A page of events: decisions, or with `kind=management` management changes.", body = AuditLogPage),
         (status = 400, description = "A filter is not valid: an unknown outcome, a malformed date-time, a limit out of range (`invalid_request`), or a cursor this server did not issue (`invalid_cursor`).", body = ErrorBody),
     )
 )]
@@ -41,11 +43,14 @@ async fn list_audit(
     _: Admin<need::ReadAudit>,
     State(s): State<AppState>,
     QueryParams(p): QueryParams<AuditParams>,
-) -> Result<Json<Page<AuditEvent>>, ApiError> {
-    Ok(Json(s.core.list_audit(&p).await?))
+) -> Result<Response, ApiError> {
+    Ok(if p.is_management()? {
+        Json(s.core.list_management(&p).await?).into_response()
+    } else {
+        Json(s.core.list_audit(&p).await?).into_response()
+    })
 }
 
-/// Streams every event matching the filters as JSON lines, newest first.
 /// Export the audit log
 ///
 /// Streams every event matching the filters, newest first, as JSON lines (one `AuditEvent` per
@@ -68,13 +73,86 @@ async fn export_audit(
     State(s): State<AppState>,
     QueryParams(p): QueryParams<AuditParams>,
 ) -> Result<Response, ApiError> {
-    let (mut query, _) = p.query()?;
-    query.limit = 1000;
     let core = s.core.clone();
-    // Validate the query once before streaming, so that a bad filter is a 400, not a cut stream.
-    let first = core.audit_page(&query).await?;
+    let body = if p.is_management()? {
+        let (mut query, _) = p.management_query()?;
+        query.limit = 1000;
+        json_lines(query, move |q| {
+            let core = core.clone();
+            async move { core.management_page(&q).await }
+        })
+        .await?
+    } else {
+        let (mut query, _) = p.query()?;
+        query.limit = 1000;
+        json_lines(query, move |q| {
+            let core = core.clone();
+            async move { core.audit_page(&q).await }
+        })
+        .await?
+    };
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(resp)
+}
+
+/// A query the export pages through: its page size and its cursor.
+trait Paged: Clone + Send + Sync + 'static {
+    fn limit(&self) -> u32;
+    fn continue_after(&mut self, id: String);
+}
+
+impl Paged for portcullis_domain::AuditQuery {
+    fn limit(&self) -> u32 {
+        self.limit
+    }
+    fn continue_after(&mut self, id: String) {
+        self.before_id = Some(id);
+    }
+}
+
+impl Paged for portcullis_domain::ManagementQuery {
+    fn limit(&self) -> u32 {
+        self.limit
+    }
+    fn continue_after(&mut self, id: String) {
+        self.before_id = Some(id);
+    }
+}
+
+/// An event of a log: serializable, with its (cursor) id.
+trait Event: serde::Serialize + Send + 'static {
+    fn id(&self) -> &str;
+}
+
+impl Event for AuditEvent {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Event for portcullis_domain::ManagementEvent {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Streams every event `fetch` reads from `query` on, a page at a time, as JSON lines. The first
+/// page is read before answering, so that a bad filter is a 400, not a cut stream.
+async fn json_lines<Q, E, F, Fut>(query: Q, fetch: F) -> Result<Body, ApiError>
+where
+    Q: Paged,
+    E: Event,
+    F: Fn(Q) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Vec<E>, portcullis_core::ServiceError>> + Send,
+{
+    let first = fetch(query.clone()).await?;
+    let fetch = std::sync::Arc::new(fetch);
     let stream = futures_util::stream::unfold(Some((first, query)), move |state| {
-        let core = core.clone();
+        let fetch = fetch.clone();
         async move {
             let (page, mut query) = state?;
             if page.is_empty() {
@@ -87,11 +165,13 @@ async fn export_audit(
                     chunk.push('\n');
                 }
             }
-            let next = if page.len() < query.limit as usize {
+            let next = if page.len() < query.limit() as usize {
                 None
             } else {
-                query.before_id = page.last().map(|e| e.id.clone());
-                match core.audit_page(&query).await {
+                if let Some(last) = page.last() {
+                    query.continue_after(last.id().to_owned());
+                }
+                match fetch(query.clone()).await {
                     Ok(p) => Some((p, query)),
                     Err(e) => {
                         tracing::error!(error = %e, "an audit export stopped early");
@@ -102,12 +182,7 @@ async fn export_audit(
             Some((Ok::<_, std::io::Error>(chunk), next))
         }
     });
-    let mut resp = Body::from_stream(stream).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    Ok(resp)
+    Ok(Body::from_stream(stream))
 }
 
 /// Simulate a decision

@@ -8,7 +8,7 @@ use portcullis_core::manage::{
     ListParams, Page, RoleInput, RoleView, TenantInput, TenantView, UserInput, UserView,
 };
 
-use super::{created, no_content};
+use super::{created, no_content, record};
 use crate::AppState;
 use crate::auth::{Admin, need};
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
@@ -51,11 +51,14 @@ pub(super) fn routes() -> Router<AppState> {
     )
 )]
 async fn create_user(
-    _: Admin<need::Directory>,
+    Admin(admin, _): Admin<need::Directory>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<UserInput>,
 ) -> Result<Response, ApiError> {
-    Ok(created(s.core.create_user(&i).await?))
+    let view = s.core.create_user(&i).await?;
+    let target = format!("users/{}", view.id);
+    record(&s, &admin, "user.create", target, None::<()>, Some(&view)).await;
+    Ok(created(view))
 }
 
 /// List users
@@ -123,12 +126,16 @@ async fn get_user(
     )
 )]
 async fn update_user(
-    _: Admin<need::Directory>,
+    Admin(admin, _): Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
     JsonBody(i): JsonBody<UserInput>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(s.core.update_user(&id, &i).await?))
+    let before = s.core.get_user(&id).await.ok();
+    let view = s.core.update_user(&id, &i).await?;
+    let target = format!("users/{id}");
+    record(&s, &admin, "user.update", target, before, Some(&view)).await;
+    Ok(Json(view))
 }
 
 /// Delete a user
@@ -148,11 +155,14 @@ async fn update_user(
     )
 )]
 async fn delete_user(
-    _: Admin<need::Directory>,
+    Admin(admin, _): Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
+    let before = s.core.get_user(&id).await.ok();
     s.core.delete_user(&id).await?;
+    let target = format!("users/{id}");
+    record(&s, &admin, "user.delete", target, before, None::<()>).await;
     Ok(no_content())
 }
 
@@ -173,11 +183,14 @@ async fn delete_user(
     )
 )]
 async fn create_role(
-    _: Admin<need::Directory>,
+    Admin(admin, _): Admin<need::Directory>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<RoleInput>,
 ) -> Result<Response, ApiError> {
-    Ok(created(s.core.create_role(&i).await?))
+    let view = s.core.create_role(&i).await?;
+    let target = format!("roles/{}", view.name);
+    record(&s, &admin, "role.create", target, None::<()>, Some(&view)).await;
+    Ok(created(view))
 }
 
 /// List roles
@@ -243,12 +256,16 @@ async fn get_role(
     )
 )]
 async fn update_role(
-    _: Admin<need::Directory>,
+    Admin(admin, _): Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(name): PathParams<String>,
     JsonBody(i): JsonBody<RoleInput>,
 ) -> Result<Json<RoleView>, ApiError> {
-    Ok(Json(s.core.update_role(&name, &i).await?))
+    let before = s.core.get_role(&name).await.ok();
+    let view = s.core.update_role(&name, &i).await?;
+    let target = format!("roles/{name}");
+    record(&s, &admin, "role.update", target, before, Some(&view)).await;
+    Ok(Json(view))
 }
 
 /// Delete a role
@@ -268,11 +285,14 @@ async fn update_role(
     )
 )]
 async fn delete_role(
-    _: Admin<need::Directory>,
+    Admin(admin, _): Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(name): PathParams<String>,
 ) -> Result<Response, ApiError> {
+    let before = s.core.get_role(&name).await.ok();
     s.core.delete_role(&name).await?;
+    let target = format!("roles/{name}");
+    record(&s, &admin, "role.delete", target, before, None::<()>).await;
     Ok(no_content())
 }
 
@@ -294,11 +314,14 @@ async fn delete_role(
     )
 )]
 async fn create_tenant(
-    _: Admin<need::Directory>,
+    Admin(admin, _): Admin<need::Directory>,
     State(s): State<AppState>,
     JsonBody(i): JsonBody<TenantInput>,
 ) -> Result<Response, ApiError> {
-    Ok(created(s.core.create_tenant(&i).await?))
+    let view = s.core.create_tenant(&i).await?;
+    let target = format!("tenants/{}", view.id);
+    record(&s, &admin, "tenant.create", target, None::<()>, Some(&view)).await;
+    Ok(created(view))
 }
 
 /// List tenants
@@ -364,12 +387,16 @@ async fn get_tenant(
     )
 )]
 async fn update_tenant(
-    _: Admin<need::Directory>,
+    Admin(admin, _): Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
     JsonBody(i): JsonBody<TenantInput>,
 ) -> Result<Json<TenantView>, ApiError> {
-    Ok(Json(s.core.update_tenant(&id, &i).await?))
+    let before = s.core.get_tenant(&id).await.ok();
+    let view = s.core.update_tenant(&id, &i).await?;
+    let target = format!("tenants/{id}");
+    record(&s, &admin, "tenant.update", target, before, Some(&view)).await;
+    Ok(Json(view))
 }
 
 /// Delete a tenant
@@ -388,11 +415,14 @@ async fn update_tenant(
     )
 )]
 async fn delete_tenant(
-    _: Admin<need::Directory>,
+    Admin(admin, _): Admin<need::Directory>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
+    let before = s.core.get_tenant(&id).await.ok();
     s.core.delete_tenant(&id).await?;
+    let target = format!("tenants/{id}");
+    record(&s, &admin, "tenant.delete", target, before, None::<()>).await;
     Ok(no_content())
 }
 

@@ -10,7 +10,7 @@ use portcullis_crypto::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::created;
+use super::{created, record};
 use crate::AppState;
 use crate::auth::{Admin, need};
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
@@ -139,6 +139,8 @@ async fn put_api_key(
             &format!("admin:{}", admin.key_id),
         )
         .await?;
+    let target = format!("connections/{}", info.id);
+    record(&s, &admin, "api_key.put", target, None::<()>, Some(&info)).await;
     Ok(created(info))
 }
 
@@ -181,6 +183,9 @@ async fn import_tokens(
         .core
         .import_tokens(&app_id, &b.tokens, &format!("admin:{}", admin.key_id))
         .await?;
+    let target = format!("outbound-apps/{app_id}");
+    let after = Some(json!({ "imported": &stored }));
+    record(&s, &admin, "tokens.import", target, None::<()>, after).await;
     Ok(created(json!({ "items": stored })))
 }
 
@@ -209,6 +214,17 @@ async fn admin_connect(
     JsonBody(b): JsonBody<AdminConnectRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let url = s.core.admin_connect(&app_id, &b, &admin).await?;
+    // The link is a capability: recorded is that one was made, never the link.
+    let target = format!("outbound-apps/{app_id}");
+    record(
+        &s,
+        &admin,
+        "connect_link.create",
+        target,
+        None::<()>,
+        None::<()>,
+    )
+    .await;
     Ok(Json(json!({ "url": url })))
 }
 
@@ -253,11 +269,23 @@ async fn get_connection(
     )
 )]
 async fn revoke_connection(
-    _: Admin<need::Vault>,
+    Admin(admin, _): Admin<need::Vault>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<RevokeReport>, ApiError> {
-    Ok(Json(s.core.revoke_connection(&id).await?))
+    let before = s.core.get_connection(&id).await.ok();
+    let report = s.core.revoke_connection(&id).await?;
+    let target = format!("connections/{id}");
+    record(
+        &s,
+        &admin,
+        "connection.revoke",
+        target,
+        before,
+        Some(&report),
+    )
+    .await;
+    Ok(Json(report))
 }
 
 /// Revoke every connection of a user
@@ -276,11 +304,22 @@ async fn revoke_connection(
     )
 )]
 async fn revoke_user_connections(
-    _: Admin<need::Vault>,
+    Admin(admin, _): Admin<need::Vault>,
     State(s): State<AppState>,
     PathParams(user_id): PathParams<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let revoked = s.core.revoke_user_connections(&user_id).await?;
+    let target = format!("users/{user_id}/connections");
+    let after = Some(json!({ "revoked": &revoked }));
+    record(
+        &s,
+        &admin,
+        "connections.revoke_all",
+        target,
+        None::<()>,
+        after,
+    )
+    .await;
     Ok(Json(json!({ "items": revoked })))
 }
 
@@ -303,11 +342,22 @@ async fn revoke_user_connections(
     )
 )]
 async fn refresh_connection(
-    _: Admin<need::Vault>,
+    Admin(admin, _): Admin<need::Vault>,
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<ConnectionInfo>, ApiError> {
-    Ok(Json(s.core.force_refresh_connection(&id).await?))
+    let info = s.core.force_refresh_connection(&id).await?;
+    let target = format!("connections/{id}");
+    record(
+        &s,
+        &admin,
+        "connection.refresh",
+        target,
+        None::<()>,
+        Some(&info),
+    )
+    .await;
+    Ok(Json(info))
 }
 
 /// This module's part of the OpenAPI document.

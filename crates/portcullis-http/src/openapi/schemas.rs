@@ -659,6 +659,41 @@ pub(crate) struct AuditEvent {
     latency_us: u64,
 }
 
+/// A change made through the management API (`kind=management`). Never holds a secret.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct ManagementEvent {
+    /// A time-ordered id (`chg_…`).
+    id: String,
+    /// When the change was made.
+    #[schema(format = DateTime)]
+    at: String,
+    /// Who made it: the admin key's id (`ak_…`).
+    actor_id: String,
+    /// The admin key's name.
+    actor_name: String,
+    /// What was done (`policy.update`, `app.create`, `connection.revoke`, ...).
+    #[schema(example = "policy.update")]
+    action: String,
+    /// What it was done to (`outbound-apps/cal/policies/pol_…`, `users/alice`, ...).
+    target: String,
+    /// The change: `before` and `after` (the views the API shows) where they apply.
+    #[schema(value_type = Object)]
+    change: Value,
+    /// The request that made it (its answer's `X-Request-Id`).
+    request_id: Option<String>,
+}
+
+/// The audit log's page: decisions, or with `kind=management` management changes.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub(crate) enum AuditLogPage {
+    /// Token decisions (the default).
+    Decisions(AuditPage),
+    /// Management changes (`kind=management`).
+    Management(ManagementPage),
+}
+
 /// How a token request ended.
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
@@ -751,6 +786,11 @@ page!(
     /// A page of the audit log, newest first.
     AuditPage,
     AuditEvent
+);
+page!(
+    /// A page of the management audit, newest first.
+    ManagementPage,
+    ManagementEvent
 );
 
 page!(
