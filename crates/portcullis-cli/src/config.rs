@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use portcullis_core::limits::Rate;
 use portcullis_core::{IssuerSpec, KeySource, Settings};
 use portcullis_crypto::SecretString;
 use portcullis_crypto::envelope::MasterKey;
@@ -64,6 +65,30 @@ pub struct FileConfig {
     /// Inbound token settings and trusted issuers.
     #[serde(default)]
     pub inbound: InboundConfig,
+    /// The audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Rate limits of the outbound and OAuth surfaces.
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Days audit rows are kept (default 90; 0 keeps them forever).
+    pub retention_days: Option<u32>,
+}
+
+/// `[rate_limits]`: each `"<per second>"`, `"<per second>/<burst>"` or `"off"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Per client address (default `500/1000`).
+    pub per_address: Option<String>,
+    /// Per subject (default `20/60`).
+    pub per_subject: Option<String>,
 }
 
 /// `[database]`.
@@ -229,6 +254,18 @@ fn env_num<T: std::str::FromStr>(env: Env<'_>, key: &str) -> Result<Option<T>, C
         .transpose()
 }
 
+fn rate(
+    env: Env<'_>,
+    key: &str,
+    file: Option<&str>,
+    default: Option<Rate>,
+) -> Result<Option<Rate>, ConfigError> {
+    match env(key).as_deref().or(file) {
+        None => Ok(default),
+        Some(text) => Rate::parse(text).map_err(|e| ConfigError::Invalid(format!("{key}: {e}"))),
+    }
+}
+
 impl Config {
     /// Loads the configuration for `serve` (and `migrate`, with default serve flags).
     pub fn load(flags: &ServeFlags, env: Env<'_>) -> Result<Self, ConfigError> {
@@ -364,6 +401,25 @@ impl Config {
                 .map_or(defaults.jwks_min_refetch, Duration::from_secs),
             max_token_len: defaults.max_token_len,
             danger_allow_insecure_http: danger_http,
+            audit_retention: match env_num::<u32>(env, "PORTCULLIS_AUDIT_RETENTION_DAYS")?
+                .or(file.audit.retention_days)
+            {
+                None => defaults.audit_retention,
+                Some(0) => None,
+                Some(days) => Some(Duration::from_secs(u64::from(days) * 24 * 3600)),
+            },
+            rate_limit_per_address: rate(
+                env,
+                "PORTCULLIS_RATE_LIMIT_PER_ADDRESS",
+                file.rate_limits.per_address.as_deref(),
+                defaults.rate_limit_per_address,
+            )?,
+            rate_limit_per_subject: rate(
+                env,
+                "PORTCULLIS_RATE_LIMIT_PER_SUBJECT",
+                file.rate_limits.per_subject.as_deref(),
+                defaults.rate_limit_per_subject,
+            )?,
         };
         check_settings(&settings)?;
         let mut issuers = Vec::new();

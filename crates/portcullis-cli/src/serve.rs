@@ -164,8 +164,16 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let purge_core = core.clone();
     let purger = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut minutes = 0u64;
         loop {
             tick.tick().await;
+            // Audit retention: at start, then hourly.
+            if minutes.is_multiple_of(60)
+                && let Err(e) = purge_core.prune_audit().await
+            {
+                tracing::warn!(error = %e, "audit retention failed; retrying in an hour");
+            }
+            minutes += 1;
             let now = purge_core.clock.now();
             if let Err(e) = purge_core
                 .stores
@@ -179,11 +187,14 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     });
     let core2 = core.clone();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.await;
+        })
+        .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "the server stopped with an error");
         }

@@ -76,3 +76,38 @@ impl Core {
         Ok(self.stores.management.management_events(query).await?)
     }
 }
+
+impl Core {
+    /// Counts of requests refused before a decision (unauthenticated, malformed, over a rate
+    /// limit), per minute, surface and reason, newest first. `since`/`until` are RFC 3339.
+    pub async fn list_rejected(
+        &self,
+        since: Option<&str>,
+        until: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<portcullis_domain::RejectedCount>, ServiceError> {
+        let time = |field: &'static str, v: Option<&str>| {
+            v.map(|t| {
+                portcullis_domain::Timestamp::parse_rfc3339(t).ok_or_else(|| {
+                    ServiceError::invalid(
+                        "invalid_request",
+                        format!("{field} must be an RFC 3339 date-time"),
+                    )
+                })
+            })
+            .transpose()
+        };
+        let limit = limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ServiceError::invalid(
+                "invalid_request",
+                "limit must be between 1 and 1000",
+            ));
+        }
+        Ok(self
+            .stores
+            .audit
+            .rejected(time("since", since)?, time("until", until)?, limit)
+            .await?)
+    }
+}

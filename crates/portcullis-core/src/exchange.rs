@@ -79,7 +79,8 @@ pub struct ExchangeError {
 }
 
 impl ExchangeError {
-    fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+    /// An error with a status, an OAuth error code and a description.
+    pub fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
         Self {
             status,
             error,
@@ -106,6 +107,17 @@ impl Core {
         id: &str,
         secret: &str,
     ) -> Result<ClientIdentity, ExchangeError> {
+        let result = self.check_client(id, secret).await;
+        if let Err(e) = &result
+            && e.error == "invalid_client"
+        {
+            self.audit
+                .reject("oauth", "invalid_client", self.clock.now());
+        }
+        result
+    }
+
+    async fn check_client(&self, id: &str, secret: &str) -> Result<ClientIdentity, ExchangeError> {
         let bad = || ExchangeError::invalid_client("client authentication failed");
         if id.is_empty() || id.len() > 128 || secret.is_empty() || secret.len() > 512 {
             return Err(bad());
@@ -366,6 +378,16 @@ fn exchange_error(r: Refusal) -> ExchangeError {
             }
             e.extra
                 .insert("missing_scopes".into(), missing_scopes.into());
+            e
+        }
+        Refusal::RateLimited { retry_after } => {
+            let secs = crate::limits::retry_after_secs(retry_after);
+            let mut e = ExchangeError::new(
+                429,
+                "rate_limited",
+                format!("too many requests for this subject; retry in {secs} s"),
+            );
+            e.extra.insert("retry_after".into(), secs.into());
             e
         }
         Refusal::Unavailable { message } => {

@@ -15,6 +15,7 @@ mod exchange;
 mod identity;
 mod ids;
 mod inbound;
+pub mod limits;
 pub mod manage;
 mod plane;
 mod provider;
@@ -70,6 +71,8 @@ pub struct Core {
     narrowed: quick_cache::sync::Cache<(String, String), Arc<vault::Narrowed>>,
     inflight: Mutex<HashMap<String, vault::RefreshFuture>>,
     reencryption: Mutex<Option<manage::ReencryptionStatus>>,
+    per_address: Option<limits::RateLimiter<std::net::IpAddr>>,
+    per_subject: Option<limits::RateLimiter<String>>,
     me: Weak<Core>,
 }
 
@@ -115,6 +118,12 @@ impl Core {
         ));
         let caches = Arc::new(cache::Caches::new(&stores.changes));
         let audit = AuditSink::spawn(stores.clone());
+        let per_address = settings
+            .rate_limit_per_address
+            .map(limits::RateLimiter::new);
+        let per_subject = settings
+            .rate_limit_per_subject
+            .map(limits::RateLimiter::new);
         let core = Arc::new_cyclic(|me| Core {
             provider: Provider::new(http, settings.provider_retries),
             stores: stores.clone(),
@@ -129,6 +138,8 @@ impl Core {
             narrowed: quick_cache::sync::Cache::new(100_000),
             inflight: Mutex::new(HashMap::new()),
             reencryption: Mutex::new(None),
+            per_address,
+            per_subject,
             me: me.clone(),
         });
         let weak = Arc::downgrade(&core);
@@ -179,6 +190,33 @@ impl Core {
                     tracing::warn!(error = %e, "reloading the data keys failed");
                 }
             });
+        }
+    }
+
+    /// Counts a request from `address` on a rate-limited surface: `Err` with the wait when the
+    /// address is over its limit (the request is then counted as rejected on `surface`).
+    pub fn rate_limit_address(
+        &self,
+        address: std::net::IpAddr,
+        surface: &'static str,
+    ) -> Result<(), std::time::Duration> {
+        let Some(limiter) = &self.per_address else {
+            return Ok(());
+        };
+        limiter
+            .check(address, std::time::Instant::now())
+            .inspect_err(|_| self.audit.reject(surface, "rate_limited", self.clock.now()))
+    }
+
+    /// Deletes the audit rows older than the configured retention; returns how many went.
+    pub async fn prune_audit(&self) -> Result<u64, ServiceError> {
+        match self.settings.audit_retention {
+            None => Ok(0),
+            Some(retention) => {
+                audit::prune(self.stores.audit.as_ref(), self.clock.as_ref(), retention)
+                    .await
+                    .map_err(ServiceError::from)
+            }
         }
     }
 

@@ -76,6 +76,62 @@ pub enum Surface {
     },
 }
 
+impl Surface {
+    /// The surface's name in the audit log (`token`, `token_exchange`).
+    pub const fn action(&self) -> &'static str {
+        match self {
+            Self::TokenEndpoint => "token",
+            Self::TokenExchange { .. } => "token_exchange",
+        }
+    }
+}
+
+/// The longest tenant id a request may name, in characters.
+pub const MAX_TENANT_ID: usize = 256;
+/// The most scopes a request may name.
+pub const MAX_SCOPES: usize = 256;
+/// The longest scope a request may name, in characters.
+pub const MAX_SCOPE_LEN: usize = 256;
+
+fn invalid(message: String) -> Refusal {
+    Refusal::InvalidRequest {
+        code: "invalid_request",
+        message,
+    }
+}
+
+/// Checks the fields of a request before anything else happens, so that nothing of a malformed
+/// request is recorded: the app id is a slug (at most 64 characters), the tenant id has 1 to 256
+/// characters and the scopes at most 256 of 1 to 256 characters, none with a control character.
+pub(crate) fn check_fields(
+    app_id: &str,
+    tenant_id: Option<&str>,
+    scopes: &[String],
+) -> Result<(), Refusal> {
+    portcullis_domain::validate_slug(app_id).map_err(|e| invalid(format!("appId {e}")))?;
+    if let Some(t) = tenant_id
+        && (t.is_empty() || t.chars().count() > MAX_TENANT_ID || t.chars().any(char::is_control))
+    {
+        return Err(invalid(format!(
+            "tenantId must have 1 to {MAX_TENANT_ID} characters, none a control character"
+        )));
+    }
+    if scopes.len() > MAX_SCOPES
+        || scopes.iter().any(|s| {
+            s.is_empty() || s.chars().count() > MAX_SCOPE_LEN || s.chars().any(char::is_control)
+        })
+    {
+        return Err(invalid(format!(
+            "scopes: at most {MAX_SCOPES} scopes of 1 to {MAX_SCOPE_LEN} characters, none a control character"
+        )));
+    }
+    Ok(())
+}
+
+fn check_token_request(req: &TokenRequest) -> Result<(), Refusal> {
+    check_fields(&req.app_id, req.tenant_id.as_deref(), &req.scopes)
+}
+
 /// A credential handed out.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -202,6 +258,11 @@ pub enum Refusal {
         /// The requested scopes the grant lacks.
         missing_scopes: Vec<String>,
     },
+    /// 429: the caller is over its rate limit.
+    RateLimited {
+        /// How long until a request would be allowed.
+        retry_after: std::time::Duration,
+    },
     /// 503: the provider or the database is unavailable.
     Unavailable {
         /// Why.
@@ -225,6 +286,7 @@ impl Refusal {
             Self::Denied { reason, .. } => (AuditOutcome::Denied, reason),
             Self::ConsentRequired { reason, .. } => (AuditOutcome::ConsentRequired, reason),
             Self::NotConnected { reason, .. } => (AuditOutcome::NotConnected, reason),
+            Self::RateLimited { .. } => (AuditOutcome::InvalidRequest, "rate_limited"),
             Self::Unavailable { .. } => (AuditOutcome::Error, "unavailable"),
             Self::Internal { .. } => (AuditOutcome::Error, "internal"),
         }
@@ -300,6 +362,12 @@ impl Core {
         req: &TokenRequest,
         surface: &Surface,
     ) -> Result<Granted, Refusal> {
+        if let Err(refusal) = check_token_request(req) {
+            let (_, reason) = refusal.audit_outcome();
+            self.audit
+                .reject(surface.action(), reason, self.clock.now());
+            return Err(refusal);
+        }
         let mut trail = Trail {
             started: Instant::now(),
             token: None,
@@ -319,6 +387,7 @@ impl Core {
         trail: &mut Trail,
     ) -> Result<Granted, Refusal> {
         let caller = self.authenticate_caller(bearer).await?;
+        self.rate_limit_subject(&caller.id)?;
         trail.token = Some(caller.token.clone());
         trail.principal = Some(caller.id.clone());
         let snapshot =
@@ -493,6 +562,16 @@ impl Core {
             token,
             decision: summary(&decision, &snapshot.set, excess),
         })
+    }
+
+    /// Counts a request of the principal `id`: `RateLimited` when it is over its limit.
+    pub(crate) fn rate_limit_subject(&self, id: &str) -> Result<(), Refusal> {
+        match &self.per_subject {
+            None => Ok(()),
+            Some(limiter) => limiter
+                .check(id.to_owned(), Instant::now())
+                .map_err(|retry_after| Refusal::RateLimited { retry_after }),
+        }
     }
 
     /// Verifies the bearer token, checks its scope, and reads the user from the directory.
@@ -819,10 +898,18 @@ impl Core {
         metrics::counter!("portcullis_token_requests_total", "outcome" => outcome.as_str())
             .increment(1);
         let at = self.clock.now();
+        // Only a decision about an identified caller is an event of its own; what was refused
+        // before (no valid token, over a rate limit) is counted, so that it cannot grow the log.
+        if trail.principal.is_none() || matches!(result, Err(Refusal::RateLimited { .. })) {
+            self.audit
+                .reject(surface.action(), reason.unwrap_or("unknown"), at);
+            return;
+        }
         let latency_us = u64::try_from(trail.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let (action, exchange_client) = match surface {
-            Surface::TokenEndpoint => ("token", None),
-            Surface::TokenExchange { client_id } => ("token_exchange", Some(client_id.clone())),
+        let action = surface.action();
+        let exchange_client = match surface {
+            Surface::TokenEndpoint => None,
+            Surface::TokenExchange { client_id } => Some(client_id.clone()),
         };
         let app_id = req.app_id.clone();
         let tenant_id = req.tenant_id.clone();

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::limits::Rate;
+
 /// Runtime settings of the services.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -39,6 +41,13 @@ pub struct Settings {
     /// Accept plain-HTTP provider and JWKS URLs on hosts other than loopback (never in
     /// production).
     pub danger_allow_insecure_http: bool,
+    /// How long audit rows (decisions, management changes, rejected-request counts) are kept;
+    /// `None` keeps them forever.
+    pub audit_retention: Option<Duration>,
+    /// The rate limit per client address on the outbound and OAuth surfaces (`None`: none).
+    pub rate_limit_per_address: Option<Rate>,
+    /// The rate limit per subject (the caller's principal) on token requests (`None`: none).
+    pub rate_limit_per_subject: Option<Rate>,
 }
 
 impl Default for Settings {
@@ -59,6 +68,15 @@ impl Default for Settings {
             jwks_min_refetch: Duration::from_secs(10),
             max_token_len: 16 * 1024,
             danger_allow_insecure_http: false,
+            audit_retention: Some(Duration::from_secs(90 * 24 * 3600)),
+            rate_limit_per_address: Some(Rate {
+                per_second: 500,
+                burst: 1000,
+            }),
+            rate_limit_per_subject: Some(Rate {
+                per_second: 20,
+                burst: 60,
+            }),
         }
     }
 }

@@ -279,7 +279,13 @@ impl Core {
         app_id: &str,
         req: &ConnectRequest,
     ) -> Result<String, Refusal> {
+        crate::plane::check_fields(
+            app_id,
+            req.tenant_id.as_deref(),
+            req.scopes.as_deref().unwrap_or_default(),
+        )?;
         let caller = self.authenticate_caller(bearer).await?;
+        self.rate_limit_subject(&caller.id)?;
         let snapshot = self
             .app_snapshot(app_id)
             .await?

@@ -104,6 +104,67 @@ pub struct AuditEvent {
     pub latency_us: u64,
 }
 
+/// The longest string an audit field keeps, in characters; longer values are cut.
+pub const MAX_AUDIT_FIELD: usize = 256;
+/// The most scopes (or policies) an audit list keeps.
+pub const MAX_AUDIT_LIST: usize = 256;
+
+fn cap_string(s: &mut String) {
+    if let Some((cut, _)) = s.char_indices().nth(MAX_AUDIT_FIELD) {
+        s.truncate(cut);
+    }
+}
+
+fn cap_list(v: &mut Vec<String>) {
+    v.truncate(MAX_AUDIT_LIST);
+    v.iter_mut().for_each(cap_string);
+}
+
+impl AuditEvent {
+    /// Cuts every field to its bound ([`MAX_AUDIT_FIELD`] characters, [`MAX_AUDIT_LIST`] entries),
+    /// so that no event is larger than a known size whatever a request carried.
+    pub fn cap(&mut self) {
+        cap_string(&mut self.action);
+        for f in [
+            &mut self.app_id,
+            &mut self.user_id,
+            &mut self.tenant_id,
+            &mut self.client_id,
+            &mut self.issuer,
+            &mut self.reason,
+            &mut self.shadow_outcome,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            cap_string(f);
+        }
+        cap_list(&mut self.requested_scopes);
+        cap_list(&mut self.granted_scopes);
+        cap_list(&mut self.deciding_policies);
+        self.considered_policies.truncate(MAX_AUDIT_LIST);
+        for v in &mut self.considered_policies {
+            cap_string(&mut v.id);
+        }
+    }
+}
+
+/// Requests refused before a decision — the caller unauthenticated, the request malformed, or
+/// over a rate limit — counted per minute, surface and reason instead of recorded one by one, so
+/// that nobody can grow the audit log without holding a valid token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedCount {
+    /// The start of the minute.
+    pub minute: Timestamp,
+    /// Where: `token`, `token_exchange`, `connect`, `oauth`.
+    pub surface: String,
+    /// Why, in a stable code (`missing_token`, `expired`, `invalid_request`, `rate_limited`...).
+    pub reason: String,
+    /// How many requests.
+    pub count: u64,
+}
+
 /// Filters for reading the audit log, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
@@ -125,4 +186,44 @@ pub struct AuditQuery {
     pub before_id: Option<String>,
     /// At most this many events.
     pub limit: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_bounds_every_field() {
+        let long = "é".repeat(10_000);
+        let mut e = AuditEvent {
+            id: "evt_1".into(),
+            at: Timestamp::from_millis(0),
+            action: long.clone(),
+            app_id: Some(long.clone()),
+            user_id: Some(long.clone()),
+            tenant_id: Some(long.clone()),
+            client_id: Some(long.clone()),
+            issuer: Some(long.clone()),
+            requested_scopes: vec![long.clone(); 1000],
+            granted_scopes: vec![long.clone(); 1000],
+            outcome: AuditOutcome::Denied,
+            reason: Some(long.clone()),
+            deciding_policies: vec![long.clone(); 1000],
+            considered_policies: vec![
+                PolicyVerdict {
+                    id: long.clone(),
+                    matched: false,
+                    shadow: false
+                };
+                1000
+            ],
+            shadow_outcome: Some(long),
+            latency_us: 0,
+        };
+        e.cap();
+        let size = serde_json::to_vec(&e).unwrap().len();
+        assert_eq!(e.tenant_id.as_deref().map(|s| s.chars().count()), Some(256));
+        assert_eq!(e.requested_scopes.len(), 256);
+        assert!(size < 4 * 1024 * 1024, "{size}");
+    }
 }

@@ -21,7 +21,10 @@ pub use app::{
     AppKind, AppRecord, ClientAuthMethod, OAuthSettings, OnDeny, PolicyRecord, ScopeDef,
     validate_slug,
 };
-pub use audit::{AuditEvent, AuditOutcome, AuditQuery, PolicyVerdict};
+pub use audit::{
+    AuditEvent, AuditOutcome, AuditQuery, MAX_AUDIT_FIELD, MAX_AUDIT_LIST, PolicyVerdict,
+    RejectedCount,
+};
 pub use change::{Change, ChangeEvent, ChangeFeed, Listener, LocalChangeFeed};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connection::{
@@ -32,8 +35,8 @@ pub use directory::{Identity, Role, TenantMembership, TenantRecord, UserRecord};
 pub use management::{ManagementAuditStore, ManagementEvent, ManagementQuery};
 pub use principal::{AdminKeyRecord, ClientRecord, DataKeyRecord, IssuerRecord};
 pub use store::{
-    AdminKeyStore, AppStore, AuditStore, ClientStore, ConnectionStore, ConsentStateStore,
-    DirectoryStore, IssuerStore, KeyStore, MAX_PENDING_CONSENTS_PER_KEY, PageRequest, StoreError,
-    StoreHealth, Stores,
+    AdminKeyStore, AppStore, ApplyStore, AuditStore, ClientStore, ConnectionStore,
+    ConsentStateStore, DirectoryStore, IssuerStore, KeyStore, MAX_PENDING_CONSENTS_PER_KEY,
+    PageRequest, StoreError, StoreHealth, Stores, Write,
 };
 pub use timestamp::Timestamp;

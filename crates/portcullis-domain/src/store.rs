@@ -7,8 +7,9 @@ use async_trait::async_trait;
 
 use crate::{
     AdminKeyRecord, AppRecord, AuditEvent, AuditQuery, ChangeFeed, Ciphertext, ClientRecord,
-    ConnectionKey, ConnectionRecord, ConsentState, DataKeyRecord, IssuerRecord, PolicyRecord,
-    RefreshFailure, Role, TenantRecord, Timestamp, TokenSet, UserRecord,
+    ConnectionKey, ConnectionRecord, ConsentState, DataKeyRecord, IssuerRecord, ManagementEvent,
+    PolicyRecord, RefreshFailure, RejectedCount, Role, TenantRecord, Timestamp, TokenSet,
+    UserRecord,
 };
 
 /// How many pending consent flows one connection key keeps.
@@ -366,6 +367,78 @@ pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, events: Arc<[AuditEvent]>) -> Result<(), StoreError>;
     /// Reads events matching `query`, newest first.
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Adds counts of rejected requests (one transaction): a row per minute, surface and reason,
+    /// its count increased when it exists.
+    async fn add_rejected(&self, counts: &[RejectedCount]) -> Result<(), StoreError>;
+    /// Counts of rejected requests in `[since, until)`, newest minute first, at most `limit`.
+    async fn rejected(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<Vec<RejectedCount>, StoreError>;
+    /// Deletes at most `limit` of the oldest decision events, rejected counts and management
+    /// events older than `before` (a short transaction, so that writers never wait long); returns
+    /// how many rows went. Retention calls it until it returns less than `limit`.
+    async fn prune_audit(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
+}
+
+/// One write of an all-or-nothing change set (see [`ApplyStore`]). Each has the meaning, the
+/// checks and the changes published of the single-write method of the same name.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// [`DirectoryStore::insert_role`].
+    InsertRole(Role),
+    /// [`DirectoryStore::update_role`].
+    UpdateRole(Role),
+    /// [`DirectoryStore::insert_tenant`].
+    InsertTenant(TenantRecord),
+    /// [`DirectoryStore::update_tenant`].
+    UpdateTenant(TenantRecord),
+    /// [`DirectoryStore::insert_user`].
+    InsertUser(UserRecord),
+    /// [`DirectoryStore::update_user`].
+    UpdateUser(UserRecord),
+    /// [`AppStore::insert_app`].
+    InsertApp(AppRecord),
+    /// [`AppStore::update_app`].
+    UpdateApp {
+        /// The new record.
+        app: AppRecord,
+        /// The revision it replaces.
+        expected_revision: i64,
+    },
+    /// [`AppStore::insert_policy`].
+    InsertPolicy {
+        /// The policy.
+        policy: PolicyRecord,
+        /// The app's revision before this write.
+        expected_app_revision: i64,
+    },
+    /// [`AppStore::update_policy`].
+    UpdatePolicy {
+        /// The policy.
+        policy: PolicyRecord,
+        /// The app's revision before this write.
+        expected_app_revision: i64,
+    },
+    /// [`AppStore::delete_policy`].
+    DeletePolicy {
+        /// The app.
+        app_id: String,
+        /// The policy.
+        id: String,
+    },
+    /// [`ManagementAuditStore::append_management`](crate::ManagementAuditStore::append_management).
+    Management(ManagementEvent),
+}
+
+/// Change sets applied all or nothing (`apply`).
+#[async_trait]
+pub trait ApplyStore: Send + Sync {
+    /// Applies every write, in order, in one transaction: all of them, or — when one fails, with
+    /// its error — none. Changes are published after the commit.
+    async fn apply_writes(&self, writes: &[Write]) -> Result<(), StoreError>;
 }
 
 /// Whether the backend answers.
@@ -400,6 +473,8 @@ pub struct Stores {
     pub audit: Arc<dyn AuditStore>,
     /// Management audit (who changed what).
     pub management: Arc<dyn crate::ManagementAuditStore>,
+    /// All-or-nothing change sets.
+    pub apply: Arc<dyn ApplyStore>,
     /// Change notifications.
     pub changes: Arc<dyn ChangeFeed>,
     /// Health.
@@ -420,6 +495,7 @@ impl Stores {
             + KeyStore
             + AuditStore
             + crate::ManagementAuditStore
+            + ApplyStore
             + StoreHealth
             + 'static,
     {
@@ -434,6 +510,7 @@ impl Stores {
             keys: backend.clone(),
             audit: backend.clone(),
             management: backend.clone(),
+            apply: backend.clone(),
             health: backend,
             changes,
         }

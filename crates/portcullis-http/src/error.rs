@@ -26,6 +26,8 @@ pub struct ApiError {
     pub extra: serde_json::Map<String, Value>,
     /// A `WWW-Authenticate` challenge.
     pub challenge: Option<String>,
+    /// `Retry-After`, in seconds (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -38,7 +40,21 @@ impl ApiError {
             details: None,
             extra: serde_json::Map::new(),
             challenge: None,
+            retry_after: None,
         }
+    }
+
+    /// A 429 `rate_limited`, with `Retry-After`.
+    pub fn rate_limited(what: &str, retry_after: std::time::Duration) -> Self {
+        let secs = portcullis_core::limits::retry_after_secs(retry_after);
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from this {what}; retry in {secs} s"),
+        )
+        .with_details(serde_json::json!({"retryAfter": secs}));
+        e.retry_after = Some(secs);
+        e
     }
 
     /// A 400.
@@ -130,6 +146,10 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(&c)
         {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -15,11 +15,12 @@ pub(crate) mod openapi;
 mod ops;
 mod outbound;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -52,10 +53,14 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(ops::routes())
+    // The surfaces anyone can reach are rate-limited per client address.
+    let limited = Router::new()
         .merge(outbound::routes())
         .merge(oauth::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_address));
+    Router::new()
+        .merge(ops::routes())
+        .merge(limited)
         .nest("/v1/mgmt", mgmt::routes())
         .route_layer(middleware::from_fn(observe))
         .fallback(not_found)
@@ -70,6 +75,39 @@ pub fn router(state: AppState) -> Router {
             .into_response()
         }))
         .with_state(state)
+}
+
+/// Refuses a request whose client address is over its rate limit: 429 with `Retry-After`, in the
+/// OAuth error shape on `/oauth2`, the API's elsewhere. The address is the connection's peer (a
+/// deployment behind a proxy limits there, or per subject here).
+async fn limit_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path();
+    let surface = if path.starts_with("/oauth2/") {
+        "oauth"
+    } else if path.ends_with("/connect") {
+        "connect"
+    } else if path.ends_with("/callback") {
+        "callback"
+    } else {
+        "token"
+    };
+    match state.core.rate_limit_address(peer.ip(), surface) {
+        Ok(()) => next.run(req).await,
+        Err(wait) if surface == "oauth" => {
+            let secs = portcullis_core::limits::retry_after_secs(wait);
+            let mut e = portcullis_core::ExchangeError::new(
+                429,
+                "rate_limited",
+                format!("too many requests from this address; retry in {secs} s"),
+            );
+            e.extra.insert("retry_after".into(), secs.into());
+            oauth::oauth_error(e)
+        }
+        Err(wait) => ApiError::rate_limited("address", wait).into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

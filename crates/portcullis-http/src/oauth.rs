@@ -18,7 +18,8 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/oauth2/token", post(token))
 }
 
-fn oauth_error(e: ExchangeError) -> Response {
+pub(crate) fn oauth_error(e: ExchangeError) -> Response {
+    let retry_after = e.extra.get("retry_after").and_then(Value::as_u64);
     let mut body = serde_json::Map::new();
     body.insert("error".into(), Value::String(e.error.into()));
     body.insert("error_description".into(), Value::String(e.description));
@@ -28,6 +29,12 @@ fn oauth_error(e: ExchangeError) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if let Some(secs) = retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(secs) = retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     if status == StatusCode::UNAUTHORIZED {
         h.insert(
             header::WWW_AUTHENTICATE,

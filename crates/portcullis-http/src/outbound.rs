@@ -80,13 +80,6 @@ async fn token(
     PathParams(app_id): PathParams<String>,
     JsonBody(body): JsonBody<TokenBody>,
 ) -> Response {
-    if body.scopes.len() > 256 || body.scopes.iter().any(|s| s.is_empty() || s.len() > 256) {
-        return ApiError::bad_request(
-            "invalid_request",
-            "scopes: at most 256 scopes of 1 to 256 characters",
-        )
-        .into_response();
-    }
     let req = TokenRequest {
         app_id,
         scopes: body.scopes,
@@ -171,6 +164,7 @@ pub(crate) fn refusal_response(r: Refusal, state: &AppState) -> ApiError {
             }
             e
         }
+        Refusal::RateLimited { retry_after } => ApiError::rate_limited("subject", retry_after),
         Refusal::Unavailable { message } => {
             tracing::warn!(error = %message, "a token request could not be served");
             ApiError::new(

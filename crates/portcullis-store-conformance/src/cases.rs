@@ -7,8 +7,8 @@ use std::time::Duration;
 use portcullis_domain::{
     AdminKeyRecord, AuditEvent, AuditOutcome, AuditQuery, Change, ChangeEvent, ClientRecord,
     ConnectionKey, ConnectionStatus, ConsentState, DataKeyRecord, Identity, IssuerRecord,
-    ManagementEvent, ManagementQuery, PageRequest, PolicyVerdict, RefreshFailure, Role, StoreError,
-    Stores, TenantMembership, TenantRecord, TokenSet,
+    ManagementEvent, ManagementQuery, PageRequest, PolicyVerdict, RefreshFailure, RejectedCount,
+    Role, StoreError, Stores, TenantMembership, TenantRecord, TokenSet, Write,
 };
 
 use crate::fixtures::{T0, app, connection, policy, sealed, user};
@@ -1528,5 +1528,235 @@ pub async fn management_events_filter_and_page(s: &Stores) {
         })
         .await,
         ["chg_2"]
+    );
+}
+
+/// Rejected requests are counted per minute, surface and reason: adding to an existing row sums.
+pub async fn rejected_counts_add_up(s: &Stores) {
+    let count = |minute: i64, surface: &str, reason: &str, n: u64| RejectedCount {
+        minute: T0.add_secs(60 * minute),
+        surface: surface.to_owned(),
+        reason: reason.to_owned(),
+        count: n,
+    };
+    s.audit
+        .add_rejected(&[
+            count(0, "token", "missing_token", 3),
+            count(0, "token", "expired", 1),
+        ])
+        .await
+        .unwrap();
+    s.audit
+        .add_rejected(&[
+            count(0, "token", "missing_token", 4),
+            count(1, "oauth", "rate_limited", 2),
+        ])
+        .await
+        .unwrap();
+    s.audit.add_rejected(&[]).await.unwrap();
+    let all = s.audit.rejected(None, None, 10).await.unwrap();
+    assert_eq!(
+        all,
+        [
+            count(1, "oauth", "rate_limited", 2),
+            count(0, "token", "expired", 1),
+            count(0, "token", "missing_token", 7),
+        ]
+    );
+    let first_minute = s
+        .audit
+        .rejected(Some(T0), Some(T0.add_secs(60)), 10)
+        .await
+        .unwrap();
+    assert_eq!(first_minute.len(), 2);
+    assert_eq!(s.audit.rejected(None, None, 1).await.unwrap().len(), 1);
+}
+
+/// Retention deletes decision events, management events and rejected counts older than the
+/// cutoff, a bounded number at a time, and keeps everything newer.
+pub async fn audit_retention_prunes_old_rows(s: &Stores) {
+    let events: Vec<AuditEvent> = (0..5)
+        .map(|i| {
+            event(
+                &format!("evt_0{i}"),
+                "x",
+                "u1",
+                AuditOutcome::Allowed,
+                i * 100,
+            )
+        })
+        .collect();
+    s.audit.append_audit(events.into()).await.unwrap();
+    for (id, secs) in [("chg_1", 10), ("chg_2", 450)] {
+        s.management
+            .append_management(&ManagementEvent {
+                id: id.to_owned(),
+                at: T0.add_secs(secs),
+                actor_id: "ak_a".into(),
+                actor_name: "a".into(),
+                action: "app.create".into(),
+                target: "outbound-apps/x".into(),
+                change: serde_json::Map::new(),
+                request_id: None,
+            })
+            .await
+            .unwrap();
+    }
+    s.audit
+        .add_rejected(&[
+            RejectedCount {
+                minute: T0,
+                surface: "token".into(),
+                reason: "expired".into(),
+                count: 1,
+            },
+            RejectedCount {
+                minute: T0.add_secs(600),
+                surface: "token".into(),
+                reason: "expired".into(),
+                count: 1,
+            },
+        ])
+        .await
+        .unwrap();
+    // Cutoff at +250 s: events 0, 1, 2 (0, 100, 200 s), chg_1 and the first count are older.
+    let cutoff = T0.add_secs(250);
+    assert_eq!(s.audit.prune_audit(cutoff, 2).await.unwrap(), 4);
+    assert_eq!(s.audit.prune_audit(cutoff, 2).await.unwrap(), 1);
+    assert_eq!(s.audit.prune_audit(cutoff, 2).await.unwrap(), 0);
+    let left: Vec<String> = s
+        .audit
+        .audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, ["evt_04", "evt_03"]);
+    let changes = s
+        .management
+        .management_events(&ManagementQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].id, "chg_2");
+    assert_eq!(s.audit.rejected(None, None, 10).await.unwrap().len(), 1);
+}
+
+/// A change set applies all or nothing: when its last write fails, none of the others is there;
+/// when every write succeeds, all are, in order (policy writes see the app's new revision).
+pub async fn change_sets_apply_all_or_nothing(s: &Stores) {
+    let mut user_x = user("ux");
+    user_x.roles = vec!["editor".into()];
+    let failing = [
+        Write::InsertRole(role("editor")),
+        Write::InsertTenant(tenant("acme")),
+        Write::InsertUser(user_x.clone()),
+        Write::InsertApp(app("cal")),
+        Write::InsertPolicy {
+            policy: policy("cal", "pol_1", "Viewers"),
+            expected_app_revision: 1,
+        },
+        // The name is taken by the policy just written.
+        Write::InsertPolicy {
+            policy: policy("cal", "pol_2", "viewers"),
+            expected_app_revision: 2,
+        },
+    ];
+    assert!(matches!(
+        s.apply.apply_writes(&failing).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert!(s.directory.role("editor").await.unwrap().is_none());
+    assert!(s.directory.tenant("acme").await.unwrap().is_none());
+    assert!(s.directory.user("ux").await.unwrap().is_none());
+    assert!(s.apps.app("cal").await.unwrap().is_none());
+
+    let mut renamed = app("cal");
+    renamed.name = "Calendar".into();
+    renamed.revision = 3;
+    let mut updated_role = role("editor");
+    updated_role.description = Some("edits".into());
+    let ok = [
+        Write::InsertRole(role("editor")),
+        Write::UpdateRole(updated_role.clone()),
+        Write::InsertTenant(tenant("acme")),
+        Write::InsertUser(user_x.clone()),
+        Write::InsertApp(app("cal")),
+        Write::InsertPolicy {
+            policy: policy("cal", "pol_1", "Viewers"),
+            expected_app_revision: 1,
+        },
+        Write::UpdateApp {
+            app: renamed.clone(),
+            expected_revision: 2,
+        },
+        Write::InsertPolicy {
+            policy: policy("cal", "pol_2", "Editors"),
+            expected_app_revision: 3,
+        },
+        Write::DeletePolicy {
+            app_id: "cal".into(),
+            id: "pol_1".into(),
+        },
+        Write::Management(ManagementEvent {
+            id: "chg_apply".into(),
+            at: T0,
+            actor_id: "ak_a".into(),
+            actor_name: "a".into(),
+            action: "apply".into(),
+            target: "apply".into(),
+            change: serde_json::Map::new(),
+            request_id: None,
+        }),
+    ];
+    s.apply.apply_writes(&ok).await.unwrap();
+    assert_eq!(
+        s.directory.role("editor").await.unwrap(),
+        Some(updated_role)
+    );
+    assert!(s.directory.user("ux").await.unwrap().is_some());
+    let (app_now, policies) = s.apps.app_with_policies("cal").await.unwrap().unwrap();
+    assert_eq!(app_now.name, "Calendar");
+    assert_eq!(app_now.revision, 5);
+    assert_eq!(
+        policies.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["pol_2"]
+    );
+    let changes = s
+        .management
+        .management_events(&ManagementQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    // A stale revision fails the whole set.
+    let stale = [
+        Write::UpdateRole(role("editor")),
+        Write::UpdateApp {
+            app: app("cal"),
+            expected_revision: 1,
+        },
+    ];
+    assert!(matches!(
+        s.apply.apply_writes(&stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.directory
+            .role("editor")
+            .await
+            .unwrap()
+            .unwrap()
+            .description,
+        Some("edits".into())
     );
 }

@@ -54,6 +54,9 @@ macro_rules! conformance_tests {
             data_keys_rotate,
             audit_filters_and_pages,
             management_events_filter_and_page,
+            rejected_counts_add_up,
+            audit_retention_prunes_old_rows,
+            change_sets_apply_all_or_nothing,
             writes_publish_changes
         );
     };

@@ -114,31 +114,10 @@ fn secret_columns(app: &AppRecord) -> (Option<&[u8]>, Option<i64>) {
 #[async_trait]
 impl AppStore for PostgresStore {
     async fn insert_app(&self, app: &AppRecord) -> Result<(), StoreError> {
-        let settings = to_json(&app.settings)?;
-        let (secret, secret_key) = secret_columns(app);
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        execute(
-            &tx,
-            &format!(
-                "INSERT INTO outbound_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            ),
-            &[
-                &app.id,
-                &app.name,
-                &app.description,
-                &app.kind.as_str(),
-                &settings,
-                &secret,
-                &secret_key,
-                &app.revision,
-                &app.created_at.as_millis(),
-                &app.updated_at.as_millis(),
-            ],
-        )
-        .await
-        .map_err(write("app"))?;
-        self.commit(tx, vec![Change::App(app.id.clone())]).await
+        let changes = insert_app_tx(&tx, app).await?;
+        self.commit(tx, changes).await
     }
 
     async fn app(&self, id: &str) -> Result<Option<AppRecord>, StoreError> {
@@ -192,37 +171,10 @@ impl AppStore for PostgresStore {
     }
 
     async fn update_app(&self, app: &AppRecord, expected_revision: i64) -> Result<(), StoreError> {
-        let settings = to_json(&app.settings)?;
-        let (secret, secret_key) = secret_columns(app);
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        // Under READ COMMITTED a concurrent update makes this one wait, then re-check the revision
-        // against the row it committed: exactly one of two writers of the same revision wins.
-        let n = execute(
-            &tx,
-            "UPDATE outbound_apps SET name = $2, description = $3, kind = $4, settings = $5, client_secret = $6, client_secret_key = $7, revision = $8, updated_at = $9 WHERE id = $1 AND revision = $10",
-            &[
-                &app.id,
-                &app.name,
-                &app.description,
-                &app.kind.as_str(),
-                &settings,
-                &secret,
-                &secret_key,
-                &app.revision,
-                &app.updated_at.as_millis(),
-                &expected_revision,
-            ],
-        )
-        .await
-        .map_err(write("app"))?;
-        if n == 0 {
-            return Err(match get_app(&tx, &app.id).await? {
-                None => StoreError::NotFound { entity: "app" },
-                Some(current) => conflict(current.revision, expected_revision),
-            });
-        }
-        self.commit(tx, vec![Change::App(app.id.clone())]).await
+        let changes = update_app_tx(&tx, app, expected_revision).await?;
+        self.commit(tx, changes).await
     }
 
     async fn delete_app(&self, id: &str) -> Result<(), StoreError> {
@@ -247,45 +199,10 @@ impl AppStore for PostgresStore {
         policy: &PolicyRecord,
         expected_app_revision: i64,
     ) -> Result<(), StoreError> {
-        let document = to_json(&policy.document)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        bump_revision(
-            &tx,
-            &policy.app_id,
-            expected_app_revision,
-            policy.updated_at.as_millis(),
-        )
-        .await?;
-        execute(
-            &tx,
-            "INSERT INTO policies (id, app_id, name_key, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &policy.id,
-                &policy.app_id,
-                &name_key(policy),
-                &document,
-                &policy.created_at.as_millis(),
-                &policy.updated_at.as_millis(),
-            ],
-        )
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                // Tells a duplicate policy id from a duplicate name.
-                StoreError::AlreadyExists {
-                    entity: if constraint(&e) == Some("policies_pkey") {
-                        "policy"
-                    } else {
-                        "policy name"
-                    },
-                }
-            } else {
-                write("policy")(e)
-            }
-        })?;
-        self.commit(tx, vec![Change::App(policy.app_id.clone())])
-            .await
+        let changes = insert_policy_tx(&tx, policy, expected_app_revision).await?;
+        self.commit(tx, changes).await
     }
 
     async fn policy(&self, app_id: &str, id: &str) -> Result<Option<PolicyRecord>, StoreError> {
@@ -327,49 +244,179 @@ impl AppStore for PostgresStore {
         policy: &PolicyRecord,
         expected_app_revision: i64,
     ) -> Result<(), StoreError> {
-        let document = to_json(&policy.document)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        bump_revision(
-            &tx,
-            &policy.app_id,
-            expected_app_revision,
-            policy.updated_at.as_millis(),
-        )
-        .await?;
-        let n = execute(
-            &tx,
-            "UPDATE policies SET name_key = $3, document = $4, updated_at = $5 WHERE app_id = $1 AND id = $2",
-            &[
-                &policy.app_id,
-                &policy.id,
-                &name_key(policy),
-                &document,
-                &policy.updated_at.as_millis(),
-            ],
-        )
-        .await
-        .map_err(write("policy name"))?;
-        StoreError::found(n > 0, "policy")?;
-        self.commit(tx, vec![Change::App(policy.app_id.clone())])
-            .await
+        let changes = update_policy_tx(&tx, policy, expected_app_revision).await?;
+        self.commit(tx, changes).await
     }
 
     async fn delete_policy(&self, app_id: &str, id: &str) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        // The app's row first, as every other policy write does, so that two writers never wait
-        // for each other in opposite orders.
-        lock_app(&tx, app_id).await?;
-        let n = execute(
-            &tx,
-            "DELETE FROM policies WHERE app_id = $1 AND id = $2",
-            &[&app_id, &id],
-        )
-        .await
-        .map_err(db)?;
-        StoreError::found(n > 0, "policy")?;
-        bump(&tx, app_id, None).await?;
-        self.commit(tx, vec![Change::App(app_id.to_owned())]).await
+        let changes = delete_policy_tx(&tx, app_id, id).await?;
+        self.commit(tx, changes).await
     }
+}
+
+/// `insert_app` within a transaction; the changes to publish after it commits.
+pub(crate) async fn insert_app_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    app: &AppRecord,
+) -> Result<Vec<Change>, StoreError> {
+    let settings = to_json(&app.settings)?;
+    let (secret, secret_key) = secret_columns(app);
+    execute(
+        tx,
+        &format!(
+            "INSERT INTO outbound_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ),
+        &[
+            &app.id,
+            &app.name,
+            &app.description,
+            &app.kind.as_str(),
+            &settings,
+            &secret,
+            &secret_key,
+            &app.revision,
+            &app.created_at.as_millis(),
+            &app.updated_at.as_millis(),
+        ],
+    )
+    .await
+    .map_err(write("app"))?;
+    Ok(vec![Change::App(app.id.clone())])
+}
+
+/// `update_app` within a transaction; the changes to publish after it commits.
+pub(crate) async fn update_app_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    app: &AppRecord,
+    expected_revision: i64,
+) -> Result<Vec<Change>, StoreError> {
+    let settings = to_json(&app.settings)?;
+    let (secret, secret_key) = secret_columns(app);
+    // Under READ COMMITTED a concurrent update makes this one wait, then re-check the revision
+    // against the row it committed: exactly one of two writers of the same revision wins.
+    let n = execute(
+        tx,
+        "UPDATE outbound_apps SET name = $2, description = $3, kind = $4, settings = $5, client_secret = $6, client_secret_key = $7, revision = $8, updated_at = $9 WHERE id = $1 AND revision = $10",
+        &[
+            &app.id,
+            &app.name,
+            &app.description,
+            &app.kind.as_str(),
+            &settings,
+            &secret,
+            &secret_key,
+            &app.revision,
+            &app.updated_at.as_millis(),
+            &expected_revision,
+        ],
+    )
+    .await
+    .map_err(write("app"))?;
+    if n == 0 {
+        return Err(match get_app(tx, &app.id).await? {
+            None => StoreError::NotFound { entity: "app" },
+            Some(current) => conflict(current.revision, expected_revision),
+        });
+    }
+    Ok(vec![Change::App(app.id.clone())])
+}
+
+/// `insert_policy` within a transaction; the changes to publish after it commits.
+pub(crate) async fn insert_policy_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    policy: &PolicyRecord,
+    expected_app_revision: i64,
+) -> Result<Vec<Change>, StoreError> {
+    let document = to_json(&policy.document)?;
+    bump_revision(
+        tx,
+        &policy.app_id,
+        expected_app_revision,
+        policy.updated_at.as_millis(),
+    )
+    .await?;
+    execute(
+        tx,
+        "INSERT INTO policies (id, app_id, name_key, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &policy.id,
+            &policy.app_id,
+            &name_key(policy),
+            &document,
+            &policy.created_at.as_millis(),
+            &policy.updated_at.as_millis(),
+        ],
+    )
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            // Tells a duplicate policy id from a duplicate name.
+            StoreError::AlreadyExists {
+                entity: if constraint(&e) == Some("policies_pkey") {
+                    "policy"
+                } else {
+                    "policy name"
+                },
+            }
+        } else {
+            write("policy")(e)
+        }
+    })?;
+    Ok(vec![Change::App(policy.app_id.clone())])
+}
+
+/// `update_policy` within a transaction; the changes to publish after it commits.
+pub(crate) async fn update_policy_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    policy: &PolicyRecord,
+    expected_app_revision: i64,
+) -> Result<Vec<Change>, StoreError> {
+    let document = to_json(&policy.document)?;
+    bump_revision(
+        tx,
+        &policy.app_id,
+        expected_app_revision,
+        policy.updated_at.as_millis(),
+    )
+    .await?;
+    let n = execute(
+        tx,
+        "UPDATE policies SET name_key = $3, document = $4, updated_at = $5 WHERE app_id = $1 AND id = $2",
+        &[
+            &policy.app_id,
+            &policy.id,
+            &name_key(policy),
+            &document,
+            &policy.updated_at.as_millis(),
+        ],
+    )
+    .await
+    .map_err(write("policy name"))?;
+    StoreError::found(n > 0, "policy")?;
+    Ok(vec![Change::App(policy.app_id.clone())])
+}
+
+/// `delete_policy` within a transaction; the changes to publish after it commits.
+pub(crate) async fn delete_policy_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    app_id: &str,
+    id: &str,
+) -> Result<Vec<Change>, StoreError> {
+    // The app's row first, as every other policy write does, so that two writers never wait
+    // for each other in opposite orders.
+    lock_app(tx, app_id).await?;
+    let n = execute(
+        tx,
+        "DELETE FROM policies WHERE app_id = $1 AND id = $2",
+        &[&app_id, &id],
+    )
+    .await
+    .map_err(db)?;
+    StoreError::found(n > 0, "policy")?;
+    bump(tx, app_id, None).await?;
+    Ok(vec![Change::App(app_id.to_owned())])
 }

@@ -199,41 +199,10 @@ fn tenant_from_row(row: &Row) -> Result<TenantRecord, StoreError> {
 #[async_trait]
 impl DirectoryStore for PostgresStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        let attributes = to_json(&user.attributes)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        check_references(&tx, user).await?;
-        execute(
-            &tx,
-            "INSERT INTO users (id, email, name, attributes, disabled, created_at, updated_at, email_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[
-                &user.id,
-                &user.email,
-                &user.name,
-                &attributes,
-                &user.disabled,
-                &user.created_at.as_millis(),
-                &user.updated_at.as_millis(),
-                &email_key(user),
-            ],
-        )
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                // Tells a duplicate user id from a duplicate email.
-                StoreError::AlreadyExists {
-                    entity: if constraint(&e) == Some("users_pkey") {
-                        "user"
-                    } else {
-                        "user email"
-                    },
-                }
-            } else {
-                write("user")(e)
-            }
-        })?;
-        write_memberships(&tx, user).await?;
-        self.commit(tx, vec![Change::User(user.id.clone())]).await
+        let changes = insert_user_tx(&tx, user).await?;
+        self.commit(tx, changes).await
     }
 
     async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
@@ -280,36 +249,10 @@ impl DirectoryStore for PostgresStore {
     }
 
     async fn update_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        let attributes = to_json(&user.attributes)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        check_references(&tx, user).await?;
-        let n = execute(
-            &tx,
-            "UPDATE users SET email = $2, name = $3, attributes = $4, disabled = $5, updated_at = $6, email_key = $7 WHERE id = $1",
-            &[
-                &user.id,
-                &user.email,
-                &user.name,
-                &attributes,
-                &user.disabled,
-                &user.updated_at.as_millis(),
-                &email_key(user),
-            ],
-        )
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::AlreadyExists {
-                    entity: "user email",
-                }
-            } else {
-                write("user")(e)
-            }
-        })?;
-        StoreError::found(n > 0, "user")?;
-        write_memberships(&tx, user).await?;
-        self.commit(tx, vec![Change::User(user.id.clone())]).await
+        let changes = update_user_tx(&tx, user).await?;
+        self.commit(tx, changes).await
     }
 
     async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
@@ -327,19 +270,8 @@ impl DirectoryStore for PostgresStore {
     async fn insert_role(&self, role: &Role) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        execute(
-            &tx,
-            "INSERT INTO roles (name, description, created_at, updated_at) VALUES ($1, $2, $3, $4)",
-            &[
-                &role.name,
-                &role.description,
-                &role.created_at.as_millis(),
-                &role.updated_at.as_millis(),
-            ],
-        )
-        .await
-        .map_err(write("role"))?;
-        self.commit(tx, vec![]).await
+        let changes = insert_role_tx(&tx, role).await?;
+        self.commit(tx, changes).await
     }
 
     async fn role(&self, name: &str) -> Result<Option<Role>, StoreError> {
@@ -373,15 +305,8 @@ impl DirectoryStore for PostgresStore {
     async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        let n = execute(
-            &tx,
-            "UPDATE roles SET description = $2, updated_at = $3 WHERE name = $1",
-            &[&role.name, &role.description, &role.updated_at.as_millis()],
-        )
-        .await
-        .map_err(db)?;
-        StoreError::found(n > 0, "role")?;
-        self.commit(tx, vec![]).await
+        let changes = update_role_tx(&tx, role).await?;
+        self.commit(tx, changes).await
     }
 
     async fn delete_role(&self, name: &str) -> Result<(), StoreError> {
@@ -419,23 +344,10 @@ impl DirectoryStore for PostgresStore {
     }
 
     async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        let attributes = to_json(&tenant.attributes)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        execute(
-            &tx,
-            "INSERT INTO tenants (id, name, attributes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &tenant.id,
-                &tenant.name,
-                &attributes,
-                &tenant.created_at.as_millis(),
-                &tenant.updated_at.as_millis(),
-            ],
-        )
-        .await
-        .map_err(write("tenant"))?;
-        self.commit(tx, vec![]).await
+        let changes = insert_tenant_tx(&tx, tenant).await?;
+        self.commit(tx, changes).await
     }
 
     async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
@@ -467,23 +379,10 @@ impl DirectoryStore for PostgresStore {
     }
 
     async fn update_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        let attributes = to_json(&tenant.attributes)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        let n = execute(
-            &tx,
-            "UPDATE tenants SET name = $2, attributes = $3, updated_at = $4 WHERE id = $1",
-            &[
-                &tenant.id,
-                &tenant.name,
-                &attributes,
-                &tenant.updated_at.as_millis(),
-            ],
-        )
-        .await
-        .map_err(db)?;
-        StoreError::found(n > 0, "tenant")?;
-        self.commit(tx, vec![]).await
+        let changes = update_tenant_tx(&tx, tenant).await?;
+        self.commit(tx, changes).await
     }
 
     async fn delete_tenant(&self, id: &str) -> Result<(), StoreError> {
@@ -518,4 +417,159 @@ impl DirectoryStore for PostgresStore {
         changes.extend(crate::connections::delete_where(&tx, "tenant_id", id).await?);
         self.commit(tx, changes).await
     }
+}
+
+/// `insert_user` within a transaction; the changes to publish after it commits.
+pub(crate) async fn insert_user_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user: &UserRecord,
+) -> Result<Vec<Change>, StoreError> {
+    let attributes = to_json(&user.attributes)?;
+    check_references(tx, user).await?;
+    execute(
+        tx,
+        "INSERT INTO users (id, email, name, attributes, disabled, created_at, updated_at, email_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &user.id,
+            &user.email,
+            &user.name,
+            &attributes,
+            &user.disabled,
+            &user.created_at.as_millis(),
+            &user.updated_at.as_millis(),
+            &email_key(user),
+        ],
+    )
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            // Tells a duplicate user id from a duplicate email.
+            StoreError::AlreadyExists {
+                entity: if constraint(&e) == Some("users_pkey") {
+                    "user"
+                } else {
+                    "user email"
+                },
+            }
+        } else {
+            write("user")(e)
+        }
+    })?;
+    write_memberships(tx, user).await?;
+    Ok(vec![Change::User(user.id.clone())])
+}
+
+/// `update_user` within a transaction; the changes to publish after it commits.
+pub(crate) async fn update_user_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user: &UserRecord,
+) -> Result<Vec<Change>, StoreError> {
+    let attributes = to_json(&user.attributes)?;
+    check_references(tx, user).await?;
+    let n = execute(
+        tx,
+        "UPDATE users SET email = $2, name = $3, attributes = $4, disabled = $5, updated_at = $6, email_key = $7 WHERE id = $1",
+        &[
+            &user.id,
+            &user.email,
+            &user.name,
+            &attributes,
+            &user.disabled,
+            &user.updated_at.as_millis(),
+            &email_key(user),
+        ],
+    )
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::AlreadyExists {
+                entity: "user email",
+            }
+        } else {
+            write("user")(e)
+        }
+    })?;
+    StoreError::found(n > 0, "user")?;
+    write_memberships(tx, user).await?;
+    Ok(vec![Change::User(user.id.clone())])
+}
+
+/// `insert_role` within a transaction; the changes to publish after it commits.
+pub(crate) async fn insert_role_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    role: &Role,
+) -> Result<Vec<Change>, StoreError> {
+    execute(
+        tx,
+        "INSERT INTO roles (name, description, created_at, updated_at) VALUES ($1, $2, $3, $4)",
+        &[
+            &role.name,
+            &role.description,
+            &role.created_at.as_millis(),
+            &role.updated_at.as_millis(),
+        ],
+    )
+    .await
+    .map_err(write("role"))?;
+    Ok(vec![])
+}
+
+/// `update_role` within a transaction; the changes to publish after it commits.
+pub(crate) async fn update_role_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    role: &Role,
+) -> Result<Vec<Change>, StoreError> {
+    let n = execute(
+        tx,
+        "UPDATE roles SET description = $2, updated_at = $3 WHERE name = $1",
+        &[&role.name, &role.description, &role.updated_at.as_millis()],
+    )
+    .await
+    .map_err(db)?;
+    StoreError::found(n > 0, "role")?;
+    Ok(vec![])
+}
+
+/// `insert_tenant` within a transaction; the changes to publish after it commits.
+pub(crate) async fn insert_tenant_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &TenantRecord,
+) -> Result<Vec<Change>, StoreError> {
+    let attributes = to_json(&tenant.attributes)?;
+    execute(
+        tx,
+        "INSERT INTO tenants (id, name, attributes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &tenant.id,
+            &tenant.name,
+            &attributes,
+            &tenant.created_at.as_millis(),
+            &tenant.updated_at.as_millis(),
+        ],
+    )
+    .await
+    .map_err(write("tenant"))?;
+    Ok(vec![])
+}
+
+/// `update_tenant` within a transaction; the changes to publish after it commits.
+pub(crate) async fn update_tenant_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &TenantRecord,
+) -> Result<Vec<Change>, StoreError> {
+    let attributes = to_json(&tenant.attributes)?;
+    let n = execute(
+        tx,
+        "UPDATE tenants SET name = $2, attributes = $3, updated_at = $4 WHERE id = $1",
+        &[
+            &tenant.id,
+            &tenant.name,
+            &attributes,
+            &tenant.updated_at.as_millis(),
+        ],
+    )
+    .await
+    .map_err(db)?;
+    StoreError::found(n > 0, "tenant")?;
+    Ok(vec![])
 }

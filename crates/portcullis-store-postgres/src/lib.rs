@@ -291,6 +291,47 @@ impl StoreHealth for PostgresStore {
     }
 }
 
+#[async_trait]
+impl portcullis_domain::ApplyStore for PostgresStore {
+    async fn apply_writes(&self, writes: &[portcullis_domain::Write]) -> Result<(), StoreError> {
+        use portcullis_domain::Write;
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let mut changes = Vec::new();
+        for w in writes {
+            changes.extend(match w {
+                Write::InsertRole(r) => directory::insert_role_tx(&tx, r).await?,
+                Write::UpdateRole(r) => directory::update_role_tx(&tx, r).await?,
+                Write::InsertTenant(t) => directory::insert_tenant_tx(&tx, t).await?,
+                Write::UpdateTenant(t) => directory::update_tenant_tx(&tx, t).await?,
+                Write::InsertUser(u) => directory::insert_user_tx(&tx, u).await?,
+                Write::UpdateUser(u) => directory::update_user_tx(&tx, u).await?,
+                Write::InsertApp(a) => apps::insert_app_tx(&tx, a).await?,
+                Write::UpdateApp {
+                    app,
+                    expected_revision,
+                } => apps::update_app_tx(&tx, app, *expected_revision).await?,
+                Write::InsertPolicy {
+                    policy,
+                    expected_app_revision,
+                } => apps::insert_policy_tx(&tx, policy, *expected_app_revision).await?,
+                Write::UpdatePolicy {
+                    policy,
+                    expected_app_revision,
+                } => apps::update_policy_tx(&tx, policy, *expected_app_revision).await?,
+                Write::DeletePolicy { app_id, id } => {
+                    apps::delete_policy_tx(&tx, app_id, id).await?
+                }
+                Write::Management(e) => {
+                    management::append_management_in(&tx, e).await?;
+                    Vec::new()
+                }
+            });
+        }
+        self.commit(tx, changes).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,25 +55,7 @@ impl Arg {
 impl ManagementAuditStore for PostgresStore {
     async fn append_management(&self, e: &ManagementEvent) -> Result<(), StoreError> {
         let client = self.client().await?;
-        execute(
-            &client,
-            &format!(
-                "INSERT INTO management_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            ),
-            &[
-                &e.id,
-                &e.at.as_millis(),
-                &e.actor_id,
-                &e.actor_name,
-                &e.action,
-                &e.target,
-                &to_json(&e.change)?,
-                &e.request_id,
-            ],
-        )
-        .await
-        .map_err(write("management event"))?;
-        Ok(())
+        append_management_in(&client, e).await
     }
 
     async fn management_events(
@@ -122,4 +104,30 @@ impl ManagementAuditStore for PostgresStore {
             .map(from_row)
             .collect()
     }
+}
+
+/// Appends a management event through `c` (a connection, or a transaction of a change set).
+pub(crate) async fn append_management_in<C: deadpool_postgres::GenericClient>(
+    c: &C,
+    e: &ManagementEvent,
+) -> Result<(), StoreError> {
+    execute(
+        c,
+        &format!(
+            "INSERT INTO management_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ),
+        &[
+            &e.id,
+            &e.at.as_millis(),
+            &e.actor_id,
+            &e.actor_name,
+            &e.action,
+            &e.target,
+            &to_json(&e.change)?,
+            &e.request_id,
+        ],
+    )
+    .await
+    .map_err(write("management event"))?;
+    Ok(())
 }

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_identities.sql")),
     (6, include_str!("../migrations/0006_admin_key_scopes.sql")),
     (7, include_str!("../migrations/0007_management_events.sql")),
+    (8, include_str!("../migrations/0008_rejected_requests.sql")),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

@@ -7,7 +7,7 @@ use deadpool_postgres::GenericClient;
 use portcullis_domain::{
     AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore, Change,
     ClientRecord, ClientStore, DataKeyRecord, IssuerRecord, IssuerStore, KeyStore, PageRequest,
-    StoreError,
+    RejectedCount, StoreError, Timestamp,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -597,5 +597,78 @@ impl AuditStore for PostgresStore {
             .iter()
             .map(audit_from_row)
             .collect()
+    }
+
+    async fn add_rejected(&self, counts: &[RejectedCount]) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let minutes: Vec<i64> = counts.iter().map(|c| c.minute.as_millis()).collect();
+        let surfaces: Vec<&str> = counts.iter().map(|c| c.surface.as_str()).collect();
+        let reasons: Vec<&str> = counts.iter().map(|c| c.reason.as_str()).collect();
+        let ns: Vec<i64> = counts
+            .iter()
+            .map(|c| i64::try_from(c.count).unwrap_or(i64::MAX))
+            .collect();
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        execute(
+            &tx,
+            "INSERT INTO rejected_requests (minute, surface, reason, count) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) \
+             ON CONFLICT (minute, surface, reason) \
+             DO UPDATE SET count = rejected_requests.count + EXCLUDED.count",
+            &[&minutes, &surfaces, &reasons, &ns],
+        )
+        .await
+        .map_err(write("rejected request count"))?;
+        self.commit(tx, vec![]).await
+    }
+
+    async fn rejected(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        limit_to: u32,
+    ) -> Result<Vec<RejectedCount>, StoreError> {
+        let since = since.map_or(i64::MIN, Timestamp::as_millis);
+        let until = until.map_or(i64::MAX, Timestamp::as_millis);
+        let client = self.client().await?;
+        query(
+            &client,
+            "SELECT minute, surface, reason, count FROM rejected_requests \
+             WHERE minute >= $1 AND minute < $2 ORDER BY minute DESC, surface, reason LIMIT $3",
+            &[&since, &until, &limit(limit_to)],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| {
+            Ok(RejectedCount {
+                minute: Timestamp::from_millis(r.try_get(0).map_err(db)?),
+                surface: r.try_get(1).map_err(db)?,
+                reason: r.try_get(2).map_err(db)?,
+                count: u64::try_from(r.try_get::<_, i64>(3).map_err(db)?).unwrap_or(0),
+            })
+        })
+        .collect()
+    }
+
+    async fn prune_audit(&self, before: Timestamp, limit_to: u32) -> Result<u64, StoreError> {
+        let before = before.as_millis();
+        let n = i64::from(limit_to);
+        let client = self.client().await?;
+        let mut gone = 0;
+        for sql in [
+            "DELETE FROM audit_events WHERE id IN \
+             (SELECT id FROM audit_events WHERE at < $1 ORDER BY id LIMIT $2)",
+            "DELETE FROM management_events WHERE id IN \
+             (SELECT id FROM management_events WHERE at < $1 ORDER BY id LIMIT $2)",
+            "DELETE FROM rejected_requests WHERE (minute, surface, reason) IN \
+             (SELECT minute, surface, reason FROM rejected_requests WHERE minute < $1 LIMIT $2)",
+        ] {
+            gone += client.execute(sql, &[&before, &n]).await.map_err(db)?;
+        }
+        Ok(gone)
     }
 }

@@ -90,31 +90,8 @@ fn name_key(policy: &PolicyRecord) -> String {
 impl AppStore for SqliteStore {
     async fn insert_app(&self, app: &AppRecord) -> Result<(), StoreError> {
         let app = app.clone();
-        self.write(move |tx| {
-            let settings = to_json(&app.settings)?;
-            let (secret, secret_key) = match &app.client_secret {
-                Some(c) => (Some(c.bytes.clone()), Some(c.key_id)),
-                None => (None, None),
-            };
-            tx.execute(
-                &format!("INSERT INTO outbound_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
-                params![
-                    app.id,
-                    app.name,
-                    app.description,
-                    app.kind.as_str(),
-                    settings,
-                    secret,
-                    secret_key,
-                    app.revision,
-                    app.created_at.as_millis(),
-                    app.updated_at.as_millis()
-                ],
-            )
-            .map_err(write_error("app"))?;
-            Ok(((), vec![Change::App(app.id.clone())]))
-        })
-        .await
+        self.write(move |tx| Ok(((), insert_app_tx(tx, &app)?)))
+            .await
     }
 
     async fn app(&self, id: &str) -> Result<Option<AppRecord>, StoreError> {
@@ -162,41 +139,8 @@ impl AppStore for SqliteStore {
 
     async fn update_app(&self, app: &AppRecord, expected_revision: i64) -> Result<(), StoreError> {
         let app = app.clone();
-        self.write(move |tx| {
-            let settings = to_json(&app.settings)?;
-            let (secret, secret_key) = match &app.client_secret {
-                Some(c) => (Some(c.bytes.clone()), Some(c.key_id)),
-                None => (None, None),
-            };
-            let n = tx
-                .execute(
-                    "UPDATE outbound_apps SET name = ?2, description = ?3, kind = ?4, settings = ?5, client_secret = ?6, client_secret_key = ?7, revision = ?8, updated_at = ?9 WHERE id = ?1 AND revision = ?10",
-                    params![
-                        app.id,
-                        app.name,
-                        app.description,
-                        app.kind.as_str(),
-                        settings,
-                        secret,
-                        secret_key,
-                        app.revision,
-                        app.updated_at.as_millis(),
-                        expected_revision
-                    ],
-                )
-                .map_err(write_error("app"))?;
-            if n == 0 {
-                return Err(match get_app(tx, &app.id)? {
-                    None => StoreError::NotFound { entity: "app" },
-                    Some(current) => StoreError::Conflict(format!(
-                        "the app changed meanwhile (revision {}, expected {expected_revision}); read it again and retry",
-                        current.revision
-                    )),
-                });
-            }
-            Ok(((), vec![Change::App(app.id.clone())]))
-        })
-        .await
+        self.write(move |tx| Ok(((), update_app_tx(tx, &app, expected_revision)?)))
+            .await
     }
 
     async fn delete_app(&self, id: &str) -> Result<(), StoreError> {
@@ -220,31 +164,8 @@ impl AppStore for SqliteStore {
         expected_app_revision: i64,
     ) -> Result<(), StoreError> {
         let policy = policy.clone();
-        self.write(move |tx| {
-            bump_revision(
-                tx,
-                &policy.app_id,
-                Some(expected_app_revision),
-                Some(policy.updated_at.as_millis()),
-            )?;
-            tx.execute(
-                "INSERT INTO policies (id, app_id, name_key, document, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    policy.id,
-                    policy.app_id,
-                    name_key(&policy),
-                    to_json(&policy.document)?,
-                    policy.created_at.as_millis(),
-                    policy.updated_at.as_millis()
-                ],
-            )
-            .map_err(|e| match write_error("policy")(e) {
-                StoreError::AlreadyExists { .. } => duplicate(tx, &policy),
-                other => other,
-            })?;
-            Ok(((), vec![Change::App(policy.app_id.clone())]))
-        })
-        .await
+        self.write(move |tx| Ok(((), insert_policy_tx(tx, &policy, expected_app_revision)?)))
+            .await
     }
 
     async fn policy(&self, app_id: &str, id: &str) -> Result<Option<PolicyRecord>, StoreError> {
@@ -287,45 +208,14 @@ impl AppStore for SqliteStore {
         expected_app_revision: i64,
     ) -> Result<(), StoreError> {
         let policy = policy.clone();
-        self.write(move |tx| {
-            bump_revision(
-                tx,
-                &policy.app_id,
-                Some(expected_app_revision),
-                Some(policy.updated_at.as_millis()),
-            )?;
-            let n = tx
-                .execute(
-                    "UPDATE policies SET name_key = ?3, document = ?4, updated_at = ?5 WHERE app_id = ?1 AND id = ?2",
-                    params![
-                        policy.app_id,
-                        policy.id,
-                        name_key(&policy),
-                        to_json(&policy.document)?,
-                        policy.updated_at.as_millis()
-                    ],
-                )
-                .map_err(write_error("policy name"))?;
-            StoreError::found(n > 0, "policy")?;
-            Ok(((), vec![Change::App(policy.app_id.clone())]))
-        })
-        .await
+        self.write(move |tx| Ok(((), update_policy_tx(tx, &policy, expected_app_revision)?)))
+            .await
     }
 
     async fn delete_policy(&self, app_id: &str, id: &str) -> Result<(), StoreError> {
         let (app_id, id) = (app_id.to_owned(), id.to_owned());
-        self.write(move |tx| {
-            let n = tx
-                .execute(
-                    "DELETE FROM policies WHERE app_id = ?1 AND id = ?2",
-                    [&app_id, &id],
-                )
-                .map_err(backend)?;
-            StoreError::found(n > 0, "policy")?;
-            bump_revision(tx, &app_id, None, None)?;
-            Ok(((), vec![Change::App(app_id.clone())]))
-        })
-        .await
+        self.write(move |tx| Ok(((), delete_policy_tx(tx, &app_id, &id)?)))
+            .await
     }
 }
 
@@ -341,4 +231,148 @@ fn duplicate(tx: &Transaction<'_>, policy: &PolicyRecord) -> StoreError {
     StoreError::AlreadyExists {
         entity: if id_taken { "policy" } else { "policy name" },
     }
+}
+
+/// `insert_app` within a transaction; the changes to publish after it commits.
+pub(crate) fn insert_app_tx(
+    tx: &Transaction<'_>,
+    app: &AppRecord,
+) -> Result<Vec<Change>, StoreError> {
+    let settings = to_json(&app.settings)?;
+    let (secret, secret_key) = match &app.client_secret {
+        Some(c) => (Some(c.bytes.clone()), Some(c.key_id)),
+        None => (None, None),
+    };
+    tx.execute(
+            &format!("INSERT INTO outbound_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            params![
+                app.id,
+                app.name,
+                app.description,
+                app.kind.as_str(),
+                settings,
+                secret,
+                secret_key,
+                app.revision,
+                app.created_at.as_millis(),
+                app.updated_at.as_millis()
+            ],
+        )
+        .map_err(write_error("app"))?;
+    Ok(vec![Change::App(app.id.clone())])
+}
+
+/// `update_app` within a transaction; the changes to publish after it commits.
+pub(crate) fn update_app_tx(
+    tx: &Transaction<'_>,
+    app: &AppRecord,
+    expected_revision: i64,
+) -> Result<Vec<Change>, StoreError> {
+    let settings = to_json(&app.settings)?;
+    let (secret, secret_key) = match &app.client_secret {
+        Some(c) => (Some(c.bytes.clone()), Some(c.key_id)),
+        None => (None, None),
+    };
+    let n = tx
+            .execute(
+                "UPDATE outbound_apps SET name = ?2, description = ?3, kind = ?4, settings = ?5, client_secret = ?6, client_secret_key = ?7, revision = ?8, updated_at = ?9 WHERE id = ?1 AND revision = ?10",
+                params![
+                    app.id,
+                    app.name,
+                    app.description,
+                    app.kind.as_str(),
+                    settings,
+                    secret,
+                    secret_key,
+                    app.revision,
+                    app.updated_at.as_millis(),
+                    expected_revision
+                ],
+            )
+            .map_err(write_error("app"))?;
+    if n == 0 {
+        return Err(match get_app(tx, &app.id)? {
+            None => StoreError::NotFound { entity: "app" },
+            Some(current) => StoreError::Conflict(format!(
+                "the app changed meanwhile (revision {}, expected {expected_revision}); read it again and retry",
+                current.revision
+            )),
+        });
+    }
+    Ok(vec![Change::App(app.id.clone())])
+}
+
+/// `insert_policy` within a transaction; the changes to publish after it commits.
+pub(crate) fn insert_policy_tx(
+    tx: &Transaction<'_>,
+    policy: &PolicyRecord,
+    expected_app_revision: i64,
+) -> Result<Vec<Change>, StoreError> {
+    bump_revision(
+        tx,
+        &policy.app_id,
+        Some(expected_app_revision),
+        Some(policy.updated_at.as_millis()),
+    )?;
+    tx.execute(
+            "INSERT INTO policies (id, app_id, name_key, document, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                policy.id,
+                policy.app_id,
+                name_key(policy),
+                to_json(&policy.document)?,
+                policy.created_at.as_millis(),
+                policy.updated_at.as_millis()
+            ],
+        )
+        .map_err(|e| match write_error("policy")(e) {
+            StoreError::AlreadyExists { .. } => duplicate(tx, policy),
+            other => other,
+        })?;
+    Ok(vec![Change::App(policy.app_id.clone())])
+}
+
+/// `update_policy` within a transaction; the changes to publish after it commits.
+pub(crate) fn update_policy_tx(
+    tx: &Transaction<'_>,
+    policy: &PolicyRecord,
+    expected_app_revision: i64,
+) -> Result<Vec<Change>, StoreError> {
+    bump_revision(
+        tx,
+        &policy.app_id,
+        Some(expected_app_revision),
+        Some(policy.updated_at.as_millis()),
+    )?;
+    let n = tx
+            .execute(
+                "UPDATE policies SET name_key = ?3, document = ?4, updated_at = ?5 WHERE app_id = ?1 AND id = ?2",
+                params![
+                    policy.app_id,
+                    policy.id,
+                    name_key(policy),
+                    to_json(&policy.document)?,
+                    policy.updated_at.as_millis()
+                ],
+            )
+            .map_err(write_error("policy name"))?;
+    StoreError::found(n > 0, "policy")?;
+    Ok(vec![Change::App(policy.app_id.clone())])
+}
+
+/// `delete_policy` within a transaction; the changes to publish after it commits.
+pub(crate) fn delete_policy_tx(
+    tx: &Transaction<'_>,
+    app_id: &str,
+    id: &str,
+) -> Result<Vec<Change>, StoreError> {
+    let n = tx
+        .execute(
+            "DELETE FROM policies WHERE app_id = ?1 AND id = ?2",
+            [&app_id, &id],
+        )
+        .map_err(backend)?;
+    StoreError::found(n > 0, "policy")?;
+    bump_revision(tx, app_id, None, None)?;
+    Ok(vec![Change::App(app_id.to_owned())])
 }

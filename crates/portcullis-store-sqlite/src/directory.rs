@@ -218,29 +218,8 @@ fn users_of_tenant(tx: &Transaction<'_>, tenant: &str) -> Result<Vec<String>, St
 impl DirectoryStore for SqliteStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         let user = user.clone();
-        self.write(move |tx| {
-            check_references(tx, &user)?;
-            tx.execute(
-                &format!("INSERT INTO users ({USER_COLUMNS}, email_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-                params![
-                    user.id,
-                    user.email,
-                    user.name,
-                    to_json(&user.attributes)?,
-                    user.disabled,
-                    user.created_at.as_millis(),
-                    user.updated_at.as_millis(),
-                    email_key(&user)
-                ],
-            )
-            .map_err(|e| match write_error("user")(e) {
-                StoreError::AlreadyExists { .. } => duplicate_user(tx, &user),
-                other => other,
-            })?;
-            write_memberships(tx, &user)?;
-            Ok(((), vec![Change::User(user.id.clone())]))
-        })
-        .await
+        self.write(move |tx| Ok(((), insert_user_tx(tx, &user)?)))
+            .await
     }
 
     async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
@@ -294,32 +273,8 @@ impl DirectoryStore for SqliteStore {
 
     async fn update_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         let user = user.clone();
-        self.write(move |tx| {
-            check_references(tx, &user)?;
-            let n = tx
-                .execute(
-                    "UPDATE users SET email = ?2, name = ?3, attributes = ?4, disabled = ?5, updated_at = ?6, email_key = ?7 WHERE id = ?1",
-                    params![
-                        user.id,
-                        user.email,
-                        user.name,
-                        to_json(&user.attributes)?,
-                        user.disabled,
-                        user.updated_at.as_millis(),
-                        email_key(&user)
-                    ],
-                )
-                .map_err(|e| match write_error("user")(e) {
-                    StoreError::AlreadyExists { .. } => StoreError::AlreadyExists {
-                        entity: "user email",
-                    },
-                    other => other,
-                })?;
-            StoreError::found(n > 0, "user")?;
-            write_memberships(tx, &user)?;
-            Ok(((), vec![Change::User(user.id.clone())]))
-        })
-        .await
+        self.write(move |tx| Ok(((), update_user_tx(tx, &user)?)))
+            .await
     }
 
     async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
@@ -340,20 +295,8 @@ impl DirectoryStore for SqliteStore {
 
     async fn insert_role(&self, role: &Role) -> Result<(), StoreError> {
         let role = role.clone();
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO roles (name, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    role.name,
-                    role.description,
-                    role.created_at.as_millis(),
-                    role.updated_at.as_millis()
-                ],
-            )
-            .map_err(write_error("role"))?;
-            Ok(((), vec![]))
-        })
-        .await
+        self.write(move |tx| Ok(((), insert_role_tx(tx, &role)?)))
+            .await
     }
 
     async fn role(&self, name: &str) -> Result<Option<Role>, StoreError> {
@@ -375,17 +318,8 @@ impl DirectoryStore for SqliteStore {
 
     async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
         let role = role.clone();
-        self.write(move |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE roles SET description = ?2, updated_at = ?3 WHERE name = ?1",
-                    params![role.name, role.description, role.updated_at.as_millis()],
-                )
-                .map_err(backend)?;
-            StoreError::found(n > 0, "role")?;
-            Ok(((), vec![]))
-        })
-        .await
+        self.write(move |tx| Ok(((), update_role_tx(tx, &role)?)))
+            .await
     }
 
     async fn delete_role(&self, name: &str) -> Result<(), StoreError> {
@@ -414,21 +348,8 @@ impl DirectoryStore for SqliteStore {
 
     async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
         let tenant = tenant.clone();
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO tenants (id, name, attributes, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    tenant.id,
-                    tenant.name,
-                    to_json(&tenant.attributes)?,
-                    tenant.created_at.as_millis(),
-                    tenant.updated_at.as_millis()
-                ],
-            )
-            .map_err(write_error("tenant"))?;
-            Ok(((), vec![]))
-        })
-        .await
+        self.write(move |tx| Ok(((), insert_tenant_tx(tx, &tenant)?)))
+            .await
     }
 
     async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
@@ -450,22 +371,8 @@ impl DirectoryStore for SqliteStore {
 
     async fn update_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
         let tenant = tenant.clone();
-        self.write(move |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE tenants SET name = ?2, attributes = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![
-                        tenant.id,
-                        tenant.name,
-                        to_json(&tenant.attributes)?,
-                        tenant.updated_at.as_millis()
-                    ],
-                )
-                .map_err(backend)?;
-            StoreError::found(n > 0, "tenant")?;
-            Ok(((), vec![]))
-        })
-        .await
+        self.write(move |tx| Ok(((), update_tenant_tx(tx, &tenant)?)))
+            .await
     }
 
     async fn delete_tenant(&self, id: &str) -> Result<(), StoreError> {
@@ -484,4 +391,129 @@ impl DirectoryStore for SqliteStore {
         })
         .await
     }
+}
+
+/// `insert_user` within a transaction; the changes to publish after it commits.
+pub(crate) fn insert_user_tx(
+    tx: &Transaction<'_>,
+    user: &UserRecord,
+) -> Result<Vec<Change>, StoreError> {
+    check_references(tx, user)?;
+    tx.execute(
+        &format!(
+            "INSERT INTO users ({USER_COLUMNS}, email_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ),
+        params![
+            user.id,
+            user.email,
+            user.name,
+            to_json(&user.attributes)?,
+            user.disabled,
+            user.created_at.as_millis(),
+            user.updated_at.as_millis(),
+            email_key(user)
+        ],
+    )
+    .map_err(|e| match write_error("user")(e) {
+        StoreError::AlreadyExists { .. } => duplicate_user(tx, user),
+        other => other,
+    })?;
+    write_memberships(tx, user)?;
+    Ok(vec![Change::User(user.id.clone())])
+}
+
+/// `update_user` within a transaction; the changes to publish after it commits.
+pub(crate) fn update_user_tx(
+    tx: &Transaction<'_>,
+    user: &UserRecord,
+) -> Result<Vec<Change>, StoreError> {
+    check_references(tx, user)?;
+    let n = tx
+            .execute(
+                "UPDATE users SET email = ?2, name = ?3, attributes = ?4, disabled = ?5, updated_at = ?6, email_key = ?7 WHERE id = ?1",
+                params![
+                    user.id,
+                    user.email,
+                    user.name,
+                    to_json(&user.attributes)?,
+                    user.disabled,
+                    user.updated_at.as_millis(),
+                    email_key(user)
+                ],
+            )
+            .map_err(|e| match write_error("user")(e) {
+                StoreError::AlreadyExists { .. } => StoreError::AlreadyExists {
+                    entity: "user email",
+                },
+                other => other,
+            })?;
+    StoreError::found(n > 0, "user")?;
+    write_memberships(tx, user)?;
+    Ok(vec![Change::User(user.id.clone())])
+}
+
+/// `insert_role` within a transaction; the changes to publish after it commits.
+pub(crate) fn insert_role_tx(tx: &Transaction<'_>, role: &Role) -> Result<Vec<Change>, StoreError> {
+    tx.execute(
+        "INSERT INTO roles (name, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            role.name,
+            role.description,
+            role.created_at.as_millis(),
+            role.updated_at.as_millis()
+        ],
+    )
+    .map_err(write_error("role"))?;
+    Ok(vec![])
+}
+
+/// `update_role` within a transaction; the changes to publish after it commits.
+pub(crate) fn update_role_tx(tx: &Transaction<'_>, role: &Role) -> Result<Vec<Change>, StoreError> {
+    let n = tx
+        .execute(
+            "UPDATE roles SET description = ?2, updated_at = ?3 WHERE name = ?1",
+            params![role.name, role.description, role.updated_at.as_millis()],
+        )
+        .map_err(backend)?;
+    StoreError::found(n > 0, "role")?;
+    Ok(vec![])
+}
+
+/// `insert_tenant` within a transaction; the changes to publish after it commits.
+pub(crate) fn insert_tenant_tx(
+    tx: &Transaction<'_>,
+    tenant: &TenantRecord,
+) -> Result<Vec<Change>, StoreError> {
+    tx.execute(
+            "INSERT INTO tenants (id, name, attributes, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                tenant.id,
+                tenant.name,
+                to_json(&tenant.attributes)?,
+                tenant.created_at.as_millis(),
+                tenant.updated_at.as_millis()
+            ],
+        )
+        .map_err(write_error("tenant"))?;
+    Ok(vec![])
+}
+
+/// `update_tenant` within a transaction; the changes to publish after it commits.
+pub(crate) fn update_tenant_tx(
+    tx: &Transaction<'_>,
+    tenant: &TenantRecord,
+) -> Result<Vec<Change>, StoreError> {
+    let n = tx
+        .execute(
+            "UPDATE tenants SET name = ?2, attributes = ?3, updated_at = ?4 WHERE id = ?1",
+            params![
+                tenant.id,
+                tenant.name,
+                to_json(&tenant.attributes)?,
+                tenant.updated_at.as_millis()
+            ],
+        )
+        .map_err(backend)?;
+    StoreError::found(n > 0, "tenant")?;
+    Ok(vec![])
 }

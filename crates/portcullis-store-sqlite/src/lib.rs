@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_identities.sql")),
     (6, include_str!("../migrations/0006_admin_key_scopes.sql")),
     (7, include_str!("../migrations/0007_management_events.sql")),
+    (8, include_str!("../migrations/0008_rejected_requests.sql")),
 ];
 const READERS: usize = 4;
 
@@ -230,5 +231,43 @@ pub(crate) fn write_error(entity: &'static str) -> impl Fn(rusqlite::Error) -> S
             }
         }
         _ => backend(e),
+    }
+}
+
+#[async_trait]
+impl portcullis_domain::ApplyStore for SqliteStore {
+    async fn apply_writes(&self, writes: &[portcullis_domain::Write]) -> Result<(), StoreError> {
+        use portcullis_domain::Write;
+        let writes = writes.to_vec();
+        self.write(move |tx| {
+            let mut changes = Vec::new();
+            for w in &writes {
+                changes.extend(match w {
+                    Write::InsertRole(r) => directory::insert_role_tx(tx, r)?,
+                    Write::UpdateRole(r) => directory::update_role_tx(tx, r)?,
+                    Write::InsertTenant(t) => directory::insert_tenant_tx(tx, t)?,
+                    Write::UpdateTenant(t) => directory::update_tenant_tx(tx, t)?,
+                    Write::InsertUser(u) => directory::insert_user_tx(tx, u)?,
+                    Write::UpdateUser(u) => directory::update_user_tx(tx, u)?,
+                    Write::InsertApp(a) => apps::insert_app_tx(tx, a)?,
+                    Write::UpdateApp {
+                        app,
+                        expected_revision,
+                    } => apps::update_app_tx(tx, app, *expected_revision)?,
+                    Write::InsertPolicy {
+                        policy,
+                        expected_app_revision,
+                    } => apps::insert_policy_tx(tx, policy, *expected_app_revision)?,
+                    Write::UpdatePolicy {
+                        policy,
+                        expected_app_revision,
+                    } => apps::update_policy_tx(tx, policy, *expected_app_revision)?,
+                    Write::DeletePolicy { app_id, id } => apps::delete_policy_tx(tx, app_id, id)?,
+                    Write::Management(e) => management::append_management_tx(tx, e)?,
+                });
+            }
+            Ok(((), changes))
+        })
+        .await
     }
 }

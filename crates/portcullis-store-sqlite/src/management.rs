@@ -1,9 +1,11 @@
 //! The management audit.
 
 use async_trait::async_trait;
-use portcullis_domain::{ManagementAuditStore, ManagementEvent, ManagementQuery, StoreError};
+use portcullis_domain::{
+    Change, ManagementAuditStore, ManagementEvent, ManagementQuery, StoreError,
+};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter};
+use rusqlite::{Transaction, params, params_from_iter};
 
 use crate::rows::{json_col, limit, read_err, to_json, ts};
 use crate::{SqliteStore, write_error};
@@ -40,24 +42,8 @@ pub(crate) fn under(target: &str) -> String {
 impl ManagementAuditStore for SqliteStore {
     async fn append_management(&self, event: &ManagementEvent) -> Result<(), StoreError> {
         let e = event.clone();
-        self.write(move |tx| {
-            tx.execute(
-                &format!("INSERT INTO management_events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-                params![
-                    e.id,
-                    e.at.as_millis(),
-                    e.actor_id,
-                    e.actor_name,
-                    e.action,
-                    e.target,
-                    to_json(&e.change)?,
-                    e.request_id
-                ],
-            )
-            .map_err(write_error("management event"))?;
-            Ok(((), vec![]))
-        })
-        .await
+        self.write(move |tx| Ok(((), append_management_tx(tx, &e)?)))
+            .await
     }
 
     async fn management_events(
@@ -105,4 +91,28 @@ impl ManagementAuditStore for SqliteStore {
         })
         .await
     }
+}
+
+/// `append_management` within a transaction; the changes to publish after it commits.
+pub(crate) fn append_management_tx(
+    tx: &Transaction<'_>,
+    e: &ManagementEvent,
+) -> Result<Vec<Change>, StoreError> {
+    tx.execute(
+        &format!(
+            "INSERT INTO management_events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ),
+        params![
+            e.id,
+            e.at.as_millis(),
+            e.actor_id,
+            e.actor_name,
+            e.action,
+            e.target,
+            to_json(&e.change)?,
+            e.request_id
+        ],
+    )
+    .map_err(write_error("management event"))?;
+    Ok(vec![])
 }

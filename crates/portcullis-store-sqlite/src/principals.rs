@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use portcullis_domain::{
     AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore, Change,
     ClientRecord, ClientStore, DataKeyRecord, IssuerRecord, IssuerStore, KeyStore, PageRequest,
-    StoreError, Timestamp,
+    RejectedCount, StoreError, Timestamp,
 };
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params, params_from_iter};
@@ -495,6 +495,81 @@ impl AuditStore for SqliteStore {
                         .collect()
                 })
                 .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn add_rejected(&self, counts: &[RejectedCount]) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let counts = counts.to_vec();
+        self.write(move |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO rejected_requests (minute, surface, reason, count) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (minute, surface, reason) DO UPDATE SET count = count + excluded.count",
+                )
+                .map_err(backend)?;
+            for c in &counts {
+                stmt.execute(params![
+                    c.minute.as_millis(),
+                    c.surface,
+                    c.reason,
+                    i64::try_from(c.count).unwrap_or(i64::MAX)
+                ])
+                .map_err(write_error("rejected request count"))?;
+            }
+            Ok(((), vec![]))
+        })
+        .await
+    }
+
+    async fn rejected(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        limit_to: u32,
+    ) -> Result<Vec<RejectedCount>, StoreError> {
+        let since = since.map_or(i64::MIN, Timestamp::as_millis);
+        let until = until.map_or(i64::MAX, Timestamp::as_millis);
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT minute, surface, reason, count FROM rejected_requests \
+                 WHERE minute >= ?1 AND minute < ?2 ORDER BY minute DESC, surface, reason LIMIT ?3",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![since, until, limit(limit_to)], |r| {
+                    Ok(RejectedCount {
+                        minute: ts(r, 0)?,
+                        surface: r.get(1)?,
+                        reason: r.get(2)?,
+                        count: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    })
+                })?
+                .collect()
+            })
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn prune_audit(&self, before: Timestamp, limit_to: u32) -> Result<u64, StoreError> {
+        let before = before.as_millis();
+        let n = i64::from(limit_to);
+        self.write(move |tx| {
+            let mut gone = 0;
+            for sql in [
+                "DELETE FROM audit_events WHERE id IN \
+                 (SELECT id FROM audit_events WHERE at < ?1 ORDER BY id LIMIT ?2)",
+                "DELETE FROM management_events WHERE id IN \
+                 (SELECT id FROM management_events WHERE at < ?1 ORDER BY id LIMIT ?2)",
+                "DELETE FROM rejected_requests WHERE rowid IN \
+                 (SELECT rowid FROM rejected_requests WHERE minute < ?1 LIMIT ?2)",
+            ] {
+                gone += tx.execute(sql, params![before, n]).map_err(backend)? as u64;
+            }
+            Ok((gone, vec![]))
         })
         .await
     }

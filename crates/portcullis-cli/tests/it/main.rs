@@ -11,6 +11,7 @@
 
 mod support;
 
+mod abuse;
 mod bad_input;
 mod cli;
 mod cluster;

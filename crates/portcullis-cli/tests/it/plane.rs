@@ -616,15 +616,15 @@ async fn every_decision_is_audited_without_token_values(backend: Backend) {
         .iter()
         .map(|e| e["outcome"].as_str().unwrap())
         .collect();
-    for o in [
-        "allowed",
-        "denied",
-        "not_connected",
-        "invalid_token",
-        "invalid_request",
-    ] {
+    for o in ["allowed", "denied", "not_connected", "invalid_request"] {
         assert!(outcomes.contains(&o), "{o} missing from {outcomes:?}");
     }
+    // A request without a valid token is not an event of its own: it is counted.
+    assert!(!outcomes.contains(&"invalid_token"), "{outcomes:?}");
+    let (_, rejected) = w.s.get("/v1/mgmt/audit/rejected").await;
+    assert_eq!(rejected["items"].as_array().unwrap().len(), 1, "{rejected}");
+    assert_eq!(rejected["items"][0]["surface"], "token");
+    assert_eq!(rejected["items"][0]["count"], 1);
     let (_, allowed) = w.s.get("/v1/mgmt/audit?outcome=allowed&appId=cal").await;
     let e = &allowed["items"][0];
     assert_eq!(e["userId"], "alice");

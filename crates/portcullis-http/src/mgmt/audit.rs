@@ -12,12 +12,13 @@ use portcullis_domain::AuditEvent;
 use crate::AppState;
 use crate::auth::{Admin, need};
 use crate::error::{ApiError, JsonBody, QueryParams};
-use crate::openapi::schemas::{AuditEvent as AuditEventDoc, AuditLogPage, ErrorBody};
+use crate::openapi::schemas::{AuditEvent as AuditEventDoc, AuditLogPage, ErrorBody, RejectedList};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/audit", get(list_audit))
         .route("/audit/export", get(export_audit))
+        .route("/audit/rejected", get(list_rejected))
         .route("/decisions/simulate", post(simulate))
 }
 
@@ -49,6 +50,52 @@ async fn list_audit(
     } else {
         Json(s.core.list_audit(&p).await?).into_response()
     })
+}
+
+/// Filters of the rejected-request counts.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RejectedParams {
+    /// Only minutes at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Only minutes before this instant (RFC 3339).
+    #[param(format = DateTime)]
+    until: Option<String>,
+    /// At most this many rows (1 to 1000; default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// Count the requests refused before a decision
+///
+/// Requests refused before any decision — without a valid inbound token, malformed, from an OAuth
+/// client that failed authentication, or over a rate limit — are not recorded one by one (anyone
+/// could grow the log so); they are counted per minute, surface (`token`, `token_exchange`,
+/// `connect`, `callback`, `oauth`) and reason. Newest minute first.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/audit/rejected",
+    operation_id = "listRejectedRequests",
+    tag = "Audit",
+    security(("adminKey" = ["read"]), ("adminKey" = ["audit"])),
+    params(RejectedParams),
+    responses(
+        (status = 200, description = "The counts, newest minute first.", body = RejectedList),
+        (status = 400, description = "A filter is not valid (`invalid_request`).", body = ErrorBody),
+    )
+)]
+async fn list_rejected(
+    _: Admin<need::ReadAudit>,
+    State(s): State<AppState>,
+    QueryParams(p): QueryParams<RejectedParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let items = s
+        .core
+        .list_rejected(p.since.as_deref(), p.until.as_deref(), p.limit)
+        .await?;
+    Ok(Json(serde_json::json!({ "items": items })))
 }
 
 /// Export the audit log
@@ -214,5 +261,5 @@ async fn simulate(
 
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list_audit, export_audit, simulate))]
+#[openapi(paths(list_audit, export_audit, list_rejected, simulate))]
 pub(super) struct Doc;

@@ -246,7 +246,24 @@ fn shared_responses() -> Value {
         "Internal": error(
             "The server failed (`internal`); the details are in its logs, never in the answer."
         ),
+        "RateLimited": rate_limited(
+            error("The client address or the subject is over its rate limit (`rate_limited`; `details.retryAfter` in seconds)."),
+        ),
+        "OAuthRateLimited": rate_limited(json!({
+            "description": "The client address or the subject is over its rate limit (`error`: `rate_limited`; `retry_after` in seconds).",
+            "content": { "application/json": { "schema": schema_ref("OAuthError") } },
+        })),
     })
+}
+
+fn rate_limited(mut response: Value) -> Value {
+    response["headers"] = json!({
+        "Retry-After": {
+            "description": "Seconds to wait before the next request.",
+            "schema": { "type": "integer", "minimum": 1 },
+        }
+    });
+    response
 }
 
 fn response_ref(name: &str) -> Value {
@@ -266,6 +283,8 @@ fn add_shared_responses(doc: &mut Value) {
         };
         let management = path.starts_with("/v1/mgmt/");
         let outbound = path.starts_with("/v1/outbound/apps/");
+        let limited = path.starts_with("/v1/outbound/");
+        let oauth = path.starts_with("/oauth2/");
         for operation in item.values_mut() {
             let json_body = operation
                 .pointer("/requestBody/content/application~1json")
@@ -301,6 +320,12 @@ fn add_shared_responses(doc: &mut Value) {
             }
             if management {
                 add("503", "Unavailable");
+            }
+            if limited {
+                add("429", "RateLimited");
+            }
+            if oauth {
+                add("429", "OAuthRateLimited");
             }
             sort_by_status(responses);
         }

@@ -99,6 +99,9 @@ pub(crate) struct OAuthError {
     /// The policy decision that refused the request (`access_denied` by the policies, and
     /// `consent_required` when the app asks for re-consent).
     decision: Option<Explanation>,
+    /// Seconds to wait (`rate_limited`, with `Retry-After`).
+    #[schema(minimum = 1)]
+    retry_after: Option<u64>,
 }
 
 /// The `error` codes of the token endpoint: RFC 6749 §5.2, RFC 8693 §2.2.2 (`invalid_target`),
@@ -125,6 +128,8 @@ pub(crate) enum OAuthErrorCode {
     AccessDenied,
     /// The user must connect the app, or consent again to what the policies allow.
     ConsentRequired,
+    /// The client address or the subject is over its rate limit (429, with `Retry-After`).
+    RateLimited,
     /// The provider or the database is unavailable (503); retry shortly.
     TemporarilyUnavailable,
     /// The server failed (500).
@@ -692,6 +697,30 @@ pub(crate) enum AuditLogPage {
     Decisions(AuditPage),
     /// Management changes (`kind=management`).
     Management(ManagementPage),
+}
+
+/// Requests refused before a decision in one minute, on one surface, for one reason.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RejectedCount {
+    /// The start of the minute.
+    #[schema(format = DateTime)]
+    minute: String,
+    /// Where: `token`, `token_exchange`, `connect`, `callback`, `oauth`.
+    surface: String,
+    /// Why, in a stable code: `missing_token`, `expired`, `bad_signature`, ... (the inbound
+    /// token), `invalid_request`, `invalid_client`, `rate_limited`.
+    reason: String,
+    /// How many requests.
+    #[schema(minimum = 1)]
+    count: u64,
+}
+
+/// Counts of rejected requests.
+#[derive(ToSchema)]
+pub(crate) struct RejectedList {
+    /// Newest minute first.
+    items: Vec<RejectedCount>,
 }
 
 /// How a token request ended.
