@@ -7,6 +7,7 @@
 //! path and the audit writer. The HTTP crate calls it; it calls nothing above it.
 
 pub mod admin;
+pub mod apply;
 mod audit;
 mod cache;
 pub mod changes;

@@ -58,7 +58,7 @@ fn has_control_besides_whitespace(v: &str) -> bool {
 }
 
 /// An update may repeat the id of the path, not change it.
-fn same_id(given: Option<&str>, path: &str) -> Result<(), ServiceError> {
+pub(crate) fn same_id(given: Option<&str>, path: &str) -> Result<(), ServiceError> {
     if given.is_some_and(|i| i != path) {
         return Err(ServiceError::invalid("invalid_request", "id is immutable"));
     }
@@ -323,7 +323,7 @@ const RESERVED_AUTH_PARAMS: [&str; 7] = [
 ];
 
 impl Core {
-    fn app_settings(&self, input: &AppInput) -> Result<OAuthSettings, ServiceError> {
+    pub(crate) fn app_settings(&self, input: &AppInput) -> Result<OAuthSettings, ServiceError> {
         check_name("name", &input.name)?;
         check_description(input.description.as_deref())?;
         let on_deny = input.on_deny.unwrap_or_default();
@@ -481,6 +481,13 @@ impl Core {
 
     /// Creates an outbound app.
     pub async fn create_app(&self, input: &AppInput) -> Result<AppView, ServiceError> {
+        let record = self.new_app(input)?;
+        self.stores.apps.insert_app(&record).await?;
+        Ok(AppView::from(&record))
+    }
+
+    /// The record a new app would be, checked.
+    pub(crate) fn new_app(&self, input: &AppInput) -> Result<AppRecord, ServiceError> {
         let id = input
             .id
             .clone()
@@ -516,8 +523,7 @@ impl Core {
             created_at: now,
             updated_at: now,
         };
-        self.stores.apps.insert_app(&record).await?;
-        Ok(AppView::from(&record))
+        Ok(record)
     }
 
     /// Reads an app.
@@ -549,30 +555,7 @@ impl Core {
             .app_with_policies(id)
             .await?
             .ok_or_else(|| ServiceError::not_found("app", id))?;
-        if current.kind != input.kind {
-            return Err(ServiceError::invalid(
-                "invalid_request",
-                "type is immutable",
-            ));
-        }
-        let client_secret = match &input.client_secret {
-            Some(s) => Some(
-                self.sealer
-                    .seal(s.expose().as_bytes(), &app_secret_aad(id))?,
-            ),
-            None => current.client_secret.clone(),
-        };
-        let next = AppRecord {
-            id: id.to_owned(),
-            name: input.name.trim().to_owned(),
-            description: input.description.clone(),
-            kind: input.kind,
-            settings,
-            client_secret,
-            revision: current.revision + 1,
-            created_at: current.created_at,
-            updated_at: self.clock.now(),
-        };
+        let next = self.changed_app(&current, input, settings)?;
         if let Err(e) = portcullis_policy::PolicySet::compile(
             &next.settings.scope_names(),
             policies
@@ -590,6 +573,39 @@ impl Core {
         }
         self.stores.apps.update_app(&next, current.revision).await?;
         Ok(AppView::from(&next))
+    }
+
+    /// The record `current` becomes with `input` (its settings checked), at the next revision.
+    pub(crate) fn changed_app(
+        &self,
+        current: &AppRecord,
+        input: &AppInput,
+        settings: OAuthSettings,
+    ) -> Result<AppRecord, ServiceError> {
+        if current.kind != input.kind {
+            return Err(ServiceError::invalid(
+                "invalid_request",
+                "type is immutable",
+            ));
+        }
+        let client_secret = match &input.client_secret {
+            Some(s) => Some(
+                self.sealer
+                    .seal(s.expose().as_bytes(), &app_secret_aad(&current.id))?,
+            ),
+            None => current.client_secret.clone(),
+        };
+        Ok(AppRecord {
+            id: current.id.clone(),
+            name: input.name.trim().to_owned(),
+            description: input.description.clone(),
+            kind: input.kind,
+            settings,
+            client_secret,
+            revision: current.revision + 1,
+            created_at: current.created_at,
+            updated_at: self.clock.now(),
+        })
     }
 
     /// Deletes an app with its policies and connections.
@@ -639,7 +655,7 @@ impl From<&PolicyRecord> for PolicyView {
 impl Core {
     /// Parses and checks a policy document against its app. A document that does not parse is
     /// still checked against the app's scopes, so that one answer lists every problem.
-    fn checked_policy(
+    pub(crate) fn checked_policy(
         &self,
         app: &AppRecord,
         body: &Value,
@@ -1017,20 +1033,7 @@ impl Core {
             .clone()
             .ok_or_else(|| ServiceError::invalid("invalid_request", "id is required"))?;
         check_user_id(&id)?;
-        check_user_input(input)?;
-        let now = self.clock.now();
-        let user = UserRecord {
-            id,
-            identities: sorted_identities(&input.identities),
-            email: input.email.clone(),
-            name: input.name.clone(),
-            roles: sorted_unique(&input.roles),
-            tenants: input.tenants.clone(),
-            attributes: input.attributes.clone(),
-            disabled: input.disabled,
-            created_at: now,
-            updated_at: now,
-        };
+        let user = self.user_record(id, input, None)?;
         self.stores.directory.insert_user(&user).await?;
         Ok(UserView::from(&user))
     }
@@ -1063,8 +1066,29 @@ impl Core {
             .user(id)
             .await?
             .ok_or_else(|| ServiceError::not_found("user", id))?;
-        let user = UserRecord {
-            id: id.to_owned(),
+        let user = self.user_record(id.to_owned(), input, Some(&current))?;
+        self.stores
+            .directory
+            .update_user(&user)
+            .await
+            .map_err(|e| not_found(e, "user", id))?;
+        Ok(UserView::from(&user))
+    }
+
+    /// The record of user `id` with `input`, checked (`current`: the user it replaces).
+    pub(crate) fn user_record(
+        &self,
+        id: String,
+        input: &UserInput,
+        current: Option<&UserRecord>,
+    ) -> Result<UserRecord, ServiceError> {
+        if current.is_none() {
+            check_user_id(&id)?;
+        }
+        check_user_input(input)?;
+        let now = self.clock.now();
+        Ok(UserRecord {
+            id,
             identities: sorted_identities(&input.identities),
             email: input.email.clone(),
             name: input.name.clone(),
@@ -1072,15 +1096,9 @@ impl Core {
             tenants: input.tenants.clone(),
             attributes: input.attributes.clone(),
             disabled: input.disabled,
-            created_at: current.created_at,
-            updated_at: self.clock.now(),
-        };
-        self.stores
-            .directory
-            .update_user(&user)
-            .await
-            .map_err(|e| not_found(e, "user", id))?;
-        Ok(UserView::from(&user))
+            created_at: current.map_or(now, |c| c.created_at),
+            updated_at: now,
+        })
     }
 
     /// Deletes a user and the user's connections.
@@ -1167,15 +1185,7 @@ impl Core {
             .name
             .clone()
             .ok_or_else(|| ServiceError::invalid("invalid_request", "name is required"))?;
-        check_role_name(&name)?;
-        check_description(input.description.as_deref())?;
-        let now = self.clock.now();
-        let role = Role {
-            name,
-            description: input.description.clone(),
-            created_at: now,
-            updated_at: now,
-        };
+        let role = self.role_record(name, input, None)?;
         self.stores.directory.insert_role(&role).await?;
         Ok(RoleView::from(&role))
     }
@@ -1217,17 +1227,31 @@ impl Core {
             .role(name)
             .await?
             .ok_or_else(|| ServiceError::not_found("role", name))?;
-        let role = Role {
-            description: input.description.clone(),
-            updated_at: self.clock.now(),
-            ..current
-        };
+        let role = self.role_record(name.to_owned(), input, Some(&current))?;
         self.stores
             .directory
             .update_role(&role)
             .await
             .map_err(|e| not_found(e, "role", name))?;
         Ok(RoleView::from(&role))
+    }
+
+    /// The record of role `name` with `input`, checked (`current`: the role it replaces).
+    pub(crate) fn role_record(
+        &self,
+        name: String,
+        input: &RoleInput,
+        current: Option<&Role>,
+    ) -> Result<Role, ServiceError> {
+        check_role_name(&name)?;
+        check_description(input.description.as_deref())?;
+        let now = self.clock.now();
+        Ok(Role {
+            name,
+            description: input.description.clone(),
+            created_at: current.map_or(now, |c| c.created_at),
+            updated_at: now,
+        })
     }
 
     /// Deletes a role no user holds.
@@ -1299,17 +1323,7 @@ impl Core {
             .id
             .clone()
             .ok_or_else(|| ServiceError::invalid("invalid_request", "id is required"))?;
-        check_slug("id", &id)?;
-        check_name("name", &input.name)?;
-        check_attributes(&input.attributes)?;
-        let now = self.clock.now();
-        let t = TenantRecord {
-            id,
-            name: input.name.trim().to_owned(),
-            attributes: input.attributes.clone(),
-            created_at: now,
-            updated_at: now,
-        };
+        let t = self.tenant_record(id, input, None)?;
         self.stores.directory.insert_tenant(&t).await?;
         Ok(TenantView::from(&t))
     }
@@ -1350,18 +1364,33 @@ impl Core {
             .tenant(id)
             .await?
             .ok_or_else(|| ServiceError::not_found("tenant", id))?;
-        let t = TenantRecord {
-            name: input.name.trim().to_owned(),
-            attributes: input.attributes.clone(),
-            updated_at: self.clock.now(),
-            ..current
-        };
+        let t = self.tenant_record(id.to_owned(), input, Some(&current))?;
         self.stores
             .directory
             .update_tenant(&t)
             .await
             .map_err(|e| not_found(e, "tenant", id))?;
         Ok(TenantView::from(&t))
+    }
+
+    /// The record of tenant `id` with `input`, checked (`current`: the tenant it replaces).
+    pub(crate) fn tenant_record(
+        &self,
+        id: String,
+        input: &TenantInput,
+        current: Option<&TenantRecord>,
+    ) -> Result<TenantRecord, ServiceError> {
+        check_slug("id", &id)?;
+        check_name("name", &input.name)?;
+        check_attributes(&input.attributes)?;
+        let now = self.clock.now();
+        Ok(TenantRecord {
+            id,
+            name: input.name.trim().to_owned(),
+            attributes: input.attributes.clone(),
+            created_at: current.map_or(now, |c| c.created_at),
+            updated_at: now,
+        })
     }
 
     /// Deletes a tenant, its memberships and its connections.

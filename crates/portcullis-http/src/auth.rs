@@ -120,4 +120,15 @@ pub mod need {
         /// Reading the data keys' status.
         ReadKeys => require_read(Keys);
     }
+
+    /// Any valid admin key: the operation checks the scopes of what it does itself (`apply`
+    /// needs `apps`, `policies` or `directory` according to what the desired state lists).
+    #[derive(Debug, Clone, Copy)]
+    pub struct ByContent;
+
+    impl Need for ByContent {
+        fn check(_: &AdminIdentity) -> Result<(), ServiceError> {
+            Ok(())
+        }
+    }
 }

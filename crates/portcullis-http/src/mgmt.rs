@@ -2,6 +2,7 @@
 //! key, no call.
 
 mod access;
+mod apply;
 mod apps;
 mod audit;
 mod directory;
@@ -20,6 +21,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(directory::routes())
         .merge(access::routes())
         .merge(audit::routes())
+        .merge(apply::routes())
 }
 
 /// The management API's part of the OpenAPI document.
@@ -30,6 +32,7 @@ pub(crate) fn doc() -> utoipa::openapi::OpenApi {
     api.merge(directory::Doc::openapi());
     api.merge(access::Doc::openapi());
     api.merge(audit::Doc::openapi());
+    api.merge(apply::Doc::openapi());
     api
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Backend, TestServer};
 
-async fn portcullis(args: Vec<String>) -> Output {
+pub(crate) async fn portcullis(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(&args)
@@ -20,7 +20,7 @@ async fn portcullis(args: Vec<String>) -> Output {
     .unwrap()
 }
 
-fn remote(s: &TestServer) -> Vec<String> {
+pub(crate) fn remote(s: &TestServer) -> Vec<String> {
     vec![
         "--url".into(),
         s.url.clone(),
@@ -29,7 +29,7 @@ fn remote(s: &TestServer) -> Vec<String> {
     ]
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 

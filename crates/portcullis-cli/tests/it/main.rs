@@ -12,6 +12,7 @@
 mod support;
 
 mod abuse;
+mod apply;
 mod bad_input;
 mod cli;
 mod cluster;
