@@ -132,6 +132,7 @@ async fn setup() -> Bench {
             roles_claim: Some("roles".into()),
             tenant_claim: None,
             clock_skew_seconds: 60,
+            required_typ: None,
         },
         Arc::new(set),
     );

@@ -158,6 +158,8 @@ pub struct IssuerConfig {
     pub tenant_claim: Option<String>,
     /// Leeway in seconds (default 60).
     pub clock_skew_seconds: Option<u32>,
+    /// The `typ` header its tokens must carry (for example `at+jwt`).
+    pub required_typ: Option<String>,
 }
 
 /// Flags of the commands that open the storage (`serve`, `migrate`).
@@ -550,6 +552,7 @@ fn issuer_spec(n: usize, c: &IssuerConfig, settings: &Settings) -> Result<Issuer
         roles_claim: c.roles_claim.clone(),
         tenant_claim: c.tenant_claim.clone(),
         clock_skew_seconds: c.clock_skew_seconds.unwrap_or(60),
+        required_typ: c.required_typ.clone(),
         created_at: portcullis_domain::Timestamp::default(),
         updated_at: portcullis_domain::Timestamp::default(),
     };
@@ -570,8 +573,8 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-/// Writes a file readable only by its owner.
-fn write_private(path: &Path, content: &str) -> Result<(), ConfigError> {
+/// Writes a new file readable only by its owner.
+pub(crate) fn write_private(path: &Path, content: &str) -> Result<(), ConfigError> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| ConfigError::Read {

@@ -35,6 +35,9 @@ pub enum ServeError {
     },
 }
 
+/// The file, in the data directory, that a generated bootstrap admin key is written to.
+pub const BOOTSTRAP_KEY_FILE: &str = "bootstrap-admin-key";
+
 /// A running server.
 #[derive(Debug)]
 pub struct Running {
@@ -154,6 +157,14 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         .bootstrap_admin_key(config.bootstrap_admin_key.as_ref())
         .await
         .map_err(|e| ServeError::Start(e.to_string()))?;
+    if let Some(key) = &bootstrap {
+        // The generated key goes to a file only its owner reads, never to the log.
+        let path = config.data_dir.join(BOOTSTRAP_KEY_FILE);
+        let _ = std::fs::remove_file(&path);
+        crate::config::write_private(&path, key.expose())
+            .map_err(|e| ServeError::Start(format!("writing the bootstrap admin key: {e}")))?;
+        tracing::warn!(path = %path.display(), "a bootstrap admin key was generated and written to this file (readable only by its owner): read it, store it safely, and delete the file");
+    }
     let metrics: Option<MetricsRenderer> =
         metrics_handle().map(|h| Arc::new(move || h.render()) as MetricsRenderer);
     let app = portcullis_http::router(AppState {
@@ -215,11 +226,6 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), ServeError> {
     let running = start(config).await?;
-    if let Some(key) = &running.bootstrap_key {
-        eprintln!(
-            "\nBootstrap admin key (shown once; store it now):\n\n    {key}\n\nUse it as `Authorization: Bearer <key>` on /v1/mgmt, and create named keys with it.\n"
-        );
-    }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests and writing the audit log");
     running.shutdown().await;

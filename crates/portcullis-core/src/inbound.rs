@@ -33,8 +33,10 @@ pub struct IssuerSpec {
     pub roles_claim: Option<String>,
     /// Claim holding the user's tenant(s).
     pub tenant_claim: Option<String>,
-    /// Leeway on `exp`/`nbf`.
+    /// Leeway on `exp`/`nbf`/`iat`.
     pub clock_skew_seconds: u32,
+    /// The `typ` header its tokens must carry (RFC 8725 §3.11), if any.
+    pub required_typ: Option<String>,
 }
 
 /// Where an issuer's verification keys come from.
@@ -103,6 +105,14 @@ impl IssuerSpec {
                 })?;
             }
         }
+        if let Some(t) = &r.required_typ
+            && (t.is_empty() || t.len() > 64 || !t.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Err(ServiceError::invalid(
+                "invalid_issuer",
+                "requiredTyp must be 1 to 64 printable ASCII characters, such as at+jwt",
+            ));
+        }
         if r.clock_skew_seconds > 600 {
             return Err(ServiceError::invalid(
                 "invalid_issuer",
@@ -118,6 +128,7 @@ impl IssuerSpec {
             roles_claim: r.roles_claim.clone(),
             tenant_claim: r.tenant_claim.clone(),
             clock_skew_seconds: r.clock_skew_seconds,
+            required_typ: r.required_typ.clone(),
         })
     }
 }
@@ -409,6 +420,9 @@ impl Inbound {
             now,
             require_sub: true,
         })?;
+        if let Some(typ) = &spec.required_typ {
+            unverified.check_type(typ)?;
+        }
         let header = unverified.header();
         let keys = self.keys_for(&state, header.kid(), header.alg()).await?;
         unverified.verify_with(&keys)?;

@@ -1428,9 +1428,13 @@ pub struct IssuerInput {
     /// Claim with the user's tenant(s).
     #[serde(default)]
     pub tenant_claim: Option<String>,
-    /// Leeway on `exp`/`nbf` (default 60, at most 600).
+    /// Leeway on `exp`/`nbf`/`iat` (default 60, at most 600).
     #[serde(default)]
     pub clock_skew_seconds: Option<u32>,
+    /// The `typ` header its tokens must carry, such as `at+jwt` (RFC 9068 access tokens):
+    /// tokens without it (an ID token, say) are refused. Absent: any `typ`.
+    #[serde(default)]
+    pub required_typ: Option<String>,
 }
 
 /// A trusted issuer as the management API shows it.
@@ -1458,8 +1462,11 @@ pub struct IssuerView {
     /// The claim holding the user's tenant or tenants (a dotted path).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_claim: Option<String>,
-    /// The leeway on `exp` and `nbf`, in seconds.
+    /// The leeway on `exp`, `nbf` and `iat`, in seconds.
     pub clock_skew_seconds: u32,
+    /// The `typ` header its tokens must carry, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_typ: Option<String>,
     /// `api` (stored) or `config` (from the configuration file, read-only).
     pub source: &'static str,
 }
@@ -1476,6 +1483,7 @@ impl IssuerView {
             roles_claim: r.roles_claim.clone(),
             tenant_claim: r.tenant_claim.clone(),
             clock_skew_seconds: r.clock_skew_seconds,
+            required_typ: r.required_typ.clone(),
             source: "api",
         }
     }
@@ -1515,6 +1523,7 @@ impl Core {
             roles_claim: input.roles_claim.clone(),
             tenant_claim: input.tenant_claim.clone(),
             clock_skew_seconds: input.clock_skew_seconds.unwrap_or(60),
+            required_typ: input.required_typ.clone(),
             created_at,
             updated_at: self.clock.now(),
         };
@@ -1622,6 +1631,7 @@ impl crate::Inbound {
                 roles_claim: s.roles_claim.clone(),
                 tenant_claim: s.tenant_claim.clone(),
                 clock_skew_seconds: s.clock_skew_seconds,
+                required_typ: s.required_typ.clone(),
                 source: "config",
             })
             .collect()

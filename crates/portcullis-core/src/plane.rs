@@ -322,6 +322,17 @@ pub(crate) struct Caller {
 
 impl Caller {
     /// The roles that count: live from the directory, else mapped from the token.
+    /// Refuses a disabled directory user (on every user path: token, exchange, connect).
+    pub(crate) fn check_enabled(&self) -> Result<(), Refusal> {
+        match &self.user {
+            Some(u) if u.disabled => Err(Refusal::Forbidden {
+                code: "user_disabled",
+                message: "the user is disabled".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn roles(&self, tenant: Option<&str>) -> Vec<String> {
         self.roles_ref(tenant).into_owned()
     }
@@ -397,14 +408,7 @@ impl Core {
                     app_id: req.app_id.clone(),
                 })?;
         let app = &snapshot.app;
-        if let Some(u) = &caller.user
-            && u.disabled
-        {
-            return Err(Refusal::Forbidden {
-                code: "user_disabled",
-                message: "the user is disabled".into(),
-            });
-        }
+        caller.check_enabled()?;
         let tenant = req.tenant_id.as_deref();
         if let Some(t) = tenant
             && !caller.in_tenant(t)

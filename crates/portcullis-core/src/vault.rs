@@ -292,6 +292,7 @@ impl Core {
             .ok_or_else(|| Refusal::UnknownApp {
                 app_id: app_id.to_owned(),
             })?;
+        caller.check_enabled()?;
         let app = &snapshot.app;
         if app.kind != AppKind::OAuth {
             return Err(Refusal::InvalidRequest {
@@ -508,6 +509,33 @@ impl Core {
                     format!("The provider answered {error}. Nothing was changed."),
                 ),
             );
+        }
+        // A user disabled since the link was made connects nothing.
+        let initiator = pending.initiated_by.strip_prefix("user:");
+        let user = match initiator {
+            Some(id) => self.directory_user(id).await,
+            None => Ok(None),
+        };
+        match user {
+            Ok(Some(u)) if u.disabled => {
+                return back(
+                    &[("error", "user_disabled"), ("app", &app_id)],
+                    page(
+                        403,
+                        "Not connected",
+                        "This account is disabled. Nothing was changed.".into(),
+                    ),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "reading the user of a pending consent failed");
+                return page(
+                    503,
+                    "Try again",
+                    "Portcullis cannot reach its database right now.".into(),
+                );
+            }
         }
         let Some(code) = params
             .code

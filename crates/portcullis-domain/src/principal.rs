@@ -59,8 +59,10 @@ pub struct IssuerRecord {
     pub roles_claim: Option<String>,
     /// Claim (dotted path) holding the user's tenant(s).
     pub tenant_claim: Option<String>,
-    /// Leeway for `exp`/`nbf`, in seconds.
+    /// Leeway for `exp`/`nbf`/`iat`, in seconds.
     pub clock_skew_seconds: u32,
+    /// The `typ` header its tokens must carry (for example `at+jwt`), if any.
+    pub required_typ: Option<String>,
     /// When the issuer was added.
     pub created_at: Timestamp,
     /// When it last changed.

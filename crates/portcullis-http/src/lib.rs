@@ -137,8 +137,17 @@ async fn observe(mut req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let api = req.uri().path().starts_with("/v1/") || req.uri().path().starts_with("/oauth2/");
     let started = Instant::now();
     let mut resp = next.run(req).await;
+    // Answers of the API may carry a secret or a capability (tokens, connect links, new keys,
+    // client secrets): no cache keeps any of them.
+    if api {
+        resp.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
     if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }

@@ -1218,6 +1218,7 @@ pub async fn issuers_round_trip(s: &Stores) {
         roles_claim: Some("roles".into()),
         tenant_claim: Some("org.id".into()),
         clock_skew_seconds: 30,
+        required_typ: None,
         created_at: T0,
         updated_at: T0,
     };
@@ -1229,6 +1230,7 @@ pub async fn issuers_round_trip(s: &Stores) {
         Err(StoreError::AlreadyExists { .. })
     ));
     i.audiences.push("other".into());
+    i.required_typ = Some("at+jwt".into());
     s.issuers.update_issuer(&i).await.unwrap();
     assert_eq!(s.issuers.issuer("iss_1").await.unwrap(), Some(i.clone()));
     assert_eq!(s.issuers.issuers().await.unwrap(), vec![i]);
@@ -1415,6 +1417,7 @@ pub async fn writes_publish_changes(s: &Stores) {
             roles_claim: None,
             tenant_claim: None,
             clock_skew_seconds: 0,
+            required_typ: None,
             created_at: T0,
             updated_at: T0,
         })

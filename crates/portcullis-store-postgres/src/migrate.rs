@@ -13,6 +13,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_admin_key_scopes.sql")),
     (7, include_str!("../migrations/0007_management_events.sql")),
     (8, include_str!("../migrations/0008_rejected_requests.sql")),
+    (
+        9,
+        include_str!("../migrations/0009_issuer_required_typ.sql"),
+    ),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

@@ -218,7 +218,7 @@ impl ClientStore for PostgresStore {
     }
 }
 
-const ISSUER_COLUMNS: &str = "id, issuer, jwks_url, discovery_url, audiences, algorithms, roles_claim, tenant_claim, clock_skew_seconds, created_at, updated_at";
+const ISSUER_COLUMNS: &str = "id, issuer, jwks_url, discovery_url, audiences, algorithms, roles_claim, tenant_claim, clock_skew_seconds, created_at, updated_at, required_typ";
 
 fn issuer_from_row(row: &Row) -> Result<IssuerRecord, StoreError> {
     Ok(IssuerRecord {
@@ -233,6 +233,7 @@ fn issuer_from_row(row: &Row) -> Result<IssuerRecord, StoreError> {
         clock_skew_seconds: u32_col(row, 8)?,
         created_at: ts(row, 9)?,
         updated_at: ts(row, 10)?,
+        required_typ: get(row, 11)?,
     })
 }
 
@@ -245,7 +246,7 @@ impl IssuerStore for PostgresStore {
         execute(
             &tx,
             &format!(
-                "INSERT INTO issuers ({ISSUER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                "INSERT INTO issuers ({ISSUER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             ),
             &[
                 &i.id,
@@ -259,6 +260,7 @@ impl IssuerStore for PostgresStore {
                 &i64::from(i.clock_skew_seconds),
                 &i.created_at.as_millis(),
                 &i.updated_at.as_millis(),
+                &i.required_typ,
             ],
         )
         .await
@@ -299,7 +301,7 @@ impl IssuerStore for PostgresStore {
         let tx = begin(&mut client).await?;
         let n = execute(
             &tx,
-            "UPDATE issuers SET issuer = $2, jwks_url = $3, discovery_url = $4, audiences = $5, algorithms = $6, roles_claim = $7, tenant_claim = $8, clock_skew_seconds = $9, updated_at = $10 WHERE id = $1",
+            "UPDATE issuers SET issuer = $2, jwks_url = $3, discovery_url = $4, audiences = $5, algorithms = $6, roles_claim = $7, tenant_claim = $8, clock_skew_seconds = $9, updated_at = $10, required_typ = $11 WHERE id = $1",
             &[
                 &i.id,
                 &i.issuer,
@@ -311,6 +313,7 @@ impl IssuerStore for PostgresStore {
                 &i.tenant_claim,
                 &i64::from(i.clock_skew_seconds),
                 &i.updated_at.as_millis(),
+                &i.required_typ,
             ],
         )
         .await

@@ -196,7 +196,7 @@ impl ClientStore for SqliteStore {
     }
 }
 
-const ISSUER_COLUMNS: &str = "id, issuer, jwks_url, discovery_url, audiences, algorithms, roles_claim, tenant_claim, clock_skew_seconds, created_at, updated_at";
+const ISSUER_COLUMNS: &str = "id, issuer, jwks_url, discovery_url, audiences, algorithms, roles_claim, tenant_claim, clock_skew_seconds, created_at, updated_at, required_typ";
 
 fn issuer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<IssuerRecord> {
     Ok(IssuerRecord {
@@ -211,6 +211,7 @@ fn issuer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<IssuerRecord> {
         clock_skew_seconds: row.get(8)?,
         created_at: ts(row, 9)?,
         updated_at: ts(row, 10)?,
+        required_typ: row.get(11)?,
     })
 }
 
@@ -220,7 +221,7 @@ impl IssuerStore for SqliteStore {
         let i = issuer.clone();
         self.write(move |tx| {
             tx.execute(
-                &format!("INSERT INTO issuers ({ISSUER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                &format!("INSERT INTO issuers ({ISSUER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
                 params![
                     i.id,
                     i.issuer,
@@ -232,7 +233,8 @@ impl IssuerStore for SqliteStore {
                     i.tenant_claim,
                     i.clock_skew_seconds,
                     i.created_at.as_millis(),
-                    i.updated_at.as_millis()
+                    i.updated_at.as_millis(),
+                    i.required_typ
                 ],
             )
             .map_err(write_error("issuer"))?;
@@ -267,7 +269,7 @@ impl IssuerStore for SqliteStore {
         self.write(move |tx| {
             let n = tx
                 .execute(
-                    "UPDATE issuers SET issuer = ?2, jwks_url = ?3, discovery_url = ?4, audiences = ?5, algorithms = ?6, roles_claim = ?7, tenant_claim = ?8, clock_skew_seconds = ?9, updated_at = ?10 WHERE id = ?1",
+                    "UPDATE issuers SET issuer = ?2, jwks_url = ?3, discovery_url = ?4, audiences = ?5, algorithms = ?6, roles_claim = ?7, tenant_claim = ?8, clock_skew_seconds = ?9, updated_at = ?10, required_typ = ?11 WHERE id = ?1",
                     params![
                         i.id,
                         i.issuer,
@@ -278,7 +280,8 @@ impl IssuerStore for SqliteStore {
                         i.roles_claim,
                         i.tenant_claim,
                         i.clock_skew_seconds,
-                        i.updated_at.as_millis()
+                        i.updated_at.as_millis(),
+                        i.required_typ
                     ],
                 )
                 .map_err(write_error("issuer"))?;

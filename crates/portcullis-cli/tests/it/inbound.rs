@@ -53,6 +53,36 @@ fn forge(header: &Value, claims: &Value, signature: &[u8]) -> String {
     )
 }
 
+/// An issuer may require a `typ` (RFC 8725 §3.11): `at+jwt` access tokens pass (with or without
+/// `application/`), an ID token or an untyped token of the same issuer does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_may_require_a_token_type() {
+    let (s, idp) = setup().await;
+    let claims = idp.claims("alice");
+    let untyped = idp.sign_typed(None, &claims);
+    let id_token = idp.sign_typed(Some("JWT"), &claims);
+    // No requirement: any typ.
+    assert_eq!(refused(&s, &untyped).await.0, 200);
+    let (_, list) = s.get("/v1/mgmt/issuers").await;
+    let id = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let mut registration = idp.registration();
+    registration["requiredTyp"] = json!("at+jwt");
+    let (status, body) = s.put(&format!("/v1/mgmt/issuers/{id}"), registration).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["requiredTyp"], "at+jwt");
+    for t in [
+        idp.sign_typed(Some("at+jwt"), &claims),
+        idp.sign_typed(Some("application/AT+JWT"), &claims),
+    ] {
+        assert_eq!(refused(&s, &t).await.0, 200);
+    }
+    assert_refused(refused(&s, &untyped).await, "wrong_type");
+    assert_refused(refused(&s, &id_token).await, "wrong_type");
+    let mut bad = idp.registration();
+    bad["requiredTyp"] = json!("at jwt");
+    assert_eq!(s.put(&format!("/v1/mgmt/issuers/{id}"), bad).await.0, 400);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_supported_algorithm_is_accepted() {
     let (s, idp) = setup().await;
@@ -162,6 +192,7 @@ async fn claims_are_checked() {
     let cases = [
         (json!({"exp": now - 60}), "expired"),
         (json!({"nbf": now + 600}), "not_yet_valid"),
+        (json!({"iat": now + 600}), "issued_in_future"),
         (
             json!({"aud": "https://someone-else.example"}),
             "wrong_audience",

@@ -134,6 +134,12 @@ pub enum JwtError {
     /// The `exp` claim is missing.
     #[error("the token has no expiry")]
     MissingExpiry,
+    /// The `iat` claim is in the future, beyond the leeway.
+    #[error("the token was issued in the future")]
+    IssuedInFuture,
+    /// The header's `typ` is not the one the issuer is required to send (RFC 8725 §3.11).
+    #[error("the token type is not the expected one")]
+    WrongType,
 }
 
 impl JwtError {
@@ -153,6 +159,8 @@ impl JwtError {
             Self::WrongAudience => "wrong_audience",
             Self::MissingSubject => "missing_subject",
             Self::MissingExpiry => "missing_expiry",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::WrongType => "wrong_type",
         }
     }
 }
@@ -261,6 +269,8 @@ mod tests {
             JwtError::WrongAudience,
             JwtError::MissingSubject,
             JwtError::MissingExpiry,
+            JwtError::IssuedInFuture,
+            JwtError::WrongType,
         ];
         let mut codes: Vec<&str> = errors.iter().map(JwtError::code).collect();
         codes.sort_unstable();

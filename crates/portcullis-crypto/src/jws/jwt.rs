@@ -175,13 +175,14 @@ impl Unverified {
 
     /// Validates the header algorithm and the registered claims against `v`:
     /// `alg` in `v.algorithms`; `exp` present and numeric, not before `now - leeway`; `nbf`, when
-    /// present, not after `now + leeway`; `iat`, when present, numeric; `iss` exactly
+    /// present, not after `now + leeway`; `iat`, when present, not after `now + leeway`; `iss` exactly
     /// `v.issuer`; `aud` (a string or an array of strings) naming one of `v.audiences`; `sub` a
     /// non-empty string when `v.require_sub`.
     ///
     /// # Errors
     /// The first failed check: [`JwtError::AlgorithmNotAllowed`], [`JwtError::MissingExpiry`],
-    /// [`JwtError::Expired`], [`JwtError::NotYetValid`], [`JwtError::WrongIssuer`],
+    /// [`JwtError::Expired`], [`JwtError::NotYetValid`], [`JwtError::IssuedInFuture`],
+    /// [`JwtError::WrongIssuer`],
     /// [`JwtError::WrongAudience`], [`JwtError::MissingSubject`], or [`JwtError::Malformed`] for a
     /// registered claim of the wrong type.
     pub fn validate(&self, v: &Validation<'_>) -> Result<(), JwtError> {
@@ -202,7 +203,11 @@ impl Unverified {
         {
             return Err(JwtError::NotYetValid);
         }
-        self.date("iat", Rounding::Down)?;
+        if let Some(iat) = self.date("iat", Rounding::Down)?
+            && iat > v.now.saturating_add(leeway)
+        {
+            return Err(JwtError::IssuedInFuture);
+        }
 
         if self.issuer() != Some(v.issuer) {
             return Err(JwtError::WrongIssuer);
@@ -212,6 +217,26 @@ impl Unverified {
             return Err(JwtError::MissingSubject);
         }
         Ok(())
+    }
+
+    /// Checks the header's `typ` against the type an issuer is required to send, compared without
+    /// case and with or without the `application/` prefix (RFC 7515 §4.1.9), so that `at+jwt`
+    /// matches `application/at+jwt` (RFC 9068).
+    ///
+    /// # Errors
+    /// [`JwtError::WrongType`] when the header has no `typ` or another one.
+    pub fn check_type(&self, required: &str) -> Result<(), JwtError> {
+        let bare = |t: &str| {
+            let t = t.trim();
+            match t.get(..12) {
+                Some(p) if p.eq_ignore_ascii_case("application/") => t[12..].to_ascii_lowercase(),
+                _ => t.to_ascii_lowercase(),
+            }
+        };
+        match self.header.typ() {
+            Some(t) if bare(t) == bare(required) => Ok(()),
+            _ => Err(JwtError::WrongType),
+        }
     }
 
     fn check_audience(&self, expected: &[String]) -> Result<(), JwtError> {

@@ -342,6 +342,27 @@ fn expired() {
 }
 
 #[test]
+fn issued_in_the_future() {
+    assert_eq!(
+        validate(&claims_with(json!({"iat": NOW + 1}))),
+        Err(JwtError::IssuedInFuture)
+    );
+    assert_eq!(validate(&claims_with(json!({"iat": NOW}))), Ok(()));
+    let with_leeway = Validation {
+        leeway_secs: 30,
+        ..validation()
+    };
+    assert_eq!(
+        validate_with(&claims_with(json!({"iat": NOW + 30})), &with_leeway),
+        Ok(())
+    );
+    assert_eq!(
+        validate_with(&claims_with(json!({"iat": NOW + 31})), &with_leeway),
+        Err(JwtError::IssuedInFuture)
+    );
+}
+
+#[test]
 fn not_yet_valid() {
     assert_eq!(
         validate(&claims_with(json!({"nbf": NOW + 1}))),
@@ -787,6 +808,8 @@ fn errors_have_stable_codes_and_plain_messages() {
         (JwtError::WrongAudience, "wrong_audience"),
         (JwtError::MissingSubject, "missing_subject"),
         (JwtError::MissingExpiry, "missing_expiry"),
+        (JwtError::IssuedInFuture, "issued_in_future"),
+        (JwtError::WrongType, "wrong_type"),
     ];
     for (error, code) in cases {
         assert_eq!(error.code(), code);

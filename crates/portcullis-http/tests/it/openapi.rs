@@ -991,6 +991,16 @@ impl Scenario {
         let (status, headers, value) = self.h.raw(method, uri, auth, body).await;
         assert_eq!(status.as_u16(), expected, "{method} {uri}: {value}");
         let at = format!("{method} {uri} -> {status}");
+        // Every answer of the API is kept by no cache: many carry a secret or a capability.
+        if path.starts_with("/v1/") || path.starts_with("/oauth2/") {
+            assert_eq!(
+                headers
+                    .get(header::CACHE_CONTROL)
+                    .and_then(|v| v.to_str().ok()),
+                Some("no-store"),
+                "{at}"
+            );
+        }
         let response = op["responses"]
             .get(status.as_str())
             .unwrap_or_else(|| panic!("{at}: this status is not documented"));

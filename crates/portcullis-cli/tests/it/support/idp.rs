@@ -167,6 +167,16 @@ impl Idp {
         key.sign_jwt(claims, Some("at+jwt")).unwrap()
     }
 
+    /// Signs claims with an ES256 key and the header `typ` given (none: no `typ`).
+    pub fn sign_typed(&self, typ: Option<&str>, claims: &Value) -> String {
+        let keys = self.shared.keys.lock().unwrap();
+        let key = keys
+            .iter()
+            .find(|k| k.algorithm() == Algorithm::ES256)
+            .unwrap();
+        key.sign_jwt(claims, typ).unwrap()
+    }
+
     /// Signs claims with the key `kid`.
     pub fn sign_with_kid(&self, kid: &str, claims: &Value) -> String {
         let keys = self.shared.keys.lock().unwrap();

@@ -1,0 +1,1 @@
+ALTER TABLE issuers ADD COLUMN required_typ TEXT;
