@@ -204,11 +204,13 @@ impl Core {
             ));
         };
         let hash = sha256(key.as_bytes());
-        let record = match self.admin_keys.get(&hash) {
+        // While the change feed is down a revocation may not have been heard of: read the store.
+        let live = self.stores.changes.is_live();
+        let record = match self.admin_keys.get(&hash).filter(|_| live) {
             Some(r) => r,
             None => {
                 let r = self.stores.admin_keys.admin_key_by_hash(&hash).await?;
-                if r.is_some() {
+                if live && r.is_some() {
                     self.admin_keys.insert(hash, r.clone());
                 }
                 r

@@ -122,7 +122,9 @@ impl Core {
         if id.is_empty() || id.len() > 128 || secret.is_empty() || secret.len() > 512 {
             return Err(bad());
         }
-        let record = match self.clients.get(id) {
+        // While the change feed is down a change may not have been heard of: read the store.
+        let live = self.stores.changes.is_live();
+        let record = match self.clients.get(id).filter(|_| live) {
             Some(r) => r,
             None => {
                 let r = self.stores.clients.client(id).await.map_err(|e| {
@@ -133,7 +135,9 @@ impl Core {
                         "the server cannot reach its database; try again shortly",
                     )
                 })?;
-                self.clients.insert(id.to_owned(), r.clone());
+                if live {
+                    self.clients.insert(id.to_owned(), r.clone());
+                }
                 r
             }
         };

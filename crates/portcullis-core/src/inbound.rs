@@ -240,6 +240,7 @@ pub struct Inbound {
     installed: AtomicU64,
     reloading: tokio::sync::Mutex<()>,
     store: Arc<dyn IssuerStore>,
+    feed: Arc<dyn portcullis_domain::ChangeFeed>,
     http: reqwest::Client,
     cache: quick_cache::sync::Cache<[u8; 32], Arc<VerifiedToken>>,
     clock: Arc<dyn Clock>,
@@ -259,6 +260,7 @@ impl Inbound {
     pub fn new(
         config_issuers: Vec<IssuerSpec>,
         store: Arc<dyn IssuerStore>,
+        feed: Arc<dyn portcullis_domain::ChangeFeed>,
         http: reqwest::Client,
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,
@@ -271,6 +273,7 @@ impl Inbound {
             installed: AtomicU64::new(0),
             reloading: tokio::sync::Mutex::new(()),
             store,
+            feed,
             http,
             cache: quick_cache::sync::Cache::new(settings.token_cache_capacity.max(16)),
             clock,
@@ -388,7 +391,15 @@ impl Inbound {
         }
         let now = self.clock.now().as_secs();
         let hash = portcullis_crypto::sha256(token.as_bytes());
-        if self.current()
+        // While the change feed is down, a removed issuer or key may not have been heard of:
+        // every token is verified afresh (fail closed).
+        let live = self.feed.is_live();
+        if !live {
+            // ... and the issuer list is read again (its issuers' fetched keys are kept).
+            self.issuers_changed();
+        }
+        if live
+            && self.current()
             && let Some(hit) = self.cache.get(&hash)
         {
             if hit.expires_at >= now {
@@ -429,7 +440,7 @@ impl Inbound {
         let claims = unverified.into_claims();
         let verified = Arc::new(build_verified(&state, issuer, claims));
         // Keep the verification no longer than the token lives (and never past a reload).
-        if self.current() {
+        if live && self.current() {
             self.cache.insert(hash, verified.clone());
             if !self.current() {
                 self.cache.remove(&hash);
@@ -469,6 +480,12 @@ impl Inbound {
         match self.fetch_keys(&state.spec).await {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
+                // A key the issuer no longer publishes verifies nothing more: forget the tokens
+                // verified with it (all of them; this is rare).
+                if keys.kids().any(|k| !fresh.kids().any(|f| f == k)) {
+                    tracing::info!(issuer = %state.spec.issuer, "a signing key was removed from the JWKS; verified tokens are forgotten");
+                    self.issuers_changed();
+                }
                 *state
                     .keys
                     .write()

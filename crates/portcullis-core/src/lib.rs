@@ -113,6 +113,7 @@ impl Core {
         let inbound = Arc::new(Inbound::new(
             options.config_issuers,
             stores.issuers.clone(),
+            stores.changes.clone(),
             http.clone(),
             clock.clone(),
             settings.clone(),

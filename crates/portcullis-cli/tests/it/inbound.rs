@@ -325,6 +325,40 @@ async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
     assert_eq!(idp.jwks_fetches(), before);
 }
 
+/// When a refetched JWKS no longer holds a key, tokens verified with it are verified again (and
+/// refused), not served from the verification cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_removed_from_the_jwks_drops_its_cached_verifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(&config, "[inbound]\njwks_min_refetch_seconds = 1\n").unwrap();
+    let s = TestServer::start_with(Backend::Sqlite, |env| {
+        env.insert("PORTCULLIS_CONFIG".into(), config.display().to_string());
+    })
+    .await;
+    let idp = Idp::start().await;
+    s.trust(&idp).await;
+    s.must_post(
+        "/v1/mgmt/outbound-apps",
+        json!({"id": "keyed", "name": "Keyed", "type": "apiKey"}),
+    )
+    .await;
+    s.must_post(
+        "/v1/mgmt/outbound-apps/keyed/api-keys",
+        json!({"apiKey": "k-123"}),
+    )
+    .await;
+    let old = idp.token("alice");
+    assert_eq!(refused(&s, &old).await.0, 200);
+    // The IdP rotates: a new key in, the old one out.
+    let kid = idp.add_key(Algorithm::ES256, true);
+    idp.unpublish(&idp.kid_of(Algorithm::ES256));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let new = idp.sign_with_kid(&kid, &idp.claims("alice"));
+    assert_eq!(refused(&s, &new).await.0, 200, "the new key is fetched");
+    assert_refused(refused(&s, &old).await, "unknown_key");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_an_issuer_refuses_its_tokens_on_the_next_request() {
     let (s, idp) = setup().await;

@@ -111,6 +111,25 @@ impl Idp {
         kid
     }
 
+    /// Takes a key out of the published JWKS (it still signs).
+    pub fn unpublish(&self, kid: &str) {
+        self.shared
+            .published
+            .lock()
+            .unwrap()
+            .retain(|k| k["kid"] != kid);
+    }
+
+    /// The kid of the default key of `alg`.
+    pub fn kid_of(&self, alg: Algorithm) -> String {
+        let keys = self.shared.keys.lock().unwrap();
+        keys.iter()
+            .find(|k| k.algorithm() == alg)
+            .unwrap()
+            .kid()
+            .to_owned()
+    }
+
     /// Publishes a key added earlier unpublished.
     pub fn publish(&self, kid: &str) {
         let keys = self.shared.keys.lock().unwrap();
