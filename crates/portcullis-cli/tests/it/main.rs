@@ -16,6 +16,7 @@ mod apply;
 mod bad_input;
 mod cli;
 mod cluster;
+mod crash;
 mod findings;
 mod identity;
 mod inbound;
