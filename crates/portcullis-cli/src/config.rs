@@ -117,6 +117,8 @@ pub struct OutboundConfig {
     pub allowed_return_urls: Option<Vec<String>>,
     /// Accept plain-HTTP provider URLs on non-loopback hosts (never in production).
     pub danger_allow_insecure_http: Option<bool>,
+    /// In production mode, still call URLs on loopback, private or link-local addresses (tests).
+    pub danger_allow_private_network: Option<bool>,
 }
 
 /// `[inbound]`.
@@ -403,6 +405,10 @@ impl Config {
                 .map_or(defaults.jwks_min_refetch, Duration::from_secs),
             max_token_len: defaults.max_token_len,
             danger_allow_insecure_http: danger_http,
+            production,
+            danger_allow_private_network: env_bool(env, "PORTCULLIS_DANGER_ALLOW_PRIVATE_NETWORK")?
+                .or(o.danger_allow_private_network)
+                .unwrap_or(false),
             audit_retention: match env_num::<u32>(env, "PORTCULLIS_AUDIT_RETENTION_DAYS")?
                 .or(file.audit.retention_days)
             {

@@ -46,7 +46,7 @@ pub struct Running {
     /// Its services.
     pub core: Arc<Core>,
     /// The bootstrap admin key, when this start created a random one.
-    pub bootstrap_key: Option<String>,
+    pub bootstrap_key: Option<portcullis_crypto::SecretString>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -217,7 +217,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     Ok(Running {
         addr,
         core,
-        bootstrap_key: bootstrap.map(|k| k.expose().to_owned()),
+        bootstrap_key: bootstrap,
         shutdown: Some(tx),
         task,
     })

@@ -2,7 +2,7 @@
 //! The caller (the MCP server) authenticates as a confidential client; the subject token is the
 //! user's inbound token; `resource` or `audience` names the outbound app.
 
-use portcullis_crypto::{constant_time_eq, sha256};
+use portcullis_crypto::{SecretString, constant_time_eq, sha256};
 use portcullis_domain::Timestamp;
 use serde::Serialize;
 
@@ -22,7 +22,7 @@ pub const APP_RESOURCE_PREFIX: &str = "urn:portcullis:outbound-app:";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExchangeRequest {
     /// `subject_token`.
-    pub subject_token: Option<String>,
+    pub subject_token: Option<SecretString>,
     /// `subject_token_type`.
     pub subject_token_type: Option<String>,
     /// `resource` (repeatable).
@@ -34,7 +34,7 @@ pub struct ExchangeRequest {
     /// `requested_token_type`.
     pub requested_token_type: Option<String>,
     /// `actor_token` (delegation is not supported).
-    pub actor_token: Option<String>,
+    pub actor_token: Option<SecretString>,
     /// Portcullis extension: the tenant.
     pub tenant_id: Option<String>,
 }
@@ -52,7 +52,8 @@ pub struct ClientIdentity {
 #[derive(Debug, Clone, Serialize)]
 pub struct ExchangeResponse {
     /// The outbound credential.
-    pub access_token: String,
+    #[serde(serialize_with = "crate::manage::expose")]
+    pub access_token: SecretString,
     /// `urn:ietf:params:oauth:token-type:access_token`, or the API-key type.
     pub issued_token_type: &'static str,
     /// `Bearer` (or `N_A` for an API key).
@@ -182,7 +183,8 @@ impl Core {
     ) -> Result<ExchangeResponse, ExchangeError> {
         let subject_token = req
             .subject_token
-            .as_deref()
+            .as_ref()
+            .map(SecretString::expose)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ExchangeError::invalid_request("subject_token is required"))?;
         match req.subject_token_type.as_deref() {
@@ -286,14 +288,14 @@ impl Core {
             .map(|e: Timestamp| (e.millis_since(now) / 1000).max(0));
         match (t.access_token, t.api_key) {
             (Some(at), _) => ExchangeResponse {
-                access_token: at.expose().to_owned(),
+                access_token: at,
                 issued_token_type: ACCESS_TOKEN_TYPE,
                 token_type: t.token_type.unwrap_or_else(|| "Bearer".into()),
                 expires_in,
                 scope: (!t.scopes.is_empty()).then(|| t.scopes.join(" ")),
             },
             (None, key) => ExchangeResponse {
-                access_token: key.map(|k| k.expose().to_owned()).unwrap_or_default(),
+                access_token: key.unwrap_or_else(|| SecretString::from(String::new())),
                 issued_token_type: API_KEY_TOKEN_TYPE,
                 token_type: "N_A".into(),
                 expires_in: None,

@@ -170,8 +170,9 @@ pub enum InboundError {
     /// No trusted issuer has this `iss`.
     #[error("the token's issuer is not trusted")]
     UnknownIssuer,
-    /// The issuer's keys could not be fetched.
-    #[error("the issuer's keys are unavailable: {0}")]
+    /// The issuer's keys could not be fetched. What failed (a URL, a status) is logged, never
+    /// told to the caller.
+    #[error("the issuer's keys are unavailable")]
     KeysUnavailable(String),
 }
 
@@ -408,9 +409,10 @@ impl Inbound {
             self.cache.remove(&hash);
         }
         if !self.current() {
-            self.reload()
-                .await
-                .map_err(|e| InboundError::KeysUnavailable(e.to_string()))?;
+            self.reload().await.map_err(|e| {
+                tracing::warn!(error = %e, "loading the trusted issuers failed");
+                InboundError::KeysUnavailable(e.to_string())
+            })?;
         }
         let unverified = Unverified::parse(token, self.settings.max_token_len)?;
         let issuer = unverified
@@ -525,8 +527,16 @@ impl Inbound {
                     .get("jwks_uri")
                     .and_then(Value::as_str)
                     .ok_or("the discovery document has no jwks_uri")?;
-                crate::urls::check_url(jwks, "jwks_uri", &self.settings)
-                    .map_err(|e| e.to_string())?
+                let jwks = crate::urls::check_url(jwks, "jwks_uri", &self.settings)
+                    .map_err(|e| e.to_string())?;
+                // Keys served from elsewhere than the issuer's origin are not taken from a
+                // discovery document: an operator who trusts such a location names it (jwksUrl).
+                if !crate::urls::same_origin(&jwks, &spec.issuer) {
+                    return Err(format!(
+                        "the discovery document's jwks_uri {jwks} is not on the issuer's origin; set jwksUrl to trust it"
+                    ));
+                }
+                jwks
             }
         };
         let set: JwkSet = crate::urls::get_json(&self.http, &jwks_url).await?;

@@ -34,7 +34,9 @@ use portcullis_domain::{Change, ChangeEvent, Clock, Stores};
 pub use admin::{AdminIdentity, NewAdminKey};
 pub use audit::AuditSink;
 pub use error::ServiceError;
-pub use exchange::{ClientIdentity, ExchangeError, ExchangeRequest, TOKEN_EXCHANGE_GRANT};
+pub use exchange::{
+    ClientIdentity, ExchangeError, ExchangeRequest, ExchangeResponse, TOKEN_EXCHANGE_GRANT,
+};
 pub use identity::{EXTERNAL_PREFIX, external_principal};
 pub use ids::{new_event_id, new_id};
 pub use inbound::{Inbound, InboundError, IssuerSpec, KeySource, VerifiedToken};
@@ -109,7 +111,11 @@ impl Core {
                 .await
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
         );
-        let http = http_client(settings.provider_timeout).map_err(ServiceError::Internal)?;
+        let http = http_client(
+            settings.provider_timeout,
+            settings.production && !settings.danger_allow_private_network,
+        )
+        .map_err(ServiceError::Internal)?;
         let inbound = Arc::new(Inbound::new(
             options.config_issuers,
             stores.issuers.clone(),

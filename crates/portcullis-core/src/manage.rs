@@ -7,9 +7,9 @@ use std::sync::Arc;
 use portcullis_crypto::envelope::aad;
 use portcullis_crypto::{SecretString, random_token, sha256};
 use portcullis_domain::{
-    AppKind, AppRecord, ClientAuthMethod, ClientRecord, Identity, IssuerRecord, OAuthSettings,
-    OnDeny, PageRequest, PolicyRecord, Role, ScopeDef, StoreError, TenantMembership, TenantRecord,
-    Timestamp, UserRecord, validate_slug,
+    AppKind, AppRecord, ClientAuthMethod, ClientRecord, DenialDetail, Identity, IssuerRecord,
+    OAuthSettings, OnDeny, PageRequest, PolicyRecord, Role, ScopeDef, StoreError, TenantMembership,
+    TenantRecord, Timestamp, UserRecord, validate_slug,
 };
 use portcullis_policy::{
     ErrorCode, Explanation, Limits, Mode, PolicyDocument, Scopes, Subject, ValidationError,
@@ -264,6 +264,23 @@ pub struct AppInput {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub on_deny: Option<OnDeny>,
+    /// How much of a denial's explanation callers see: `full` (every condition with its expected
+    /// value and what was seen), `policies` (the default: the policies and each failing
+    /// condition's source, claim and operator, without values) or `reason` (the reason and the
+    /// scopes refused). The simulator always shows everything.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub denial_detail: Option<DenialDetail>,
+    /// The provider's issuer identifier (RFC 9207): when set, the provider's redirect back must
+    /// carry it as `iss` (OAuth apps).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Keep the shared callback `/v1/outbound/callback` as the `redirect_uri` instead of the
+    /// app's own `/v1/outbound/callback/{appId}` (default false; apps registered before per-app
+    /// callbacks keep the shared one until this is set to false). Register the `redirect_uri`
+    /// the app uses with the provider.
+    #[serde(default)]
+    pub shared_callback: Option<bool>,
 }
 
 /// An outbound app, as the management API shows it.
@@ -342,6 +359,8 @@ impl Core {
                     !input.authorization_params.is_empty(),
                 ),
                 ("narrowScopesOnRefresh", input.narrow_scopes_on_refresh),
+                ("issuer", input.issuer.is_some()),
+                ("sharedCallback", input.shared_callback.is_some()),
             ];
             if let Some((f, _)) = oauth_fields.iter().find(|(_, set)| *set) {
                 return Err(ServiceError::invalid(
@@ -357,6 +376,7 @@ impl Core {
             }
             return Ok(OAuthSettings {
                 on_deny,
+                denial_detail: input.denial_detail.unwrap_or_default(),
                 ..OAuthSettings::default()
             });
         }
@@ -476,6 +496,9 @@ impl Core {
             narrow_scopes_on_refresh: input.narrow_scopes_on_refresh,
             token_endpoint_auth_method: method,
             on_deny,
+            denial_detail: input.denial_detail.unwrap_or_default(),
+            issuer: input.issuer.clone(),
+            shared_callback: input.shared_callback.unwrap_or(false),
         })
     }
 
@@ -595,6 +618,11 @@ impl Core {
             ),
             None => current.client_secret.clone(),
         };
+        let mut settings = settings;
+        if input.shared_callback.is_none() {
+            // The callback the provider knows stays until the operator moves it.
+            settings.shared_callback = current.settings.shared_callback;
+        }
         Ok(AppRecord {
             id: current.id.clone(),
             name: input.name.trim().to_owned(),
@@ -1856,7 +1884,8 @@ impl Core {
 pub struct SimulateInput {
     /// An inbound token to evaluate (verified like a real request, scope included).
     #[serde(default)]
-    pub token: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub token: Option<SecretString>,
     /// Or a subject described directly.
     #[serde(default)]
     pub subject: Option<SimulatedSubject>,
@@ -1922,7 +1951,7 @@ impl Core {
         let (user_id, roles, roles_source, claims) = match (&input.token, &input.subject) {
             (Some(token), None) => {
                 let caller = self
-                    .authenticate_caller(Some(token))
+                    .authenticate_caller(Some(token.expose()))
                     .await
                     .map_err(|r| match r {
                         crate::Refusal::InvalidToken { code, message } => ServiceError::Invalid {

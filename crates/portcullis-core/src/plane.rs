@@ -10,10 +10,12 @@ use std::time::Instant;
 use portcullis_crypto::SecretString;
 use portcullis_domain::{
     AppKind, AppRecord, AuditEvent, AuditOutcome, ConnectionKey, ConnectionRecord,
-    ConnectionStatus, CredentialKind, OnDeny, PolicyRecord, PolicyVerdict, Timestamp, UserRecord,
+    ConnectionStatus, CredentialKind, DenialDetail, OnDeny, PolicyRecord, PolicyVerdict, Timestamp,
+    UserRecord,
 };
 use portcullis_policy::{AllowedScopes, Decision, Explanation, Limits, PolicySet, Reason, Subject};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::inbound::VerifiedToken;
 use crate::vault::RefreshError;
@@ -84,6 +86,38 @@ impl Surface {
             Self::TokenExchange { .. } => "token_exchange",
         }
     }
+}
+
+/// The part of a denial's explanation callers see, per the app's [`DenialDetail`].
+pub(crate) fn shown(explanation: &Explanation, detail: DenialDetail) -> Value {
+    let mut v = serde_json::to_value(explanation).unwrap_or(Value::Null);
+    match detail {
+        DenialDetail::Full => {}
+        DenialDetail::Policies => {
+            for p in v
+                .get_mut("policies")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(c) = p.get_mut("failedCondition").and_then(Value::as_object_mut) {
+                    c.remove("value");
+                    c.remove("seen");
+                }
+            }
+        }
+        DenialDetail::Reason => {
+            if let Value::Object(m) = &mut v {
+                m.retain(|k, _| {
+                    matches!(
+                        k.as_str(),
+                        "outcome" | "reason" | "requestedScopes" | "deniedScopes"
+                    )
+                });
+            }
+        }
+    }
+    v
 }
 
 /// The longest tenant id a request may name, in characters.
@@ -237,8 +271,8 @@ pub enum Refusal {
     Denied {
         /// Why, in a stable code (`no_policy_matched`, `scopes_not_allowed`, `downscoping_unsupported`).
         reason: &'static str,
-        /// The full story.
-        explanation: Box<Explanation>,
+        /// The story, as much of it as the app shows callers (its `denialDetail`).
+        explanation: Box<Value>,
     },
     /// 403 `consent_required`: the policies do not allow it, and the app asks for re-consent.
     ConsentRequired {
@@ -246,8 +280,8 @@ pub enum Refusal {
         reason: &'static str,
         /// Where the user consents to what the policies allow.
         connect_url: String,
-        /// The full story.
-        explanation: Box<Explanation>,
+        /// The story, as much of it as the app shows callers.
+        explanation: Box<Value>,
     },
     /// 404 `not_connected`: no usable connection, or the grant lacks a requested scope.
     NotConnected {
@@ -782,7 +816,10 @@ impl Core {
         reason_override: Option<&'static str>,
     ) -> Refusal {
         let refs: Vec<&str> = requested.iter().map(String::as_str).collect();
-        let explanation = Box::new(snapshot.set.explain(subject, &refs, decision));
+        let explanation = Box::new(shown(
+            &snapshot.set.explain(subject, &refs, decision),
+            snapshot.app.settings.denial_detail,
+        ));
         let reason = reason_override.unwrap_or(match decision.reason() {
             Reason::NoPolicyMatched => "no_policy_matched",
             Reason::ScopesNotAllowed => "scopes_not_allowed",

@@ -26,7 +26,7 @@ pub struct TokenResponse {
     /// The granted scopes, when the provider says (space-separated).
     pub scope: Option<String>,
     /// An OpenID Connect id_token, when the provider sends one.
-    pub id_token: Option<String>,
+    pub id_token: Option<SecretString>,
 }
 
 impl TokenResponse {
@@ -49,7 +49,7 @@ impl TokenResponse {
     /// from the provider's token endpoint over the connection we opened (OpenID Connect Core
     /// §3.1.3.7 allows relying on TLS server validation there). Used only as a label.
     pub fn id_token_subject(&self) -> Option<String> {
-        let payload = self.id_token.as_deref()?.split('.').nth(1)?;
+        let payload = self.id_token.as_ref()?.expose().split('.').nth(1)?;
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(payload.trim_end_matches('='))
             .ok()?;
@@ -112,8 +112,17 @@ pub struct Provider {
 
 /// Builds the HTTP client for providers and IdPs: a timeout on every call, no redirects followed
 /// (a token endpoint that redirects is misconfigured, and following could leak credentials).
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+///
+/// With `public_only` (production mode), names that resolve only to internal addresses are not
+/// called (see `check_url`).
+pub fn http_client(timeout: Duration, public_only: bool) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder();
+    let builder = if public_only {
+        builder.dns_resolver(std::sync::Arc::new(crate::urls::PublicOnly))
+    } else {
+        builder
+    };
+    builder
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())
@@ -293,7 +302,7 @@ impl Provider {
                 .filter(|t| !t.is_empty())
                 .map(SecretString::from),
             scope: raw.scope,
-            id_token: raw.id_token,
+            id_token: raw.id_token.map(SecretString::from),
         })
     }
 

@@ -41,6 +41,11 @@ pub struct Settings {
     /// Accept plain-HTTP provider and JWKS URLs on hosts other than loopback (never in
     /// production).
     pub danger_allow_insecure_http: bool,
+    /// Production mode: the URLs Portcullis calls must be `https` and must not name or resolve to
+    /// loopback, private, link-local or other internal addresses.
+    pub production: bool,
+    /// In production mode, still allow URLs on internal addresses (tests; never otherwise).
+    pub danger_allow_private_network: bool,
     /// How long audit rows (decisions, management changes, rejected-request counts) are kept;
     /// `None` keeps them forever.
     pub audit_retention: Option<Duration>,
@@ -68,6 +73,8 @@ impl Default for Settings {
             jwks_min_refetch: Duration::from_secs(10),
             max_token_len: 16 * 1024,
             danger_allow_insecure_http: false,
+            production: false,
+            danger_allow_private_network: false,
             audit_retention: Some(Duration::from_secs(90 * 24 * 3600)),
             rate_limit_per_address: Some(Rate {
                 per_second: 500,
@@ -85,5 +92,14 @@ impl Settings {
     /// The provider callback URL (the `redirect_uri` Portcullis registers with providers).
     pub fn callback_url(&self) -> String {
         format!("{}/v1/outbound/callback", self.public_url)
+    }
+
+    /// The `redirect_uri` of an app: its own callback, or the shared one for apps that keep it.
+    pub fn callback_url_for(&self, app: &portcullis_domain::AppRecord) -> String {
+        if app.settings.shared_callback {
+            self.callback_url()
+        } else {
+            format!("{}/v1/outbound/callback/{}", self.public_url, app.id)
+        }
     }
 }

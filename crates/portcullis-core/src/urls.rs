@@ -1,5 +1,7 @@
 //! URL checks for everything Portcullis calls or redirects to, and small HTTP helpers.
 
+use std::net::IpAddr;
+
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -17,9 +19,17 @@ pub fn check_url(raw: &str, field: &str, settings: &Settings) -> Result<String, 
             format!("{field} is not a valid absolute URL: {e}"),
         )
     })?;
+    let internal_ok = !settings.production || settings.danger_allow_private_network;
     match url.scheme() {
         "https" => {}
-        "http" if is_loopback(&url) || settings.danger_allow_insecure_http => {}
+        "http" if settings.danger_allow_insecure_http => {}
+        "http" if is_loopback(&url) && !settings.production => {}
+        "http" if settings.production => {
+            return Err(ServiceError::invalid(
+                "invalid_url",
+                format!("{field} must use https in production mode"),
+            ));
+        }
         "http" => {
             return Err(ServiceError::invalid(
                 "invalid_url",
@@ -51,7 +61,89 @@ pub fn check_url(raw: &str, field: &str, settings: &Settings) -> Result<String, 
             format!("{field} must not have a fragment"),
         ));
     }
+    if !internal_ok {
+        let internal = match url.host() {
+            Some(url::Host::Domain(d)) => {
+                d.eq_ignore_ascii_case("localhost")
+                    || d.to_ascii_lowercase().ends_with(".localhost")
+            }
+            Some(url::Host::Ipv4(ip)) => is_internal(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => is_internal(IpAddr::V6(ip)),
+            None => true,
+        };
+        if internal {
+            return Err(ServiceError::invalid(
+                "invalid_url",
+                format!(
+                    "{field} names an internal address (loopback, private or link-local), refused in production mode"
+                ),
+            ));
+        }
+    }
     Ok(url.to_string())
+}
+
+/// Whether `a` and `b` are URLs of the same origin (scheme, host and port).
+pub(crate) fn same_origin(a: &str, b: &str) -> bool {
+    match (Url::parse(a), Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
+/// Whether Portcullis must not call `ip` in production: loopback, private (RFC 1918, unique local),
+/// link-local, shared (CGNAT), unspecified, multicast, broadcast, documentation and benchmarking
+/// ranges, and IPv4 addresses written as IPv6.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || first == 0x0064
+        }
+    }
+}
+
+/// A DNS resolver that drops internal addresses ([`is_internal`]): in production mode, a name
+/// that resolves only to such addresses (or is rebound to one) is not called.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> =
+                addrs.filter(|a| !is_internal(a.ip())).collect();
+            if public.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -216,5 +308,67 @@ mod tests {
         assert!(!return_url_allowed("https://app.example.evil.example/", &s));
         assert!(!return_url_allowed("javascript:alert(1)", &s));
         assert!(!return_url_allowed("https://user@app.example/", &s));
+    }
+
+    #[test]
+    fn production_calls_only_public_https_urls() {
+        let prod = Settings {
+            production: true,
+            ..Settings::default()
+        };
+        for bad in [
+            "http://provider.example/token",
+            "https://127.0.0.1/token",
+            "https://localhost:8443/token",
+            "https://api.localhost/token",
+            "https://10.1.2.3/token",
+            "https://172.16.0.1/token",
+            "https://192.168.1.1/token",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/token",
+            "https://0.0.0.0/token",
+            "https://[::1]/token",
+            "https://[fd00::1]/token",
+            "https://[fe80::1]/token",
+            "https://[::ffff:127.0.0.1]/token",
+        ] {
+            assert!(check_url(bad, "u", &prod).is_err(), "{bad}");
+        }
+        for good in [
+            "https://provider.example/token",
+            "https://8.8.8.8/token",
+            "https://[2606:4700::1]/x",
+        ] {
+            assert!(check_url(good, "u", &prod).is_ok(), "{good}");
+        }
+        let tests = Settings {
+            production: true,
+            danger_allow_private_network: true,
+            ..Settings::default()
+        };
+        assert!(check_url("https://127.0.0.1/token", "u", &tests).is_ok());
+        assert!(
+            check_url("http://127.0.0.1/token", "u", &tests).is_err(),
+            "still https"
+        );
+        assert!(same_origin(
+            "https://idp.example/jwks",
+            "https://idp.example"
+        ));
+        assert!(!same_origin(
+            "https://keys.example/jwks",
+            "https://idp.example"
+        ));
+        assert!(!same_origin(
+            "https://idp.example:8443/jwks",
+            "https://idp.example"
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_production_resolver_drops_internal_addresses() {
+        use reqwest::dns::Resolve;
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        assert!(PublicOnly.resolve(name).await.is_err());
     }
 }

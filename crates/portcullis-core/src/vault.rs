@@ -112,14 +112,16 @@ pub struct ConnectRequest {
 /// The provider's redirect back to Portcullis.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CallbackParams {
-    /// The `state` Portcullis sent.
-    pub state: Option<String>,
+    /// The `state` Portcullis sent (a capability: whoever holds it completes the flow).
+    pub state: Option<SecretString>,
     /// The authorization code.
-    pub code: Option<String>,
+    pub code: Option<SecretString>,
     /// An error instead of a code.
     pub error: Option<String>,
     /// The error's description.
     pub error_description: Option<String>,
+    /// The provider's issuer identifier (RFC 9207), when it sends one.
+    pub iss: Option<String>,
 }
 
 /// How the callback ends for the user's browser.
@@ -347,7 +349,10 @@ impl Core {
         if !decision.allowed() {
             return Err(Refusal::Denied {
                 reason: "scopes_not_allowed",
-                explanation: Box::new(snapshot.set.explain(&subject, &refs, &decision)),
+                explanation: Box::new(crate::plane::shown(
+                    &snapshot.set.explain(&subject, &refs, &decision),
+                    app.settings.denial_detail,
+                )),
             });
         }
         // Incremental consent: keep what is already granted (and still allowed).
@@ -408,7 +413,7 @@ impl Core {
         } else {
             (None, None)
         };
-        let redirect_uri = self.settings.callback_url();
+        let redirect_uri = self.settings.callback_url_for(app);
         let url =
             Provider::authorization_url(app, &redirect_uri, &state, &scopes, challenge.as_deref())
                 .map_err(|e| ServiceError::invalid("app_misconfigured", e.to_string()))?;
@@ -431,7 +436,15 @@ impl Core {
 
     /// Completes a consent flow: checks the state (single use, unexpired), exchanges the code,
     /// stores the connection (merging with an existing one), and says where the browser goes.
-    pub async fn complete_connect(&self, params: &CallbackParams) -> CallbackOutcome {
+    ///
+    /// `via_app` is the app whose callback path the response came to (`None`: the shared
+    /// callback): a response is accepted only where its connect link sent the provider, and with
+    /// the provider's `iss` when the app names its issuer (mix-up defence, RFC 9700 §4.4).
+    pub async fn complete_connect(
+        &self,
+        params: &CallbackParams,
+        via_app: Option<&str>,
+    ) -> CallbackOutcome {
         let page = |status: u16, title: &'static str, message: String| CallbackOutcome::Page {
             status,
             title,
@@ -439,7 +452,8 @@ impl Core {
         };
         let Some(state) = params
             .state
-            .as_deref()
+            .as_ref()
+            .map(SecretString::expose)
             .filter(|s| !s.is_empty() && s.len() <= 512)
         else {
             return page(
@@ -478,6 +492,41 @@ impl Core {
             None => fallback,
         };
         let app_id = pending.key.app_id.clone();
+        let arrived_at = match via_app {
+            Some(a) => format!("{}/v1/outbound/callback/{a}", self.settings.public_url),
+            None => self.settings.callback_url(),
+        };
+        if pending.redirect_uri != arrived_at {
+            tracing::warn!(app = %app_id, "a provider's answer came back to another app's callback; refused (possible mix-up)");
+            return page(
+                400,
+                "Not connected",
+                "This answer came back to the wrong address. Nothing was changed; start again from the application.".into(),
+            );
+        }
+        match self.app_snapshot(&app_id).await {
+            Ok(Some(snapshot)) => {
+                if let Some(issuer) = &snapshot.app.settings.issuer
+                    && params.iss.as_deref() != Some(issuer.as_str())
+                {
+                    tracing::warn!(app = %app_id, "a provider's answer has no or another iss; refused (possible mix-up)");
+                    return page(
+                        400,
+                        "Not connected",
+                        "This answer does not come from the app's provider. Nothing was changed; start again from the application.".into(),
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "reading an app failed");
+                return page(
+                    503,
+                    "Try again",
+                    "Portcullis cannot reach its database right now.".into(),
+                );
+            }
+        }
         if self.clock.now() > pending.expires_at {
             return back(
                 &[("error", "expired"), ("app", &app_id)],
@@ -539,7 +588,8 @@ impl Core {
         }
         let Some(code) = params
             .code
-            .as_deref()
+            .as_ref()
+            .map(SecretString::expose)
             .filter(|c| !c.is_empty() && c.len() <= 4096)
         else {
             return page(

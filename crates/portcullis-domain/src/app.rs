@@ -48,6 +48,22 @@ pub enum OnDeny {
     Reconsent,
 }
 
+/// How much of a denial's explanation a caller (an MCP server, and through it the user) is shown.
+/// Administrators always see everything in the simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DenialDetail {
+    /// The whole explanation: every policy, each failing condition with its expected value and
+    /// what was seen.
+    Full,
+    /// The policies considered, and each failing condition's source, claim and operator, without
+    /// the expected value or what was seen.
+    #[default]
+    Policies,
+    /// Only the outcome, the reason, and the scopes asked for and refused.
+    Reason,
+}
+
 /// How Portcullis authenticates to a provider's token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -101,6 +117,22 @@ pub struct OAuthSettings {
     pub token_endpoint_auth_method: ClientAuthMethod,
     /// What a denied request gets.
     pub on_deny: OnDeny,
+    /// How much of a denial's explanation callers see.
+    pub denial_detail: DenialDetail,
+    /// The provider's issuer identifier (RFC 9207): when set, the provider's redirect back must
+    /// carry it as `iss`.
+    pub issuer: Option<String>,
+    /// Whether the provider redirects to the shared callback (`/v1/outbound/callback`, apps made
+    /// before each app had its own) rather than the app's `/v1/outbound/callback/{appId}`. A
+    /// response is accepted only at the callback its connect link named (mix-up defence, RFC 9700
+    /// §4.4).
+    #[serde(default = "stored_before_per_app_callbacks")]
+    pub shared_callback: bool,
+}
+
+/// Apps stored before per-app callbacks keep the shared one their providers know.
+fn stored_before_per_app_callbacks() -> bool {
+    true
 }
 
 impl OAuthSettings {

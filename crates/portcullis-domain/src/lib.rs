@@ -18,8 +18,8 @@ mod store;
 mod timestamp;
 
 pub use app::{
-    AppKind, AppRecord, ClientAuthMethod, OAuthSettings, OnDeny, PolicyRecord, ScopeDef,
-    validate_slug,
+    AppKind, AppRecord, ClientAuthMethod, DenialDetail, OAuthSettings, OnDeny, PolicyRecord,
+    ScopeDef, validate_slug,
 };
 pub use audit::{
     AuditEvent, AuditOutcome, AuditQuery, MAX_AUDIT_FIELD, MAX_AUDIT_LIST, PolicyVerdict,

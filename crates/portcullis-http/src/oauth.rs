@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
 use portcullis_core::{ExchangeError, ExchangeRequest, TOKEN_EXCHANGE_GRANT};
+use portcullis_crypto::SecretString;
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -143,13 +144,13 @@ async fn token_inner(
     let (client_id, secret) = client_credentials(headers, &single)?;
     let client = state.core.authenticate_client(&client_id, &secret).await?;
     let req = ExchangeRequest {
-        subject_token: single.remove("subject_token"),
+        subject_token: single.remove("subject_token").map(SecretString::from),
         subject_token_type: single.remove("subject_token_type"),
         resources,
         audiences,
         scope: single.remove("scope"),
         requested_token_type: single.remove("requested_token_type"),
-        actor_token: single.remove("actor_token"),
+        actor_token: single.remove("actor_token").map(SecretString::from),
         tenant_id: single.remove("tenant_id"),
     };
     let resp = state.core.token_exchange(&client, &req).await?;

@@ -22,6 +22,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/outbound/apps/{app_id}/token", post(token))
         .route("/v1/outbound/apps/{app_id}/connect", post(connect))
         .route("/v1/outbound/callback", get(callback))
+        .route("/v1/outbound/callback/{app_id}", get(app_callback))
 }
 
 /// The body of a token request.
@@ -246,10 +247,13 @@ async fn connect(
     }
 }
 
-/// Complete a connection (the provider's redirect)
+/// Complete a connection (the provider's redirect, shared callback)
 ///
-/// The provider sends the user's browser here after the consent page (this is the
-/// `redirect_uri` to register with providers). Portcullis exchanges the authorization code for
+/// The shared callback, the `redirect_uri` of apps that keep it (`sharedCallback`); other apps
+/// use their own, `/v1/outbound/callback/{appId}`. A provider's answer is accepted only at the
+/// callback its connect link named, and with the provider's RFC 9207 `iss` when the app names
+/// its `issuer` (mix-up defence). The provider sends the user's browser here after the consent
+/// page. Portcullis exchanges the authorization code for
 /// tokens and stores them sealed. When the connect call named a `returnUrl`, the browser is sent
 /// there with `connected=<appId>`, or `error=<code>&app=<appId>` on failure; otherwise a short
 /// HTML page says what happened. Each link works once.
@@ -263,7 +267,8 @@ async fn connect(
         (status = 200, description = "Connected: a page telling the user they can close the window.", body = String, content_type = "text/html"),
         (status = 303, description = "Sent back to the connect call's `returnUrl`, with `connected=<appId>` or `error`, `error_description` and `app` in the query.",
             headers(("Location" = String, description = "The return URL with the outcome in its query."))),
-        (status = 400, description = "The link is unknown, already used or expired, the provider answered an error, or the request has no `state` or no `code`: a page saying so.", body = String, content_type = "text/html"),
+        (status = 400, description = "The link is unknown, already used or expired, the answer came to another callback than its link's or without the app's `iss`, the provider answered an error, or the request has no `state` or no `code`: a page saying so.", body = String, content_type = "text/html"),
+        (status = 403, description = "The user was disabled after the link was made: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
         (status = 502, description = "The provider did not complete the code exchange: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
         (status = 503, description = "The database is unavailable: a page asking to try again.", body = String, content_type = "text/html"),
     )
@@ -272,13 +277,51 @@ async fn callback(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<CallbackQuery>,
 ) -> Response {
+    complete(&state, params, None).await
+}
+
+/// Complete a connection (the provider's redirect)
+///
+/// The provider sends the user's browser here after the consent page: this is an app's
+/// `redirect_uri` to register with its provider (unless the app keeps the shared callback).
+/// Portcullis checks that the answer came to the callback its connect link named (and carries
+/// the app's `issuer` as RFC 9207 `iss` when the app names one), exchanges the authorization code
+/// for tokens and stores them sealed. When the connect call named a `returnUrl`, the browser is
+/// sent there with `connected=<appId>`, or `error=<code>&app=<appId>` on failure; otherwise a
+/// short HTML page says what happened. Each link works once.
+#[utoipa::path(
+    get,
+    path = "/v1/outbound/callback/{appId}",
+    operation_id = "completeAppConnect",
+    tag = "Outbound tokens",
+    params(("appId" = String, Path, description = "The outbound app's id."), CallbackQuery),
+    responses(
+        (status = 200, description = "Connected: a page telling the user they can close the window.", body = String, content_type = "text/html"),
+        (status = 303, description = "Sent back to the connect call's `returnUrl`, with `connected=<appId>` or `error`, `error_description` and `app` in the query.",
+            headers(("Location" = String, description = "The return URL with the outcome in its query."))),
+        (status = 400, description = "The link is unknown, already used or expired, the answer came to another callback than its link's or without the app's `iss`, the provider answered an error, or the request has no `state` or no `code`: a page saying so.", body = String, content_type = "text/html"),
+        (status = 403, description = "The user was disabled after the link was made: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
+        (status = 502, description = "The provider did not complete the code exchange: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
+        (status = 503, description = "The database is unavailable: a page asking to try again.", body = String, content_type = "text/html"),
+    )
+)]
+async fn app_callback(
+    State(state): State<AppState>,
+    PathParams(app_id): PathParams<String>,
+    QueryParams(params): QueryParams<CallbackQuery>,
+) -> Response {
+    complete(&state, params, Some(&app_id)).await
+}
+
+async fn complete(state: &AppState, params: CallbackQuery, via_app: Option<&str>) -> Response {
     let params = CallbackParams {
-        state: params.state,
-        code: params.code,
+        state: params.state.map(portcullis_crypto::SecretString::from),
+        code: params.code.map(portcullis_crypto::SecretString::from),
         error: params.error,
         error_description: params.error_description,
+        iss: params.iss,
     };
-    match state.core.complete_connect(&params).await {
+    match state.core.complete_connect(&params, via_app).await {
         CallbackOutcome::Redirect(url) => Redirect::to(&url).into_response(),
         CallbackOutcome::Page {
             status,
@@ -300,8 +343,7 @@ async fn callback(
     }
 }
 
-/// The callback's query (unknown parameters, such as RFC 9207 `iss` or a provider's extras, are
-/// ignored).
+/// The callback's query (a provider's other parameters are ignored).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct CallbackQuery {
@@ -313,11 +355,13 @@ pub(crate) struct CallbackQuery {
     error: Option<String>,
     /// The provider's description of the error.
     error_description: Option<String>,
+    /// The provider's issuer identifier (RFC 9207), checked when the app names its `issuer`.
+    iss: Option<String>,
 }
 
 /// The outbound surface's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(token, connect, callback))]
+#[openapi(paths(token, connect, callback, app_callback))]
 pub(crate) struct Doc;
 
 fn escape(s: &str) -> String {

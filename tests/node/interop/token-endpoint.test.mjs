@@ -114,7 +114,7 @@ describe('POST /v1/outbound/apps/{appId}/token', { timeout: 120_000 }, () => {
     const connectUrl = new URL(r.body.connectUrl);
     assert.equal(connectUrl.origin + connectUrl.pathname, `${world.provider.url}/authorize`);
     assert.equal(connectUrl.searchParams.get('scope'), READ);
-    assert.equal(connectUrl.searchParams.get('redirect_uri'), `${server.url}/v1/outbound/callback`);
+    assert.equal(connectUrl.searchParams.get('redirect_uri'), `${server.url}/v1/outbound/callback/${APP}`);
     assert.equal(connectUrl.searchParams.get('code_challenge_method'), 'S256');
 
     const before = await world.provider.stats();

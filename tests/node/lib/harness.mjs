@@ -295,7 +295,7 @@ export class Portcullis {
     const auth = await fetch(authorizationUrl, { redirect: 'manual' });
     assert.equal(auth.status, 302, `the provider redirects back (it answered ${auth.status})`);
     const callback = auth.headers.get('location');
-    assert.ok(callback.startsWith(`${this.url}/v1/outbound/callback?`), `the provider redirects to the callback, not ${callback}`);
+    assert.ok(callback.startsWith(`${this.url}/v1/outbound/callback/`), `the provider redirects to the app's callback, not ${callback}`);
     const cb = await fetch(callback, { redirect: 'manual' });
     return { status: cb.status, location: cb.headers.get('location'), page: await cb.text() };
   }

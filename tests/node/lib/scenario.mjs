@@ -35,7 +35,8 @@ export const viewersPolicy = () => ({
  * function minting inbound tokens.
  */
 export async function setupCalendar({ server, idp, provider }) {
-  await server.createApp(provider.app(APP, [READ, WRITE]));
+  // The tests read every denial's whole explanation (the default leaves out the values).
+  await server.createApp(provider.app(APP, [READ, WRITE], { denialDetail: 'full' }));
   for (const role of ['editor', 'viewer', 'admin']) await server.createRole(role);
   const users = { alice: ['editor'], bob: [], dave: ['viewer'], carol: ['editor'], erin: ['editor'] };
   // Each directory user is linked to the IdP's subject of the same name.

@@ -58,7 +58,15 @@ async fn a_disabled_user_is_refused_on_every_path(backend: Backend) {
     let pending = s
         .connect_url(&alice, "cal", json!({"scopes": SCOPES}))
         .await;
-    let (_, before) = s.get("/v1/mgmt/users/alice/connections").await;
+    // The connection as stored, its last use aside (written in the background).
+    let stored = || async {
+        let (_, mut v) = s.get("/v1/mgmt/users/alice/connections").await;
+        for c in v["items"].as_array_mut().unwrap() {
+            c.as_object_mut().unwrap().remove("lastUsedAt");
+        }
+        v
+    };
+    let before = stored().await;
 
     s.put(
         "/v1/mgmt/users/alice",
@@ -91,10 +99,8 @@ async fn a_disabled_user_is_refused_on_every_path(backend: Backend) {
     let (status, page) = s.consent(&pending).await;
     assert_eq!(status, 403, "{page}");
     assert!(page.contains("disabled"), "{page}");
-    assert_eq!(s.get("/v1/mgmt/users/alice/connections").await.1, before);
+    assert_eq!(stored().await, before);
 }
-
-both_backends!(a_disabled_user_is_refused_on_every_path);
 
 /// A generated bootstrap admin key is written to a file only its owner reads, in the data
 /// directory (whose path is logged), and never appears in the server's output.
@@ -165,3 +171,165 @@ async fn the_generated_bootstrap_key_goes_to_a_private_file_not_the_log() {
     std::io::Read::read_to_string(&mut reader, &mut output).unwrap();
     assert!(!output.contains(&key), "the key is not in the output");
 }
+
+/// Mix-up defence (RFC 9700 §4.4): each app has its own callback, and a provider's answer is
+/// accepted only at the callback its connect link named; an app that names its provider's issuer
+/// accepts only answers carrying it as `iss` (RFC 9207).
+async fn a_provider_answer_is_accepted_only_where_its_link_sent_it(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let idp = Idp::start().await;
+    let p = Provider::start().await;
+    s.trust(&idp).await;
+    s.must_post("/v1/mgmt/outbound-apps", p.app("cal", &SCOPES))
+        .await;
+    s.must_post("/v1/mgmt/outbound-apps", p.app("other", &SCOPES))
+        .await;
+    s.must_post(
+        "/v1/mgmt/users",
+        json!({"id": "alice", "identities": idp.identity("alice")}),
+    )
+    .await;
+    let alice = idp.token("alice");
+    let url = s
+        .connect_url(&alice, "cal", json!({"scopes": SCOPES}))
+        .await;
+    let redirect = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(redirect, format!("{}/v1/outbound/callback/cal", s.url));
+    // The provider answers; the answer is taken to another app's callback.
+    let resp = s.http.get(&url).send().await.unwrap();
+    let callback = resp.headers()["location"].to_str().unwrap().to_owned();
+    let diverted = callback.replace("/v1/outbound/callback/cal", "/v1/outbound/callback/other");
+    let (status, page) = s.follow_callback(&diverted).await;
+    assert_eq!(status, 400, "{page}");
+    // ...and to the shared callback.
+    let url = s
+        .connect_url(&alice, "cal", json!({"scopes": SCOPES}))
+        .await;
+    let resp = s.http.get(&url).send().await.unwrap();
+    let callback = resp.headers()["location"].to_str().unwrap().to_owned();
+    let shared = callback.replace("/v1/outbound/callback/cal", "/v1/outbound/callback");
+    assert_eq!(s.follow_callback(&shared).await.0, 400);
+    let (_, conns) = s
+        .get(&format!("/v1/mgmt/users/{}/connections", "alice"))
+        .await;
+    assert_eq!(conns["items"].as_array().unwrap().len(), 0, "{conns}");
+
+    // An app naming its issuer: an answer without `iss` is refused, one with it accepted.
+    let mut app = p.app("cal", &SCOPES);
+    app["issuer"] = json!("https://provider.example");
+    assert_eq!(s.put("/v1/mgmt/outbound-apps/cal", app).await.0, 200);
+    let url = s
+        .connect_url(&alice, "cal", json!({"scopes": SCOPES}))
+        .await;
+    let resp = s.http.get(&url).send().await.unwrap();
+    let callback = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(s.follow_callback(&callback).await.0, 400);
+    let url = s
+        .connect_url(&alice, "cal", json!({"scopes": SCOPES}))
+        .await;
+    let resp = s.http.get(&url).send().await.unwrap();
+    let callback = resp.headers()["location"].to_str().unwrap().to_owned();
+    let with_iss = format!("{callback}&iss=https%3A%2F%2Fprovider.example");
+    let (status, page) = s.follow_callback(&with_iss).await;
+    assert_eq!(status, 200, "{page}");
+
+    // An app keeping the shared callback uses it.
+    let mut app = p.app("other", &SCOPES);
+    app["sharedCallback"] = json!(true);
+    assert_eq!(s.put("/v1/mgmt/outbound-apps/other", app).await.0, 200);
+    let url = s
+        .connect_url(&alice, "other", json!({"scopes": SCOPES}))
+        .await;
+    assert!(url.contains("%2Fv1%2Foutbound%2Fcallback&"), "{url}");
+    let (status, page) = s.consent(&url).await;
+    assert_eq!(status, 200, "{page}");
+}
+
+/// In production mode the URLs Portcullis calls must be https on public addresses (a
+/// `danger_`-named switch allows internal ones, for tests); a 401 never says which URL failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_calls_only_public_https_urls_and_401s_say_no_url() {
+    let s = TestServer::start_with(Backend::Sqlite, |env| {
+        env.insert("PORTCULLIS_PRODUCTION".into(), "true".into());
+    })
+    .await;
+    let app = |id: &str, token_url: &str| {
+        json!({"id": id, "name": id, "type": "oauth", "clientId": "c", "clientSecret": "s",
+               "authorizationUrl": "https://provider.example/authorize", "tokenUrl": token_url,
+               "scopes": [{"name": "read"}]})
+    };
+    for (n, url) in [
+        "http://provider.example/token",
+        "https://127.0.0.1:9443/token",
+        "https://localhost/token",
+        "https://10.0.0.7/token",
+        "https://169.254.169.254/token",
+        "https://[::1]/token",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (status, body) = s
+            .post("/v1/mgmt/outbound-apps", app(&format!("a{n}"), url))
+            .await;
+        assert_eq!(status, 400, "{url}: {body}");
+    }
+    let (status, body) = s
+        .post(
+            "/v1/mgmt/outbound-apps",
+            app("ok", "https://provider.example/token"),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = s
+        .post(
+            "/v1/mgmt/issuers",
+            json!({"issuer": "https://idp.example", "jwksUrl": "https://192.168.0.1/jwks",
+                   "audiences": ["mcp"]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    // The switch for tests.
+    let s = s
+        .restart_with(|env| {
+            env.insert(
+                "PORTCULLIS_DANGER_ALLOW_PRIVATE_NETWORK".into(),
+                "true".into(),
+            );
+        })
+        .await;
+    let (status, body) = s
+        .post(
+            "/v1/mgmt/outbound-apps",
+            app("internal", "https://127.0.0.1:9443/token"),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // Outside production: an issuer whose keys cannot be fetched. The caller learns that the
+    // keys are unavailable, not where from nor why.
+    let s = TestServer::start(Backend::Sqlite).await;
+    let idp = Idp::start().await;
+    let mut registration = idp.registration();
+    registration["jwksUrl"] = json!("http://127.0.0.1:9/secret-internal-jwks");
+    s.must_post("/v1/mgmt/issuers", registration).await;
+    let (status, body, _) = s.fetch(Some(&idp.token("alice")), "cal", json!({})).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["details"]["reason"], "keys_unavailable");
+    let text = body.to_string();
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains("secret-internal"),
+        "{text}"
+    );
+}
+
+both_backends!(
+    a_disabled_user_is_refused_on_every_path,
+    a_provider_answer_is_accepted_only_where_its_link_sent_it,
+);

@@ -138,7 +138,12 @@ async fn one_enforcing_policy_makes_the_app_deny_by_default(backend: Backend) {
     let failed = &considered["failedCondition"];
     assert_eq!(failed["index"], 0);
     assert_eq!(failed["source"], "userRoles");
-    assert_eq!(failed["seen"], json!(["Editor"]));
+    assert_eq!(failed["operator"], "equals");
+    // The default denialDetail (policies) names the condition, not its values.
+    assert!(
+        failed.get("seen").is_none() && failed.get("value").is_none(),
+        "{failed}"
+    );
     assert!(body.get("token").is_none());
     // Alice asking for more than the policy allows: denied, naming the scope.
     let (status, body, _) =
@@ -157,8 +162,17 @@ async fn one_enforcing_policy_makes_the_app_deny_by_default(backend: Backend) {
     );
 }
 
+/// Shows callers the whole explanation of `cal`'s denials.
+async fn show_full_denials(w: &World) {
+    let mut app = w.p.app("cal", &SCOPES);
+    app["denialDetail"] = json!("full");
+    let (status, body) = w.s.put("/v1/mgmt/outbound-apps/cal", app).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 async fn claims_conditions_read_the_inbound_token(backend: Backend) {
     let w = world(backend).await;
+    show_full_denials(&w).await;
     policy(
         &w.s,
         "cal",
@@ -744,7 +758,67 @@ async fn the_simulator_explains_without_handing_anything_out(backend: Backend) {
     );
 }
 
+/// Each app sets how much of a denial its callers see; token exchange shows the same; the
+/// simulator always shows everything to administrators.
+async fn denial_detail_is_set_per_app(backend: Backend) {
+    let w = world(backend).await;
+    policy(&w.s, "cal", viewers_read()).await;
+    let bob = w.idp.token("bob");
+    let denied = || async {
+        let (status, body, _) =
+            w.s.fetch(Some(&bob), "cal", json!({"scopes": ["calendar.readonly"]}))
+                .await;
+        assert_eq!(status, 403, "{body}");
+        body["decision"].clone()
+    };
+    // policies (the default): the policies and the failing condition, no values.
+    let d = denied().await;
+    let failed = &d["policies"][0]["failedCondition"];
+    assert_eq!(failed["source"], "userRoles");
+    assert!(
+        failed.get("value").is_none() && failed.get("seen").is_none(),
+        "{d}"
+    );
+    // full: the values too.
+    show_full_denials(&w).await;
+    let d = denied().await;
+    assert_eq!(d["policies"][0]["failedCondition"]["value"], "Viewer");
+    assert_eq!(
+        d["policies"][0]["failedCondition"]["seen"],
+        json!(["Editor"])
+    );
+    // reason: only the outcome, the reason and the scopes.
+    let mut app = w.p.app("cal", &SCOPES);
+    app["denialDetail"] = json!("reason");
+    assert_eq!(w.s.put("/v1/mgmt/outbound-apps/cal", app).await.0, 200);
+    let d = denied().await;
+    let mut keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["deniedScopes", "outcome", "reason", "requestedScopes"],
+        "{d}"
+    );
+    // The simulator shows administrators everything.
+    let (status, sim) =
+        w.s.post(
+            "/v1/mgmt/decisions/simulate",
+            json!({"token": bob, "appId": "cal", "scopes": ["calendar.readonly"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sim}");
+    assert_eq!(
+        sim["decision"]["policies"][0]["failedCondition"]["seen"],
+        json!(["Editor"])
+    );
+    // An unknown level is refused.
+    let mut app = w.p.app("cal", &SCOPES);
+    app["denialDetail"] = json!("everything");
+    assert_eq!(w.s.put("/v1/mgmt/outbound-apps/cal", app).await.0, 400);
+}
+
 both_backends!(
+    denial_detail_is_set_per_app,
     an_app_without_policies_is_open,
     a_warm_request_reads_nothing_from_the_database,
     one_enforcing_policy_makes_the_app_deny_by_default,

@@ -223,7 +223,7 @@ async fn provider_redirect(s: &TestServer, authorization_url: &str) -> String {
 
 /// Portcullis's callback URL with these query parameters.
 fn callback(s: &TestServer, query: &[(&str, &str)]) -> String {
-    let mut url = Url::parse(&format!("{}/v1/outbound/callback", s.url)).unwrap();
+    let mut url = Url::parse(&format!("{}/v1/outbound/callback/{APP}", s.url)).unwrap();
     url.query_pairs_mut().extend_pairs(query);
     url.to_string()
 }
@@ -289,7 +289,7 @@ async fn consent_flow_connects_and_hands_out_the_providers_token(backend: Backen
     assert_eq!(param(&url, "client_id").as_deref(), Some("calendar-client"));
     assert_eq!(
         param(&url, "redirect_uri"),
-        Some(format!("{}/v1/outbound/callback", w.s.url))
+        Some(format!("{}/v1/outbound/callback/{APP}", w.s.url))
     );
     assert_eq!(
         param(&url, "scope").as_deref(),

@@ -9,6 +9,7 @@
 
 mod common;
 mod envelope;
+mod fuzz;
 mod interop;
 mod jwt_rejections;
 mod jwt_round_trips;

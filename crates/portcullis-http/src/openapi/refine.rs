@@ -52,6 +52,7 @@ fn property_refinements() -> Vec<(&'static str, &'static str, Value)> {
             nullable_ref("TokenEndpointAuthMethod"),
         ),
         ("AppInput", "onDeny", nullable_ref("OnDeny")),
+        ("AppInput", "denialDetail", nullable_ref("DenialDetail")),
         ("AppView", "type", schema_ref("AppType")),
         ("UserInput", "tenants", array_of("TenantMembership")),
         ("UserView", "tenants", array_of("TenantMembership")),

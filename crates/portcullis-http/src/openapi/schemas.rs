@@ -413,8 +413,10 @@ impl ToSchema for AllowedScopes {
 }
 
 /// Why a decision came out as it did: the outcome, the scopes asked for and allowed, and every
-/// policy's verdict with the first condition that failed. Denials, the simulator and the audit
-/// log show it so that an administrator can see which rule to change.
+/// policy's verdict with the first condition that failed. The simulator shows all of it; a denial
+/// shows what its app's `denialDetail` allows (`policies`, the default, leaves out each failing
+/// condition's `value` and `seen`; `reason` keeps only `outcome`, `reason`, `requestedScopes` and
+/// `deniedScopes`).
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub(crate) struct Explanation {
@@ -424,14 +426,15 @@ pub(crate) struct Explanation {
     reason: Reason,
     /// The scopes asked for, as given.
     requested_scopes: Vec<String>,
-    /// The scopes the caller may have: `"all"` or a list in the app's order.
-    allowed_scopes: AllowedScopes,
+    /// The scopes the caller may have: `"all"` or a list in the app's order (absent with
+    /// `denialDetail: reason`).
+    allowed_scopes: Option<AllowedScopes>,
     /// The requested scopes that are not allowed (every one, when no policy matched).
     denied_scopes: Vec<String>,
-    /// The ids of the enforcing policies that matched.
-    deciding_policies: Vec<String>,
-    /// Every policy of the app with its verdict.
-    policies: Vec<PolicyExplanation>,
+    /// The ids of the enforcing policies that matched (absent with `denialDetail: reason`).
+    deciding_policies: Option<Vec<String>>,
+    /// Every policy of the app with its verdict (absent with `denialDetail: reason`).
+    policies: Option<Vec<PolicyExplanation>>,
     /// What the decision would be with the shadow policies enforcing too (only when the app has
     /// shadow policies).
     shadow: Option<ShadowExplanation>,
@@ -491,10 +494,11 @@ pub(crate) struct FailedCondition {
     claim: Option<String>,
     /// The operator.
     operator: Operator,
-    /// The condition's operand.
-    value: ConditionValue,
-    /// What was seen: the claim's value (`null` when missing), or the caller's roles.
-    seen: Value,
+    /// The condition's operand (in denials, only with `denialDetail: full`).
+    value: Option<ConditionValue>,
+    /// What was seen: the claim's value (`null` when missing), or the caller's roles (in
+    /// denials, only with `denialDetail: full`).
+    seen: Option<Value>,
     /// Why it did not hold.
     reason: FailReason,
 }
@@ -570,6 +574,20 @@ pub(crate) enum OnDeny {
     Reconsent,
 }
 
+/// How much of a denial's explanation callers (MCP servers, and through them users) see; the
+/// simulator always shows everything to administrators.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) enum DenialDetail {
+    /// The whole explanation: each failing condition with its expected value and what was seen.
+    Full,
+    /// The policies considered, and each failing condition's source, claim and operator, without
+    /// the expected value or what was seen (the default).
+    Policies,
+    /// Only the outcome, the reason, and the scopes asked for and refused.
+    Reason,
+}
+
 /// The provider settings of an outbound app, as the management API shows them. For an
 /// `apiKey` app the OAuth fields are `null` or empty.
 #[derive(ToSchema)]
@@ -605,6 +623,13 @@ pub(crate) struct AppSettings {
     token_endpoint_auth_method: TokenEndpointAuthMethod,
     /// What a request the policies do not allow gets.
     on_deny: OnDeny,
+    /// How much of a denial's explanation callers see.
+    denial_detail: DenialDetail,
+    /// The provider's issuer identifier (RFC 9207), required as `iss` on its redirect back.
+    issuer: Option<String>,
+    /// Whether the app keeps the shared callback `/v1/outbound/callback` as its `redirect_uri`
+    /// (else `/v1/outbound/callback/{appId}`).
+    shared_callback: bool,
 }
 
 /// A user's membership of a tenant, with the roles the user holds there.

@@ -8,4 +8,5 @@
     reason = "tests: a failed expectation is a failed test"
 )]
 
+mod fuzz;
 mod openapi;

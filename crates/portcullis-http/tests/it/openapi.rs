@@ -1626,7 +1626,7 @@ async fn every_operation_answers_as_documented() {
     let (headers, _) = s
         .call(
             "GET",
-            &format!("/v1/outbound/callback?state={state}&code=the-code"),
+            &format!("/v1/outbound/callback/gh?state={state}&code=the-code"),
             None,
             None,
             303,
@@ -1640,7 +1640,7 @@ async fn every_operation_answers_as_documented() {
     let state = query_param(link["url"].as_str().unwrap(), "state");
     s.call(
         "GET",
-        &format!("/v1/outbound/callback?state={state}&code=the-code"),
+        &format!("/v1/outbound/callback/gh?state={state}&code=the-code"),
         None,
         None,
         200,
@@ -1648,10 +1648,27 @@ async fn every_operation_answers_as_documented() {
     .await;
     s.call(
         "GET",
-        &format!("/v1/outbound/callback?state={state}&code=the-code"),
+        &format!("/v1/outbound/callback/gh?state={state}&code=the-code"),
         None,
         None,
         400,
+    )
+    .await;
+    // An app that keeps the shared callback.
+    let mut shared = oauth_app.clone();
+    shared["sharedCallback"] = json!(true);
+    s.admin("PUT", "/v1/mgmt/outbound-apps/gh", Some(shared), 200)
+        .await;
+    let (_, link) = s
+        .user("/v1/outbound/apps/gh/connect", &alice_token, json!({}), 200)
+        .await;
+    let state = query_param(link["url"].as_str().unwrap(), "state");
+    s.call(
+        "GET",
+        &format!("/v1/outbound/callback?state={state}&code=the-code"),
+        None,
+        None,
+        200,
     )
     .await;
     s.call(

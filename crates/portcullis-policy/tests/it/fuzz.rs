@@ -1,5 +1,6 @@
-//! Parser robustness: arbitrary JSON, and valid documents with parts replaced by arbitrary JSON,
-//! never panic the parser; whatever parses round-trips.
+//! Fuzz target of the policy document parser (stable toolchain, proptest-driven): arbitrary JSON,
+//! and valid documents with parts replaced by arbitrary JSON, never panic the parser; whatever
+//! parses round-trips. `PROPTEST_CASES` sets the number of cases.
 
 use portcullis_policy::{Limits, PolicyDocument, validate_policy};
 use proptest::collection::{btree_map, vec};
@@ -31,6 +32,14 @@ const WORDS: [&str; 22] = [
     r"a\.b",
     "",
 ];
+
+/// The number of cases of each target: `PROPTEST_CASES`, else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 fn arb_string() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -110,7 +119,7 @@ fn check(value: &Value) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(1024)))]
 
     #[test]
     fn arbitrary_json_never_panics_the_parser(value in arb_json()) {
