@@ -510,10 +510,10 @@ fn check_settings(s: &Settings) -> Result<(), ConfigError> {
             "outbound.refresh_lease_seconds must be 5 to 600".into(),
         ));
     }
-    let worst = s.provider_timeout.as_secs() * u64::from(s.provider_retries + 1) + 2;
+    let worst = s.refresh_budget().as_secs() + 2;
     if worst >= u64::try_from(s.refresh_lease_secs).unwrap_or(0) {
         return Err(ConfigError::Invalid(format!(
-            "outbound.refresh_lease_seconds ({}) must exceed the provider timeout times the attempts ({worst} s), or a slow refresh could outlive its lease",
+            "outbound.refresh_lease_seconds ({}) must exceed a refresh's whole budget — the provider timeout times the attempts, their backoff, and retries of the write ({worst} s) — or a slow refresh could outlive its lease",
             s.refresh_lease_secs
         )));
     }

@@ -89,6 +89,16 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The longest a refresh may take while holding its lease: every attempt at the provider with
+    /// its timeout and backoff, then every attempt at writing the result. The lease must be
+    /// longer, or a slow refresh could outlive it and a rotated refresh token be lost.
+    pub fn refresh_budget(&self) -> Duration {
+        let attempts = self.provider_retries + 1;
+        let provider = self.provider_timeout * attempts;
+        let backoff = Duration::from_millis(200 * ((1u64 << self.provider_retries.min(16)) - 1));
+        provider + backoff + crate::vault::STORE_RETRY_BUDGET
+    }
+
     /// The provider callback URL (the `redirect_uri` Portcullis registers with providers).
     pub fn callback_url(&self) -> String {
         format!("{}/v1/outbound/callback", self.public_url)

@@ -60,6 +60,11 @@ pub enum RefreshError {
     Internal(String),
 }
 
+/// The first wait before writing a refresh's result again; it doubles, up to a second.
+const STORE_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The time retries of that write may take (part of `Settings::refresh_budget`).
+pub(crate) const STORE_RETRY_BUDGET: Duration = Duration::from_secs(5);
+
 impl From<StoreError> for RefreshError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -963,6 +968,38 @@ impl Core {
         }
     }
 
+    /// Writes a refresh's result, retrying a failed write while the lease is held: the provider
+    /// may have rotated the refresh token, and the old one no longer works.
+    async fn store_refresh(
+        &self,
+        row: &ConnectionRecord,
+        owner: &str,
+        tokens: &TokenSet,
+        now: Timestamp,
+        held_until: Instant,
+    ) -> Result<Option<ConnectionRecord>, RefreshError> {
+        let store = &self.stores.connections;
+        let mut wait = STORE_RETRY_FIRST;
+        loop {
+            match store
+                .complete_refresh(&row.id, owner, row.version, tokens, now)
+                .await
+            {
+                Ok(stored) => return Ok(stored),
+                Err(e) if Instant::now() + wait < held_until => {
+                    metrics::counter!("portcullis_refresh_write_retries_total").increment(1);
+                    tracing::warn!(connection = %row.id, error = %e, "writing refreshed tokens failed; retrying while the lease is held");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    tracing::error!(connection = %row.id, error = %e, "writing refreshed tokens failed; a rotated refresh token may be lost");
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
     /// Refreshes while holding the lease.
     async fn refresh_held(
         &self,
@@ -972,6 +1009,13 @@ impl Core {
         narrow: Option<&[String]>,
     ) -> Result<(Arc<ConnectionRecord>, Option<Narrowed>), RefreshError> {
         let store = &self.stores.connections;
+        // The lease was taken just now; keep a margin so the last write lands before it lapses.
+        let held_until = Instant::now()
+            + Duration::from_millis(
+                u64::try_from(self.settings.refresh_lease_secs * 1000)
+                    .unwrap_or(0)
+                    .saturating_sub(1000),
+            );
         let key = row.key.clone();
         let release_with = |error: String, consent: bool| {
             let id = row.id.clone();
@@ -1046,8 +1090,8 @@ impl Core {
             expires_at: resp.expires_in.map(|s| now.add_secs(s)),
             scopes: resp.granted_scopes(scopes),
         });
-        match store
-            .complete_refresh(&row.id, owner, row.version, &tokens, now)
+        match self
+            .store_refresh(&row, owner, &tokens, now, held_until)
             .await?
         {
             Some(stored) => Ok((Arc::new(stored), narrowed)),
