@@ -22,6 +22,7 @@ mod plane;
 mod provider;
 mod sealer;
 mod settings;
+mod tickets;
 mod urls;
 mod vault;
 

@@ -845,10 +845,7 @@ impl Core {
             };
             if !scopes.is_empty() {
                 let key = ConnectionKey::user(&app.id, &caller.id, tenant);
-                match self
-                    .consent_link(app, key, scopes, None, &format!("user:{}", caller.id))
-                    .await
-                {
+                match self.connect_ticket_url(&key, scopes, &format!("user:{}", caller.id)) {
                     Ok(connect_url) => {
                         return Refusal::ConsentRequired {
                             reason,
@@ -902,10 +899,7 @@ impl Core {
                 }
             }
             let key = ConnectionKey::user(&app.id, &caller.id, tenant);
-            match self
-                .consent_link(app, key, scopes, None, &format!("user:{}", caller.id))
-                .await
-            {
+            match self.connect_ticket_url(&key, scopes, &format!("user:{}", caller.id)) {
                 Ok(url) => Some(url),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot build a connect link");

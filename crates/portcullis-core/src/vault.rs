@@ -405,7 +405,21 @@ impl Core {
         return_url: Option<String>,
         initiated_by: &str,
     ) -> Result<String, ServiceError> {
-        let state = random_token(32);
+        self.consent_link_with_state(app, key, scopes, return_url, initiated_by, random_token(32))
+            .await
+    }
+
+    /// [`Self::consent_link`] with the given `state` (unguessable; a second flow with the same
+    /// state is refused as `AlreadyExists`).
+    pub(crate) async fn consent_link_with_state(
+        &self,
+        app: &AppRecord,
+        key: ConnectionKey,
+        scopes: Vec<String>,
+        return_url: Option<String>,
+        initiated_by: &str,
+        state: String,
+    ) -> Result<String, ServiceError> {
         let id = hex(&sha256(state.as_bytes()));
         let now = self.clock.now();
         let (verifier, challenge) = if app.settings.pkce {

@@ -21,6 +21,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/outbound/apps/{app_id}/token", post(token))
         .route("/v1/outbound/apps/{app_id}/connect", post(connect))
+        .route("/v1/outbound/connect/{ticket}", get(open_ticket))
         .route("/v1/outbound/callback", get(callback))
         .route("/v1/outbound/callback/{app_id}", get(app_callback))
 }
@@ -247,6 +248,80 @@ async fn connect(
     }
 }
 
+/// Open a connect link
+///
+/// The `connectUrl` of a `not_connected` or `consent_required` answer: a sealed ticket naming the
+/// app, the user and the scopes, that stores nothing until the user opens it. Opening it starts
+/// the consent flow (a pending consent, single use) and sends the browser to the provider. A
+/// ticket lives as long as a pending consent (`consent_ttl_seconds`); whoever holds it can start
+/// the flow, as with any connect link.
+#[utoipa::path(
+    get,
+    path = "/v1/outbound/connect/{ticket}",
+    operation_id = "openConnectLink",
+    tag = "Outbound tokens",
+    params(("ticket" = String, Path, description = "The sealed ticket of a connect link.", max_length = 4096)),
+    responses(
+        (status = 303, description = "Sent to the provider's consent page.",
+            headers(("Location" = String, description = "The provider's authorization URL."))),
+        (status = 400, description = "The link is not valid or has expired: a page saying so.", body = String, content_type = "text/html"),
+        (status = 404, description = "The app no longer exists: a page saying so.", body = String, content_type = "text/html"),
+        (status = 503, description = "The database is unavailable: a page asking to try again.", body = String, content_type = "text/html"),
+    )
+)]
+async fn open_ticket(
+    State(state): State<AppState>,
+    PathParams(ticket): PathParams<String>,
+) -> Response {
+    match state.core.open_connect_ticket(&ticket).await {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(e) => {
+            let (status, message) = match &e {
+                portcullis_core::ServiceError::NotFound { .. } => (
+                    StatusCode::NOT_FOUND,
+                    "This app no longer exists.".to_owned(),
+                ),
+                portcullis_core::ServiceError::Unavailable(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Portcullis cannot reach its database right now; try again.".to_owned(),
+                ),
+                portcullis_core::ServiceError::Invalid { message, .. } => {
+                    (StatusCode::BAD_REQUEST, format!("{}.", capitalize(message)))
+                }
+                _ => {
+                    tracing::error!(error = %e, "opening a connect link failed");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Portcullis could not start the connection; try again.".to_owned(),
+                    )
+                }
+            };
+            html_page(status, "Not connected", &message)
+        }
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// A short HTML page for the user's browser.
+fn html_page(status: StatusCode, title: &str, message: &str) -> Response {
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+         <body style=\"font-family:system-ui;max-width:36rem;margin:4rem auto\"><h1>{t}</h1><p>{m}</p></body></html>",
+        t = escape(title),
+        m = escape(message)
+    );
+    let mut resp = (status, Html(page)).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 /// Complete a connection (the provider's redirect, shared callback)
 ///
 /// The shared callback, the `redirect_uri` of apps that keep it (`sharedCallback`); other apps
@@ -361,7 +436,7 @@ pub(crate) struct CallbackQuery {
 
 /// The outbound surface's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(token, connect, callback, app_callback))]
+#[openapi(paths(token, connect, open_ticket, callback, app_callback))]
 pub(crate) struct Doc;
 
 fn escape(s: &str) -> String {

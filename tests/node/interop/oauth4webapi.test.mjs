@@ -93,7 +93,7 @@ describe('token exchange with oauth4webapi', { timeout: 120_000 }, () => {
       exchange(await s.token('carol')),
       oauthError(400, 'consent_required', (body) => {
         assert.equal(body.reason, 'no_connection');
-        assert.ok(body.connect_url.startsWith(`${world.provider.url}/authorize?`), body.connect_url);
+        assert.ok(body.connect_url.startsWith(`${server.url}/v1/outbound/connect/`), body.connect_url);
       }),
     );
   });

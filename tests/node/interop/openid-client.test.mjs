@@ -171,7 +171,7 @@ describe('token exchange with openid-client', { timeout: 120_000 }, () => {
       assert.equal(err.cause.reason, 'no_connection');
       assert.deepEqual(err.cause.missing_scopes, [READ]);
       connectUrl = err.cause.connect_url;
-      assert.ok(connectUrl.startsWith(`${world.provider.url}/authorize?`), connectUrl);
+      assert.ok(connectUrl.startsWith(`${server.url}/v1/outbound/connect/`), connectUrl);
       return true;
     });
     const consent = await server.consent(connectUrl);

@@ -111,14 +111,16 @@ describe('POST /v1/outbound/apps/{appId}/token', { timeout: 120_000 }, () => {
     assert.equal(r.status, 404, r.text);
     assert.equal(r.body.error, 'not_connected');
     assert.deepEqual(r.body.details, { reason: 'no_connection', missingScopes: [READ] });
-    const connectUrl = new URL(r.body.connectUrl);
+    // The link is a ticket on Portcullis; opened, it leads to the provider.
+    const providerUrl = await server.openLink(r.body.connectUrl);
+    const connectUrl = new URL(providerUrl);
     assert.equal(connectUrl.origin + connectUrl.pathname, `${world.provider.url}/authorize`);
     assert.equal(connectUrl.searchParams.get('scope'), READ);
     assert.equal(connectUrl.searchParams.get('redirect_uri'), `${server.url}/v1/outbound/callback/${APP}`);
     assert.equal(connectUrl.searchParams.get('code_challenge_method'), 'S256');
 
     const before = await world.provider.stats();
-    const consent = await server.consent(r.body.connectUrl);
+    const consent = await server.consent(providerUrl);
     assert.equal(consent.status, 200, consent.page);
     assert.match(consent.page, /calendar is connected/);
     assert.equal((await world.provider.stats()).authorization_code, before.authorization_code + 1);

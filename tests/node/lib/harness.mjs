@@ -233,6 +233,13 @@ export class Portcullis {
     return r.body;
   }
 
+  /** Opens a connect link (a ticket on Portcullis): the provider's authorization URL it leads to. */
+  async openLink(link) {
+    const opened = await fetch(link, { redirect: 'manual' });
+    assert.equal(opened.status, 303, `the connect link leads to the provider (it answered ${opened.status})`);
+    return opened.headers.get('location');
+  }
+
   /** Trusts `idp`'s tokens. */
   trust(idp) {
     return this.must('POST', '/v1/mgmt/issuers', idp.registration());
@@ -292,6 +299,12 @@ export class Portcullis {
    * status, its `Location` (when it redirects) and its page.
    */
   async consent(authorizationUrl) {
+    // A refusal's connect link is a ticket on Portcullis that leads to the provider.
+    if (authorizationUrl.startsWith(`${this.url}/v1/outbound/connect/`)) {
+      const opened = await fetch(authorizationUrl, { redirect: 'manual' });
+      if (opened.status !== 303) return { status: opened.status, location: null, page: await opened.text() };
+      authorizationUrl = opened.headers.get('location');
+    }
     const auth = await fetch(authorizationUrl, { redirect: 'manual' });
     assert.equal(auth.status, 302, `the provider redirects back (it answered ${auth.status})`);
     const callback = auth.headers.get('location');

@@ -251,6 +251,69 @@ async fn a_provider_answer_is_accepted_only_where_its_link_sent_it(backend: Back
     assert_eq!(status, 200, "{page}");
 }
 
+/// How many pending consents are stored.
+async fn pending_consents(s: &TestServer) -> i64 {
+    match &s.db {
+        None => {
+            let c = rusqlite::Connection::open_with_flags(
+                s.dir.path().join("portcullis.db"),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .unwrap();
+            c.query_row("SELECT count(*) FROM consent_states", [], |r| r.get(0))
+                .unwrap()
+        }
+        Some(db) => {
+            let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .query_one("SELECT count(*) FROM consent_states", &[])
+                .await
+                .unwrap()
+                .get(0)
+        }
+    }
+}
+
+/// Asking again and again for an app the user has not connected stores nothing: the connect link
+/// is a sealed ticket, and the pending consent is made when the user opens it.
+async fn refusals_write_no_pending_consent_until_the_link_is_opened(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let idp = Idp::start().await;
+    let p = Provider::start().await;
+    s.trust(&idp).await;
+    s.must_post("/v1/mgmt/outbound-apps", p.app("cal", &SCOPES))
+        .await;
+    let alice = idp.token("alice");
+    let mut link = String::new();
+    for _ in 0..20 {
+        let (status, body, _) = s.fetch(Some(&alice), "cal", json!({})).await;
+        assert_eq!(status, 404, "{body}");
+        link = body["connectUrl"].as_str().unwrap().to_owned();
+    }
+    assert_eq!(pending_consents(&s).await, 0);
+    // Opening the link starts the flow (one pending consent), and the flow connects.
+    let (status, page) = s.consent(&link).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(s.fetch(Some(&alice), "cal", json!({})).await.0, 200);
+    assert_eq!(
+        pending_consents(&s).await,
+        0,
+        "the flow's state was consumed"
+    );
+    // A link works once.
+    let resp = s.http.get(&link).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    // A tampered ticket is refused.
+    let mut tampered = link.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let resp = s.http.get(&tampered).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
 /// In production mode the URLs Portcullis calls must be https on public addresses (a
 /// `danger_`-named switch allows internal ones, for tests); a 401 never says which URL failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,6 +393,7 @@ async fn production_calls_only_public_https_urls_and_401s_say_no_url() {
 }
 
 both_backends!(
+    refusals_write_no_pending_consent_until_the_link_is_opened,
     a_disabled_user_is_refused_on_every_path,
     a_provider_answer_is_accepted_only_where_its_link_sent_it,
 );

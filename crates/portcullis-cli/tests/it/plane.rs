@@ -263,7 +263,7 @@ async fn reconsent_apps_answer_with_a_link_for_what_is_allowed(backend: Backend)
         .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"], "consent_required");
-    let link = Url::parse(body["connectUrl"].as_str().unwrap()).unwrap();
+    let link = Url::parse(&w.s.open_link(body["connectUrl"].as_str().unwrap()).await).unwrap();
     let scope = link
         .query_pairs()
         .find(|(k, _)| k == "scope")
@@ -320,7 +320,7 @@ async fn not_connected_comes_with_a_connect_link(backend: Backend) {
         body["details"]["missingScopes"],
         json!(["contacts.readonly"])
     );
-    let link = Url::parse(body["connectUrl"].as_str().unwrap()).unwrap();
+    let link = Url::parse(&w.s.open_link(body["connectUrl"].as_str().unwrap()).await).unwrap();
     let scope = link
         .query_pairs()
         .find(|(k, _)| k == "scope")

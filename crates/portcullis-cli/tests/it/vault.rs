@@ -801,7 +801,7 @@ async fn invalid_grant_on_refresh_requires_consent_again(backend: Backend) {
         e["details"]["reason"], "consent_required_by_provider",
         "{e}"
     );
-    let connect_url = e["connectUrl"].as_str().unwrap().to_owned();
+    let connect_url = w.s.open_link(e["connectUrl"].as_str().unwrap()).await;
     assert!(
         connect_url.starts_with(&format!("{}/authorize?", w.p.url)),
         "{e}"

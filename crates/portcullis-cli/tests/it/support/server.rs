@@ -246,10 +246,35 @@ impl TestServer {
     /// redirects with a code at once), then Portcullis's callback. Returns the callback's status
     /// and its `Location` (or page body).
     pub async fn consent(&self, authorization_url: &str) -> (u16, String) {
-        let resp = self.http.get(authorization_url).send().await.unwrap();
+        // A connect link of a refusal is a ticket on Portcullis that leads to the provider.
+        let mut authorization_url = authorization_url.to_owned();
+        if authorization_url.starts_with(&format!("{}/v1/outbound/connect/", self.url)) {
+            let opened = self.http.get(&authorization_url).send().await.unwrap();
+            let status = opened.status().as_u16();
+            if status != 303 {
+                return (status, opened.text().await.unwrap());
+            }
+            authorization_url = opened.headers()["location"].to_str().unwrap().to_owned();
+        }
+        let resp = self.http.get(&authorization_url).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 302, "the provider redirects back");
         let callback = resp.headers()["location"].to_str().unwrap().to_owned();
         self.follow_callback(&callback).await
+    }
+
+    /// Where a connect link leads: a ticket on Portcullis is opened (starting the flow) and the
+    /// provider's authorization URL returned; any other URL as it is.
+    pub async fn open_link(&self, link: &str) -> String {
+        if !link.starts_with(&format!("{}/v1/outbound/connect/", self.url)) {
+            return link.to_owned();
+        }
+        let opened = self.http.get(link).send().await.unwrap();
+        assert_eq!(
+            opened.status().as_u16(),
+            303,
+            "the link leads to the provider"
+        );
+        opened.headers()["location"].to_str().unwrap().to_owned()
     }
 
     /// GETs a callback URL; its status and `Location` (or body).
