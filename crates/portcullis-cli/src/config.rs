@@ -71,6 +71,17 @@ pub struct FileConfig {
     /// Rate limits of the outbound and OAuth surfaces.
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,
+    /// Data keys.
+    #[serde(default)]
+    pub keys: KeysConfig,
+}
+
+/// `[keys]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Rotate the active data key after it sealed this many secrets (default 2^30, at most 2^31).
+    pub rotate_after_seals: Option<u64>,
 }
 
 /// `[audit]`.
@@ -406,6 +417,20 @@ impl Config {
             max_token_len: defaults.max_token_len,
             danger_allow_insecure_http: danger_http,
             production,
+            data_key_seal_limit: match env_num::<u64>(
+                env,
+                "PORTCULLIS_DATA_KEY_ROTATE_AFTER_SEALS",
+            )?
+            .or(file.keys.rotate_after_seals)
+            {
+                None => defaults.data_key_seal_limit,
+                Some(n) if (1..=1 << 31).contains(&n) => n,
+                Some(_) => {
+                    return Err(ConfigError::Invalid(
+                        "keys.rotate_after_seals must be 1 to 2^31 (AES-GCM's random-nonce limit is 2^32)".into(),
+                    ));
+                }
+            },
             danger_allow_private_network: env_bool(env, "PORTCULLIS_DANGER_ALLOW_PRIVATE_NETWORK")?
                 .or(o.danger_allow_private_network)
                 .unwrap_or(false),

@@ -112,6 +112,20 @@ impl Core {
                 .await
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
         );
+        sealer.set_seal_limit(settings.data_key_seal_limit);
+        let counting = Arc::downgrade(&sealer);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(sealer) = counting.upgrade() else {
+                    return;
+                };
+                if let Err(e) = sealer.flush_seals().await {
+                    tracing::warn!(error = %e, "counting the data key's seals failed");
+                }
+            }
+        });
         let http = http_client(
             settings.provider_timeout,
             settings.production && !settings.danger_allow_private_network,

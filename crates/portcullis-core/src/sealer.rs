@@ -1,6 +1,7 @@
 //! Secrets at rest: seals and opens every stored secret with the data keys, which the operator's
 //! master key wraps; rotates data keys and re-encrypts existing rows in the background.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use portcullis_crypto::envelope::{DataKey, KeyRing, MasterKey, unwrap_data_key};
@@ -9,12 +10,21 @@ use portcullis_domain::{Ciphertext, Clock, DataKeyRecord, KeyStore, StoreError, 
 
 use crate::ServiceError;
 
+/// Seals per data key before it is rotated: AES-256-GCM with random 96-bit nonces must not seal
+/// more than 2^32 messages under one key (NIST SP 800-38D §8.3); rotating at 2^30 keeps the
+/// chance of a nonce collision negligible, with room for the count's flush delay across nodes.
+pub const DEFAULT_SEAL_LIMIT: u64 = 1 << 30;
+
 /// Seals and opens secrets; cheap to share.
 pub struct Sealer {
     masters: Vec<MasterKey>,
     ring: RwLock<KeyRing>,
     keys: Arc<dyn KeyStore>,
     clock: Arc<dyn Clock>,
+    /// Secrets sealed since the count was last written.
+    unflushed: AtomicU64,
+    /// Past this many seals a data key is rotated.
+    seal_limit: AtomicU64,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -100,7 +110,42 @@ impl Sealer {
             ring: RwLock::new(ring),
             keys,
             clock,
+            unflushed: AtomicU64::new(0),
+            seal_limit: AtomicU64::new(DEFAULT_SEAL_LIMIT),
         })
+    }
+
+    /// Rotates the active data key once it has sealed `limit` secrets.
+    pub fn set_seal_limit(&self, limit: u64) {
+        self.seal_limit.store(limit.max(1), Ordering::Relaxed);
+    }
+
+    /// Writes how many secrets were sealed since the last call (added to the active key's count,
+    /// shared by every node), and rotates the data key when the count has reached the limit.
+    /// Called every second by the services.
+    pub async fn flush_seals(&self) -> Result<(), ServiceError> {
+        let n = self.unflushed.swap(0, Ordering::Relaxed);
+        if n == 0 {
+            return Ok(());
+        }
+        let active = self.active_key_id();
+        let total = match self.keys.add_seals(active, n).await {
+            Ok(t) => t,
+            Err(e) => {
+                self.unflushed.fetch_add(n, Ordering::Relaxed);
+                return Err(e.into());
+            }
+        };
+        metrics::gauge!("portcullis_data_key_seals").set(total as f64);
+        if total >= self.seal_limit.load(Ordering::Relaxed) && self.active_key_id() == active {
+            tracing::info!(
+                data_key = active,
+                seals = total,
+                "the data key sealed its share of secrets; rotating it"
+            );
+            self.rotate().await?;
+        }
+        Ok(())
     }
 
     /// The data key new secrets are sealed with.
@@ -114,6 +159,7 @@ impl Sealer {
             .read()
             .seal(plaintext, aad)
             .map_err(|e| ServiceError::Internal(format!("cannot seal a secret: {e}")))?;
+        self.unflushed.fetch_add(1, Ordering::Relaxed);
         Ok(Ciphertext {
             key_id: sealed.key_id,
             bytes: sealed.bytes,

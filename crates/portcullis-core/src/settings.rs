@@ -46,6 +46,8 @@ pub struct Settings {
     pub production: bool,
     /// In production mode, still allow URLs on internal addresses (tests; never otherwise).
     pub danger_allow_private_network: bool,
+    /// Rotate the active data key after it sealed this many secrets.
+    pub data_key_seal_limit: u64,
     /// How long audit rows (decisions, management changes, rejected-request counts) are kept;
     /// `None` keeps them forever.
     pub audit_retention: Option<Duration>,
@@ -75,6 +77,7 @@ impl Default for Settings {
             danger_allow_insecure_http: false,
             production: false,
             danger_allow_private_network: false,
+            data_key_seal_limit: crate::sealer::DEFAULT_SEAL_LIMIT,
             audit_retention: Some(Duration::from_secs(90 * 24 * 3600)),
             rate_limit_per_address: Some(Rate {
                 per_second: 500,

@@ -357,6 +357,8 @@ pub trait KeyStore: Send + Sync {
         master_key_id: &str,
         wrapped: &[u8],
     ) -> Result<(), StoreError>;
+    /// Adds `n` to the number of secrets data key `id` sealed; returns the new total.
+    async fn add_seals(&self, id: u32, n: u64) -> Result<u64, StoreError>;
 }
 
 /// The audit log.

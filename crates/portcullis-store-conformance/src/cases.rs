@@ -1763,3 +1763,21 @@ pub async fn change_sets_apply_all_or_nothing(s: &Stores) {
         Some("edits".into())
     );
 }
+
+/// Seal counts add up per data key; an unknown key is not found.
+pub async fn data_key_seals_add_up(s: &Stores) {
+    let k1 = DataKeyRecord {
+        id: 1,
+        master_key_id: "m1".into(),
+        wrapped: vec![1; 60],
+        active: true,
+        created_at: T0,
+    };
+    s.keys.insert_first_data_key(&k1).await.unwrap();
+    assert_eq!(s.keys.add_seals(1, 5).await.unwrap(), 5);
+    assert_eq!(s.keys.add_seals(1, 1_000_000).await.unwrap(), 1_000_005);
+    assert!(matches!(
+        s.keys.add_seals(2, 1).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}

@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
             rejected_counts_add_up,
             audit_retention_prunes_old_rows,
             change_sets_apply_all_or_nothing,
+            data_key_seals_add_up,
             writes_publish_changes
         );
     };

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../migrations/0009_issuer_required_typ.sql"),
     ),
+    (10, include_str!("../migrations/0010_data_key_seals.sql")),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

@@ -443,6 +443,21 @@ impl KeyStore for PostgresStore {
         StoreError::found(n > 0, "data key")?;
         self.commit(tx, vec![Change::DataKeys]).await
     }
+
+    async fn add_seals(&self, id: u32, n: u64) -> Result<u64, StoreError> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let row = query_opt(
+            &client,
+            "UPDATE data_keys SET seals = seals + $2 WHERE id = $1 RETURNING seals",
+            &[&i64::from(id), &n],
+        )
+        .await
+        .map_err(db)?
+        .ok_or(StoreError::NotFound { entity: "data key" })?;
+        let total: i64 = row.try_get(0).map_err(db)?;
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
 }
 
 const AUDIT_COLUMNS: &str = "id, at, action, app_id, user_id, tenant_id, client_id, issuer, requested_scopes, granted_scopes, outcome, reason, deciding_policies, considered_policies, shadow_outcome, latency_us";

@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../migrations/0009_issuer_required_typ.sql"),
     ),
+    (10, include_str!("../migrations/0010_data_key_seals.sql")),
 ];
 const READERS: usize = 4;
 

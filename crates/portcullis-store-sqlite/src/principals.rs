@@ -390,6 +390,23 @@ impl KeyStore for SqliteStore {
         })
         .await
     }
+
+    async fn add_seals(&self, id: u32, n: u64) -> Result<u64, StoreError> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.write(move |tx| {
+            let total: Option<i64> = tx
+                .query_row(
+                    "UPDATE data_keys SET seals = seals + ?2 WHERE id = ?1 RETURNING seals",
+                    params![id, n],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            let total = total.ok_or(StoreError::NotFound { entity: "data key" })?;
+            Ok((u64::try_from(total).unwrap_or(0), vec![]))
+        })
+        .await
+    }
 }
 
 const AUDIT_COLUMNS: &str = "id, at, action, app_id, user_id, tenant_id, client_id, issuer, requested_scopes, granted_scopes, outcome, reason, deciding_policies, considered_policies, shadow_outcome, latency_us";
