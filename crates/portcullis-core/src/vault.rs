@@ -469,6 +469,14 @@ impl Core {
             title,
             message,
         };
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::error!(error = %e, "{what}");
+            page(
+                503,
+                "Try again",
+                "Portcullis cannot reach its database right now.".into(),
+            )
+        };
         let Some(state) = params
             .state
             .as_ref()
@@ -492,12 +500,7 @@ impl Core {
                 );
             }
             Err(e) => {
-                tracing::error!(error = %e, "reading a pending consent failed");
-                return page(
-                    503,
-                    "Try again",
-                    "Portcullis cannot reach its database right now.".into(),
-                );
+                return unavailable("reading a pending consent failed", &e);
             }
         };
         let back = |query: &[(&str, &str)], fallback: CallbackOutcome| match &pending.return_url {
@@ -538,12 +541,7 @@ impl Core {
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::error!(error = %e, "reading an app failed");
-                return page(
-                    503,
-                    "Try again",
-                    "Portcullis cannot reach its database right now.".into(),
-                );
+                return unavailable("reading an app failed", &e);
             }
         }
         if self.clock.now() > pending.expires_at {
@@ -597,12 +595,7 @@ impl Core {
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::error!(error = %e, "reading the user of a pending consent failed");
-                return page(
-                    503,
-                    "Try again",
-                    "Portcullis cannot reach its database right now.".into(),
-                );
+                return unavailable("reading the user of a pending consent failed", &e);
             }
         }
         let Some(code) = params

@@ -4,34 +4,22 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
+use portcullis_core::Settings;
 use portcullis_core::manage::AppInput;
-use portcullis_core::{Core, CoreOptions, Settings};
-use portcullis_crypto::envelope::MasterKey;
-use portcullis_domain::{Stores, SystemClock};
-use portcullis_store_sqlite::SqliteStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_key_is_rotated_after_its_share_of_seals() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("p.db")).unwrap();
-    let feed = Arc::new(store.change_feed());
-    let core = Core::start(
-        Stores::from_backend(Arc::new(store), feed),
-        CoreOptions {
-            settings: Settings {
-                data_key_seal_limit: 8,
-                ..Settings::default()
-            },
-            master_keys: vec![MasterKey::generate("t").unwrap()],
-            config_issuers: vec![],
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .await
-    .unwrap();
+    let (stores, _, _) = support::sqlite_stores(dir.path());
+    let settings = Settings {
+        data_key_seal_limit: 8,
+        ..Settings::default()
+    };
+    let core = support::start(stores, settings).await;
     assert_eq!(core.key_status().await.unwrap().active_key_id, 1);
     // Each app's client secret is one seal.
     for i in 0..10 {

@@ -4,32 +4,19 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::sync::Arc;
-
 use portcullis_core::manage::ClientInput;
-use portcullis_core::{Core, CoreOptions, Settings};
-use portcullis_crypto::envelope::MasterKey;
-use portcullis_domain::{AdminKeyStore, ClientStore, Stores, SystemClock};
+mod support;
+
+use portcullis_core::Settings;
+use portcullis_domain::{AdminKeyStore, ClientStore};
 use portcullis_store_sqlite::SqliteStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_key_and_client_caches_are_bypassed_while_the_feed_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.db");
-    let store = SqliteStore::open(&path).unwrap();
-    let feed = Arc::new(store.change_feed());
-    let stores = Stores::from_backend(Arc::new(store), feed.clone());
-    let core = Core::start(
-        stores,
-        CoreOptions {
-            settings: Settings::default(),
-            master_keys: vec![MasterKey::generate("t").unwrap()],
-            config_issuers: vec![],
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .await
-    .unwrap();
+    let (stores, _, feed) = support::sqlite_stores(dir.path());
+    let core = support::start(stores, Settings::default()).await;
     let key = core.bootstrap_admin_key(None).await.unwrap().unwrap();
     let key = key.expose().to_owned();
     let client = core

@@ -4,16 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use portcullis_core::manage::{AppInput, UserInput};
-use portcullis_core::{Core, CoreOptions, ImportToken, Settings};
-use portcullis_crypto::envelope::MasterKey;
+use portcullis_core::{ImportToken, Settings};
 use portcullis_domain::{
     Ciphertext, ConnectionKey, ConnectionRecord, ConnectionStore, PageRequest, RefreshFailure,
-    StoreError, Stores, SystemClock, Timestamp, TokenSet,
+    StoreError, Timestamp, TokenSet,
 };
 use portcullis_store_sqlite::SqliteStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -197,25 +198,13 @@ impl ConnectionStore for FailOnce {
 async fn a_rotated_refresh_token_survives_a_failed_write() {
     let (provider, seen) = rotating_provider().await;
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("p.db")).unwrap());
-    let feed = Arc::new(sqlite.change_feed());
+    let (mut stores, sqlite, _) = support::sqlite_stores(dir.path());
     let flaky = Arc::new(FailOnce {
-        inner: sqlite.clone(),
+        inner: sqlite,
         fail_next_write: AtomicBool::new(false),
     });
-    let mut stores = Stores::from_backend(sqlite, feed);
     stores.connections = flaky.clone();
-    let core = Core::start(
-        stores,
-        CoreOptions {
-            settings: Settings::default(),
-            master_keys: vec![MasterKey::generate("t").unwrap()],
-            config_issuers: vec![],
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .await
-    .unwrap();
+    let core = support::start(stores, Settings::default()).await;
     let app: AppInput = serde_json::from_value(serde_json::json!({
         "id": "cal", "name": "Cal", "type": "oauth", "clientId": "c", "clientSecret": "s",
         "authorizationUrl": format!("{provider}/authorize"), "tokenUrl": format!("{provider}/token"),

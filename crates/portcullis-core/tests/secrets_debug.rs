@@ -3,17 +3,14 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::sync::Arc;
-
 use portcullis_core::manage::{AppInput, ClientInput, SimulateInput};
+mod support;
+
 use portcullis_core::{
-    CallbackParams, Core, CoreOptions, ExchangeRequest, ExchangeResponse, ImportToken,
-    OutboundToken, Settings, TokenResponse,
+    CallbackParams, ExchangeRequest, ExchangeResponse, ImportToken, OutboundToken, Settings,
+    TokenResponse,
 };
 use portcullis_crypto::SecretString;
-use portcullis_crypto::envelope::MasterKey;
-use portcullis_domain::{Stores, SystemClock};
-use portcullis_store_sqlite::SqliteStore;
 
 const SECRET: &str = "s3cr3t-credential-value";
 
@@ -95,19 +92,8 @@ async fn no_credential_is_shown_by_debug() {
 
     // Client secrets and admin keys, as created.
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("p.db")).unwrap();
-    let feed = Arc::new(store.change_feed());
-    let core = Core::start(
-        Stores::from_backend(Arc::new(store), feed),
-        CoreOptions {
-            settings: Settings::default(),
-            master_keys: vec![MasterKey::generate("t").unwrap()],
-            config_issuers: vec![],
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .await
-    .unwrap();
+    let (stores, _, _) = support::sqlite_stores(dir.path());
+    let core = support::start(stores, Settings::default()).await;
     let client = core
         .create_client(&ClientInput {
             id: None,

@@ -402,19 +402,11 @@ async fn complete(state: &AppState, params: CallbackQuery, via_app: Option<&str>
             status,
             title,
             message,
-        } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            let page = format!(
-                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head>\
-                 <body style=\"font-family:system-ui;max-width:36rem;margin:4rem auto\"><h1>{t}</h1><p>{m}</p></body></html>",
-                t = escape(title),
-                m = escape(&message)
-            );
-            let mut resp = (status, Html(page)).into_response();
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
-        }
+        } => html_page(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            title,
+            &message,
+        ),
     }
 }
 
