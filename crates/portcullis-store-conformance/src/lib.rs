@@ -76,3 +76,31 @@ macro_rules! __conformance_cases {
         )*
     };
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every public case of `cases.rs` is in the list [`conformance_tests!`] runs on each backend,
+    /// and the list names nothing else: a new case cannot be left out of a backend.
+    #[test]
+    fn every_case_runs_on_every_backend() {
+        let cases = include_str!("cases.rs");
+        let mut defined: Vec<&str> = cases
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub async fn "))
+            .filter_map(|rest| rest.split('(').next())
+            .collect();
+        let lib = include_str!("lib.rs");
+        let start = lib.find("__conformance_cases!($fresh;").unwrap();
+        let end = start + lib[start..].find(");").unwrap();
+        let mut listed: Vec<&str> = lib[start..end]
+            .lines()
+            .skip(1)
+            .map(|l| l.trim().trim_end_matches(','))
+            .filter(|l| !l.is_empty())
+            .collect();
+        defined.sort_unstable();
+        listed.sort_unstable();
+        assert!(!defined.is_empty());
+        assert_eq!(defined, listed);
+    }
+}
