@@ -121,8 +121,10 @@ async fn token_inner(
                 if single.insert(key.to_owned(), v.into_owned()).is_some()
                     && !REPEATABLE.contains(&key)
                 {
+                    // The name is the client's: echo a bounded part of it.
+                    let shown: String = key.chars().take(64).collect();
                     return Err(ExchangeError::invalid_request(format!(
-                        "parameter {key} appears more than once"
+                        "parameter {shown} appears more than once"
                     )));
                 }
             }

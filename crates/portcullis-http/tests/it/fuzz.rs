@@ -129,7 +129,8 @@ fn form() -> impl Strategy<Value = Vec<u8>> {
             (
                 prop_oneof![
                     prop::sample::select(FORM_KEYS.to_vec()).prop_map(str::to_owned),
-                    ".{0,12}"
+                    ".{0,12}",
+                    (1usize..3000).prop_map(|n| "k".repeat(n)),
                 ],
                 text(),
             ),
@@ -202,6 +203,8 @@ proptest! {
         prop_assert!((400..500).contains(&status), "{status}");
         let v: Value = serde_json::from_slice(&body).unwrap();
         prop_assert!(v["error"].is_string(), "{v}");
+        // An answer never echoes an unbounded part of the request.
+        prop_assert!(body.len() < 4096, "{} bytes", body.len());
     }
 
     /// Any query on the callback: an HTML page or a redirect, never a panic nor a success.
@@ -213,4 +216,17 @@ proptest! {
         let (status, _) = send(req);
         prop_assert!(matches!(status, 303 | 400..=499), "{status}");
     }
+}
+
+/// A repeated parameter is named in the answer, but only a bounded part of its name.
+#[test]
+fn a_repeated_long_parameter_is_not_echoed_whole() {
+    let key = "k".repeat(100_000);
+    let req = Request::post("/oauth2/token")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("{key}=1&{key}=2")))
+        .unwrap();
+    let (status, body) = send(req);
+    assert_eq!(status, 400);
+    assert!(body.len() < 1024, "{} bytes", body.len());
 }
