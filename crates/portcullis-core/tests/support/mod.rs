@@ -26,13 +26,22 @@ pub fn sqlite_stores(dir: &std::path::Path) -> (Stores, Arc<SqliteStore>, Arc<Lo
 
 /// The services on `stores`, with `settings` and a fresh master key.
 pub async fn start(stores: Stores, settings: Settings) -> Arc<Core> {
+    start_with_clock(stores, settings, Arc::new(SystemClock)).await
+}
+
+/// The same on the clock given (a [`portcullis_domain::ManualClock`] for time-dependent tests).
+pub async fn start_with_clock(
+    stores: Stores,
+    settings: Settings,
+    clock: Arc<dyn portcullis_domain::Clock>,
+) -> Arc<Core> {
     Core::start(
         stores,
         CoreOptions {
             settings,
             master_keys: vec![MasterKey::generate("test").unwrap()],
             config_issuers: vec![],
-            clock: Arc::new(SystemClock),
+            clock,
         },
     )
     .await
