@@ -227,7 +227,7 @@ impl Core {
             return Ok(());
         };
         limiter
-            .check(address, std::time::Instant::now())
+            .check(&address, std::time::Instant::now())
             .inspect_err(|_| self.audit.reject(surface, "rate_limited", self.clock.now()))
     }
 

@@ -4,6 +4,7 @@
 //! [`MAX_KEYS`] keys, the keys that are back to a full burst are forgotten (they would be allowed
 //! anyway), and if every key is still busy the shard starts over.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Mutex;
@@ -82,24 +83,34 @@ impl<K: Hash + Eq> RateLimiter<K> {
     }
 
     /// Counts a request of `key` at `now`: `Ok` when it is within the rate, else how long to wait
-    /// before the next one would be.
-    pub fn check(&self, key: K, now: Instant) -> Result<(), Duration> {
-        let shard = &self.shards[(self.hasher.hash_one(&key) as usize) % SHARDS];
+    /// before the next one would be. A key seen before is updated in place: only a new key is
+    /// copied into the map.
+    pub fn check<Q>(&self, key: &Q, now: Instant) -> Result<(), Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
         let mut map = shard
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tat = map.get(&key).copied().unwrap_or(now).max(now);
-        let ahead = tat - now;
-        if ahead > self.tolerance {
-            return Err(ahead - self.tolerance);
+        if let Some(tat) = map.get_mut(key) {
+            let from = (*tat).max(now);
+            let ahead = from - now;
+            if ahead > self.tolerance {
+                return Err(ahead - self.tolerance);
+            }
+            *tat = from + self.interval;
+            return Ok(());
         }
-        if map.len() >= MAX_KEYS / SHARDS && !map.contains_key(&key) {
+        // A new key starts with its whole burst.
+        if map.len() >= MAX_KEYS / SHARDS {
             map.retain(|_, t| *t > now);
             if map.len() >= MAX_KEYS / SHARDS {
                 map.clear();
             }
         }
-        map.insert(key, tat + self.interval);
+        map.insert(key.to_owned(), now + self.interval);
         Ok(())
     }
 }
@@ -137,7 +148,7 @@ mod tests {
 
     #[test]
     fn allows_the_burst_then_the_rate() {
-        let l = RateLimiter::new(Rate {
+        let l: RateLimiter<String> = RateLimiter::new(Rate {
             per_second: 10,
             burst: 3,
         });
@@ -169,7 +180,7 @@ mod tests {
         });
         let t0 = Instant::now();
         for i in 0..(MAX_KEYS * 2) {
-            let _ = l.check(i, t0);
+            let _ = l.check(&i, t0);
         }
         let kept: usize = l.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert!(kept <= MAX_KEYS, "{kept}");

@@ -607,7 +607,7 @@ impl Core {
         match &self.per_subject {
             None => Ok(()),
             Some(limiter) => limiter
-                .check(id.to_owned(), Instant::now())
+                .check(id, Instant::now())
                 .map_err(|retry_after| Refusal::RateLimited { retry_after }),
         }
     }

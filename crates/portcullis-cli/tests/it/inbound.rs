@@ -10,7 +10,24 @@ use serde_json::{Value, json};
 use crate::support::{Backend, Idp, TestServer};
 
 async fn setup() -> (TestServer, Idp) {
-    let s = TestServer::start(Backend::Sqlite).await;
+    with_keyed_app(TestServer::start(Backend::Sqlite).await).await
+}
+
+/// The same, with an issuer's JWKS refetched at most once a second; the configuration file lives
+/// in the returned directory.
+async fn setup_with_fast_refetch() -> (TestServer, Idp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(&config, "[inbound]\njwks_min_refetch_seconds = 1\n").unwrap();
+    let s = TestServer::start_with(Backend::Sqlite, |env| {
+        env.insert("PORTCULLIS_CONFIG".into(), config.display().to_string());
+    })
+    .await;
+    let (s, idp) = with_keyed_app(s).await;
+    (s, idp, dir)
+}
+
+async fn with_keyed_app(s: TestServer) -> (TestServer, Idp) {
     let idp = Idp::start().await;
     s.trust(&idp).await;
     // An API-key app with an app-wide key: a token that passes verification gets the key.
@@ -269,25 +286,7 @@ async fn a_token_without_the_fetch_scope_is_forbidden() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("p.toml");
-    std::fs::write(&config, "[inbound]\njwks_min_refetch_seconds = 1\n").unwrap();
-    let s = TestServer::start_with(Backend::Sqlite, |env| {
-        env.insert("PORTCULLIS_CONFIG".into(), config.display().to_string());
-    })
-    .await;
-    let idp = Idp::start().await;
-    s.trust(&idp).await;
-    s.must_post(
-        "/v1/mgmt/outbound-apps",
-        json!({"id": "keyed", "name": "Keyed", "type": "apiKey"}),
-    )
-    .await;
-    s.must_post(
-        "/v1/mgmt/outbound-apps/keyed/api-keys",
-        json!({"apiKey": "k-123"}),
-    )
-    .await;
+    let (s, idp, _dir) = setup_with_fast_refetch().await;
     // Warm: the first token fetches the JWKS once.
     assert_eq!(
         s.fetch(Some(&idp.token("alice")), "keyed", json!({}))
@@ -329,25 +328,7 @@ async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
 /// refused), not served from the verification cache.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_removed_from_the_jwks_drops_its_cached_verifications() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("p.toml");
-    std::fs::write(&config, "[inbound]\njwks_min_refetch_seconds = 1\n").unwrap();
-    let s = TestServer::start_with(Backend::Sqlite, |env| {
-        env.insert("PORTCULLIS_CONFIG".into(), config.display().to_string());
-    })
-    .await;
-    let idp = Idp::start().await;
-    s.trust(&idp).await;
-    s.must_post(
-        "/v1/mgmt/outbound-apps",
-        json!({"id": "keyed", "name": "Keyed", "type": "apiKey"}),
-    )
-    .await;
-    s.must_post(
-        "/v1/mgmt/outbound-apps/keyed/api-keys",
-        json!({"apiKey": "k-123"}),
-    )
-    .await;
+    let (s, idp, _dir) = setup_with_fast_refetch().await;
     let old = idp.token("alice");
     assert_eq!(refused(&s, &old).await.0, 200);
     // The IdP rotates: a new key in, the old one out.
