@@ -7,6 +7,7 @@
 
 mod refine;
 pub(crate) mod schemas;
+pub(crate) mod services;
 
 use std::sync::LazyLock;
 

@@ -1,13 +1,14 @@
 //! The outbound surface MCP servers call with the user's inbound token: the token endpoint, the
 //! connect flow, and the provider's callback.
 
+use crate::openapi::services as doc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use portcullis_core::{
-    CallbackOutcome, CallbackParams, ConnectRequest, Granted, Refusal, Surface, TokenRequest,
+    CallbackOutcome, CallbackParams, ConnectRequest, Refusal, Surface, TokenRequest,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -66,7 +67,7 @@ pub(crate) struct TokenBody {
     params(("appId" = String, Path, description = "The outbound app's id.")),
     request_body(content = TokenBody, description = "The scopes wanted; the body may be `{}`."),
     responses(
-        (status = 200, description = "The policies allow the request: the credential, and the decision that allowed it.", body = Granted,
+        (status = 200, description = "The policies allow the request: the credential, and the decision that allowed it.", body = doc::Granted,
             headers(("Cache-Control" = String, description = "`no-store`: the answer holds a secret."))),
         (status = 400, description = "The request is malformed (`invalid_request`, `invalid_json`, `invalid_body`) or names a scope the app does not offer (`invalid_scope`).", body = OutboundError),
         (status = 401, description = "The inbound token is missing or not valid (`invalid_token`); `details.reason` says why (`missing_token`, `expired`, `bad_signature`, `unknown_issuer`, `wrong_audience`...).", body = OutboundError,
@@ -221,7 +222,7 @@ fn challenge_safe(s: &str) -> String {
     tag = "Outbound tokens",
     security(("inboundToken" = [])),
     params(("appId" = String, Path, description = "The outbound app's id.")),
-    request_body(content = ConnectRequest, description = "What to connect; the body may be `{}`."),
+    request_body(content = doc::ConnectRequest, description = "What to connect; the body may be `{}`."),
     responses(
         (status = 200, description = "The link to open in the user's browser.", body = ConnectLink),
         (status = 400, description = "The request is malformed, names a scope the app does not offer, or a return URL that is not allowed (`invalid_return_url`), or the app uses API keys (`not_an_oauth_app`).", body = OutboundError),

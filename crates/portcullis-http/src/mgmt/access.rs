@@ -1,12 +1,13 @@
 //! Who may call: admin keys, trusted issuers, OAuth clients; and the data keys sealing secrets.
 
+use crate::openapi::services as doc;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portcullis_core::admin::{AdminKeyInfo, AdminKeyInput, NewAdminKey};
+use portcullis_core::admin::{AdminKeyInfo, AdminKeyInput};
 use portcullis_core::manage::{
-    ClientInput, ClientView, IssuerInput, IssuerView, KeyStatus, ListParams, NewClient, Page,
+    ClientInput, ClientView, IssuerInput, IssuerView, KeyStatus, ListParams, Page,
 };
 
 use super::{created, no_content, record};
@@ -48,9 +49,9 @@ pub(super) fn routes() -> Router<AppState> {
     operation_id = "createAdminKey",
     tag = "Admin keys",
     security(("adminKey" = ["admin"])),
-    request_body(content = AdminKeyInput, description = "What the key is for, and when it expires."),
+    request_body(content = doc::AdminKeyInput, description = "What the key is for, and when it expires."),
     responses(
-        (status = 201, description = "The key was created.", body = NewAdminKey),
+        (status = 201, description = "The key was created.", body = doc::NewAdminKey),
         (status = 400, description = "The name is empty or too long, or the expiry is in the past (`invalid_request`).", body = ErrorBody),
     )
 )]
@@ -82,7 +83,7 @@ async fn create_admin_key(
     operation_id = "listAdminKeys",
     tag = "Admin keys",
     security(("adminKey" = ["admin"])),
-    params(ListParams),
+    params(doc::ListParams),
     responses(
         (status = 200, description = "A page of admin keys.", body = AdminKeyPage),
     )
@@ -143,9 +144,9 @@ async fn delete_admin_key(
     operation_id = "createIssuer",
     tag = "Issuers",
     security(("adminKey" = ["issuers"])),
-    request_body(content = IssuerInput, description = "The issuer."),
+    request_body(content = doc::IssuerInput, description = "The issuer."),
     responses(
-        (status = 201, description = "The issuer is trusted.", body = IssuerView),
+        (status = 201, description = "The issuer is trusted.", body = doc::IssuerView),
         (status = 400, description = "The issuer is not valid: a malformed URL, no audience, an unknown algorithm (`invalid_issuer`, `invalid_request`).", body = ErrorBody),
         (status = 409, description = "This issuer is already trusted, here or in the configuration file (`already_exists`).", body = ErrorBody),
     )
@@ -172,7 +173,7 @@ async fn create_issuer(
     operation_id = "listIssuers",
     tag = "Issuers",
     security(("adminKey" = ["read"]), ("adminKey" = ["issuers"])),
-    params(ListParams),
+    params(doc::ListParams),
     responses(
         (status = 200, description = "A page of trusted issuers.", body = IssuerPage),
     )
@@ -196,7 +197,7 @@ async fn list_issuers(
     security(("adminKey" = ["read"]), ("adminKey" = ["issuers"])),
     params(("issuerId" = String, Path, description = "The issuer's id (as listed; issuers from the configuration file cannot be read or changed here).")),
     responses(
-        (status = 200, description = "The issuer.", body = IssuerView),
+        (status = 200, description = "The issuer.", body = doc::IssuerView),
         (status = 404, description = "No issuer added through the API has this id (`not_found`).", body = ErrorBody),
     )
 )]
@@ -218,9 +219,9 @@ async fn get_issuer(
     tag = "Issuers",
     security(("adminKey" = ["issuers"])),
     params(("issuerId" = String, Path, description = "The issuer's id (as listed; issuers from the configuration file cannot be read or changed here).")),
-    request_body(content = IssuerInput, description = "The issuer's new settings."),
+    request_body(content = doc::IssuerInput, description = "The issuer's new settings."),
     responses(
-        (status = 200, description = "The issuer as stored.", body = IssuerView),
+        (status = 200, description = "The issuer as stored.", body = doc::IssuerView),
         (status = 400, description = "The issuer is not valid (`invalid_issuer`, `invalid_request`).", body = ErrorBody),
         (status = 404, description = "No issuer added through the API has this id (`not_found`).", body = ErrorBody),
         (status = 409, description = "The new `issuer` is already trusted, here or in the configuration file (`already_exists`).", body = ErrorBody),
@@ -276,9 +277,9 @@ async fn delete_issuer(
     operation_id = "createClient",
     tag = "Clients",
     security(("adminKey" = ["clients"])),
-    request_body(content = ClientInput, description = "The client."),
+    request_body(content = doc::ClientInput, description = "The client."),
     responses(
-        (status = 201, description = "The client was registered, with its secret.", body = NewClient),
+        (status = 201, description = "The client was registered, with its secret.", body = doc::NewClient),
         (status = 400, description = "The client is not valid (`invalid_request`, `invalid_id`).", body = ErrorBody),
         (status = 409, description = "A client with this id exists (`already_exists`).", body = ErrorBody),
     )
@@ -311,7 +312,7 @@ async fn create_client(
     operation_id = "listClients",
     tag = "Clients",
     security(("adminKey" = ["read"]), ("adminKey" = ["clients"])),
-    params(ListParams),
+    params(doc::ListParams),
     responses(
         (status = 200, description = "A page of clients.", body = ClientPage),
     )
@@ -335,7 +336,7 @@ async fn list_clients(
     security(("adminKey" = ["read"]), ("adminKey" = ["clients"])),
     params(("clientId" = String, Path, description = "The client's `client_id`.")),
     responses(
-        (status = 200, description = "The client.", body = ClientView),
+        (status = 200, description = "The client.", body = doc::ClientView),
         (status = 404, description = "No client has this id (`not_found`).", body = ErrorBody),
     )
 )]
@@ -357,9 +358,9 @@ async fn get_client(
     tag = "Clients",
     security(("adminKey" = ["clients"])),
     params(("clientId" = String, Path, description = "The client's `client_id`.")),
-    request_body(content = ClientInput, description = "The client's new settings."),
+    request_body(content = doc::ClientInput, description = "The client's new settings."),
     responses(
-        (status = 200, description = "The client as stored.", body = ClientView),
+        (status = 200, description = "The client as stored.", body = doc::ClientView),
         (status = 400, description = "The client is not valid (`invalid_request`, `invalid_id`).", body = ErrorBody),
         (status = 404, description = "No client has this id (`not_found`).", body = ErrorBody),
     )
@@ -389,7 +390,7 @@ async fn update_client(
     security(("adminKey" = ["clients"])),
     params(("clientId" = String, Path, description = "The client's `client_id`.")),
     responses(
-        (status = 201, description = "The client with its new secret.", body = NewClient),
+        (status = 201, description = "The client with its new secret.", body = doc::NewClient),
         (status = 404, description = "No client has this id (`not_found`).", body = ErrorBody),
     )
 )]
@@ -443,7 +444,7 @@ async fn delete_client(
     tag = "Keys",
     security(("adminKey" = ["read"]), ("adminKey" = ["keys"])),
     responses(
-        (status = 200, description = "The key ring.", body = KeyStatus),
+        (status = 200, description = "The key ring.", body = doc::KeyStatus),
     )
 )]
 async fn key_status(
@@ -465,7 +466,7 @@ async fn key_status(
     tag = "Keys",
     security(("adminKey" = ["keys"])),
     responses(
-        (status = 200, description = "The key ring, with the re-encryption running.", body = KeyStatus),
+        (status = 200, description = "The key ring, with the re-encryption running.", body = doc::KeyStatus),
         (status = 409, description = "Another rotation is under way (`rotation_contended`); try again shortly.", body = ErrorBody),
     )
 )]

@@ -1,5 +1,6 @@
 //! Policy as code: a desired state applied all or nothing.
 
+use crate::openapi::services as doc;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -34,9 +35,9 @@ pub(super) fn routes() -> Router<AppState> {
     operation_id = "applyState",
     tag = "Policy as code",
     security(("adminKey" = ["apps"]), ("adminKey" = ["policies"]), ("adminKey" = ["directory"]), ("adminKey" = ["read"])),
-    request_body(content = ApplyInput, description = "The desired state, and `dryRun`."),
+    request_body(content = doc::ApplyInput, description = "The desired state, and `dryRun`."),
     responses(
-        (status = 200, description = "The state is applied (or, with `dryRun`, checked): the changes, in order; none when the server already matched.", body = ApplyOutcome),
+        (status = 200, description = "The state is applied (or, with `dryRun`, checked): the changes, in order; none when the server already matched.", body = doc::ApplyOutcome),
         (status = 400, description = "The desired state has problems (`invalid_apply`, `details`: each problem's `path`, `code` and `message`) or too many entries (`invalid_request`); nothing was changed.", body = ErrorBody),
         (status = 409, description = "Something changed meanwhile, or a name is taken (`conflict`); nothing was changed.", body = ErrorBody),
     )

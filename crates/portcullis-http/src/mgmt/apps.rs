@@ -1,5 +1,6 @@
 //! Outbound apps and their access control policies.
 
+use crate::openapi::services as doc;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
@@ -42,9 +43,9 @@ pub(super) fn routes() -> Router<AppState> {
     operation_id = "createApp",
     tag = "Apps",
     security(("adminKey" = ["apps"])),
-    request_body(content = AppInput, description = "The app."),
+    request_body(content = doc::AppInput, description = "The app."),
     responses(
-        (status = 201, description = "The app was registered.", body = AppView),
+        (status = 201, description = "The app was registered.", body = doc::AppView),
         (status = 400, description = "The app is not valid: a missing or malformed field (`invalid_request`, `invalid_id`), or settings that do not fit its type (`invalid_app`).", body = ErrorBody),
         (status = 409, description = "An app with this id exists (`already_exists`).", body = ErrorBody),
     )
@@ -69,7 +70,7 @@ async fn create_app(
     operation_id = "listApps",
     tag = "Apps",
     security(("adminKey" = ["read"]), ("adminKey" = ["apps"])),
-    params(ListParams),
+    params(doc::ListParams),
     responses(
         (status = 200, description = "A page of apps.", body = AppPage),
     )
@@ -93,7 +94,7 @@ async fn list_apps(
     security(("adminKey" = ["read"]), ("adminKey" = ["apps"])),
     params(("appId" = String, Path, description = "The outbound app's id.")),
     responses(
-        (status = 200, description = "The app.", body = AppView),
+        (status = 200, description = "The app.", body = doc::AppView),
         (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
     )
 )]
@@ -118,9 +119,9 @@ async fn get_app(
     tag = "Apps",
     security(("adminKey" = ["apps"])),
     params(("appId" = String, Path, description = "The outbound app's id.")),
-    request_body(content = AppInput, description = "The app's new settings."),
+    request_body(content = doc::AppInput, description = "The app's new settings."),
     responses(
-        (status = 200, description = "The app as stored.", body = AppView),
+        (status = 200, description = "The app as stored.", body = doc::AppView),
         (status = 400, description = "The settings are not valid, or try to change the id or the type (`invalid_request`, `invalid_app`).", body = ErrorBody),
         (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
         (status = 409, description = "A policy names a scope this change removes (`policies_reference_removed_scopes`), or the app changed meanwhile (`conflict`).", body = ErrorBody),
@@ -182,7 +183,7 @@ async fn delete_app(
     params(("appId" = String, Path, description = "The outbound app's id.")),
     request_body(content = PolicyDocument, description = "The policy."),
     responses(
-        (status = 201, description = "The policy was added.", body = PolicyView),
+        (status = 201, description = "The policy was added.", body = doc::PolicyView),
         (status = 400, description = "The policy is not valid (`invalid_policy`; `details` lists every problem as a `PolicyProblem`).", body = ErrorBody),
         (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
         (status = 409, description = "The app has a policy with this name (`duplicate_policy_name`), already has the most policies an app may have (`limit_exceeded`), or changed meanwhile (`conflict`).", body = ErrorBody),
@@ -217,7 +218,7 @@ async fn create_policy(
     operation_id = "listPolicies",
     tag = "Policies",
     security(("adminKey" = ["read"]), ("adminKey" = ["policies"])),
-    params(("appId" = String, Path, description = "The outbound app's id."), ListParams),
+    params(("appId" = String, Path, description = "The outbound app's id."), doc::ListParams),
     responses(
         (status = 200, description = "A page of policies.", body = PolicyPage),
         (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
@@ -243,7 +244,7 @@ async fn list_policies(
     security(("adminKey" = ["read"]), ("adminKey" = ["policies"])),
     params(("appId" = String, Path, description = "The outbound app's id."), ("policyId" = String, Path, description = "The policy's id.")),
     responses(
-        (status = 200, description = "The policy.", body = PolicyView),
+        (status = 200, description = "The policy.", body = doc::PolicyView),
         (status = 404, description = "No app has this id, or the app has no policy with this id (`not_found`).", body = ErrorBody),
     )
 )]
@@ -268,7 +269,7 @@ async fn get_policy(
     params(("appId" = String, Path, description = "The outbound app's id."), ("policyId" = String, Path, description = "The policy's id.")),
     request_body(content = PolicyDocument, description = "The policy's new document."),
     responses(
-        (status = 200, description = "The policy as stored.", body = PolicyView),
+        (status = 200, description = "The policy as stored.", body = doc::PolicyView),
         (status = 400, description = "The policy is not valid (`invalid_policy`; `details` lists every problem as a `PolicyProblem`).", body = ErrorBody),
         (status = 404, description = "No app has this id, or the app has no policy with this id (`not_found`).", body = ErrorBody),
         (status = 409, description = "Another policy of the app has this name (`duplicate_policy_name`), or the app changed meanwhile (`conflict`).", body = ErrorBody),

@@ -1,5 +1,6 @@
 //! The audit log (query and JSON-lines export) and the decision simulator.
 
+use crate::openapi::services as doc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -34,7 +35,7 @@ pub(super) fn routes() -> Router<AppState> {
     operation_id = "listAudit",
     tag = "Audit",
     security(("adminKey" = ["read"]), ("adminKey" = ["audit"])),
-    params(AuditParams),
+    params(doc::AuditParams),
     responses(
         (status = 200, description = "A page of events: decisions, or with `kind=management` management changes.", body = AuditLogPage),
         (status = 400, description = "A filter is not valid: an unknown outcome, a malformed date-time, a limit out of range (`invalid_request`), or a cursor this server did not issue (`invalid_cursor`).", body = ErrorBody),
@@ -109,7 +110,7 @@ async fn list_rejected(
     operation_id = "exportAudit",
     tag = "Audit",
     security(("adminKey" = ["read"]), ("adminKey" = ["audit"])),
-    params(AuditParams),
+    params(doc::AuditParams),
     responses(
         (status = 200, description = "The events, one JSON object per line (`application/x-ndjson`).", body = AuditEventDoc, content_type = "application/x-ndjson"),
         (status = 400, description = "A filter is not valid (`invalid_request`, `invalid_cursor`).", body = ErrorBody),
@@ -244,9 +245,9 @@ where
     operation_id = "simulateDecision",
     tag = "Audit",
     security(("adminKey" = ["read"]), ("adminKey" = ["policies"])),
-    request_body(content = SimulateInput, description = "The request to evaluate: `token` or `subject`, not both."),
+    request_body(content = doc::SimulateInput, description = "The request to evaluate: `token` or `subject`, not both."),
     responses(
-        (status = 200, description = "The decision and its explanation.", body = SimulateOutput),
+        (status = 200, description = "The decision and its explanation.", body = doc::SimulateOutput),
         (status = 400, description = "The question is not valid: both or neither of `token` and `subject` (`invalid_request`), or the token is not valid (`invalid_token`, with `details.reason`) or lacks the fetch scope (`insufficient_scope`).", body = ErrorBody),
         (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
     )

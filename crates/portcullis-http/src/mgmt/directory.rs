@@ -1,5 +1,6 @@
 //! Users, roles and tenants.
 
+use crate::openapi::services as doc;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
@@ -43,9 +44,9 @@ pub(super) fn routes() -> Router<AppState> {
     operation_id = "createUser",
     tag = "Users",
     security(("adminKey" = ["directory"])),
-    request_body(content = UserInput, description = "The user."),
+    request_body(content = doc::UserInput, description = "The user."),
     responses(
-        (status = 201, description = "The user was added.", body = UserView),
+        (status = 201, description = "The user was added.", body = doc::UserView),
         (status = 400, description = "The user is not valid (`invalid_request`, `invalid_id`), or names a role or tenant that does not exist (`unknown_reference`).", body = ErrorBody),
         (status = 409, description = "A user with this id or email exists (`already_exists`).", body = ErrorBody),
     )
@@ -70,7 +71,7 @@ async fn create_user(
     operation_id = "listUsers",
     tag = "Users",
     security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
-    params(ListParams),
+    params(doc::ListParams),
     responses(
         (status = 200, description = "A page of users.", body = UserPage),
     )
@@ -94,7 +95,7 @@ async fn list_users(
     security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
     params(("userId" = String, Path, description = "The user's id (for users of an external issuer, their `sub`).")),
     responses(
-        (status = 200, description = "The user.", body = UserView),
+        (status = 200, description = "The user.", body = doc::UserView),
         (status = 404, description = "No user has this id (`not_found`).", body = ErrorBody),
     )
 )]
@@ -117,9 +118,9 @@ async fn get_user(
     tag = "Users",
     security(("adminKey" = ["directory"])),
     params(("userId" = String, Path, description = "The user's id (for users of an external issuer, their `sub`).")),
-    request_body(content = UserInput, description = "The user's new record."),
+    request_body(content = doc::UserInput, description = "The user's new record."),
     responses(
-        (status = 200, description = "The user as stored.", body = UserView),
+        (status = 200, description = "The user as stored.", body = doc::UserView),
         (status = 400, description = "The user is not valid, tries to change the id (`invalid_request`), or names a role or tenant that does not exist (`unknown_reference`).", body = ErrorBody),
         (status = 404, description = "No user has this id (`not_found`).", body = ErrorBody),
         (status = 409, description = "Another user has this email (`already_exists`).", body = ErrorBody),
@@ -175,9 +176,9 @@ async fn delete_user(
     operation_id = "createRole",
     tag = "Roles",
     security(("adminKey" = ["directory"])),
-    request_body(content = RoleInput, description = "The role."),
+    request_body(content = doc::RoleInput, description = "The role."),
     responses(
-        (status = 201, description = "The role was added.", body = RoleView),
+        (status = 201, description = "The role was added.", body = doc::RoleView),
         (status = 400, description = "The role is not valid (`invalid_request`, `invalid_id`).", body = ErrorBody),
         (status = 409, description = "A role with this name exists (`already_exists`).", body = ErrorBody),
     )
@@ -202,7 +203,7 @@ async fn create_role(
     operation_id = "listRoles",
     tag = "Roles",
     security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
-    params(ListParams),
+    params(doc::ListParams),
     responses(
         (status = 200, description = "A page of roles.", body = RolePage),
     )
@@ -226,7 +227,7 @@ async fn list_roles(
     security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
     params(("name" = String, Path, description = "The role's name.")),
     responses(
-        (status = 200, description = "The role.", body = RoleView),
+        (status = 200, description = "The role.", body = doc::RoleView),
         (status = 404, description = "No role has this name (`not_found`).", body = ErrorBody),
     )
 )]
@@ -248,9 +249,9 @@ async fn get_role(
     tag = "Roles",
     security(("adminKey" = ["directory"])),
     params(("name" = String, Path, description = "The role's name.")),
-    request_body(content = RoleInput, description = "The role's new description."),
+    request_body(content = doc::RoleInput, description = "The role's new description."),
     responses(
-        (status = 200, description = "The role as stored.", body = RoleView),
+        (status = 200, description = "The role as stored.", body = doc::RoleView),
         (status = 400, description = "The description is not valid, or the body tries to change the name (`invalid_request`).", body = ErrorBody),
         (status = 404, description = "No role has this name (`not_found`).", body = ErrorBody),
     )
@@ -306,9 +307,9 @@ async fn delete_role(
     operation_id = "createTenant",
     tag = "Tenants",
     security(("adminKey" = ["directory"])),
-    request_body(content = TenantInput, description = "The tenant."),
+    request_body(content = doc::TenantInput, description = "The tenant."),
     responses(
-        (status = 201, description = "The tenant was added.", body = TenantView),
+        (status = 201, description = "The tenant was added.", body = doc::TenantView),
         (status = 400, description = "The tenant is not valid (`invalid_request`, `invalid_id`).", body = ErrorBody),
         (status = 409, description = "A tenant with this id exists (`already_exists`).", body = ErrorBody),
     )
@@ -333,7 +334,7 @@ async fn create_tenant(
     operation_id = "listTenants",
     tag = "Tenants",
     security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
-    params(ListParams),
+    params(doc::ListParams),
     responses(
         (status = 200, description = "A page of tenants.", body = TenantPage),
     )
@@ -357,7 +358,7 @@ async fn list_tenants(
     security(("adminKey" = ["read"]), ("adminKey" = ["directory"])),
     params(("tenantId" = String, Path, description = "The tenant's id.")),
     responses(
-        (status = 200, description = "The tenant.", body = TenantView),
+        (status = 200, description = "The tenant.", body = doc::TenantView),
         (status = 404, description = "No tenant has this id (`not_found`).", body = ErrorBody),
     )
 )]
@@ -379,9 +380,9 @@ async fn get_tenant(
     tag = "Tenants",
     security(("adminKey" = ["directory"])),
     params(("tenantId" = String, Path, description = "The tenant's id.")),
-    request_body(content = TenantInput, description = "The tenant's new record."),
+    request_body(content = doc::TenantInput, description = "The tenant's new record."),
     responses(
-        (status = 200, description = "The tenant as stored.", body = TenantView),
+        (status = 200, description = "The tenant as stored.", body = doc::TenantView),
         (status = 400, description = "The tenant is not valid, or the body tries to change the id (`invalid_request`).", body = ErrorBody),
         (status = 404, description = "No tenant has this id (`not_found`).", body = ErrorBody),
     )

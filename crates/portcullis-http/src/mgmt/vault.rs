@@ -1,5 +1,6 @@
 //! Token management: connections, API keys, token import, admin-initiated connect links.
 
+use crate::openapi::services as doc;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -48,7 +49,7 @@ pub(super) fn routes() -> Router<AppState> {
     operation_id = "listAppConnections",
     tag = "Connections",
     security(("adminKey" = ["read"]), ("adminKey" = ["vault"])),
-    params(("appId" = String, Path, description = "The outbound app's id."), ListParams),
+    params(("appId" = String, Path, description = "The outbound app's id."), doc::ListParams),
     responses(
         (status = 200, description = "A page of connections.", body = ConnectionPage),
         (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
@@ -72,9 +73,10 @@ async fn app_connections(
     operation_id = "listUserConnections",
     tag = "Connections",
     security(("adminKey" = ["read"]), ("adminKey" = ["vault"])),
-    params(("userId" = String, Path, description = "The user's id."), ListParams),
+    params(("userId" = String, Path, description = "The user's id."), doc::ListParams),
     responses(
         (status = 200, description = "A page of connections.", body = ConnectionPage),
+        (status = 404, description = "No user has this id (`not_found`).", body = ErrorBody),
     )
 )]
 async fn user_connections(
@@ -118,7 +120,7 @@ pub(crate) struct ApiKeyBody {
     params(("appId" = String, Path, description = "The outbound app's id.")),
     request_body(content = ApiKeyBody, description = "The key and whose it is."),
     responses(
-        (status = 201, description = "The key is stored: the connection's metadata.", body = ConnectionInfo),
+        (status = 201, description = "The key is stored: the connection's metadata.", body = doc::ConnectionInfo),
         (status = 400, description = "The body is not valid (`invalid_request`, `invalid_api_key`), the app uses OAuth (`not_an_api_key_app`), or the tenant does not exist (`unknown_reference`).", body = ErrorBody),
         (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
     )
@@ -200,7 +202,7 @@ async fn import_tokens(
     tag = "Connections",
     security(("adminKey" = ["vault"])),
     params(("appId" = String, Path, description = "The outbound app's id.")),
-    request_body(content = AdminConnectRequest, description = "Whose connection the link creates."),
+    request_body(content = doc::AdminConnectRequest, description = "Whose connection the link creates."),
     responses(
         (status = 200, description = "The link to open in a browser.", body = ConnectLink),
         (status = 400, description = "Neither a tenant nor a user is named (`invalid_request`), the tenant does not exist (`unknown_reference`), a scope is not offered (`invalid_scope`), the return URL is not allowed (`invalid_return_url`), or the app uses API keys (`not_an_oauth_app`).", body = ErrorBody),
@@ -239,7 +241,7 @@ async fn admin_connect(
     security(("adminKey" = ["read"]), ("adminKey" = ["vault"])),
     params(("connectionId" = String, Path, description = "The connection's id.")),
     responses(
-        (status = 200, description = "The connection.", body = ConnectionInfo),
+        (status = 200, description = "The connection.", body = doc::ConnectionInfo),
         (status = 404, description = "No connection has this id (`not_found`).", body = ErrorBody),
     )
 )]
@@ -264,7 +266,7 @@ async fn get_connection(
     security(("adminKey" = ["vault"])),
     params(("connectionId" = String, Path, description = "The connection's id.")),
     responses(
-        (status = 200, description = "The connection is deleted.", body = RevokeReport),
+        (status = 200, description = "The connection is deleted.", body = doc::RevokeReport),
         (status = 404, description = "No connection has this id (`not_found`).", body = ErrorBody),
     )
 )]
@@ -301,6 +303,7 @@ async fn revoke_connection(
     params(("userId" = String, Path, description = "The user's id.")),
     responses(
         (status = 200, description = "What was revoked, connection by connection.", body = RevokeReportList),
+        (status = 404, description = "No user has this id (`not_found`).", body = ErrorBody),
     )
 )]
 async fn revoke_user_connections(
@@ -335,7 +338,7 @@ async fn revoke_user_connections(
     security(("adminKey" = ["vault"])),
     params(("connectionId" = String, Path, description = "The connection's id.")),
     responses(
-        (status = 200, description = "The connection after the refresh.", body = ConnectionInfo),
+        (status = 200, description = "The connection after the refresh.", body = doc::ConnectionInfo),
         (status = 400, description = "The connection cannot be refreshed: it holds an API key, or has no refresh token (`not_refreshable`).", body = ErrorBody),
         (status = 404, description = "No connection has this id (`not_found`).", body = ErrorBody),
         (status = 409, description = "The provider rejected the refresh token: the connection now needs the user's consent (`consent_required`).", body = ErrorBody),

@@ -10,16 +10,14 @@
 
 use std::borrow::Cow;
 
-use portcullis_core::ConnectionInfo;
-use portcullis_core::RevokeReport;
-use portcullis_core::admin::AdminKeyInfo;
-use portcullis_core::manage::{
-    AppView, ClientView, IssuerView, PolicyView, RoleView, TenantView, UserView,
+use super::services::{
+    AdminKeyInfo, AppView, ClientView, ConnectionInfo, IssuerView, PolicyView, RevokeReport,
+    RoleView, TenantView, UserView,
 };
 use serde_json::Value;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
-    ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+    AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
 use utoipa::{PartialSchema, ToSchema};
 
@@ -714,14 +712,33 @@ pub(crate) struct ManagementEvent {
     request_id: Option<String>,
 }
 
-/// The audit log's page: decisions, or with `kind=management` management changes.
-#[derive(ToSchema)]
-#[serde(untagged)]
-pub(crate) enum AuditLogPage {
-    /// Token decisions (the default).
-    Decisions(AuditPage),
-    /// Management changes (`kind=management`).
-    Management(ManagementPage),
+/// The audit log's page: decisions, or with `kind=management` management changes. `anyOf`, not
+/// `oneOf`: an empty page is both.
+pub(crate) struct AuditLogPage;
+
+impl PartialSchema for AuditLogPage {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("AuditPage"))
+            .item(utoipa::openapi::Ref::from_schema_name("ManagementPage"))
+            .description(Some(
+                "The audit log's page: token decisions (the default), or with `kind=management` management changes.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for AuditLogPage {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("AuditLogPage")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push(("AuditPage".to_owned(), AuditPage::schema()));
+        schemas.push(("ManagementPage".to_owned(), ManagementPage::schema()));
+        <AuditPage as ToSchema>::schemas(schemas);
+        <ManagementPage as ToSchema>::schemas(schemas);
+    }
 }
 
 /// Requests refused before a decision in one minute, on one surface, for one reason.
