@@ -137,6 +137,9 @@ impl Plan {
             ServiceError::NotFound { entity, id } => {
                 self.problem(path.to_owned(), "not_found", format!("no {entity} {id}"))
             }
+            e @ ServiceError::UnknownReference { .. } => {
+                self.problem(path.to_owned(), "unknown_reference", e.to_string())
+            }
             other => self.problem(path.to_owned(), "invalid", other.to_string()),
         }
     }

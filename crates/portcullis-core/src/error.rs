@@ -33,6 +33,15 @@ pub enum ServiceError {
         /// What conflicts.
         message: String,
     },
+    /// The request names an entity that does not exist — a role, a tenant, an app (409: the same
+    /// request succeeds once it exists).
+    #[error("{entity} {id} does not exist")]
+    UnknownReference {
+        /// What kind of entity.
+        entity: &'static str,
+        /// Its id (empty when the store cannot tell which).
+        id: String,
+    },
     /// Missing or invalid credentials (401).
     #[error("{0}")]
     Unauthorized(String),
@@ -80,15 +89,7 @@ impl From<StoreError> for ServiceError {
                 code: "already_exists",
                 message: format!("{entity} already exists"),
             },
-            StoreError::MissingReference { entity, id } => Self::Invalid {
-                code: "unknown_reference",
-                message: if id.is_empty() {
-                    format!("a referenced {entity} does not exist")
-                } else {
-                    format!("{entity} {id} does not exist")
-                },
-                details: Some(serde_json::json!({"entity": entity, "id": id})),
-            },
+            StoreError::MissingReference { entity, id } => Self::UnknownReference { entity, id },
             StoreError::Conflict(message) => Self::Conflict {
                 code: "conflict",
                 message,

@@ -45,7 +45,7 @@ pub(crate) fn check_identities(identities: &[Identity]) -> Result<(), ServiceErr
     }
     for (n, i) in identities.iter().enumerate() {
         if i.issuer.is_empty()
-            || i.issuer.len() > 2048
+            || i.issuer.chars().count() > 2048
             || i.issuer
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control())
@@ -57,7 +57,9 @@ pub(crate) fn check_identities(identities: &[Identity]) -> Result<(), ServiceErr
                 ),
             ));
         }
-        if i.subject.is_empty() || i.subject.len() > 255 || i.subject.chars().any(char::is_control)
+        if i.subject.is_empty()
+            || i.subject.chars().count() > 255
+            || i.subject.chars().any(char::is_control)
         {
             return Err(ServiceError::invalid(
                 "invalid_request",

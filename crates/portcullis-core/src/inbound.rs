@@ -53,11 +53,14 @@ pub enum KeySource {
 impl IssuerSpec {
     /// Checks a stored issuer and turns it into a spec.
     pub fn from_record(r: &IssuerRecord, settings: &Settings) -> Result<Self, ServiceError> {
-        let keys = match (&r.jwks_url, &r.discovery_url) {
+        let discovery = r
+            .discovery_url
+            .as_deref()
+            .map(|u| crate::urls::check_url(u, "discoveryUrl", settings))
+            .transpose()?;
+        let keys = match (&r.jwks_url, discovery) {
             (Some(u), _) => KeySource::Jwks(crate::urls::check_url(u, "jwksUrl", settings)?),
-            (None, Some(u)) => {
-                KeySource::Discovery(crate::urls::check_url(u, "discoveryUrl", settings)?)
-            }
+            (None, Some(u)) => KeySource::Discovery(u),
             (None, None) => {
                 return Err(ServiceError::invalid(
                     "invalid_issuer",
@@ -65,10 +68,15 @@ impl IssuerSpec {
                 ));
             }
         };
-        if r.issuer.trim().is_empty() || r.issuer.len() > 1024 {
+        if r.issuer.is_empty()
+            || r.issuer.chars().count() > 1024
+            || r.issuer
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(ServiceError::invalid(
                 "invalid_issuer",
-                "issuer must be a non-empty string of at most 1024 characters",
+                "issuer must be 1 to 1024 characters, without spaces or control characters",
             ));
         }
         if r.audiences.is_empty() || r.audiences.iter().any(|a| a.is_empty()) {

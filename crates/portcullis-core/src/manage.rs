@@ -39,13 +39,16 @@ pub(crate) fn not_found(e: StoreError, entity: &'static str, id: &str) -> Servic
 }
 
 /// A one-line display name: 1 to 128 characters, none of them a control character (they would
-/// reach logs, terminals and the console verbatim, and PostgreSQL refuses NUL in text).
+/// reach logs, terminals and the console verbatim, and PostgreSQL refuses NUL in text), neither
+/// the first nor the last a space.
 pub(crate) fn check_name(field: &str, v: &str) -> Result<(), ServiceError> {
-    let n = v.trim().chars().count();
-    if n == 0 || n > 128 || v.chars().any(char::is_control) {
+    let n = v.chars().count();
+    if n == 0 || n > 128 || v.chars().any(char::is_control) || v.trim() != v {
         return Err(ServiceError::invalid(
             "invalid_request",
-            format!("{field} must be 1 to 128 characters, without control characters"),
+            format!(
+                "{field} must be 1 to 128 characters, without control characters or leading or trailing spaces"
+            ),
         ));
     }
     Ok(())
@@ -82,7 +85,10 @@ fn check_slug(field: &str, v: &str) -> Result<(), ServiceError> {
 /// A directory user id: 1–255 visible characters, no whitespace or control characters, and not
 /// starting with `ext:` (the prefix of external subjects' principal ids).
 fn check_user_id(v: &str) -> Result<(), ServiceError> {
-    if v.is_empty() || v.len() > 255 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if v.is_empty()
+        || v.chars().count() > 255
+        || v.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(ServiceError::invalid(
             "invalid_id",
             "id must be 1 to 255 characters without whitespace or control characters",
@@ -181,18 +187,36 @@ fn encode_cursor(id: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
+/// Reads a cursor: any base64url text (without padding) is a position in the list — the one this
+/// server wrote after the last item of a page, or any other, which reads on from wherever it
+/// falls. Text that is not base64url is refused.
 pub(crate) fn decode_cursor(c: &str) -> Result<String, ServiceError> {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        // No id this server issues holds a control character (and PostgreSQL refuses NUL).
-        .filter(|s| s.len() <= 512 && !s.chars().any(char::is_control))
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+    );
+    let bytes = Some(c)
+        .filter(|c| !c.is_empty() && c.len() <= MAX_CURSOR_LEN)
+        .and_then(|c| LENIENT.decode(c).ok())
         .ok_or_else(|| {
-            ServiceError::invalid("invalid_cursor", "cursor is not one this server issued")
-        })
+            ServiceError::invalid(
+                "invalid_cursor",
+                "cursor must be the nextCursor of a page (base64url)",
+            )
+        })?;
+    // No id holds a control character (and PostgreSQL refuses NUL): a position needs none.
+    Ok(String::from_utf8_lossy(&bytes)
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect())
 }
+
+/// The longest cursor read: the base64url of 512 bytes.
+pub const MAX_CURSOR_LEN: usize = 684;
 
 // ----- Outbound apps -------------------------------------------------------------------------
 
@@ -425,10 +449,15 @@ impl Core {
         }
         let mut names = HashSet::new();
         for (i, s) in input.scopes.iter().enumerate() {
-            if s.name.is_empty() || s.name.len() > 256 || s.name.chars().any(char::is_whitespace) {
+            if s.name.is_empty()
+                || s.name.chars().count() > 256
+                || s.name.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
                 return Err(ServiceError::invalid(
                     "invalid_app",
-                    format!("scopes[{i}].name must be 1 to 256 characters without spaces"),
+                    format!(
+                        "scopes[{i}].name must be 1 to 256 characters without spaces or control characters"
+                    ),
                 ));
             }
             if s.description
@@ -446,6 +475,22 @@ impl Core {
                     format!("scope {:?} is listed twice", s.name),
                 ));
             }
+        }
+        if input.default_scopes.len() > crate::plane::MAX_SCOPES
+            || input.default_scopes.iter().any(|s| {
+                s.is_empty()
+                    || s.chars().count() > crate::plane::MAX_SCOPE_LEN
+                    || s.chars().any(char::is_control)
+            })
+        {
+            return Err(ServiceError::invalid(
+                "invalid_app",
+                format!(
+                    "defaultScopes: at most {} scopes of 1 to {} characters, none a control character",
+                    crate::plane::MAX_SCOPES,
+                    crate::plane::MAX_SCOPE_LEN
+                ),
+            ));
         }
         for s in &input.default_scopes {
             if !input.scopes.is_empty() && !names.contains(s.as_str()) {
@@ -468,7 +513,7 @@ impl Core {
                     format!("authorizationParams may not set {k}: Portcullis sets it"),
                 ));
             }
-            if k.is_empty() || k.len() > 128 || v.len() > 1024 {
+            if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 1024 {
                 return Err(ServiceError::invalid(
                     "invalid_app",
                     "authorizationParams keys are 1 to 128 characters, values at most 1024",
@@ -606,10 +651,10 @@ impl Core {
         settings: OAuthSettings,
     ) -> Result<AppRecord, ServiceError> {
         if current.kind != input.kind {
-            return Err(ServiceError::invalid(
-                "invalid_request",
-                "type is immutable",
-            ));
+            return Err(ServiceError::Conflict {
+                code: "immutable",
+                message: format!("type is immutable: the app is {}", current.kind.as_str()),
+            });
         }
         let client_secret = match &input.client_secret {
             Some(s) => Some(
@@ -998,7 +1043,7 @@ impl From<&UserRecord> for UserView {
 fn check_user_input(input: &UserInput) -> Result<(), ServiceError> {
     if let Some(e) = &input.email {
         let at = e.find('@');
-        if e.len() > 254
+        if e.chars().count() > 254
             || at.is_none_or(|i| i == 0 || i + 1 == e.len())
             || e.chars().any(|c| c.is_whitespace() || c.is_control())
         {
@@ -1433,6 +1478,31 @@ impl Core {
 
 // ----- Issuers -------------------------------------------------------------------------------
 
+/// A whole number of seconds, written as JSON allows it (`60`, or `60.0`).
+fn whole_seconds<'de, D>(d: D) -> Result<Option<u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+                // The range is checked: the cast is exact.
+                .map(|f| f as u64)
+        })
+        .and_then(|v| u32::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "invalid value: {n}, expected a whole number of seconds"
+            ))
+        })
+}
+
 /// A trusted issuer as written by the management API.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -1457,7 +1527,7 @@ pub struct IssuerInput {
     #[serde(default)]
     pub tenant_claim: Option<String>,
     /// Leeway on `exp`/`nbf`/`iat` (default 60, at most 600).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_seconds")]
     pub clock_skew_seconds: Option<u32>,
     /// The `typ` header its tokens must carry, such as `at+jwt` (RFC 9068 access tokens):
     /// tokens without it (an ID token, say) are refused. Absent: any `typ`.
@@ -1887,7 +1957,7 @@ pub struct SimulateInput {
     #[schema(value_type = Option<String>)]
     pub token: Option<SecretString>,
     /// Or a subject described directly.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     pub subject: Option<SimulatedSubject>,
     /// The outbound app the request is for.
     pub app_id: String,
@@ -1897,6 +1967,18 @@ pub struct SimulateInput {
     /// The tenant the request names, if any (the user's roles in that tenant apply).
     #[serde(default)]
     pub tenant_id: Option<String>,
+}
+
+/// A JSON object (or `null`) only: serde would also read a struct from an array.
+fn object_or_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error as _;
+    Option::<Map<String, Value>>::deserialize(d)?
+        .map(|m| serde_json::from_value(Value::Object(m)).map_err(D::Error::custom))
+        .transpose()
 }
 
 /// A subject for the simulator.
@@ -1943,6 +2025,14 @@ impl Core {
         if let Some(user) = input.subject.as_ref().and_then(|s| s.user_id.as_deref()) {
             check_user_id(user)?;
         }
+        // The tenant and scopes are held to a token request's rules.
+        crate::plane::check_fields(&input.app_id, input.tenant_id.as_deref(), &input.scopes)
+            .map_err(|r| match r {
+                crate::Refusal::InvalidRequest { code, message } => {
+                    ServiceError::invalid(code, message)
+                }
+                other => ServiceError::Internal(format!("{other:?}")),
+            })?;
         let snapshot = self
             .app_snapshot(&input.app_id)
             .await?

@@ -481,7 +481,7 @@ impl Core {
             .state
             .as_ref()
             .map(SecretString::expose)
-            .filter(|s| !s.is_empty() && s.len() <= 512)
+            .filter(|s| !s.is_empty() && s.chars().count() <= 512)
         else {
             return page(
                 400,
@@ -494,7 +494,7 @@ impl Core {
             Ok(Some(p)) => p,
             Ok(None) => {
                 return page(
-                    400,
+                    404,
                     "Link already used or unknown",
                     "This connect link was already used or is unknown. Start again from the application.".into(),
                 );
@@ -1168,10 +1168,10 @@ impl Core {
             .await?
             .ok_or_else(|| ServiceError::not_found("app", app_id))?;
         if app.kind != AppKind::ApiKey {
-            return Err(ServiceError::invalid(
-                "not_an_api_key_app",
-                format!("app {app_id} is an OAuth app; its users connect through consent"),
-            ));
+            return Err(ServiceError::Conflict {
+                code: "not_an_api_key_app",
+                message: format!("app {app_id} is an OAuth app; its users connect through consent"),
+            });
         }
         if api_key.is_empty() || api_key.len() > 8192 {
             return Err(ServiceError::invalid(
@@ -1253,7 +1253,7 @@ impl Core {
         for (field, v) in [("userId", user), ("tenantId", tenant)] {
             if let Some(v) = v
                 && (v.is_empty()
-                    || v.len() > 256
+                    || v.chars().count() > 256
                     || v.chars().any(|c| c.is_control() || c.is_whitespace()))
             {
                 return Err(ServiceError::invalid(
@@ -1267,10 +1267,10 @@ impl Core {
         if let Some(t) = tenant
             && self.stores.directory.tenant(t).await?.is_none()
         {
-            return Err(ServiceError::invalid(
-                "unknown_reference",
-                format!("tenant {t} does not exist"),
-            ));
+            return Err(ServiceError::UnknownReference {
+                entity: "tenant",
+                id: t.to_owned(),
+            });
         }
         Ok(())
     }
@@ -1289,10 +1289,10 @@ impl Core {
             .await?
             .ok_or_else(|| ServiceError::not_found("app", app_id))?;
         if app.kind != AppKind::OAuth {
-            return Err(ServiceError::invalid(
-                "not_an_oauth_app",
-                format!("app {app_id} uses API keys; store keys through /api-keys"),
-            ));
+            return Err(ServiceError::Conflict {
+                code: "not_an_oauth_app",
+                message: format!("app {app_id} uses API keys; store keys through /api-keys"),
+            });
         }
         if items.is_empty() || items.len() > 1000 {
             return Err(ServiceError::invalid(
@@ -1315,7 +1315,7 @@ impl Core {
                 ("providerSubject", item.provider_subject.as_deref(), 255),
             ] {
                 if let Some(v) = v
-                    && (v.is_empty() || v.len() > max || v.chars().any(char::is_control))
+                    && (v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control))
                 {
                     return Err(ServiceError::invalid(
                         "invalid_request",
@@ -1501,16 +1501,16 @@ impl Core {
             .await?
             .ok_or_else(|| ServiceError::not_found("connection", id))?;
         if conn.kind != CredentialKind::OAuth {
-            return Err(ServiceError::invalid(
-                "not_refreshable",
-                "API keys are not refreshed",
-            ));
+            return Err(ServiceError::Conflict {
+                code: "not_refreshable",
+                message: "API keys are not refreshed".into(),
+            });
         }
         if conn.refresh.is_none() {
-            return Err(ServiceError::invalid(
-                "not_refreshable",
-                "the connection has no refresh token",
-            ));
+            return Err(ServiceError::Conflict {
+                code: "not_refreshable",
+                message: "the connection has no refresh token".into(),
+            });
         }
         let app = self
             .stores
@@ -1542,6 +1542,22 @@ fn provider_service_error(e: ProviderError) -> ServiceError {
 
 /// Rejects scopes an OAuth app does not offer (when it lists its scopes).
 pub(crate) fn check_scopes_offered(app: &AppRecord, scopes: &[String]) -> Result<(), ServiceError> {
+    if scopes.len() > crate::plane::MAX_SCOPES
+        || scopes.iter().any(|s| {
+            s.is_empty()
+                || s.chars().count() > crate::plane::MAX_SCOPE_LEN
+                || s.chars().any(char::is_control)
+        })
+    {
+        return Err(ServiceError::invalid(
+            "invalid_request",
+            format!(
+                "scopes: at most {} scopes of 1 to {} characters, none a control character",
+                crate::plane::MAX_SCOPES,
+                crate::plane::MAX_SCOPE_LEN
+            ),
+        ));
+    }
     if app.settings.scopes.is_empty() {
         return Ok(());
     }
@@ -1599,10 +1615,10 @@ impl Core {
     ) -> Result<String, ServiceError> {
         let app = self.require_app(app_id).await?;
         if app.kind != AppKind::OAuth {
-            return Err(ServiceError::invalid(
-                "not_an_oauth_app",
-                format!("app {app_id} uses API keys; store them through /api-keys"),
-            ));
+            return Err(ServiceError::Conflict {
+                code: "not_an_oauth_app",
+                message: format!("app {app_id} uses API keys; store them through /api-keys"),
+            });
         }
         let key = match (&req.user_id, &req.tenant_id) {
             (None, None) => {

@@ -99,6 +99,16 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict { code, message } => {
                 Self::new(StatusCode::CONFLICT, code, message)
             }
+            ServiceError::UnknownReference { entity, id } => Self::new(
+                StatusCode::CONFLICT,
+                "unknown_reference",
+                if id.is_empty() {
+                    format!("a referenced {entity} does not exist")
+                } else {
+                    format!("{entity} {id} does not exist")
+                },
+            )
+            .with_details(json!({"entity": entity, "id": id})),
             ServiceError::Unauthorized(message) => Self {
                 challenge: Some("Bearer".into()),
                 ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)

@@ -99,6 +99,8 @@ Every error but those of `/oauth2/token` has one shape: `{\"error\": \"<code>\",
         schemas::Scopes,
         schemas::AllowedScopes,
         schemas::AuditOutcome,
+        services::Identity,
+        services::AuditKind,
     )),
     modifiers(&SecuritySchemes),
 )]

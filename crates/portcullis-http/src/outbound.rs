@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Bearer;
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
-use crate::openapi::schemas::{ConnectLink, OutboundError};
+use crate::openapi::schemas::{ConnectLink, ErrorBody, OutboundError};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -39,6 +39,11 @@ pub(crate) struct TokenBody {
     /// The tenant whose token (or within which the user's token) is wanted; the user must be a
     /// member of it.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     tenant_id: Option<String>,
     /// Refresh the token at the provider even if it is still fresh (e.g. after the provider
     /// rejected it).
@@ -265,8 +270,11 @@ async fn connect(
     responses(
         (status = 303, description = "Sent to the provider's consent page.",
             headers(("Location" = String, description = "The provider's authorization URL."))),
-        (status = 400, description = "The link is not valid or has expired: a page saying so.", body = String, content_type = "text/html"),
-        (status = 404, description = "The app no longer exists: a page saying so.", body = String, content_type = "text/html"),
+        (status = 404, description = "The link is not one Portcullis made, or its app no longer exists: a page saying so. (A path with a control character is answered in the API's JSON error shape.)", content(
+            (String = "text/html"),
+            (ErrorBody = "application/json"),
+        )),
+        (status = 410, description = "The link was already used or has expired: a page saying so.", body = String, content_type = "text/html"),
         (status = 503, description = "The database is unavailable: a page asking to try again.", body = String, content_type = "text/html"),
     )
 )]
@@ -286,9 +294,16 @@ async fn open_ticket(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Portcullis cannot reach its database right now; try again.".to_owned(),
                 ),
-                portcullis_core::ServiceError::Invalid { message, .. } => {
-                    (StatusCode::BAD_REQUEST, format!("{}.", capitalize(message)))
-                }
+                // A link that was never issued is not found; one that was, but is used up or
+                // expired, is gone.
+                portcullis_core::ServiceError::Invalid { code, message, .. } => (
+                    if *code == "invalid_ticket" {
+                        StatusCode::NOT_FOUND
+                    } else {
+                        StatusCode::GONE
+                    },
+                    format!("{}.", capitalize(message)),
+                ),
                 _ => {
                     tracing::error!(error = %e, "opening a connect link failed");
                     (
@@ -343,7 +358,11 @@ fn html_page(status: StatusCode, title: &str, message: &str) -> Response {
         (status = 200, description = "Connected: a page telling the user they can close the window.", body = String, content_type = "text/html"),
         (status = 303, description = "Sent back to the connect call's `returnUrl`, with `connected=<appId>` or `error`, `error_description` and `app` in the query.",
             headers(("Location" = String, description = "The return URL with the outcome in its query."))),
-        (status = 400, description = "The link is unknown, already used or expired, the answer came to another callback than its link's or without the app's `iss`, the provider answered an error, or the request has no `state` or no `code`: a page saying so.", body = String, content_type = "text/html"),
+        (status = 400, description = "The link has expired, the answer came to another callback than its link's or without the app's `iss`, the provider answered an error, or the request has no `state` or no `code`: a page saying so.", body = String, content_type = "text/html"),
+        (status = 404, description = "No pending flow has this `state`: the link was already used, or is unknown: a page saying so. (A path that names no app, as one with a control character, is answered in the API's JSON error shape.)", content(
+            (String = "text/html"),
+            (ErrorBody = "application/json"),
+        )),
         (status = 403, description = "The user was disabled after the link was made: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
         (status = 502, description = "The provider did not complete the code exchange: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
         (status = 503, description = "The database is unavailable: a page asking to try again.", body = String, content_type = "text/html"),
@@ -375,7 +394,11 @@ async fn callback(
         (status = 200, description = "Connected: a page telling the user they can close the window.", body = String, content_type = "text/html"),
         (status = 303, description = "Sent back to the connect call's `returnUrl`, with `connected=<appId>` or `error`, `error_description` and `app` in the query.",
             headers(("Location" = String, description = "The return URL with the outcome in its query."))),
-        (status = 400, description = "The link is unknown, already used or expired, the answer came to another callback than its link's or without the app's `iss`, the provider answered an error, or the request has no `state` or no `code`: a page saying so.", body = String, content_type = "text/html"),
+        (status = 400, description = "The link has expired, the answer came to another callback than its link's or without the app's `iss`, the provider answered an error, or the request has no `state` or no `code`: a page saying so.", body = String, content_type = "text/html"),
+        (status = 404, description = "No pending flow has this `state`: the link was already used, or is unknown: a page saying so. (A path that names no app, as one with a control character, is answered in the API's JSON error shape.)", content(
+            (String = "text/html"),
+            (ErrorBody = "application/json"),
+        )),
         (status = 403, description = "The user was disabled after the link was made: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
         (status = 502, description = "The provider did not complete the code exchange: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
         (status = 503, description = "The database is unavailable: a page asking to try again.", body = String, content_type = "text/html"),
@@ -415,7 +438,9 @@ async fn complete(state: &AppState, params: CallbackQuery, via_app: Option<&str>
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct CallbackQuery {
-    /// The `state` Portcullis sent to the provider (identifies the pending consent).
+    /// The `state` Portcullis sent to the provider (identifies the pending consent). Without it
+    /// the answer is a 400 page; with one no pending flow has, a 404 page.
+    #[param(required = true, value_type = String, min_length = 1, max_length = 512)]
     state: Option<String>,
     /// The authorization code, when the user consented.
     code: Option<String>,

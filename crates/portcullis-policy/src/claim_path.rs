@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::error::ErrorCode;
 
-/// The longest claim path, in bytes, as written (escapes included).
-pub const MAX_CLAIM_PATH_BYTES: usize = 256;
+/// The longest claim path, in characters, as written (escapes included).
+pub const MAX_CLAIM_PATH_LEN: usize = 256;
 
 /// The most segments in a claim path.
 pub const MAX_CLAIM_PATH_SEGMENTS: usize = 16;
@@ -22,7 +22,7 @@ pub const MAX_CLAIM_PATH_SEGMENTS: usize = 16;
 pub struct ClaimPath {
     raw: String,
     // INVARIANT: `segments` is the parse of `raw`: 1..=MAX_CLAIM_PATH_SEGMENTS non-empty segments,
-    // and `raw` is at most MAX_CLAIM_PATH_BYTES long.
+    // and `raw` is at most MAX_CLAIM_PATH_LEN long.
     segments: Vec<String>,
 }
 
@@ -32,9 +32,12 @@ pub enum ClaimPathError {
     /// The path is the empty string.
     #[error("a claim path cannot be empty")]
     Empty,
-    /// The path is longer than [`MAX_CLAIM_PATH_BYTES`].
-    #[error("a claim path can be at most {MAX_CLAIM_PATH_BYTES} bytes long")]
+    /// The path is longer than [`MAX_CLAIM_PATH_LEN`].
+    #[error("a claim path can be at most {MAX_CLAIM_PATH_LEN} characters long")]
     TooLong,
+    /// The path holds a control character.
+    #[error("a claim path cannot contain control characters")]
+    ControlCharacter,
     /// The path has more than [`MAX_CLAIM_PATH_SEGMENTS`] segments.
     #[error("a claim path can have at most {MAX_CLAIM_PATH_SEGMENTS} segments")]
     TooManySegments,
@@ -53,7 +56,9 @@ impl ClaimPathError {
     pub(crate) fn code(&self) -> ErrorCode {
         match self {
             Self::TooLong | Self::TooManySegments => ErrorCode::LimitExceeded,
-            Self::Empty | Self::EmptySegment | Self::BadEscape => ErrorCode::InvalidClaimPath,
+            Self::Empty | Self::EmptySegment | Self::BadEscape | Self::ControlCharacter => {
+                ErrorCode::InvalidClaimPath
+            }
         }
     }
 }
@@ -67,7 +72,7 @@ impl ClaimPath {
         if raw.is_empty() {
             return Err(ClaimPathError::Empty);
         }
-        if raw.len() > MAX_CLAIM_PATH_BYTES {
+        if raw.chars().count() > MAX_CLAIM_PATH_LEN {
             return Err(ClaimPathError::TooLong);
         }
         let mut segments = Vec::new();
@@ -85,6 +90,7 @@ impl ClaimPath {
                     }
                     segments.push(std::mem::take(&mut current));
                 }
+                c if c.is_control() => return Err(ClaimPathError::ControlCharacter),
                 other => current.push(other),
             }
         }

@@ -99,7 +99,7 @@ mod limits;
 mod set;
 mod subject;
 
-pub use claim_path::{ClaimPath, ClaimPathError, MAX_CLAIM_PATH_BYTES, MAX_CLAIM_PATH_SEGMENTS};
+pub use claim_path::{ClaimPath, ClaimPathError, MAX_CLAIM_PATH_LEN, MAX_CLAIM_PATH_SEGMENTS};
 pub use decision::{
     AllowedScopes, ConditionFailure, Decision, FailReason, Outcome, PolicyVerdict, Reason,
     ShadowOutcome,

@@ -1665,11 +1665,6 @@ async fn bad_pagination_is_400(backend: Backend) {
         ("cursor=!!!".into(), &["invalid_cursor"]),
         ("cursor=%%%".into(), &["invalid_cursor", "invalid_query"]),
         (
-            format!("cursor={}", b64(&[0xff, 0xfe])),
-            &["invalid_cursor"],
-        ),
-        (format!("cursor={}", b64(b"\0\0\0")), &["invalid_cursor"]),
-        (
             format!("cursor={}", b64("x".repeat(600).as_bytes())),
             &["invalid_cursor"],
         ),
@@ -1701,6 +1696,14 @@ async fn bad_pagination_is_400(backend: Backend) {
             );
         }
     }
+    // Any base64url text is a position, even one no page ended at (bytes that are not UTF-8,
+    // NULs): the list reads on from wherever it falls.
+    for list in ["/v1/mgmt/outbound-apps", "/v1/mgmt/users", "/v1/mgmt/audit"] {
+        for cursor in [b64(&[0xff, 0xfe]), b64(b"\0\0\0"), b64(b"zzz")] {
+            let a = admin_get(&s, &format!("{list}?cursor={cursor}")).await;
+            assert_eq!(a.status, 200, "{list}?cursor={cursor}: {}", a.show());
+        }
+    }
     // The audit log pages up to 1000 events; its filters are checked too.
     for list in ["/v1/mgmt/audit", "/v1/mgmt/audit/export"] {
         for q in [
@@ -1708,7 +1711,7 @@ async fn bad_pagination_is_400(backend: Backend) {
             "limit=1001",
             "limit=-5",
             "cursor=!!!",
-            "cursor=AAAA",
+            "cursor=A",
             "since=yesterday",
             "until=2026-13-45T00:00:00Z",
             "outcome=sideways",
@@ -1821,7 +1824,7 @@ async fn long_names_and_control_characters_are_refused(backend: Backend) {
             json!({"id": "bob", "tenants": [{"tenantId": "acme", "roles": [format!("Editor{bad}")]}]}),
         ] {
             let a = admin_json(&s, Method::POST, "/v1/mgmt/users", &body).await;
-            assert_refused(&a, 400, "unknown_reference", &body.to_string());
+            assert_refused(&a, 409, "unknown_reference", &body.to_string());
         }
         // Issuers.
         let a = admin_json(

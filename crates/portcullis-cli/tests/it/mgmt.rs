@@ -753,7 +753,7 @@ async fn users_roles_and_tenants(backend: Backend) {
         ),
     ] {
         let (st, e) = s.post("/v1/mgmt/users", body).await;
-        assert_eq!(st, 400, "{e}");
+        assert_eq!(st, 409, "{e}");
         assert_eq!(e["error"], "unknown_reference", "{e}");
         assert!(e["message"].as_str().unwrap().contains(id), "{e}");
         assert_eq!(e["details"], json!({"entity": entity, "id": id}));
@@ -762,7 +762,7 @@ async fn users_roles_and_tenants(backend: Backend) {
     let (st, e) = s
         .put("/v1/mgmt/users/alice", json!({"roles": ["Ghost"]}))
         .await;
-    assert_eq!((st, &e["error"]), (400, &json!("unknown_reference")), "{e}");
+    assert_eq!((st, &e["error"]), (409, &json!("unknown_reference")), "{e}");
     assert_eq!(
         s.get("/v1/mgmt/users/alice").await.1,
         created,

@@ -478,11 +478,11 @@ async fn callback_errors_leave_the_stored_connection_alone(backend: Backend) {
     assert_eq!(st, 400, "{page}");
     assert!(page.contains("access_denied"), "{page}");
     unchanged("access_denied").await;
-    // The state was used up by the error: a code arriving with it later is refused.
+    // The state was used up by the error: a code arriving with it later finds no flow (404).
     let (st, page) =
         w.s.follow_callback(&callback(&w.s, &[("state", &state), ("code", "late")]))
             .await;
-    assert_eq!(st, 400, "{page}");
+    assert_eq!(st, 404, "{page}");
 
     assert_eq!(access_token(&w.s, &alice, APP, &[READ]).await, token_before);
 
@@ -496,7 +496,7 @@ async fn callback_errors_leave_the_stored_connection_alone(backend: Backend) {
     let before_replay = stored_state(&w.s, APP).await;
     let codes = w.p.stats().await["authorization_code"].clone();
     let (st, page) = w.s.follow_callback(&back).await;
-    assert_eq!(st, 400, "{page}");
+    assert_eq!(st, 404, "{page}");
     assert!(page.contains("already used"), "{page}");
     assert_eq!(stored_state(&w.s, APP).await, before_replay);
     assert_eq!(
@@ -519,7 +519,7 @@ async fn callback_errors_leave_the_stored_connection_alone(backend: Backend) {
         }
     };
 
-    // An unknown state, and no state at all.
+    // An unknown state (no pending flow has it: 404), and no state at all (400).
     let (st, page) =
         w.s.follow_callback(&callback(
             &w.s,
@@ -528,7 +528,7 @@ async fn callback_errors_leave_the_stored_connection_alone(backend: Backend) {
         .await;
     assert_eq!(st, 400, "{page}");
     let (st, page) = w.s.follow_callback(&callback(&w.s, &[("code", "c")])).await;
-    assert_eq!(st, 400, "{page}");
+    assert_eq!(st, 404, "{page}");
     let (st, page) =
         w.s.follow_callback(&callback(&w.s, &[("state", ""), ("code", "c")]))
             .await;
@@ -1031,7 +1031,7 @@ async fn api_keys_for_users_tenants_and_the_app(backend: Backend) {
             json!({ "apiKey": "key-of-nobody", "tenantId": "ghost" }),
         )
         .await;
-    assert_eq!(st, 400, "{e}");
+    assert_eq!(st, 409, "{e}");
     assert_eq!(e["error"], "unknown_reference", "{e}");
     let (st, c) = s.post(keys, json!({ "apiKey": "key-of-the-app" })).await;
     assert_eq!(st, 201, "{c}");
@@ -1044,7 +1044,7 @@ async fn api_keys_for_users_tenants_and_the_app(backend: Backend) {
             json!({ "apiKey": "k" }),
         )
         .await;
-    assert_eq!(st, 400, "{e}");
+    assert_eq!(st, 409, "{e}");
     assert_eq!(e["error"], "not_an_api_key_app", "{e}");
     let (st, e) = post_connect(s, &w.idp.token("alice"), "weather", json!({})).await;
     assert_eq!(st, 400, "{e}");
@@ -1055,7 +1055,7 @@ async fn api_keys_for_users_tenants_and_the_app(backend: Backend) {
             json!({ "tenantId": "acme" }),
         )
         .await;
-    assert_eq!(st, 400, "{e}");
+    assert_eq!(st, 409, "{e}");
     assert_eq!(e["error"], "not_an_oauth_app", "{e}");
     let (st, e) = s
         .post(
@@ -1063,7 +1063,7 @@ async fn api_keys_for_users_tenants_and_the_app(backend: Backend) {
             json!({ "tokens": [{ "userId": "alice", "accessToken": "t" }] }),
         )
         .await;
-    assert_eq!(st, 400, "{e}");
+    assert_eq!(st, 409, "{e}");
     assert_eq!(e["error"], "not_an_oauth_app", "{e}");
     let (st, e) = s
         .post(
@@ -1136,7 +1136,7 @@ async fn api_keys_for_users_tenants_and_the_app(backend: Backend) {
     let (st, e) = s
         .post(&format!("/v1/mgmt/connections/{id}/refresh"), json!({}))
         .await;
-    assert_eq!(st, 400, "{e}");
+    assert_eq!(st, 409, "{e}");
     assert_eq!(e["error"], "not_refreshable");
     w.s.shutdown().await;
 }
@@ -1374,7 +1374,7 @@ async fn imported_tokens_are_stored_all_or_nothing_and_refresh(backend: Backend)
     let (st, e) = s
         .post(&format!("/v1/mgmt/connections/{bob_id}/refresh"), json!({}))
         .await;
-    assert_eq!(st, 400, "{e}");
+    assert_eq!(st, 409, "{e}");
     assert_eq!(e["error"], "not_refreshable", "{e}");
     // The tenant's token, for a member (here by the inbound token's tenant claim).
     let frank = w.idp.token_with(
@@ -1436,7 +1436,14 @@ async fn imported_tokens_are_stored_all_or_nothing_and_refresh(backend: Backend)
                 json!({ "tokens": [good.clone(), new.clone(), bad] }),
             )
             .await;
-        assert_eq!(st, 400, "{label}: {e}");
+        // A tenant that does not exist is a conflict with the current state (409), the rest are
+        // malformed (400).
+        let status = if code == "unknown_reference" {
+            409
+        } else {
+            400
+        };
+        assert_eq!(st, status, "{label}: {e}");
         assert_eq!(e["error"], code, "{label}: {e}");
         assert_eq!(stored_state(s, APP).await, before, "{label}");
         assert_eq!(
@@ -1486,7 +1493,7 @@ async fn tenant_connections_for_members_and_tenant_admins(backend: Backend) {
             json!({ "tenantId": "ghost" }),
         )
         .await;
-    assert_eq!(st, 400, "{e}");
+    assert_eq!(st, 409, "{e}");
     assert_eq!(e["error"], "unknown_reference");
     let (st, e) = s
         .post("/v1/mgmt/outbound-apps/calendar/connect", json!({}))

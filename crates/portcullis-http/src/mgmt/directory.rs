@@ -47,8 +47,8 @@ pub(super) fn routes() -> Router<AppState> {
     request_body(content = doc::UserInput, description = "The user."),
     responses(
         (status = 201, description = "The user was added.", body = doc::UserView),
-        (status = 400, description = "The user is not valid (`invalid_request`, `invalid_id`), or names a role or tenant that does not exist (`unknown_reference`).", body = ErrorBody),
-        (status = 409, description = "A user with this id or email exists (`already_exists`).", body = ErrorBody),
+        (status = 400, description = "The user is not valid (`invalid_request`, `invalid_id`).", body = ErrorBody),
+        (status = 409, description = "A user with this id or email exists (`already_exists`), or the user names a role or tenant that does not exist (`unknown_reference`; `details` names it).", body = ErrorBody),
     )
 )]
 async fn create_user(
@@ -121,9 +121,9 @@ async fn get_user(
     request_body(content = doc::UserInput, description = "The user's new record."),
     responses(
         (status = 200, description = "The user as stored.", body = doc::UserView),
-        (status = 400, description = "The user is not valid, tries to change the id (`invalid_request`), or names a role or tenant that does not exist (`unknown_reference`).", body = ErrorBody),
+        (status = 400, description = "The user is not valid, or tries to change the id (`invalid_request`).", body = ErrorBody),
         (status = 404, description = "No user has this id (`not_found`).", body = ErrorBody),
-        (status = 409, description = "Another user has this email (`already_exists`).", body = ErrorBody),
+        (status = 409, description = "Another user has this email (`already_exists`), or the user names a role or tenant that does not exist (`unknown_reference`; `details` names it).", body = ErrorBody),
     )
 )]
 async fn update_user(

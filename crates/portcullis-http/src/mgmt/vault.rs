@@ -98,10 +98,20 @@ pub(crate) struct ApiKeyBody {
     api_key: SecretString,
     /// The user whose key it is (with `tenantId`: the user's key within that tenant).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
     user_id: Option<String>,
     /// The tenant whose shared key it is. Without `userId` and `tenantId`, the key is the
     /// app's, for every user.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
     tenant_id: Option<String>,
 }
 
@@ -121,8 +131,9 @@ pub(crate) struct ApiKeyBody {
     request_body(content = ApiKeyBody, description = "The key and whose it is."),
     responses(
         (status = 201, description = "The key is stored: the connection's metadata.", body = doc::ConnectionInfo),
-        (status = 400, description = "The body is not valid (`invalid_request`, `invalid_api_key`), the app uses OAuth (`not_an_api_key_app`), or the tenant does not exist (`unknown_reference`).", body = ErrorBody),
+        (status = 400, description = "The body is not valid (`invalid_request`, `invalid_api_key`).", body = ErrorBody),
         (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The tenant does not exist (`unknown_reference`), or the app is not of the kind this needs (`not_an_api_key_app`, `not_an_oauth_app`).", body = ErrorBody),
     )
 )]
 async fn put_api_key(
@@ -151,7 +162,7 @@ async fn put_api_key(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ImportBody {
     /// The tokens to import (1 to 1,000), each for a different owner; stored all or nothing.
-    #[schema(min_items = 1, max_items = 1000)]
+    #[schema(min_items = 1, max_items = 1000, value_type = Vec<doc::ImportToken>)]
     tokens: Vec<ImportToken>,
 }
 
@@ -171,8 +182,9 @@ pub(crate) struct ImportBody {
     request_body(content = ImportBody, description = "The tokens."),
     responses(
         (status = 201, description = "Every token is stored.", body = ConnectionList),
-        (status = 400, description = "A token is not valid (`invalid_request`), names a scope the app does not offer (`invalid_scope`) or a tenant that does not exist (`unknown_reference`), or the app uses API keys (`not_an_oauth_app`); nothing was stored.", body = ErrorBody),
+        (status = 400, description = "A token is not valid (`invalid_request`), names a scope the app does not offer (`invalid_scope`); nothing was stored.", body = ErrorBody),
         (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+        (status = 409, description = "A token names a tenant that does not exist (`unknown_reference`), or the app uses API keys (`not_an_oauth_app`); nothing was stored.", body = ErrorBody),
     )
 )]
 async fn import_tokens(
@@ -205,8 +217,9 @@ async fn import_tokens(
     request_body(content = doc::AdminConnectRequest, description = "Whose connection the link creates."),
     responses(
         (status = 200, description = "The link to open in a browser.", body = ConnectLink),
-        (status = 400, description = "Neither a tenant nor a user is named (`invalid_request`), the tenant does not exist (`unknown_reference`), a scope is not offered (`invalid_scope`), the return URL is not allowed (`invalid_return_url`), or the app uses API keys (`not_an_oauth_app`).", body = ErrorBody),
+        (status = 400, description = "Neither a tenant nor a user is named (`invalid_request`), a scope is not offered (`invalid_scope`), or the return URL is not allowed (`invalid_return_url`).", body = ErrorBody),
         (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The tenant does not exist (`unknown_reference`), or the app is not of the kind this needs (`not_an_api_key_app`, `not_an_oauth_app`).", body = ErrorBody),
     )
 )]
 async fn admin_connect(
@@ -339,7 +352,7 @@ async fn revoke_user_connections(
     params(("connectionId" = String, Path, description = "The connection's id.")),
     responses(
         (status = 200, description = "The connection after the refresh.", body = doc::ConnectionInfo),
-        (status = 400, description = "The connection cannot be refreshed: it holds an API key, or has no refresh token (`not_refreshable`).", body = ErrorBody),
+        (status = 409, description = "The connection cannot be refreshed: it holds an API key, or has no refresh token (`not_refreshable`).", body = ErrorBody),
         (status = 404, description = "No connection has this id (`not_found`).", body = ErrorBody),
         (status = 409, description = "The provider rejected the refresh token: the connection now needs the user's consent (`consent_required`).", body = ErrorBody),
     )

@@ -17,12 +17,44 @@ use serde_json::{Map, Value, json};
 pub(crate) fn apply(doc: &mut Value) -> Vec<String> {
     let mut missed = Vec::new();
     refine_properties(doc, &mut missed);
+    refine_items(doc, &mut missed);
     refine_flattened(doc, &mut missed);
     refine_parameters(doc, &mut missed);
+    refine_path_ids(doc);
+    update_schemas(doc, &mut missed);
+    apply_app_schema(doc, &mut missed);
+    // RFC 6749 §3.2: unknown parameters are ignored, each sent once like every parameter.
+    match doc.pointer_mut("/components/schemas/TokenExchangeForm") {
+        Some(form) => form["additionalProperties"] = json!({ "type": "string" }),
+        None => missed.push("TokenExchangeForm".into()),
+    }
     hoist_descriptions(doc);
     add_shared_responses(doc);
     missed
 }
+
+/// The authorization request parameters Portcullis sets itself (an app cannot override them).
+const RESERVED_AUTHORIZATION_PARAMS: [&str; 7] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// The signature algorithms an issuer may list.
+const ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+/// An id chosen by a user: 1 to 64 letters, digits, `-`, `_` and `.`, starting with a letter or
+/// digit.
+const SLUG: &str = "^[A-Za-z0-9][A-Za-z0-9._-]*$";
+
+/// One or more characters, none a control character.
+const NO_CONTROL: &str = r"^[^\u0000-\u001f\u007f-\u009f]+$";
 
 fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -54,7 +86,11 @@ fn property_refinements() -> Vec<(&'static str, &'static str, Value)> {
         ("AppInput", "onDeny", nullable_ref("OnDeny")),
         ("AppInput", "denialDetail", nullable_ref("DenialDetail")),
         ("AppView", "type", schema_ref("AppType")),
-        ("UserInput", "tenants", array_of("TenantMembership")),
+        (
+            "UserInput",
+            "tenants",
+            json!({ "type": "array", "maxItems": 256, "items": schema_ref("TenantMembership") }),
+        ),
         ("UserView", "tenants", array_of("TenantMembership")),
         ("SimulateOutput", "decision", schema_ref("Explanation")),
         (
@@ -91,11 +127,94 @@ fn property_refinements() -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("IssuerView", "source", string_enum(&["api", "config"])),
         (
+            "AppInput",
+            "authorizationParams",
+            json!({
+                "type": "object",
+                "maxProperties": 32,
+                "propertyNames": {
+                    "minLength": 1,
+                    "maxLength": 128,
+                    "not": { "enum": RESERVED_AUTHORIZATION_PARAMS },
+                },
+                "additionalProperties": { "type": "string", "maxLength": 1024 },
+            }),
+        ),
+        (
+            "IssuerInput",
+            "audiences",
+            json!({
+                "type": "array",
+                "minItems": 1,
+                "items": { "type": "string", "minLength": 1, "pattern": NO_CONTROL },
+            }),
+        ),
+        ("ApplyInput", "roles", array_of("RoleInput")),
+        (
+            "UserInput",
+            "identities",
+            json!({ "type": "array", "maxItems": 16, "items": schema_ref("Identity") }),
+        ),
+        ("UserView", "identities", array_of("Identity")),
+        ("ApplyInput", "tenants", array_of("TenantInput")),
+        ("ApplyInput", "users", array_of("UserInput")),
+        ("ApplyInput", "apps", array_of("ApplyApp")),
+        (
             "ReencryptionStatus",
             "state",
             string_enum(&["running", "done", "failed"]),
         ),
     ]
+}
+
+/// One scope of a request: 1 to 256 characters, none a control character.
+fn scope_item() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 256, "pattern": NO_CONTROL })
+}
+
+/// `(schema, array property, item schema)`: what each item of a list of strings must be.
+fn item_refinements() -> Vec<(&'static str, &'static str, Value)> {
+    let slug = json!({ "type": "string", "minLength": 1, "maxLength": 64, "pattern": SLUG });
+    vec![
+        ("TokenBody", "scopes", scope_item()),
+        ("ConnectRequest", "scopes", scope_item()),
+        ("AdminConnectRequest", "scopes", scope_item()),
+        ("SimulateInput", "scopes", scope_item()),
+        ("ImportToken", "scopes", scope_item()),
+        ("AppInput", "defaultScopes", scope_item()),
+        ("ClientInput", "allowedApps", slug),
+        (
+            "IssuerInput",
+            "algorithms",
+            json!({ "type": "string", "enum": ALGORITHMS }),
+        ),
+    ]
+}
+
+fn refine_items(doc: &mut Value, missed: &mut Vec<String>) {
+    for (schema, property, item) in item_refinements() {
+        let target = object_schema(doc, schema)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut(property));
+        let Some(slot) = target else {
+            missed.push(format!("{schema}.{property}[]"));
+            continue;
+        };
+        // `T[]` or, for an optional list, `oneOf: [null, T[]]`: the array's `items`, wherever it is.
+        let mut arrays = vec![&mut *slot];
+        let mut found = false;
+        while let Some(s) = arrays.pop() {
+            if let Some(items) = s.get_mut("items") {
+                *items = item.clone();
+                found = true;
+            } else if let Some(alts) = s.get_mut("oneOf").and_then(Value::as_array_mut) {
+                arrays.extend(alts.iter_mut());
+            }
+        }
+        if !found {
+            missed.push(format!("{schema}.{property}[]"));
+        }
+    }
 }
 
 fn refine_properties(doc: &mut Value, missed: &mut Vec<String>) {
@@ -134,6 +253,25 @@ fn object_schema<'a>(doc: &'a mut Value, name: &str) -> Option<&'a mut Value> {
 /// The derived `allOf` holds an untyped object for it; it becomes a reference.
 fn refine_flattened(doc: &mut Value, missed: &mut Vec<String>) {
     for (schema, flattened) in [("AppView", "AppSettings"), ("PolicyView", "PolicyDocument")] {
+        // A strict schema (no other properties, as a request body) is inlined without that rule:
+        // in `allOf` it would forbid the view's own fields.
+        let strict = doc
+            .pointer(&format!(
+                "/components/schemas/{flattened}/additionalProperties"
+            ))
+            .is_some_and(|a| a == &Value::Bool(false));
+        let replacement = if strict {
+            let mut inline = doc
+                .pointer(&format!("/components/schemas/{flattened}"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            if let Some(o) = inline.as_object_mut() {
+                o.remove("additionalProperties");
+            }
+            inline
+        } else {
+            schema_ref(flattened)
+        };
         let part = doc
             .pointer_mut(&format!("/components/schemas/{schema}/allOf"))
             .and_then(Value::as_array_mut)
@@ -143,7 +281,7 @@ fn refine_flattened(doc: &mut Value, missed: &mut Vec<String>) {
                     .find(|p| p.get("properties").is_none() && p.get("$ref").is_none())
             });
         match part {
-            Some(part) => *part = schema_ref(flattened),
+            Some(part) => *part = replacement,
             None => missed.push(format!("{schema} (flattened {flattened})")),
         }
     }
@@ -191,6 +329,133 @@ fn hoist_descriptions(doc: &mut Value) {
                 .find_map(|alt| alt.as_object_mut()?.remove("description"));
             if let Some(d) = description {
                 p.insert("description".into(), d);
+            }
+        }
+    }
+}
+
+/// `(PUT path, create schema, update schema, id property)`: an update's body is the create body
+/// without the id, which is the path's. (A body may still repeat the path's id, as a GET-edit-PUT
+/// round trip does; it can never change it.)
+const UPDATES: [(&str, &str, &str, &str); 5] = [
+    (
+        "/v1/mgmt/outbound-apps/{appId}",
+        "AppInput",
+        "AppUpdate",
+        "id",
+    ),
+    ("/v1/mgmt/users/{userId}", "UserInput", "UserUpdate", "id"),
+    (
+        "/v1/mgmt/tenants/{tenantId}",
+        "TenantInput",
+        "TenantUpdate",
+        "id",
+    ),
+    ("/v1/mgmt/roles/{name}", "RoleInput", "RoleUpdate", "name"),
+    (
+        "/v1/mgmt/clients/{clientId}",
+        "ClientInput",
+        "ClientUpdate",
+        "id",
+    ),
+];
+
+fn update_schemas(doc: &mut Value, missed: &mut Vec<String>) {
+    for (path, create, update, id) in UPDATES {
+        let Some(mut schema) = doc
+            .pointer(&format!("/components/schemas/{create}"))
+            .cloned()
+        else {
+            missed.push(format!("{create} (for {update})"));
+            continue;
+        };
+        let removed = schema
+            .get_mut("properties")
+            .and_then(Value::as_object_mut)
+            .and_then(|p| p.remove(id));
+        if removed.is_none() {
+            missed.push(format!("{create}.{id}"));
+        }
+        if let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) {
+            required.retain(|r| r != id);
+        }
+        if let Some(d) = schema.get("description").and_then(Value::as_str) {
+            schema["description"] = Value::String(format!(
+                "{d} The update: every field but `{id}`, which is the path's."
+            ));
+        }
+        if let Some(schemas) = doc
+            .pointer_mut("/components/schemas")
+            .and_then(Value::as_object_mut)
+        {
+            schemas.insert(update.to_owned(), schema);
+        }
+        let body = doc.pointer_mut(&format!(
+            "/paths/{}/put/requestBody/content/application~1json/schema",
+            path.replace('/', "~1")
+        ));
+        match body {
+            Some(b) => *b = schema_ref(update),
+            None => missed.push(format!("PUT {path} body")),
+        }
+    }
+}
+
+/// An app of a desired state: the app as `POST /v1/mgmt/outbound-apps` takes it, with its
+/// policies.
+fn apply_app_schema(doc: &mut Value, missed: &mut Vec<String>) {
+    let Some(mut schema) = doc.pointer("/components/schemas/AppInput").cloned() else {
+        missed.push("AppInput (for ApplyApp)".into());
+        return;
+    };
+    if let Some(p) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        p.insert(
+            "policies".into(),
+            json!({
+                "type": "array",
+                "items": schema_ref("PolicyDocument"),
+                "description": "The app's policies, each as `POST .../policies` takes it (names unique on the app); the app's stored policies not listed are deleted.",
+            }),
+        );
+    }
+    schema["description"] = json!("An app of a desired state, with its policies.");
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        schemas.insert("ApplyApp".into(), schema);
+    }
+}
+
+/// Path parameters by name: what an id of each kind may be. A path naming something no id can be
+/// is answered 404 by the management API (nothing has that id) and 400 by the token endpoint.
+fn refine_path_ids(doc: &mut Value) {
+    let slug = json!({ "type": "string", "minLength": 1, "maxLength": 64, "pattern": SLUG });
+    let no_control = json!({ "type": "string", "minLength": 1, "pattern": NO_CONTROL });
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for operation in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            for p in operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if p["in"] != "path" {
+                    continue;
+                }
+                let schema = match p["name"].as_str() {
+                    Some("appId" | "tenantId" | "clientId") => slug.clone(),
+                    Some(_) => no_control.clone(),
+                    None => continue,
+                };
+                p["schema"] = schema;
             }
         }
     }

@@ -199,11 +199,13 @@ pub(crate) enum PolicyProblemCode {
 /// other than those below are refused, in the document and in its conditions.
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub(crate) struct PolicyDocument {
-    /// A name, unique on the app (case-insensitive), 1 to 128 characters, not only whitespace.
+    /// A name, unique on the app (case-insensitive), 1 to 128 characters, not only whitespace, without control characters.
     #[schema(
         min_length = 1,
         max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$",
         example = "Engineers read repositories"
     )]
     name: String,
@@ -219,7 +221,7 @@ pub(crate) struct PolicyDocument {
     scopes: Scopes,
     /// Whether the policy decides (`enforce`, the default) or is only evaluated and reported
     /// (`shadow`).
-    #[schema(default = "enforce")]
+    #[schema(default = "enforce", nullable = false)]
     mode: Option<Mode>,
 }
 
@@ -228,19 +230,25 @@ pub(crate) struct PolicyDocument {
 /// `null` one) does not hold, whatever the operator.
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Condition {
     /// What the condition reads.
     source: Source,
     /// For `jwtClaims` (required there, forbidden for `userRoles`): the claim's path, segments
     /// separated by `.` (a literal `.` or `\` escaped with `\`), at most 16 segments and 256
-    /// bytes. For example `org_id`, `realm_access.roles`, or `https://example\.com/tier`.
-    #[schema(min_length = 1, max_length = 256, example = "org_id")]
+    /// characters. For example `org_id`, `realm_access.roles`, or `https://example\.com/tier`.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^(?:[^.\\\u0000-\u001f\u007f-\u009f]|\\[.\\])+(?:\.(?:[^.\\\u0000-\u001f\u007f-\u009f]|\\[.\\])+){0,15}$",
+        example = "org_id"
+    )]
     claim: Option<String>,
     /// The predicate.
     operator: Operator,
     /// The operand: one scalar for `equals`, `notEquals` and `contains`; a non-empty array of at
     /// most 256 scalars for `in` and `notIn`. `userRoles` values are role names (strings);
-    /// strings are at most 1,024 bytes and compared exactly, numbers by numeric value.
+    /// strings are at most 1,024 characters and compared exactly, numbers by numeric value.
     value: ConditionValue,
 }
 
@@ -294,7 +302,7 @@ impl PartialSchema for Scalar {
             .item(ObjectBuilder::new().schema_type(Type::Number))
             .item(ObjectBuilder::new().schema_type(Type::Boolean))
             .description(Some(
-                "A scalar operand: a string (compared exactly, at most 1,024 bytes), a number (compared by numeric value) or a boolean.",
+                "A scalar operand: a string (compared exactly, at most 1,024 characters), a number (compared by numeric value) or a boolean.",
             ))
             .into()
     }
@@ -528,10 +536,16 @@ pub(crate) struct ShadowExplanation {
 
 /// A scope an app offers, with a description shown on consent pages and in the console.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ScopeDef {
     /// The provider's scope string, e.g. `repo` or
     /// `https://www.googleapis.com/auth/calendar.readonly`.
-    #[schema(min_length = 1, max_length = 256, example = "repo")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$",
+        example = "repo"
+    )]
     name: String,
     /// What the scope grants, in words.
     description: Option<String>,
@@ -633,6 +647,7 @@ pub(crate) struct AppSettings {
 /// A user's membership of a tenant, with the roles the user holds there.
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub(crate) struct TenantMembership {
     /// The tenant.
     #[schema(example = "acme")]

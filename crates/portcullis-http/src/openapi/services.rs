@@ -78,8 +78,14 @@ pub(crate) struct NewAdminKey {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct AdminKeyInput {
     /// What the key is for, 1 to 128 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]{0,126}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$"
+    )]
     name: String,
     /// What the key may do: one or more scopes (give each key the least it needs).
+    #[schema(min_items = 1)]
     scopes: Vec<AdminScope>,
     /// When it stops working (RFC 3339); never when absent.
     #[serde(default)]
@@ -157,12 +163,25 @@ pub(crate) struct ApplyProblem {
 pub(crate) struct AppInput {
     /// The app's id: a slug, immutable, used in every URL (required on create; on update, it must
     /// match the path if given).
-    #[serde(default)]
-    id: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+    )]
+    id: String,
     /// The name shown to administrators and on consent pages, 1 to 128 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]{0,126}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$"
+    )]
     name: String,
     /// What the app is for, at most 1,024 characters.
     #[serde(default)]
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     description: Option<String>,
     /// How the app hands out credentials: `oauth` (users connect through the provider's consent
     /// flow) or `apiKey` (an admin stores keys).
@@ -171,6 +190,7 @@ pub(crate) struct AppInput {
     kind: String,
     /// The OAuth client id registered with the provider (OAuth apps).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 512)]
     client_id: Option<String>,
     /// The OAuth client secret registered with the provider. It is write-only: sealed at rest,
     /// never shown; on update, leaving it out keeps the stored one.
@@ -179,23 +199,40 @@ pub(crate) struct AppInput {
     client_secret: Option<String>,
     /// The provider's authorization endpoint, where users consent (OAuth apps).
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+    )]
     authorization_url: Option<String>,
     /// The provider's token endpoint, for the code exchange and refreshes (OAuth apps).
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+    )]
     token_url: Option<String>,
     /// The provider's token revocation endpoint (RFC 7009), called when a connection is revoked.
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+    )]
     revocation_url: Option<String>,
     /// An OpenID Connect userinfo endpoint, read once at connect time for the user's id at the
     /// provider.
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+    )]
     userinfo_url: Option<String>,
     /// The scopes the app offers, with descriptions; policies may only name these.
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     scopes: Vec<Value>,
-    /// The scopes asked for when a request names none.
+    /// The scopes asked for when a request names none (at most 256).
     #[serde(default)]
+    #[schema(max_items = 256)]
     default_scopes: Vec<String>,
     /// Whether the authorization request uses PKCE with S256 (default true).
     #[serde(default)]
@@ -293,27 +330,39 @@ pub(crate) struct PolicyView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct UserInput {
     /// The user's id in the directory (required on create).
-    #[serde(default)]
-    id: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
+    id: String,
     /// The identities that are this user: a token whose `iss` and `sub` match one of these is
     /// this user (at most 16; each identity belongs to one user).
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
+    #[schema(max_items = 16)]
     identities: Vec<Value>,
     /// The user's email address, unique (case-insensitive).
     #[serde(default)]
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]+@[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
     email: Option<String>,
     /// The user's display name, at most 256 characters.
     #[serde(default)]
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     name: Option<String>,
     /// The roles the user holds everywhere (each one must exist); policies' `userRoles` conditions
     /// read them.
     #[serde(default)]
+    #[schema(max_items = 256)]
     roles: Vec<String>,
     /// The tenants the user belongs to, with the roles the user holds in each (each tenant and role
     /// must exist).
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
+    #[schema(max_items = 256)]
     tenants: Vec<Value>,
     /// Free-form attributes: a JSON object of at most 16 KiB.
     #[serde(default)]
@@ -362,10 +411,18 @@ pub(crate) struct UserView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RoleInput {
     /// The role's name (its id; required on create).
-    #[serde(default)]
-    name: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]{0,126}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$"
+    )]
+    name: String,
     /// What the role is for, at most 1,024 characters.
     #[serde(default)]
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     description: Option<String>,
 }
 
@@ -391,9 +448,18 @@ pub(crate) struct RoleView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct TenantInput {
     /// The tenant's id: a slug, immutable (required on create).
-    #[serde(default)]
-    id: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+    )]
+    id: String,
     /// The tenant's name, 1 to 128 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]{0,126}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$"
+    )]
     name: String,
     /// Free-form attributes: a JSON object of at most 16 KiB.
     #[serde(default)]
@@ -425,30 +491,55 @@ pub(crate) struct TenantView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct IssuerInput {
     /// The exact `iss` of its tokens.
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
     issuer: String,
     /// The URL of the issuer's JSON Web Key Set.
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+    )]
     jwks_url: Option<String>,
     /// Its OpenID Connect discovery URL (used when `jwksUrl` is absent).
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+    )]
     discovery_url: Option<String>,
     /// Accepted audiences (at least one).
+    #[schema(min_items = 1)]
     audiences: Vec<String>,
     /// Accepted algorithms (default RS256, ES256, EdDSA).
     #[serde(default)]
+    #[schema(min_items = 1)]
     algorithms: Option<Vec<String>>,
     /// Claim with the user's roles (dotted path).
     #[serde(default)]
+    #[schema(
+        max_length = 256,
+        pattern = r"^(?:[^.\\\u0000-\u001f\u007f-\u009f]|\\[.\\])+(?:\.(?:[^.\\\u0000-\u001f\u007f-\u009f]|\\[.\\])+){0,15}$"
+    )]
     roles_claim: Option<String>,
     /// Claim with the user's tenant(s).
     #[serde(default)]
+    #[schema(
+        max_length = 256,
+        pattern = r"^(?:[^.\\\u0000-\u001f\u007f-\u009f]|\\[.\\])+(?:\.(?:[^.\\\u0000-\u001f\u007f-\u009f]|\\[.\\])+){0,15}$"
+    )]
     tenant_claim: Option<String>,
     /// Leeway on `exp`/`nbf`/`iat` (default 60, at most 600).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 600)]
     clock_skew_seconds: Option<u32>,
     /// The `typ` header its tokens must carry, such as `at+jwt` (RFC 9068 access tokens):
     /// tokens without it (an ID token, say) are refused. Absent: any `typ`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[!-~]+$")]
     required_typ: Option<String>,
 }
 
@@ -492,8 +583,18 @@ pub(crate) struct IssuerView {
 pub(crate) struct ClientInput {
     /// The `client_id` (a slug; generated when absent on create).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+    )]
     id: Option<String>,
     /// The client's name, 1 to 128 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]{0,126}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$"
+    )]
     name: String,
     /// The outbound apps it may fetch tokens for by token exchange (all when absent).
     #[serde(default)]
@@ -547,12 +648,22 @@ pub(crate) struct SimulateInput {
     #[serde(default)]
     subject: Option<SimulatedSubject>,
     /// The outbound app the request is for.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+    )]
     app_id: String,
     /// The scopes asked for (empty: the app's default scopes).
     #[serde(default)]
     scopes: Vec<String>,
     /// The tenant the request names, if any (the user's roles in that tenant apply).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     tenant_id: Option<String>,
 }
 
@@ -562,6 +673,11 @@ pub(crate) struct SimulateInput {
 pub(crate) struct SimulatedSubject {
     /// The user's id: their directory roles apply unless `roles` is given.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
     user_id: Option<String>,
     /// The roles to evaluate with, instead of the user's roles in the directory.
     #[serde(default)]
@@ -723,6 +839,11 @@ pub(crate) struct ConnectRequest {
     scopes: Option<Vec<String>>,
     /// Connect within this tenant (the user must be a member of it).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     tenant_id: Option<String>,
     /// Connect for the whole tenant (a tenant admin only).
     #[serde(default)]
@@ -797,12 +918,23 @@ pub(crate) struct ConnectionInfo {
 pub(crate) struct ImportToken {
     /// The owning user (for a user connection).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
     user_id: Option<String>,
     /// The tenant (for a tenant connection, or a user's within a tenant).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
     tenant_id: Option<String>,
     /// The access token (sealed at rest, never shown).
     #[schema(value_type = String)]
+    #[schema(min_length = 1)]
     access_token: String,
     /// The refresh token, if any: Portcullis refreshes the access token with it when it expires.
     #[serde(default)]
@@ -810,6 +942,11 @@ pub(crate) struct ImportToken {
     refresh_token: Option<String>,
     /// The token type (default `Bearer`).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     token_type: Option<String>,
     /// When the access token expires (RFC 3339).
     #[serde(default)]
@@ -820,6 +957,11 @@ pub(crate) struct ImportToken {
     scopes: Vec<String>,
     /// The user's id at the provider.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     provider_subject: Option<String>,
 }
 
@@ -842,9 +984,19 @@ pub(crate) struct RevokeReport {
 pub(crate) struct AdminConnectRequest {
     /// The tenant whose shared connection this creates.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     tenant_id: Option<String>,
     /// Or the user whose connection this creates (the link must be opened by that user).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
     user_id: Option<String>,
     /// Scopes to ask for (default: the app's default scopes).
     #[serde(default)]
@@ -861,7 +1013,13 @@ pub(crate) struct ListParams {
     /// How many items (1–200, default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
-    /// The `nextCursor` of the previous page.
+    /// The `nextCursor` of the previous page: base64url text. Any such text is a position in the
+    /// list (one no page ended at reads on from wherever it falls).
+    #[param(
+        min_length = 2,
+        max_length = 684,
+        pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
+    )]
     cursor: Option<String>,
 }
 
@@ -889,15 +1047,51 @@ pub(crate) struct AuditParams {
     /// How many events (1–1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
-    /// The `nextCursor` of the previous page.
+    /// The `nextCursor` of the previous page: base64url text. Any such text is a position in the
+    /// list (one no page ended at reads on from wherever it falls).
+    #[param(
+        min_length = 2,
+        max_length = 684,
+        pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
+    )]
     cursor: Option<String>,
     /// Which log: `decision` (the default: token decisions) or `management` (who changed what
     /// through this API).
-    kind: Option<String>,
+    kind: Option<AuditKind>,
     /// Management events only: this actor (an admin key's id).
     actor: Option<String>,
     /// Management events only: this target or anything under it (`outbound-apps/cal`).
     target: Option<String>,
     /// Management events only: this action (`policy.update`, ...).
     action: Option<String>,
+}
+
+/// Which audit log.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub(crate) enum AuditKind {
+    /// Token decisions.
+    Decision,
+    /// Management changes: who changed what through this API.
+    Management,
+}
+
+/// An identity of a user: a token whose `iss` and `sub` are these is this user.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Identity {
+    /// The issuer's exact `iss`: 1 to 2,048 characters, no whitespace or control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
+    issuer: String,
+    /// The subject's exact `sub` at that issuer: 1 to 255 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
+    subject: String,
 }

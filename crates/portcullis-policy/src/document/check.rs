@@ -126,7 +126,7 @@ pub(super) fn check_predicate(
             }
         };
         match scalar {
-            Scalar::String(s) if s.len() > limits.max_string_len => errors.push(
+            Scalar::String(s) if s.chars().count() > limits.max_string_len => errors.push(
                 at(),
                 ErrorCode::LimitExceeded,
                 format!(

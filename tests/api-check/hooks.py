@@ -1,0 +1,329 @@
+"""Rules between fields that JSON Schema cannot state, for scripts/api-check.
+
+The OpenAPI document states every rule on a single value (types, lengths, patterns, enums,
+required fields). A few rules relate two values; the document says them in words, and here each
+generated request is made to follow them before it is sent, so that a refused request is always a
+difference between the document and the server. Each rule below names the description that
+states it. schemathesis re-judges every request after this hook (valid or not against the
+document), so a request this hook edits is checked as what it became.
+"""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import os
+
+import requests
+import schemathesis
+
+# The server under test, to read what is stored (scripts/api-check sets these).
+SERVER = os.environ.get("API_CHECK_URL", "")
+ADMIN_KEY = os.environ.get("API_CHECK_KEY", "")
+
+
+def _stored_app(app_id):
+    """The app as stored, or None: some rules relate a request to what is stored."""
+    if not isinstance(app_id, str) or not SERVER:
+        return None
+    r = requests.get(
+        f"{SERVER}/v1/mgmt/outbound-apps/{requests.utils.quote(app_id, safe='')}",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=10,
+    )
+    return r.json() if r.status_code == 200 else None
+
+
+def _offered(stored):
+    return [s["name"] for s in (stored or {}).get("scopes") or []]
+
+
+def _keep_type(app, stored):
+    """AppInput: an app's `type` is immutable."""
+    if isinstance(app, dict) and stored and app.get("type") != stored.get("type"):
+        app["type"] = stored["type"]
+
+# An API-key app has none of these (AppInput: "OAuth apps" fields).
+OAUTH_ONLY = [
+    "clientId",
+    "clientSecret",
+    "authorizationUrl",
+    "tokenUrl",
+    "revocationUrl",
+    "userinfoUrl",
+    "scopes",
+    "defaultScopes",
+    "authorizationParams",
+    "issuer",
+    "sharedCallback",
+]
+
+
+def _app(app):
+    """AppInput: an `oauth` app names its client id and endpoints; an `apiKey` app none of the
+    OAuth fields, and cannot re-consent; `defaultScopes` are among `scopes` when the app lists
+    them; scope names are unique; a public client (`none`) uses PKCE."""
+    if not isinstance(app, dict):
+        return
+    if app.get("type") == "apiKey":
+        for field in OAUTH_ONLY:
+            app.pop(field, None)
+        if app.get("narrowScopesOnRefresh") is True:
+            app["narrowScopesOnRefresh"] = False
+        if app.get("onDeny") == "reconsent":
+            app["onDeny"] = "forbid"
+        return
+    if app.get("type") != "oauth":
+        return
+    if not isinstance(app.get("clientId"), str):
+        app["clientId"] = "client"
+    for field, url in (
+        ("authorizationUrl", "https://provider.example/authorize"),
+        ("tokenUrl", "https://provider.example/token"),
+    ):
+        if not isinstance(app.get(field), str):
+            app[field] = url
+    scopes = app.get("scopes")
+    if isinstance(scopes, list):
+        seen, unique = set(), []
+        for scope in scopes:
+            name = json.dumps(scope.get("name") if isinstance(scope, dict) else None)
+            if name not in seen:
+                seen.add(name)
+                unique.append(scope)
+        app["scopes"] = unique
+        names = {json.loads(n) for n in seen if isinstance(json.loads(n), str)}
+        defaults = app.get("defaultScopes")
+        if unique and isinstance(defaults, list):
+            app["defaultScopes"] = [s for s in defaults if isinstance(s, str) and s in names]
+    if app.get("tokenEndpointAuthMethod") == "none":
+        if app.get("pkce") is False:
+            app["pkce"] = True
+    elif not isinstance(app.get("clientSecret"), str):
+        # A confidential client (the default) needs its secret.
+        app["clientSecret"] = "secret"
+
+
+def _issuer(issuer):
+    """IssuerInput: an issuer needs `jwksUrl` or `discoveryUrl`."""
+    if isinstance(issuer, dict) and not any(
+        isinstance(issuer.get(k), str) for k in ("jwksUrl", "discoveryUrl")
+    ):
+        issuer["jwksUrl"] = "https://issuer.example/jwks"
+
+
+def _unique(items, key):
+    if not isinstance(items, list):
+        return items
+    seen, out = set(), []
+    for item in items:
+        k = json.dumps(key(item), sort_keys=True)
+        if k not in seen:
+            seen.add(k)
+            out.append(item)
+    return out
+
+
+def _user(user):
+    """UserInput: a tenant is listed once, an identity once."""
+    if not isinstance(user, dict):
+        return
+    if "tenants" in user:
+        user["tenants"] = _unique(
+            user["tenants"], lambda m: m.get("tenantId") if isinstance(m, dict) else None
+        )
+    if "identities" in user:
+        user["identities"] = _unique(
+            user["identities"],
+            lambda i: (i.get("issuer"), i.get("subject")) if isinstance(i, dict) else None,
+        )
+
+
+def _apply(state):
+    """ApplyInput: each role, tenant, user and app once; users name only roles and tenants the
+    desired state holds (it is applied on an empty directory here)."""
+    if not isinstance(state, dict):
+        return
+    for kind, key in (("roles", "name"), ("tenants", "id"), ("users", "id"), ("apps", "id")):
+        if isinstance(state.get(kind), list):
+            state[kind] = _unique(state[kind], lambda e: e.get(key) if isinstance(e, dict) else None)
+    roles = {r.get("name") for r in state.get("roles") or [] if isinstance(r, dict) and isinstance(r.get("name"), str)}
+    tenants = {t.get("id") for t in state.get("tenants") or [] if isinstance(t, dict) and isinstance(t.get("id"), str)}
+    for user in state.get("users") or []:
+        _user(user)
+        if not isinstance(user, dict):
+            continue
+        if isinstance(user.get("roles"), list):
+            user["roles"] = [r for r in user["roles"] if isinstance(r, str) and r in roles]
+        if isinstance(user.get("tenants"), list):
+            user["tenants"] = [
+                m for m in user["tenants"]
+                if isinstance(m, dict) and isinstance(m.get("tenantId"), str) and m["tenantId"] in tenants
+            ]
+            for m in user["tenants"]:
+                if isinstance(m.get("roles"), list):
+                    m["roles"] = [r for r in m["roles"] if isinstance(r, str) and r in roles]
+    for app in state.get("apps") or []:
+        if isinstance(app, dict):
+            _keep_type(app, _stored_app(app.get("id")))
+        _app(app)
+        if not isinstance(app, dict) or not isinstance(app.get("policies"), list):
+            continue
+        # A policy names only scopes its app offers.
+        offered = {
+            s.get("name") for s in app.get("scopes") or []
+            if isinstance(s, dict) and isinstance(s.get("name"), str)
+        }
+        for policy in app["policies"]:
+            _conditions(policy)
+            if isinstance(policy, dict) and isinstance(policy.get("scopes"), list):
+                policy["scopes"] = [s for s in policy["scopes"] if isinstance(s, str) and s in offered] or "all"
+        if isinstance(app, dict) and isinstance(app.get("policies"), list):
+            app["policies"] = _unique(
+                app["policies"],
+                lambda p: p.get("name", "").lower() if isinstance(p, dict) and isinstance(p.get("name"), str) else None,
+            )
+
+
+DECISION_FILTERS = ("appId", "userId", "tenantId", "clientId", "outcome")
+MANAGEMENT_FILTERS = ("actor", "target", "action")
+
+
+def _audit(query):
+    """AuditParams: `actor`, `target` and `action` filter the management log (`kind=management`),
+    the other filters the decision log."""
+    if not isinstance(query, dict):
+        return
+    drop = DECISION_FILTERS if query.get("kind") == "management" else MANAGEMENT_FILTERS
+    for name in drop:
+        query.pop(name, None)
+
+
+def _simulate(question):
+    """SimulateInput: `token` or `subject`, not both; a `token` is verified like a token
+    request's (this server trusts no issuer, so the question names a subject)."""
+    if not isinstance(question, dict):
+        return
+    question.pop("token", None)
+    if question.get("token") is not None and question.get("subject") is not None:
+        question.pop("token")
+    if question.get("token") is None and question.get("subject") is None:
+        question.pop("token", None)
+        question["subject"] = {}
+
+
+def _admin_key(key):
+    """AdminKeyInput: `expiresAt` is in the future."""
+    if isinstance(key, dict) and isinstance(key.get("expiresAt"), str):
+        try:
+            at = datetime.fromisoformat(key["expiresAt"].replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return
+        if at.tzinfo is not None and at <= datetime.now(timezone.utc):
+            key["expiresAt"] = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+LIST_OPERATORS = ("in", "notIn")
+
+
+def _conditions(policy):
+    """Condition: a `userRoles` condition has no `claim`, a `jwtClaims` one has one; `in` and
+    `notIn` take a non-empty list of values, the other operators one value."""
+    for c in policy.get("conditions") or [] if isinstance(policy, dict) else []:
+        if not isinstance(c, dict):
+            continue
+        if c.get("source") == "userRoles":
+            # Roles are names: their values are strings.
+            c.pop("claim", None)
+            value = c.get("value")
+            if isinstance(value, list):
+                c["value"] = [v if isinstance(v, str) else "Viewer" for v in value]
+            elif value is not None and not isinstance(value, str):
+                c["value"] = "Viewer"
+        elif c.get("source") == "jwtClaims" and not isinstance(c.get("claim"), str):
+            c["claim"] = "org_id"
+        value = c.get("value")
+        if c.get("operator") in LIST_OPERATORS:
+            if value is not None and not isinstance(value, list):
+                c["value"] = [value]
+            elif value == []:
+                c["value"] = ["Viewer"]
+        elif isinstance(value, list):
+            if value:
+                c["value"] = value[0]
+            else:
+                c.pop("value", None)
+
+
+def _policy(policy, stored):
+    """PolicyDocument: the scopes a policy grants are among those its app offers."""
+    _conditions(policy)
+    if isinstance(policy, dict) and isinstance(policy.get("scopes"), list):
+        offered = _offered(stored)
+        policy["scopes"] = [s for s in policy["scopes"] if isinstance(s, str) and s in offered] or "all"
+
+
+def _connect_link(request):
+    """AdminConnectRequest: it names a `tenantId` or a `userId`; a `returnUrl` is one the
+    configuration allows (here none)."""
+    if isinstance(request, dict) and "tokens" not in request:
+        request.pop("returnUrl", None)
+        if not isinstance(request.get("tenantId"), str) and not isinstance(request.get("userId"), str):
+            request["userId"] = "user0"
+
+
+def _import(body):
+    """ImportToken: each token names a `userId` or a `tenantId`, each owner once."""
+    tokens = body.get("tokens") if isinstance(body, dict) else None
+    if not isinstance(tokens, list):
+        return
+    for i, t in enumerate(tokens):
+        if isinstance(t, dict) and not isinstance(t.get("userId"), str) and not isinstance(t.get("tenantId"), str):
+            t["userId"] = f"user{i}"
+    body["tokens"] = _unique(tokens, lambda t: (t.get("userId"), t.get("tenantId")) if isinstance(t, dict) else None)
+
+
+def _requested_scopes(request, stored):
+    """A connect link asks only for scopes the app offers (when it lists them)."""
+    offered = _offered(stored)
+    if isinstance(request, dict) and offered and isinstance(request.get("scopes"), list):
+        request["scopes"] = [s for s in request["scopes"] if s in offered]
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    label = f"{case.method.upper()} {case.operation.path}"
+    body = case.body if isinstance(case.body, dict) else None
+    app_id = (case.path_parameters or {}).get("appId")
+    if label == "POST /v1/mgmt/outbound-apps":
+        _app(body)
+    elif label == "PUT /v1/mgmt/outbound-apps/{appId}":
+        _keep_type(body, _stored_app(app_id))
+        _app(body)
+    elif label in ("POST /v1/mgmt/issuers", "PUT /v1/mgmt/issuers/{issuerId}"):
+        _issuer(body)
+    elif label in ("POST /v1/mgmt/users", "PUT /v1/mgmt/users/{userId}"):
+        _user(body)
+    elif label == "POST /v1/mgmt/admin-keys":
+        _admin_key(body)
+    elif label in (
+        "POST /v1/mgmt/outbound-apps/{appId}/policies",
+        "PUT /v1/mgmt/outbound-apps/{appId}/policies/{policyId}",
+    ):
+        _policy(body, _stored_app(app_id))
+    elif label in (
+        "POST /v1/mgmt/outbound-apps/{appId}/connect",
+        "POST /v1/mgmt/outbound-apps/{appId}/tokens",
+    ):
+        stored = _stored_app(app_id)
+        _connect_link(body)
+        _import(body)
+        _requested_scopes(body, stored)
+        tokens = (body or {}).get("tokens")
+        for token in tokens if isinstance(tokens, list) else []:
+            _requested_scopes(token, stored)
+    elif label == "POST /v1/mgmt/apply":
+        _apply(body)
+    elif label == "POST /v1/mgmt/decisions/simulate":
+        _simulate(body)
+    elif label in ("GET /v1/mgmt/audit", "GET /v1/mgmt/audit/export"):
+        _audit(case.query)
