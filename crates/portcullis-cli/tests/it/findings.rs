@@ -303,15 +303,15 @@ async fn refusals_write_no_pending_consent_until_the_link_is_opened(backend: Bac
         0,
         "the flow's state was consumed"
     );
-    // A link works once.
+    // A link works once: used, it is gone (410).
     let resp = s.http.get(&link).send().await.unwrap();
-    assert_eq!(resp.status(), 400);
-    // A tampered ticket is refused.
+    assert_eq!(resp.status(), 410);
+    // A tampered ticket was never issued: not found (404).
     let mut tampered = link.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
     let resp = s.http.get(&tampered).send().await.unwrap();
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 404);
 }
 
 /// In production mode the URLs Portcullis calls must be https on public addresses (a

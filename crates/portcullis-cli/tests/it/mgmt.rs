@@ -315,13 +315,14 @@ async fn outbound_apps_keep_every_field_and_the_write_only_secret(backend: Backe
     assert_eq!(st, 200);
     assert_eq!(tokens.client_secrets(), ["first-secret", "second-secret"]);
 
-    // The type is immutable, and so is the id.
+    // The type is immutable (a conflict with what is stored: 409), and so is the id (a body that
+    // contradicts its path: 400).
     let mut as_api_key = json!({"name": "CRM", "type": "apiKey"});
     assert_error(
         &s.put("/v1/mgmt/outbound-apps/crm", as_api_key.clone())
             .await,
-        400,
-        "invalid_request",
+        409,
+        "immutable",
     );
     as_api_key["id"] = json!("other");
     assert_error(

@@ -526,9 +526,9 @@ async fn callback_errors_leave_the_stored_connection_alone(backend: Backend) {
             &[("state", "made-up-state-0123456789abcdef"), ("code", "c")],
         ))
         .await;
-    assert_eq!(st, 400, "{page}");
-    let (st, page) = w.s.follow_callback(&callback(&w.s, &[("code", "c")])).await;
     assert_eq!(st, 404, "{page}");
+    let (st, page) = w.s.follow_callback(&callback(&w.s, &[("code", "c")])).await;
+    assert_eq!(st, 400, "{page}");
     let (st, page) =
         w.s.follow_callback(&callback(&w.s, &[("state", ""), ("code", "c")]))
             .await;
