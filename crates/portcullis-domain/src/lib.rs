@@ -29,7 +29,7 @@ pub use change::{Change, ChangeEvent, ChangeFeed, Listener, LocalChangeFeed};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connection::{
     Ciphertext, ConnectionKey, ConnectionRecord, ConnectionStatus, ConsentState, CredentialKind,
-    RefreshFailure, TokenSet,
+    RefreshFailure, TokenSet, sealed_key_id,
 };
 pub use directory::{Identity, Role, TenantMembership, TenantRecord, UserRecord};
 pub use management::{ManagementAuditStore, ManagementEvent, ManagementQuery};
