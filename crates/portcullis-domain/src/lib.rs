@@ -15,6 +15,7 @@ mod directory;
 mod management;
 mod principal;
 mod store;
+pub mod table;
 mod timestamp;
 
 pub use app::{

@@ -28,6 +28,7 @@ mod management;
 mod migrate;
 mod principals;
 mod rows;
+mod table;
 mod tls;
 
 use std::sync::Arc;
@@ -300,10 +301,10 @@ impl portcullis_domain::ApplyStore for PostgresStore {
         let mut changes = Vec::new();
         for w in writes {
             changes.extend(match w {
-                Write::InsertRole(r) => directory::insert_role_tx(&tx, r).await?,
-                Write::UpdateRole(r) => directory::update_role_tx(&tx, r).await?,
-                Write::InsertTenant(t) => directory::insert_tenant_tx(&tx, t).await?,
-                Write::UpdateTenant(t) => directory::update_tenant_tx(&tx, t).await?,
+                Write::InsertRole(r) => table::insert_tx(&tx, r).await?,
+                Write::UpdateRole(r) => table::update_tx(&tx, r).await?,
+                Write::InsertTenant(t) => table::insert_tx(&tx, t).await?,
+                Write::UpdateTenant(t) => table::update_tx(&tx, t).await?,
                 Write::InsertUser(u) => directory::insert_user_tx(&tx, u).await?,
                 Write::UpdateUser(u) => directory::update_user_tx(&tx, u).await?,
                 Write::InsertApp(a) => apps::insert_app_tx(&tx, a).await?,

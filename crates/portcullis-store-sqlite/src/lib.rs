@@ -11,6 +11,7 @@ mod directory;
 mod management;
 mod principals;
 mod rows;
+mod table;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -248,10 +249,10 @@ impl portcullis_domain::ApplyStore for SqliteStore {
             let mut changes = Vec::new();
             for w in &writes {
                 changes.extend(match w {
-                    Write::InsertRole(r) => directory::insert_role_tx(tx, r)?,
-                    Write::UpdateRole(r) => directory::update_role_tx(tx, r)?,
-                    Write::InsertTenant(t) => directory::insert_tenant_tx(tx, t)?,
-                    Write::UpdateTenant(t) => directory::update_tenant_tx(tx, t)?,
+                    Write::InsertRole(r) => table::insert_tx(tx, r)?,
+                    Write::UpdateRole(r) => table::update_tx(tx, r)?,
+                    Write::InsertTenant(t) => table::insert_tx(tx, t)?,
+                    Write::UpdateTenant(t) => table::update_tx(tx, t)?,
                     Write::InsertUser(u) => directory::insert_user_tx(tx, u)?,
                     Write::UpdateUser(u) => directory::update_user_tx(tx, u)?,
                     Write::InsertApp(a) => apps::insert_app_tx(tx, a)?,
