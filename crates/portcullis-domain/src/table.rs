@@ -2,14 +2,15 @@
 //!
 //! Each lives in one table keyed by one text column, and references nothing, so that inserting,
 //! reading, listing and updating one is the same in every backend but for the SQL dialect. This
-//! module says once what a backend needs to know about them — the table, its columns, the values
-//! to bind and how a record is built back from them — and the rules around their writes (which
-//! error, which changes to publish). A backend writes the SQL for any [`SimpleTable`] once, and
-//! runs it for both.
+//! module says once what a backend needs to know of them — the [`Table`], its columns, the values
+//! to bind and how a record is built back from them — and the rules of their writes (which error,
+//! which changes to publish); [`DirectoryStore`](crate::DirectoryStore) does their CRUD with it
+//! over a backend's [`TableStore`], the only part a backend writes: the SQL, once for any table.
 
+use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::{Change, Role, StoreError, TenantRecord, Timestamp};
+use crate::{Change, PageRequest, Role, StoreError, TenantRecord, Timestamp};
 
 /// How a column is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,41 +53,71 @@ const fn column(name: &'static str, kind: CellKind, updated: bool) -> Column {
     }
 }
 
-/// A record kept in one table, keyed by its first column, with no references to check.
-pub trait SimpleTable: Sized + Send + Sync + 'static {
+/// A table of records that references nothing, keyed by its first column.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Table {
     /// What its errors name (`NotFound`, `AlreadyExists`).
-    const ENTITY: &'static str;
-    /// The table.
-    const TABLE: &'static str;
+    pub entity: &'static str,
+    /// The table's name.
+    pub name: &'static str,
     /// Its columns, the key first.
-    const COLUMNS: &'static [Column];
+    pub columns: &'static [Column],
+}
 
-    /// Its key.
-    fn key(&self) -> &str;
-    /// The values of its columns, in the order of [`Self::COLUMNS`].
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when a value cannot be encoded.
-    fn to_cells(&self) -> Result<Vec<Cell>, StoreError>;
-    /// The record, from the values of its columns read in the order of [`Self::COLUMNS`].
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when a stored value cannot be read.
-    fn from_cells(cells: Vec<Cell>) -> Result<Self, StoreError>;
-
+impl Table {
     /// The key column's name.
-    fn key_column() -> &'static str {
-        Self::COLUMNS[0].name
+    pub fn key_column(&self) -> &'static str {
+        self.columns[0].name
     }
 
     /// Every column's name, comma separated, in order.
-    fn column_list() -> String {
-        Self::COLUMNS
+    pub fn column_list(&self) -> String {
+        self.columns
             .iter()
             .map(|c| c.name)
             .collect::<Vec<_>>()
             .join(", ")
     }
+
+    /// The columns an update rewrites, in order (bound after the key).
+    pub fn updated_columns(&self) -> impl Iterator<Item = &'static Column> {
+        self.columns.iter().filter(|c| c.updated)
+    }
+
+    /// The changes an insert publishes: none (nobody holds a new role or belongs to a new tenant).
+    pub fn inserted(&self) -> Vec<Change> {
+        Vec::new()
+    }
+
+    /// The outcome of an update (or a delete) addressed to one row, by whether it `touched` one,
+    /// and the changes it publishes: none, since what users may do depends on the names of their
+    /// roles and tenants, not on these rows' other columns.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when it touched none.
+    pub fn written(&self, touched: bool) -> Result<Vec<Change>, StoreError> {
+        StoreError::found(touched, self.entity)?;
+        Ok(Vec::new())
+    }
+}
+
+/// A record kept in a [`Table`].
+pub trait SimpleTable: Sized + Send + Sync {
+    /// Its table.
+    const TABLE: &'static Table;
+
+    /// Its key.
+    fn key(&self) -> &str;
+    /// The values of its columns, in the order of the table's columns.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when a value cannot be encoded.
+    fn to_cells(&self) -> Result<Vec<Cell>, StoreError>;
+    /// The record, from the values of its columns read in the order of the table's columns.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when a stored value cannot be read.
+    fn from_cells(cells: Vec<Cell>) -> Result<Self, StoreError>;
 
     /// The key's value followed by the values an update rewrites, in column order (what an update
     /// binds).
@@ -97,28 +128,87 @@ pub trait SimpleTable: Sized + Send + Sync + 'static {
         let cells = self.to_cells()?;
         Ok(cells
             .into_iter()
-            .zip(Self::COLUMNS)
+            .zip(Self::TABLE.columns)
             .enumerate()
             .filter(|(i, (_, c))| *i == 0 || c.updated)
             .map(|(_, (cell, _))| cell)
             .collect())
     }
+}
 
-    /// The changes an insert publishes: none (nobody holds a new role or belongs to a new tenant).
-    fn inserted() -> Vec<Change> {
-        Vec::new()
-    }
+/// The SQL a backend runs for any [`Table`]: all that differs from one backend to another. Each
+/// write is one transaction, with the outcome and the changes the [`Table`] says.
+#[async_trait]
+pub trait TableStore: Send + Sync {
+    /// Reads the row with this key, its cells in column order.
+    async fn row(&self, table: &'static Table, key: &str) -> Result<Option<Vec<Cell>>, StoreError>;
+    /// Lists rows by key.
+    async fn rows(
+        &self,
+        table: &'static Table,
+        page: &PageRequest,
+    ) -> Result<Vec<Vec<Cell>>, StoreError>;
+    /// Inserts a row (all its cells). `AlreadyExists` when the key is taken.
+    async fn insert_row(&self, table: &'static Table, cells: Vec<Cell>) -> Result<(), StoreError>;
+    /// Updates a row (its key, then the cells of the columns an update rewrites). `NotFound`.
+    async fn update_row(&self, table: &'static Table, cells: Vec<Cell>) -> Result<(), StoreError>;
+}
 
-    /// The outcome of an update (or a delete) addressed to one row, by whether it `touched` one,
-    /// and the changes it publishes: none, since what users may do depends on the names of their
-    /// roles and tenants, not on these rows' other columns.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] when it touched none.
-    fn written(touched: bool) -> Result<Vec<Change>, StoreError> {
-        StoreError::found(touched, Self::ENTITY)?;
-        Ok(Vec::new())
-    }
+/// Inserts a record.
+///
+/// # Errors
+/// As [`TableStore::insert_row`].
+pub async fn insert<S, R>(store: &S, record: &R) -> Result<(), StoreError>
+where
+    S: TableStore + ?Sized,
+    R: SimpleTable,
+{
+    store.insert_row(R::TABLE, record.to_cells()?).await
+}
+
+/// Reads the record with this key.
+///
+/// # Errors
+/// As [`TableStore::row`], or a row that cannot be read.
+pub async fn get<S, R>(store: &S, key: &str) -> Result<Option<R>, StoreError>
+where
+    S: TableStore + ?Sized,
+    R: SimpleTable,
+{
+    store
+        .row(R::TABLE, key)
+        .await?
+        .map(R::from_cells)
+        .transpose()
+}
+
+/// Lists records by key.
+///
+/// # Errors
+/// As [`TableStore::rows`], or a row that cannot be read.
+pub async fn list<S, R>(store: &S, page: &PageRequest) -> Result<Vec<R>, StoreError>
+where
+    S: TableStore + ?Sized,
+    R: SimpleTable,
+{
+    store
+        .rows(R::TABLE, page)
+        .await?
+        .into_iter()
+        .map(R::from_cells)
+        .collect()
+}
+
+/// Updates a record.
+///
+/// # Errors
+/// As [`TableStore::update_row`].
+pub async fn update<S, R>(store: &S, record: &R) -> Result<(), StoreError>
+where
+    S: TableStore + ?Sized,
+    R: SimpleTable,
+{
+    store.update_row(R::TABLE, record.update_cells()?).await
 }
 
 /// Reads a record's cells in order, checking each is of the kind expected.
@@ -136,7 +226,10 @@ impl<R: SimpleTable> Cells<R> {
     }
 
     fn unreadable(what: &str) -> StoreError {
-        StoreError::Backend(format!("a stored {} cannot be read: {what}", R::ENTITY))
+        StoreError::Backend(format!(
+            "a stored {} cannot be read: {what}",
+            R::TABLE.entity
+        ))
     }
 
     fn text(&mut self) -> Result<String, StoreError> {
@@ -175,14 +268,16 @@ fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
 }
 
 impl SimpleTable for Role {
-    const ENTITY: &'static str = "role";
-    const TABLE: &'static str = "roles";
-    const COLUMNS: &'static [Column] = &[
-        column("name", CellKind::Text, false),
-        column("description", CellKind::OptText, true),
-        column("created_at", CellKind::Millis, false),
-        column("updated_at", CellKind::Millis, true),
-    ];
+    const TABLE: &'static Table = &Table {
+        entity: "role",
+        name: "roles",
+        columns: &[
+            column("name", CellKind::Text, false),
+            column("description", CellKind::OptText, true),
+            column("created_at", CellKind::Millis, false),
+            column("updated_at", CellKind::Millis, true),
+        ],
+    };
 
     fn key(&self) -> &str {
         &self.name
@@ -233,15 +328,17 @@ impl Role {
 }
 
 impl SimpleTable for TenantRecord {
-    const ENTITY: &'static str = "tenant";
-    const TABLE: &'static str = "tenants";
-    const COLUMNS: &'static [Column] = &[
-        column("id", CellKind::Text, false),
-        column("name", CellKind::Text, true),
-        column("attributes", CellKind::Text, true),
-        column("created_at", CellKind::Millis, false),
-        column("updated_at", CellKind::Millis, true),
-    ];
+    const TABLE: &'static Table = &Table {
+        entity: "tenant",
+        name: "tenants",
+        columns: &[
+            column("id", CellKind::Text, false),
+            column("name", CellKind::Text, true),
+            column("attributes", CellKind::Text, true),
+            column("created_at", CellKind::Millis, false),
+            column("updated_at", CellKind::Millis, true),
+        ],
+    };
 
     fn key(&self) -> &str {
         &self.id
@@ -307,14 +404,14 @@ mod tests {
     }
 
     fn kinds_match<R: SimpleTable>(cells: &[Cell]) {
-        assert_eq!(cells.len(), R::COLUMNS.len());
-        for (cell, column) in cells.iter().zip(R::COLUMNS) {
+        assert_eq!(cells.len(), R::TABLE.columns.len());
+        for (cell, column) in cells.iter().zip(R::TABLE.columns) {
             let kind = match cell {
                 Cell::Text(_) => CellKind::Text,
                 Cell::OptText(_) => CellKind::OptText,
                 Cell::Millis(_) => CellKind::Millis,
             };
-            assert_eq!(kind, column.kind, "{}.{}", R::TABLE, column.name);
+            assert_eq!(kind, column.kind, "{}.{}", R::TABLE.name, column.name);
         }
     }
 
@@ -333,16 +430,21 @@ mod tests {
     #[test]
     fn columns_and_keys() {
         assert_eq!(
-            Role::column_list(),
+            Role::TABLE.column_list(),
             "name, description, created_at, updated_at"
         );
-        assert_eq!(Role::key_column(), "name");
+        assert_eq!(Role::TABLE.key_column(), "name");
         assert_eq!(role().key(), "editor");
         assert_eq!(
-            TenantRecord::column_list(),
+            TenantRecord::TABLE.column_list(),
             "id, name, attributes, created_at, updated_at"
         );
-        assert_eq!(TenantRecord::key_column(), "id");
+        assert_eq!(TenantRecord::TABLE.key_column(), "id");
+        let updated: Vec<_> = TenantRecord::TABLE
+            .updated_columns()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(updated, ["name", "attributes", "updated_at"]);
         assert_eq!(tenant().key(), "acme");
     }
 
@@ -388,12 +490,12 @@ mod tests {
 
     #[test]
     fn write_outcomes() {
-        assert_eq!(Role::written(true).unwrap(), Vec::new());
+        assert_eq!(Role::TABLE.written(true).unwrap(), Vec::new());
         assert!(matches!(
-            TenantRecord::written(false),
+            TenantRecord::TABLE.written(false),
             Err(StoreError::NotFound { entity: "tenant" })
         ));
-        assert!(Role::inserted().is_empty());
+        assert!(Role::TABLE.inserted().is_empty());
         Role::check_unheld("editor", 0).unwrap();
         match Role::check_unheld("editor", 2) {
             Err(StoreError::Conflict(m)) => assert_eq!(

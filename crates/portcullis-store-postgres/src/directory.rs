@@ -249,22 +249,6 @@ impl DirectoryStore for PostgresStore {
         self.commit(tx, changes).await
     }
 
-    async fn insert_role(&self, role: &Role) -> Result<(), StoreError> {
-        self.insert_record(role).await
-    }
-
-    async fn role(&self, name: &str) -> Result<Option<Role>, StoreError> {
-        self.record(name).await
-    }
-
-    async fn roles(&self, page: &PageRequest) -> Result<Vec<Role>, StoreError> {
-        self.records(page).await
-    }
-
-    async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
-        self.update_record(role).await
-    }
-
     async fn delete_role(&self, name: &str) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
@@ -279,7 +263,7 @@ impl DirectoryStore for PostgresStore {
             0,
         )?;
         Role::check_unheld(name, holders)?;
-        let changes = table::delete_tx::<Role, _>(&tx, name, |e| {
+        let changes = table::delete_tx(&tx, Role::TABLE, name, |e| {
             if is_foreign_key_violation(&e) {
                 // A user was given the role after the count: it is in use after all.
                 Role::held_meanwhile(name)
@@ -289,22 +273,6 @@ impl DirectoryStore for PostgresStore {
         })
         .await?;
         self.commit(tx, changes).await
-    }
-
-    async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        self.insert_record(tenant).await
-    }
-
-    async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
-        self.record(id).await
-    }
-
-    async fn tenants(&self, page: &PageRequest) -> Result<Vec<TenantRecord>, StoreError> {
-        self.records(page).await
-    }
-
-    async fn update_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        self.update_record(tenant).await
     }
 
     async fn delete_tenant(&self, id: &str) -> Result<(), StoreError> {
@@ -319,7 +287,7 @@ impl DirectoryStore for PostgresStore {
         )
         .await
         .map_err(db)?;
-        StoreError::found(exists.is_some(), TenantRecord::ENTITY)?;
+        StoreError::found(exists.is_some(), TenantRecord::TABLE.entity)?;
         let members: Vec<String> = query(
             &tx,
             "SELECT user_id FROM user_tenants WHERE tenant_id = $1",
@@ -330,7 +298,7 @@ impl DirectoryStore for PostgresStore {
         .iter()
         .map(|r| get(r, 0))
         .collect::<Result<_, _>>()?;
-        table::delete_tx::<TenantRecord, _>(&tx, id, db).await?;
+        table::delete_tx(&tx, TenantRecord::TABLE, id, db).await?;
         let connections = crate::connections::delete_where(&tx, "tenant_id", id).await?;
         self.commit(tx, TenantRecord::deleted(members, connections))
             .await

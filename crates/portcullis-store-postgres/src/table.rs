@@ -1,8 +1,10 @@
 //! The SQL for records every backend stores the same way (roles, tenants: see
-//! [`portcullis_domain::table`]); what they hold and the rules of their writes are the domain's.
+//! [`portcullis_domain::table`]); what they hold, their CRUD and the rules of their writes are the
+//! domain's.
 
+use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use portcullis_domain::table::{Cell, CellKind, SimpleTable};
+use portcullis_domain::table::{Cell, CellKind, Table, TableStore};
 use portcullis_domain::{Change, PageRequest, StoreError};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -11,22 +13,23 @@ use crate::error::{db, write};
 use crate::rows::{get, limit};
 use crate::{PostgresStore, begin, execute, query, query_opt};
 
-/// A cell as a bind value.
-fn bind(cell: &Cell) -> &(dyn ToSql + Sync) {
-    match cell {
-        Cell::Text(s) => s,
-        Cell::OptText(s) => s,
-        Cell::Millis(ms) => ms,
-    }
-}
-
 fn binds(cells: &[Cell]) -> Vec<&(dyn ToSql + Sync)> {
-    cells.iter().map(bind).collect()
+    cells
+        .iter()
+        .map(|cell| -> &(dyn ToSql + Sync) {
+            match cell {
+                Cell::Text(s) => s,
+                Cell::OptText(s) => s,
+                Cell::Millis(ms) => ms,
+            }
+        })
+        .collect()
 }
 
-/// Reads a row of `R`'s columns, in order, as a record.
-fn from_row<R: SimpleTable>(row: &Row) -> Result<R, StoreError> {
-    let cells = R::COLUMNS
+/// Reads a row of the table's columns, in order.
+fn cells(table: &Table, row: &Row) -> Result<Vec<Cell>, StoreError> {
+    table
+        .columns
         .iter()
         .enumerate()
         .map(|(i, c)| match c.kind {
@@ -34,78 +37,75 @@ fn from_row<R: SimpleTable>(row: &Row) -> Result<R, StoreError> {
             CellKind::OptText => get(row, i).map(Cell::OptText),
             CellKind::Millis => get(row, i).map(Cell::Millis),
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    R::from_cells(cells)
+        .collect()
 }
 
-impl PostgresStore {
-    /// Reads one record by its key.
-    pub(crate) async fn record<R: SimpleTable>(&self, key: &str) -> Result<Option<R>, StoreError> {
+#[async_trait]
+impl TableStore for PostgresStore {
+    async fn row(&self, table: &'static Table, key: &str) -> Result<Option<Vec<Cell>>, StoreError> {
         let client = self.client().await?;
         query_opt(
             &client,
             &format!(
                 "SELECT {} FROM {} WHERE {} = $1",
-                R::column_list(),
-                R::TABLE,
-                R::key_column()
+                table.column_list(),
+                table.name,
+                table.key_column()
             ),
             &[&key],
         )
         .await
         .map_err(db)?
-        .map(|row| from_row(&row))
+        .map(|row| cells(table, &row))
         .transpose()
     }
 
-    /// Lists records by key.
-    pub(crate) async fn records<R: SimpleTable>(
+    async fn rows(
         &self,
+        table: &'static Table,
         page: &PageRequest,
-    ) -> Result<Vec<R>, StoreError> {
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
         let client = self.client().await?;
         let after = page.after.as_deref().unwrap_or_default();
-        let key = R::key_column();
+        let key = table.key_column();
         query(
             &client,
             &format!(
                 "SELECT {} FROM {} WHERE {key} > $1 ORDER BY {key} LIMIT $2",
-                R::column_list(),
-                R::TABLE
+                table.column_list(),
+                table.name
             ),
             &[&after, &limit(page.limit)],
         )
         .await
         .map_err(db)?
         .iter()
-        .map(from_row)
+        .map(|row| cells(table, row))
         .collect()
     }
 
-    /// Inserts a record in its own transaction.
-    pub(crate) async fn insert_record<R: SimpleTable>(&self, record: &R) -> Result<(), StoreError> {
+    async fn insert_row(&self, table: &'static Table, cells: Vec<Cell>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        let changes = insert_tx(&tx, record).await?;
+        let changes = insert_tx(&tx, table, &cells).await?;
         self.commit(tx, changes).await
     }
 
-    /// Updates a record in its own transaction.
-    pub(crate) async fn update_record<R: SimpleTable>(&self, record: &R) -> Result<(), StoreError> {
+    async fn update_row(&self, table: &'static Table, cells: Vec<Cell>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        let changes = update_tx(&tx, record).await?;
+        let changes = update_tx(&tx, table, &cells).await?;
         self.commit(tx, changes).await
     }
 }
 
-/// Inserts a record within a transaction; the changes to publish after it commits.
-pub(crate) async fn insert_tx<R: SimpleTable, C: GenericClient>(
+/// Inserts a row (all its cells) within a transaction; the changes to publish after it commits.
+pub(crate) async fn insert_tx<C: GenericClient>(
     c: &C,
-    record: &R,
+    table: &Table,
+    cells: &[Cell],
 ) -> Result<Vec<Change>, StoreError> {
-    let cells = record.to_cells()?;
-    let placeholders = (1..=cells.len())
+    let placeholders = (1..=table.columns.len())
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ");
@@ -113,25 +113,25 @@ pub(crate) async fn insert_tx<R: SimpleTable, C: GenericClient>(
         c,
         &format!(
             "INSERT INTO {} ({}) VALUES ({placeholders})",
-            R::TABLE,
-            R::column_list()
+            table.name,
+            table.column_list()
         ),
-        &binds(&cells),
+        &binds(cells),
     )
     .await
-    .map_err(write(R::ENTITY))?;
-    Ok(R::inserted())
+    .map_err(write(table.entity))?;
+    Ok(table.inserted())
 }
 
-/// Updates a record within a transaction; the changes to publish after it commits.
-pub(crate) async fn update_tx<R: SimpleTable, C: GenericClient>(
+/// Updates a row (its key, then the cells an update rewrites) within a transaction; the changes to
+/// publish after it commits.
+pub(crate) async fn update_tx<C: GenericClient>(
     c: &C,
-    record: &R,
+    table: &Table,
+    cells: &[Cell],
 ) -> Result<Vec<Change>, StoreError> {
-    let cells = record.update_cells()?;
-    let set = R::COLUMNS
-        .iter()
-        .filter(|c| c.updated)
+    let set = table
+        .updated_columns()
         .enumerate()
         .map(|(i, c)| format!("{} = ${}", c.name, i + 2))
         .collect::<Vec<_>>()
@@ -140,29 +140,34 @@ pub(crate) async fn update_tx<R: SimpleTable, C: GenericClient>(
         c,
         &format!(
             "UPDATE {} SET {set} WHERE {} = $1",
-            R::TABLE,
-            R::key_column()
+            table.name,
+            table.key_column()
         ),
-        &binds(&cells),
+        &binds(cells),
     )
     .await
     .map_err(db)?;
-    R::written(n > 0)
+    table.written(n > 0)
 }
 
-/// Deletes a record by its key within a transaction, mapping a database error with `on_error`;
+/// Deletes a row by its key within a transaction, mapping a database error with `on_error`;
 /// `NotFound` when there is none.
-pub(crate) async fn delete_tx<R: SimpleTable, C: GenericClient>(
+pub(crate) async fn delete_tx<C: GenericClient>(
     c: &C,
+    table: &Table,
     key: &str,
     on_error: impl Fn(tokio_postgres::Error) -> StoreError,
 ) -> Result<Vec<Change>, StoreError> {
     let n = execute(
         c,
-        &format!("DELETE FROM {} WHERE {} = $1", R::TABLE, R::key_column()),
+        &format!(
+            "DELETE FROM {} WHERE {} = $1",
+            table.name,
+            table.key_column()
+        ),
         &[&key],
     )
     .await
     .map_err(on_error)?;
-    R::written(n > 0)
+    table.written(n > 0)
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use portcullis_domain::table::SimpleTable;
 use portcullis_domain::{
     Change, DirectoryStore, Identity, PageRequest, Role, StoreError, TenantMembership,
     TenantRecord, UserRecord,
@@ -274,22 +275,6 @@ impl DirectoryStore for SqliteStore {
         .await
     }
 
-    async fn insert_role(&self, role: &Role) -> Result<(), StoreError> {
-        self.insert_record(role).await
-    }
-
-    async fn role(&self, name: &str) -> Result<Option<Role>, StoreError> {
-        self.record(name).await
-    }
-
-    async fn roles(&self, page: &PageRequest) -> Result<Vec<Role>, StoreError> {
-        self.records(page).await
-    }
-
-    async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
-        self.update_record(role).await
-    }
-
     async fn delete_role(&self, name: &str) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.write(move |tx| {
@@ -301,32 +286,16 @@ impl DirectoryStore for SqliteStore {
                 )
                 .map_err(backend)?;
             Role::check_unheld(&name, holders)?;
-            Ok(((), table::delete_tx::<Role>(tx, &name)?))
+            Ok(((), table::delete_tx(tx, Role::TABLE, &name)?))
         })
         .await
-    }
-
-    async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        self.insert_record(tenant).await
-    }
-
-    async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
-        self.record(id).await
-    }
-
-    async fn tenants(&self, page: &PageRequest) -> Result<Vec<TenantRecord>, StoreError> {
-        self.records(page).await
-    }
-
-    async fn update_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        self.update_record(tenant).await
     }
 
     async fn delete_tenant(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
         self.write(move |tx| {
             let members = users_of_tenant(tx, &id)?;
-            table::delete_tx::<TenantRecord>(tx, &id)?;
+            table::delete_tx(tx, TenantRecord::TABLE, &id)?;
             let connections = crate::connections::changes_of(&crate::connections::delete_where(
                 tx,
                 "tenant_id = ?1",

@@ -1,29 +1,28 @@
 //! The SQL for records every backend stores the same way (roles, tenants: see
-//! [`portcullis_domain::table`]); what they hold and the rules of their writes are the domain's.
+//! [`portcullis_domain::table`]); what they hold, their CRUD and the rules of their writes are the
+//! domain's.
 
-use portcullis_domain::table::{Cell, CellKind, SimpleTable};
+use async_trait::async_trait;
+use portcullis_domain::table::{Cell, CellKind, Table, TableStore};
 use portcullis_domain::{Change, PageRequest, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Transaction, params_from_iter};
 
-use crate::rows::read_err;
+use crate::rows::{limit, read_err};
 use crate::{SqliteStore, backend, write_error};
 
-fn value(cell: Cell) -> Value {
-    match cell {
+fn values(cells: Vec<Cell>) -> impl Iterator<Item = Value> {
+    cells.into_iter().map(|cell| match cell {
         Cell::Text(s) | Cell::OptText(Some(s)) => Value::Text(s),
         Cell::OptText(None) => Value::Null,
         Cell::Millis(ms) => Value::Integer(ms),
-    }
+    })
 }
 
-fn values(cells: Vec<Cell>) -> impl Iterator<Item = Value> {
-    cells.into_iter().map(value)
-}
-
-/// Reads a row of `R`'s columns, in order.
-fn cells<R: SimpleTable>(row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Cell>> {
-    R::COLUMNS
+/// Reads a row of the table's columns, in order.
+fn cells(table: &Table, row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Cell>> {
+    table
+        .columns
         .iter()
         .enumerate()
         .map(|(i, c)| match c.kind {
@@ -34,96 +33,90 @@ fn cells<R: SimpleTable>(row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Cell>>
         .collect()
 }
 
-impl SqliteStore {
-    /// Reads one record by its key.
-    pub(crate) async fn record<R: SimpleTable>(&self, key: &str) -> Result<Option<R>, StoreError> {
+#[async_trait]
+impl TableStore for SqliteStore {
+    async fn row(&self, table: &'static Table, key: &str) -> Result<Option<Vec<Cell>>, StoreError> {
         let key = key.to_owned();
-        let cells = self
-            .read(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {} FROM {} WHERE {} = ?1",
-                    R::column_list(),
-                    R::TABLE,
-                    R::key_column()
-                ))
-                .and_then(|mut s| s.query_row([&key], cells::<R>).optional())
-                .map_err(read_err)
-            })
-            .await?;
-        cells.map(R::from_cells).transpose()
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM {} WHERE {} = ?1",
+                table.column_list(),
+                table.name,
+                table.key_column()
+            ))
+            .and_then(|mut s| s.query_row([&key], |r| cells(table, r)).optional())
+            .map_err(read_err)
+        })
+        .await
     }
 
-    /// Lists records by key.
-    pub(crate) async fn records<R: SimpleTable>(
+    async fn rows(
         &self,
+        table: &'static Table,
         page: &PageRequest,
-    ) -> Result<Vec<R>, StoreError> {
-        let key = R::key_column();
-        self.read_page(
-            format!(
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let page = page.clone();
+        self.read(move |c| {
+            let key = table.key_column();
+            c.prepare_cached(&format!(
                 "SELECT {} FROM {} WHERE {key} > ?1 ORDER BY {key} LIMIT ?2",
-                R::column_list(),
-                R::TABLE
-            ),
-            page,
-            cells::<R>,
-        )
-        .await?
-        .into_iter()
-        .map(R::from_cells)
-        .collect()
+                table.column_list(),
+                table.name
+            ))
+            .and_then(|mut s| {
+                s.query_map(
+                    rusqlite::params![page.after.unwrap_or_default(), limit(page.limit)],
+                    |r| cells(table, r),
+                )?
+                .collect()
+            })
+            .map_err(read_err)
+        })
+        .await
     }
 
-    /// Inserts a record in its own transaction.
-    pub(crate) async fn insert_record<R: SimpleTable + Clone>(
-        &self,
-        record: &R,
-    ) -> Result<(), StoreError> {
-        let record = record.clone();
-        self.write(move |tx| Ok(((), insert_tx(tx, &record)?)))
+    async fn insert_row(&self, table: &'static Table, cells: Vec<Cell>) -> Result<(), StoreError> {
+        self.write(move |tx| Ok(((), insert_tx(tx, table, cells)?)))
             .await
     }
 
-    /// Updates a record in its own transaction.
-    pub(crate) async fn update_record<R: SimpleTable + Clone>(
-        &self,
-        record: &R,
-    ) -> Result<(), StoreError> {
-        let record = record.clone();
-        self.write(move |tx| Ok(((), update_tx(tx, &record)?)))
+    async fn update_row(&self, table: &'static Table, cells: Vec<Cell>) -> Result<(), StoreError> {
+        self.write(move |tx| Ok(((), update_tx(tx, table, cells)?)))
             .await
     }
 }
 
-/// Inserts a record within a transaction; the changes to publish after it commits.
-pub(crate) fn insert_tx<R: SimpleTable>(
+/// Inserts a row (all its cells) within a transaction; the changes to publish after it commits.
+pub(crate) fn insert_tx(
     tx: &Transaction<'_>,
-    record: &R,
+    table: &Table,
+    cells: Vec<Cell>,
 ) -> Result<Vec<Change>, StoreError> {
-    let placeholders = (1..=R::COLUMNS.len())
+    let placeholders = (1..=table.columns.len())
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ");
     tx.execute(
         &format!(
             "INSERT INTO {} ({}) VALUES ({placeholders})",
-            R::TABLE,
-            R::column_list()
+            table.name,
+            table.column_list()
         ),
-        params_from_iter(values(record.to_cells()?)),
+        params_from_iter(values(cells)),
     )
-    .map_err(write_error(R::ENTITY))?;
-    Ok(R::inserted())
+    .map_err(write_error(table.entity))?;
+    Ok(table.inserted())
 }
 
-/// Updates a record within a transaction; the changes to publish after it commits.
-pub(crate) fn update_tx<R: SimpleTable>(
+/// Updates a row (its key, then the cells an update rewrites) within a transaction; the changes to
+/// publish after it commits.
+pub(crate) fn update_tx(
     tx: &Transaction<'_>,
-    record: &R,
+    table: &Table,
+    cells: Vec<Cell>,
 ) -> Result<Vec<Change>, StoreError> {
-    let set = R::COLUMNS
-        .iter()
-        .filter(|c| c.updated)
+    let set = table
+        .updated_columns()
         .enumerate()
         .map(|(i, c)| format!("{} = ?{}", c.name, i + 2))
         .collect::<Vec<_>>()
@@ -132,25 +125,30 @@ pub(crate) fn update_tx<R: SimpleTable>(
         .execute(
             &format!(
                 "UPDATE {} SET {set} WHERE {} = ?1",
-                R::TABLE,
-                R::key_column()
+                table.name,
+                table.key_column()
             ),
-            params_from_iter(values(record.update_cells()?)),
+            params_from_iter(values(cells)),
         )
         .map_err(backend)?;
-    R::written(n > 0)
+    table.written(n > 0)
 }
 
-/// Deletes a record by its key within a transaction; `NotFound` when there is none.
-pub(crate) fn delete_tx<R: SimpleTable>(
+/// Deletes a row by its key within a transaction; `NotFound` when there is none.
+pub(crate) fn delete_tx(
     tx: &Transaction<'_>,
+    table: &Table,
     key: &str,
 ) -> Result<Vec<Change>, StoreError> {
     let n = tx
         .execute(
-            &format!("DELETE FROM {} WHERE {} = ?1", R::TABLE, R::key_column()),
+            &format!(
+                "DELETE FROM {} WHERE {} = ?1",
+                table.name,
+                table.key_column()
+            ),
             [key],
         )
         .map_err(backend)?;
-    R::written(n > 0)
+    table.written(n > 0)
 }
