@@ -174,10 +174,6 @@ async fn write_memberships<C: GenericClient>(c: &C, user: &UserRecord) -> Result
     Ok(())
 }
 
-fn email_key(user: &UserRecord) -> Option<String> {
-    user.email.as_ref().map(|e| e.trim().to_lowercase())
-}
-
 #[async_trait]
 impl DirectoryStore for PostgresStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
@@ -323,7 +319,7 @@ pub(crate) async fn insert_user_tx(
             &user.disabled,
             &user.created_at.as_millis(),
             &user.updated_at.as_millis(),
-            &email_key(user),
+            &user.email_key(),
         ],
     )
     .await
@@ -362,7 +358,7 @@ pub(crate) async fn update_user_tx(
             &attributes,
             &user.disabled,
             &user.updated_at.as_millis(),
-            &email_key(user),
+            &user.email_key(),
         ],
     )
     .await

@@ -171,10 +171,6 @@ fn write_memberships(tx: &Transaction<'_>, user: &UserRecord) -> Result<(), Stor
     Ok(())
 }
 
-fn email_key(user: &UserRecord) -> Option<String> {
-    user.email.as_ref().map(|e| e.trim().to_lowercase())
-}
-
 /// Tells a duplicate user id from a duplicate email.
 fn duplicate_user(tx: &Transaction<'_>, user: &UserRecord) -> StoreError {
     let id_taken = tx
@@ -325,7 +321,7 @@ pub(crate) fn insert_user_tx(
             user.disabled,
             user.created_at.as_millis(),
             user.updated_at.as_millis(),
-            email_key(user)
+            user.email_key()
         ],
     )
     .map_err(|e| match write_error("user")(e) {
@@ -352,7 +348,7 @@ pub(crate) fn update_user_tx(
                     to_json(&user.attributes)?,
                     user.disabled,
                     user.updated_at.as_millis(),
-                    email_key(user)
+                    user.email_key()
                 ],
             )
             .map_err(|e| match write_error("user")(e) {
