@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::Duration;
 
 use portcullis_crypto::jws::{Algorithm, JwkSet, JwtError, KeySet, Unverified, Validation};
-use portcullis_domain::{Clock, IssuerRecord, IssuerStore};
+use portcullis_domain::{Clock, IssuerRecord, IssuerStore, Timestamp};
 use portcullis_policy::ClaimPath;
 use serde_json::{Map, Value};
 
@@ -200,7 +200,8 @@ struct IssuerState {
     roles_path: Option<ClaimPath>,
     tenant_path: Option<ClaimPath>,
     keys: RwLock<Arc<KeySet>>,
-    fetched_at: Mutex<Option<Instant>>,
+    /// When the keys were last fetched (or a fetch last failed), on the services' clock.
+    fetched_at: Mutex<Option<Timestamp>>,
     fetching: tokio::sync::Mutex<()>,
 }
 
@@ -229,7 +230,7 @@ impl IssuerState {
             .clone()
     }
 
-    fn fetched_at(&self) -> Option<Instant> {
+    fn fetched_at(&self) -> Option<Timestamp> {
         *self
             .fetched_at
             .lock()
@@ -469,7 +470,7 @@ impl Inbound {
         let keys = state.keys();
         let stale = state
             .fetched_at()
-            .is_none_or(|t| t.elapsed() > self.settings.jwks_ttl);
+            .is_none_or(|t| self.since(t) > self.settings.jwks_ttl);
         let local = matches!(state.spec.keys, KeySource::Local);
         if local || (keys.find(kid, alg).is_some() && !stale) {
             return Ok(keys);
@@ -479,11 +480,11 @@ impl Inbound {
         let keys = state.keys();
         let fetched_at = state.fetched_at();
         if keys.find(kid, alg).is_some()
-            && fetched_at.is_some_and(|t| t.elapsed() <= self.settings.jwks_ttl)
+            && fetched_at.is_some_and(|t| self.since(t) <= self.settings.jwks_ttl)
         {
             return Ok(keys);
         }
-        if fetched_at.is_some_and(|t| t.elapsed() < self.settings.jwks_min_refetch) {
+        if fetched_at.is_some_and(|t| self.since(t) < self.settings.jwks_min_refetch) {
             // Rate limit: an unknown kid does not cause a fetch storm.
             return Ok(keys);
         }
@@ -503,7 +504,7 @@ impl Inbound {
                 *state
                     .fetched_at
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(self.clock.now());
                 Ok(fresh)
             }
             Err(e) => {
@@ -511,7 +512,7 @@ impl Inbound {
                 *state
                     .fetched_at
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(self.clock.now());
                 tracing::warn!(issuer = %state.spec.issuer, error = %e, "fetching the issuer's keys failed");
                 if keys.is_empty() {
                     Err(InboundError::KeysUnavailable(e))
@@ -520,6 +521,13 @@ impl Inbound {
                 }
             }
         }
+    }
+
+    /// How long ago `t` was on the services' clock. A `t` ahead of the clock (the wall clock was
+    /// set back) counts as long ago, so that keys are not held fresh, nor refetches held off, until
+    /// the clock catches up; the next fetch then records the clock's time again.
+    fn since(&self, t: Timestamp) -> Duration {
+        u64::try_from(self.clock.now().millis_since(t)).map_or(Duration::MAX, Duration::from_millis)
     }
 
     async fn fetch_keys(&self, spec: &IssuerSpec) -> Result<KeySet, String> {

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::{StoreError, Timestamp};
 
 /// A sealed secret as the stores keep it: the ciphertext and the id of the data key that sealed it
 /// (kept beside the bytes so that key rotation can find what it still has to re-encrypt).
@@ -24,6 +24,21 @@ impl fmt::Debug for Ciphertext {
             self.key_id,
             self.bytes.len()
         )
+    }
+}
+
+/// The one data key a connection's secrets are sealed with: its access token (or API key) and its
+/// refresh token are always sealed together, under the same key, because a connection row records
+/// a single key id for both (key rotation finds what it still has to re-encrypt by that id).
+///
+/// # Errors
+/// [`StoreError::Backend`] when `refresh` was sealed with another key than `access`.
+pub fn sealed_key_id(access: &Ciphertext, refresh: Option<&Ciphertext>) -> Result<u32, StoreError> {
+    match refresh {
+        Some(r) if r.key_id != access.key_id => Err(StoreError::Backend(
+            "a connection's secrets must be sealed with one key".into(),
+        )),
+        _ => Ok(access.key_id),
     }
 }
 
@@ -174,6 +189,16 @@ pub struct ConnectionRecord {
     pub updated_at: Timestamp,
 }
 
+impl ConnectionRecord {
+    /// The data key its secrets are sealed with (see [`sealed_key_id`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when its two secrets were sealed with different keys.
+    pub fn sealed_key_id(&self) -> Result<u32, StoreError> {
+        sealed_key_id(&self.access, self.refresh.as_ref())
+    }
+}
+
 /// New tokens from a refresh, written atomically (a rotated refresh token with its access token).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenSet {
@@ -188,6 +213,16 @@ pub struct TokenSet {
     pub expires_at: Option<Timestamp>,
     /// The granted scopes.
     pub scopes: Vec<String>,
+}
+
+impl TokenSet {
+    /// The data key its secrets are sealed with (see [`sealed_key_id`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when its two secrets were sealed with different keys.
+    pub fn sealed_key_id(&self) -> Result<u32, StoreError> {
+        sealed_key_id(&self.access, self.refresh.as_ref())
+    }
 }
 
 /// How a refresh failed, recorded on the connection when the lease is released.
@@ -220,4 +255,52 @@ pub struct ConsentState {
     pub created_at: Timestamp,
     /// When the state stops being accepted.
     pub expires_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed(key_id: u32) -> Ciphertext {
+        Ciphertext {
+            key_id,
+            bytes: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn secrets_sealed_together_name_their_key() {
+        assert_eq!(sealed_key_id(&sealed(3), None).unwrap(), 3);
+        assert_eq!(sealed_key_id(&sealed(3), Some(&sealed(3))).unwrap(), 3);
+        assert_eq!(sealed_key_id(&sealed(0), Some(&sealed(0))).unwrap(), 0);
+    }
+
+    #[test]
+    fn secrets_sealed_with_two_keys_are_refused() {
+        for (access, refresh) in [(3, 4), (4, 3), (0, u32::MAX)] {
+            match sealed_key_id(&sealed(access), Some(&sealed(refresh))) {
+                Err(StoreError::Backend(msg)) => {
+                    assert_eq!(msg, "a connection's secrets must be sealed with one key");
+                }
+                other => panic!("{access}/{refresh}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn records_and_token_sets_follow_the_same_rule() {
+        let tokens = TokenSet {
+            access: sealed(7),
+            refresh: Some(sealed(8)),
+            token_type: None,
+            expires_at: None,
+            scopes: Vec::new(),
+        };
+        assert!(tokens.sealed_key_id().is_err());
+        let tokens = TokenSet {
+            refresh: Some(sealed(7)),
+            ..tokens
+        };
+        assert_eq!(tokens.sealed_key_id().unwrap(), 7);
+    }
 }

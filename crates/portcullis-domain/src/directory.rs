@@ -47,6 +47,12 @@ impl UserRecord {
         roles
     }
 
+    /// What makes its email unique (emails are unique case-insensitively, and with no white space
+    /// around them): what every backend stores under a unique index beside the email as given.
+    pub fn email_key(&self) -> Option<String> {
+        self.email.as_ref().map(|e| e.trim().to_lowercase())
+    }
+
     /// Whether the user is a member of `tenant`.
     pub fn is_member_of(&self, tenant: &str) -> bool {
         self.tenants.iter().any(|m| m.tenant_id == tenant)
@@ -102,4 +108,28 @@ pub struct TenantRecord {
     pub created_at: Timestamp,
     /// When the tenant last changed.
     pub updated_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_keyed_case_insensitively_without_surrounding_space() {
+        let mut user = UserRecord {
+            id: "u1".into(),
+            identities: Vec::new(),
+            email: Some("  Alice@Example.COM ".into()),
+            name: None,
+            roles: Vec::new(),
+            tenants: Vec::new(),
+            attributes: Map::new(),
+            disabled: false,
+            created_at: Timestamp::from_millis(0),
+            updated_at: Timestamp::from_millis(0),
+        };
+        assert_eq!(user.email_key().as_deref(), Some("alice@example.com"));
+        user.email = None;
+        assert_eq!(user.email_key(), None);
+    }
 }

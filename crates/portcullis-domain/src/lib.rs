@@ -15,6 +15,7 @@ mod directory;
 mod management;
 mod principal;
 mod store;
+pub mod table;
 mod timestamp;
 
 pub use app::{
@@ -29,7 +30,7 @@ pub use change::{Change, ChangeEvent, ChangeFeed, Listener, LocalChangeFeed};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connection::{
     Ciphertext, ConnectionKey, ConnectionRecord, ConnectionStatus, ConsentState, CredentialKind,
-    RefreshFailure, TokenSet,
+    RefreshFailure, TokenSet, sealed_key_id,
 };
 pub use directory::{Identity, Role, TenantMembership, TenantRecord, UserRecord};
 pub use management::{ManagementAuditStore, ManagementEvent, ManagementQuery};

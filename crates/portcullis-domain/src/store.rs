@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::table::{self, TableStore};
 use crate::{
     AdminKeyRecord, AppRecord, AuditEvent, AuditQuery, ChangeFeed, Ciphertext, ClientRecord,
     ConnectionKey, ConnectionRecord, ConsentState, DataKeyRecord, IssuerRecord, ManagementEvent,
@@ -122,9 +123,11 @@ pub trait AppStore: Send + Sync {
     async fn delete_policy(&self, app_id: &str, id: &str) -> Result<(), StoreError>;
 }
 
-/// Users, roles and tenants.
+/// Users, roles and tenants. Roles and tenants are kept the same way by every backend, so their
+/// insert, read, list and update are written here once, over the backend's [`TableStore`]; a
+/// backend implements the rest.
 #[async_trait]
-pub trait DirectoryStore: Send + Sync {
+pub trait DirectoryStore: TableStore + Send + Sync {
     /// Inserts a user. `AlreadyExists` (`user`, `user email`, or `user identity` when another
     /// user already has one of its identities); `MissingReference` for an unknown role or tenant.
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
@@ -144,24 +147,40 @@ pub trait DirectoryStore: Send + Sync {
     async fn delete_user(&self, id: &str) -> Result<(), StoreError>;
 
     /// Inserts a role. `AlreadyExists`.
-    async fn insert_role(&self, role: &Role) -> Result<(), StoreError>;
+    async fn insert_role(&self, role: &Role) -> Result<(), StoreError> {
+        table::insert(self, role).await
+    }
     /// Reads one role.
-    async fn role(&self, name: &str) -> Result<Option<Role>, StoreError>;
+    async fn role(&self, name: &str) -> Result<Option<Role>, StoreError> {
+        table::get(self, name).await
+    }
     /// Lists roles by name.
-    async fn roles(&self, page: &PageRequest) -> Result<Vec<Role>, StoreError>;
+    async fn roles(&self, page: &PageRequest) -> Result<Vec<Role>, StoreError> {
+        table::list(self, page).await
+    }
     /// Replaces a role's description. `NotFound`.
-    async fn update_role(&self, role: &Role) -> Result<(), StoreError>;
+    async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
+        table::update(self, role).await
+    }
     /// Deletes a role. `NotFound`; `Conflict` while a user holds it.
     async fn delete_role(&self, name: &str) -> Result<(), StoreError>;
 
     /// Inserts a tenant. `AlreadyExists`.
-    async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError>;
+    async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        table::insert(self, tenant).await
+    }
     /// Reads one tenant.
-    async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError>;
+    async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
+        table::get(self, id).await
+    }
     /// Lists tenants by id.
-    async fn tenants(&self, page: &PageRequest) -> Result<Vec<TenantRecord>, StoreError>;
+    async fn tenants(&self, page: &PageRequest) -> Result<Vec<TenantRecord>, StoreError> {
+        table::list(self, page).await
+    }
     /// Replaces a tenant. `NotFound`.
-    async fn update_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError>;
+    async fn update_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        table::update(self, tenant).await
+    }
     /// Deletes a tenant, its memberships and its connections. `NotFound`.
     async fn delete_tenant(&self, id: &str) -> Result<(), StoreError>;
 }

@@ -5,7 +5,7 @@ use deadpool_postgres::GenericClient;
 use portcullis_domain::{
     Change, Ciphertext, ConnectionKey, ConnectionRecord, ConnectionStatus, ConnectionStore,
     ConsentState, ConsentStateStore, CredentialKind, PageRequest, RefreshFailure, StoreError,
-    Timestamp, TokenSet,
+    Timestamp, TokenSet, sealed_key_id,
 };
 use tokio_postgres::Row;
 
@@ -66,22 +66,12 @@ fn key_of(row: &Row) -> Result<ConnectionKey, StoreError> {
     })
 }
 
-/// The key id a connection's secrets are sealed with (they are always sealed together).
-fn sealed_key(c: &ConnectionRecord) -> Result<u32, StoreError> {
-    match &c.refresh {
-        Some(r) if r.key_id != c.access.key_id => Err(StoreError::Backend(
-            "a connection's secrets must be sealed with one key".into(),
-        )),
-        _ => Ok(c.access.key_id),
-    }
-}
-
 /// Inserts or replaces the connection with `c`'s key, returning the stored row.
 async fn put<C: GenericClient>(
     c: &C,
     conn: &ConnectionRecord,
 ) -> Result<ConnectionRecord, StoreError> {
-    let key_id = i64::from(sealed_key(conn)?);
+    let key_id = i64::from(conn.sealed_key_id()?);
     let scopes = to_json(&conn.scopes)?;
     let row = query_opt(
         c,
@@ -339,13 +329,7 @@ impl ConnectionStore for PostgresStore {
         tokens: &TokenSet,
         now: Timestamp,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
-        if let Some(r) = &tokens.refresh
-            && r.key_id != tokens.access.key_id
-        {
-            return Err(StoreError::Backend(
-                "a connection's secrets must be sealed with one key".into(),
-            ));
-        }
+        let key_id = i64::from(tokens.sealed_key_id()?);
         let scopes = to_json(&tokens.scopes)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
@@ -367,7 +351,7 @@ impl ConnectionStore for PostgresStore {
                 &expected_version,
                 &tokens.access.bytes,
                 &tokens.refresh.as_ref().map(|r| r.bytes.as_slice()),
-                &i64::from(tokens.access.key_id),
+                &key_id,
                 &tokens.token_type,
                 &millis(tokens.expires_at),
                 &scopes,
@@ -468,11 +452,7 @@ impl ConnectionStore for PostgresStore {
         access: &Ciphertext,
         refresh: Option<&Ciphertext>,
     ) -> Result<bool, StoreError> {
-        if refresh.is_some_and(|r| r.key_id != access.key_id) {
-            return Err(StoreError::Backend(
-                "a connection's secrets must be sealed with one key".into(),
-            ));
-        }
+        let key_id = i64::from(sealed_key_id(access, refresh)?);
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
         let n = execute(
@@ -483,7 +463,7 @@ impl ConnectionStore for PostgresStore {
                 &expected_version,
                 &access.bytes,
                 &refresh.map(|r| r.bytes.as_slice()),
-                &i64::from(access.key_id),
+                &key_id,
             ],
         )
         .await

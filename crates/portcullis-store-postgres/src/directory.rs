@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use portcullis_domain::table::SimpleTable;
 use portcullis_domain::{
     Change, DirectoryStore, Identity, PageRequest, Role, StoreError, TenantMembership,
     TenantRecord, UserRecord,
@@ -12,7 +13,7 @@ use tokio_postgres::Row;
 
 use crate::error::{constraint, db, is_foreign_key_violation, is_unique_violation, write};
 use crate::rows::{get, json, limit, to_json, ts};
-use crate::{PostgresStore, begin, execute, query, query_opt};
+use crate::{PostgresStore, begin, execute, query, query_opt, table};
 
 /// A user's columns and, gathered by the same statement (so from the same snapshot), the user's
 /// roles, tenants, roles within tenants, and identities (pairs of parallel arrays in one order).
@@ -173,29 +174,6 @@ async fn write_memberships<C: GenericClient>(c: &C, user: &UserRecord) -> Result
     Ok(())
 }
 
-fn email_key(user: &UserRecord) -> Option<String> {
-    user.email.as_ref().map(|e| e.trim().to_lowercase())
-}
-
-fn role_from_row(row: &Row) -> Result<Role, StoreError> {
-    Ok(Role {
-        name: get(row, 0)?,
-        description: get(row, 1)?,
-        created_at: ts(row, 2)?,
-        updated_at: ts(row, 3)?,
-    })
-}
-
-fn tenant_from_row(row: &Row) -> Result<TenantRecord, StoreError> {
-    Ok(TenantRecord {
-        id: get(row, 0)?,
-        name: get(row, 1)?,
-        attributes: json(row, 2)?,
-        created_at: ts(row, 3)?,
-        updated_at: ts(row, 4)?,
-    })
-}
-
 #[async_trait]
 impl DirectoryStore for PostgresStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
@@ -267,48 +245,6 @@ impl DirectoryStore for PostgresStore {
         self.commit(tx, changes).await
     }
 
-    async fn insert_role(&self, role: &Role) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = begin(&mut client).await?;
-        let changes = insert_role_tx(&tx, role).await?;
-        self.commit(tx, changes).await
-    }
-
-    async fn role(&self, name: &str) -> Result<Option<Role>, StoreError> {
-        let client = self.client().await?;
-        query_opt(
-            &client,
-            "SELECT name, description, created_at, updated_at FROM roles WHERE name = $1",
-            &[&name],
-        )
-        .await
-        .map_err(db)?
-        .map(|row| role_from_row(&row))
-        .transpose()
-    }
-
-    async fn roles(&self, page: &PageRequest) -> Result<Vec<Role>, StoreError> {
-        let client = self.client().await?;
-        let after = page.after.as_deref().unwrap_or_default();
-        query(
-            &client,
-            "SELECT name, description, created_at, updated_at FROM roles WHERE name > $1 ORDER BY name LIMIT $2",
-            &[&after, &limit(page.limit)],
-        )
-        .await
-        .map_err(db)?
-        .iter()
-        .map(role_from_row)
-        .collect()
-    }
-
-    async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = begin(&mut client).await?;
-        let changes = update_role_tx(&tx, role).await?;
-        self.commit(tx, changes).await
-    }
-
     async fn delete_role(&self, name: &str) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
@@ -322,66 +258,16 @@ impl DirectoryStore for PostgresStore {
             .map_err(db)?,
             0,
         )?;
-        if holders > 0 {
-            return Err(StoreError::Conflict(format!(
-                "role {name} is still held by {holders} user assignment(s); remove it from them first"
-            )));
-        }
-        let n = execute(&tx, "DELETE FROM roles WHERE name = $1", &[&name])
-            .await
-            .map_err(|e| {
-                if is_foreign_key_violation(&e) {
-                    // A user was given the role after the count: it is in use after all.
-                    StoreError::Conflict(format!(
-                        "role {name} is still held by a user; remove it from them first"
-                    ))
-                } else {
-                    db(e)
-                }
-            })?;
-        StoreError::found(n > 0, "role")?;
-        self.commit(tx, vec![]).await
-    }
-
-    async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = begin(&mut client).await?;
-        let changes = insert_tenant_tx(&tx, tenant).await?;
-        self.commit(tx, changes).await
-    }
-
-    async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
-        let client = self.client().await?;
-        query_opt(
-            &client,
-            "SELECT id, name, attributes, created_at, updated_at FROM tenants WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .map_err(db)?
-        .map(|row| tenant_from_row(&row))
-        .transpose()
-    }
-
-    async fn tenants(&self, page: &PageRequest) -> Result<Vec<TenantRecord>, StoreError> {
-        let client = self.client().await?;
-        let after = page.after.as_deref().unwrap_or_default();
-        query(
-            &client,
-            "SELECT id, name, attributes, created_at, updated_at FROM tenants WHERE id > $1 ORDER BY id LIMIT $2",
-            &[&after, &limit(page.limit)],
-        )
-        .await
-        .map_err(db)?
-        .iter()
-        .map(tenant_from_row)
-        .collect()
-    }
-
-    async fn update_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = begin(&mut client).await?;
-        let changes = update_tenant_tx(&tx, tenant).await?;
+        Role::check_unheld(name, holders)?;
+        let changes = table::delete_tx(&tx, Role::TABLE, name, |e| {
+            if is_foreign_key_violation(&e) {
+                // A user was given the role after the count: it is in use after all.
+                Role::held_meanwhile(name)
+            } else {
+                db(e)
+            }
+        })
+        .await?;
         self.commit(tx, changes).await
     }
 
@@ -397,9 +283,7 @@ impl DirectoryStore for PostgresStore {
         )
         .await
         .map_err(db)?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound { entity: "tenant" });
-        }
+        StoreError::found(exists.is_some(), TenantRecord::TABLE.entity)?;
         let members: Vec<String> = query(
             &tx,
             "SELECT user_id FROM user_tenants WHERE tenant_id = $1",
@@ -410,12 +294,10 @@ impl DirectoryStore for PostgresStore {
         .iter()
         .map(|r| get(r, 0))
         .collect::<Result<_, _>>()?;
-        execute(&tx, "DELETE FROM tenants WHERE id = $1", &[&id])
+        table::delete_tx(&tx, TenantRecord::TABLE, id, db).await?;
+        let connections = crate::connections::delete_where(&tx, "tenant_id", id).await?;
+        self.commit(tx, TenantRecord::deleted(members, connections))
             .await
-            .map_err(db)?;
-        let mut changes: Vec<Change> = members.into_iter().map(Change::User).collect();
-        changes.extend(crate::connections::delete_where(&tx, "tenant_id", id).await?);
-        self.commit(tx, changes).await
     }
 }
 
@@ -437,7 +319,7 @@ pub(crate) async fn insert_user_tx(
             &user.disabled,
             &user.created_at.as_millis(),
             &user.updated_at.as_millis(),
-            &email_key(user),
+            &user.email_key(),
         ],
     )
     .await
@@ -476,7 +358,7 @@ pub(crate) async fn update_user_tx(
             &attributes,
             &user.disabled,
             &user.updated_at.as_millis(),
-            &email_key(user),
+            &user.email_key(),
         ],
     )
     .await
@@ -492,84 +374,4 @@ pub(crate) async fn update_user_tx(
     StoreError::found(n > 0, "user")?;
     write_memberships(tx, user).await?;
     Ok(vec![Change::User(user.id.clone())])
-}
-
-/// `insert_role` within a transaction; the changes to publish after it commits.
-pub(crate) async fn insert_role_tx(
-    tx: &deadpool_postgres::Transaction<'_>,
-    role: &Role,
-) -> Result<Vec<Change>, StoreError> {
-    execute(
-        tx,
-        "INSERT INTO roles (name, description, created_at, updated_at) VALUES ($1, $2, $3, $4)",
-        &[
-            &role.name,
-            &role.description,
-            &role.created_at.as_millis(),
-            &role.updated_at.as_millis(),
-        ],
-    )
-    .await
-    .map_err(write("role"))?;
-    Ok(vec![])
-}
-
-/// `update_role` within a transaction; the changes to publish after it commits.
-pub(crate) async fn update_role_tx(
-    tx: &deadpool_postgres::Transaction<'_>,
-    role: &Role,
-) -> Result<Vec<Change>, StoreError> {
-    let n = execute(
-        tx,
-        "UPDATE roles SET description = $2, updated_at = $3 WHERE name = $1",
-        &[&role.name, &role.description, &role.updated_at.as_millis()],
-    )
-    .await
-    .map_err(db)?;
-    StoreError::found(n > 0, "role")?;
-    Ok(vec![])
-}
-
-/// `insert_tenant` within a transaction; the changes to publish after it commits.
-pub(crate) async fn insert_tenant_tx(
-    tx: &deadpool_postgres::Transaction<'_>,
-    tenant: &TenantRecord,
-) -> Result<Vec<Change>, StoreError> {
-    let attributes = to_json(&tenant.attributes)?;
-    execute(
-        tx,
-        "INSERT INTO tenants (id, name, attributes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
-        &[
-            &tenant.id,
-            &tenant.name,
-            &attributes,
-            &tenant.created_at.as_millis(),
-            &tenant.updated_at.as_millis(),
-        ],
-    )
-    .await
-    .map_err(write("tenant"))?;
-    Ok(vec![])
-}
-
-/// `update_tenant` within a transaction; the changes to publish after it commits.
-pub(crate) async fn update_tenant_tx(
-    tx: &deadpool_postgres::Transaction<'_>,
-    tenant: &TenantRecord,
-) -> Result<Vec<Change>, StoreError> {
-    let attributes = to_json(&tenant.attributes)?;
-    let n = execute(
-        tx,
-        "UPDATE tenants SET name = $2, attributes = $3, updated_at = $4 WHERE id = $1",
-        &[
-            &tenant.id,
-            &tenant.name,
-            &attributes,
-            &tenant.updated_at.as_millis(),
-        ],
-    )
-    .await
-    .map_err(db)?;
-    StoreError::found(n > 0, "tenant")?;
-    Ok(vec![])
 }

@@ -28,6 +28,7 @@ mod management;
 mod migrate;
 mod principals;
 mod rows;
+mod table;
 mod tls;
 
 use std::sync::Arc;
@@ -294,16 +295,23 @@ impl StoreHealth for PostgresStore {
 #[async_trait]
 impl portcullis_domain::ApplyStore for PostgresStore {
     async fn apply_writes(&self, writes: &[portcullis_domain::Write]) -> Result<(), StoreError> {
-        use portcullis_domain::Write;
+        use portcullis_domain::table::SimpleTable;
+        use portcullis_domain::{Role, TenantRecord, Write};
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
         let mut changes = Vec::new();
         for w in writes {
             changes.extend(match w {
-                Write::InsertRole(r) => directory::insert_role_tx(&tx, r).await?,
-                Write::UpdateRole(r) => directory::update_role_tx(&tx, r).await?,
-                Write::InsertTenant(t) => directory::insert_tenant_tx(&tx, t).await?,
-                Write::UpdateTenant(t) => directory::update_tenant_tx(&tx, t).await?,
+                Write::InsertRole(r) => table::insert_tx(&tx, Role::TABLE, &r.to_cells()?).await?,
+                Write::UpdateRole(r) => {
+                    table::update_tx(&tx, Role::TABLE, &r.update_cells()?).await?
+                }
+                Write::InsertTenant(t) => {
+                    table::insert_tx(&tx, TenantRecord::TABLE, &t.to_cells()?).await?
+                }
+                Write::UpdateTenant(t) => {
+                    table::update_tx(&tx, TenantRecord::TABLE, &t.update_cells()?).await?
+                }
                 Write::InsertUser(u) => directory::insert_user_tx(&tx, u).await?,
                 Write::UpdateUser(u) => directory::update_user_tx(&tx, u).await?,
                 Write::InsertApp(a) => apps::insert_app_tx(&tx, a).await?,

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use portcullis_domain::{
     Change, Ciphertext, ConnectionKey, ConnectionRecord, ConnectionStatus, ConnectionStore,
     ConsentState, ConsentStateStore, CredentialKind, PageRequest, RefreshFailure, StoreError,
-    Timestamp, TokenSet,
+    Timestamp, TokenSet, sealed_key_id,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -84,18 +84,8 @@ fn by_key(c: &Connection, key: &ConnectionKey) -> Result<Option<ConnectionRecord
     .map_err(read_err)
 }
 
-/// The key id a connection's secrets are sealed with (they are always sealed together).
-fn sealed_key(c: &ConnectionRecord) -> Result<u32, StoreError> {
-    match &c.refresh {
-        Some(r) if r.key_id != c.access.key_id => Err(StoreError::Backend(
-            "a connection's secrets must be sealed with one key".into(),
-        )),
-        _ => Ok(c.access.key_id),
-    }
-}
-
 fn put(tx: &Transaction<'_>, c: &ConnectionRecord) -> Result<ConnectionRecord, StoreError> {
-    let key_id = sealed_key(c)?;
+    let key_id = c.sealed_key_id()?;
     tx.execute(
         &format!(
             "INSERT INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, NULL, NULL, ?14, ?15, ?16, ?17, ?18, ?19)
@@ -305,13 +295,7 @@ impl ConnectionStore for SqliteStore {
     ) -> Result<Option<ConnectionRecord>, StoreError> {
         let (id, owner, tokens) = (id.to_owned(), owner.to_owned(), tokens.clone());
         self.write(move |tx| {
-            if let Some(r) = &tokens.refresh
-                && r.key_id != tokens.access.key_id
-            {
-                return Err(StoreError::Backend(
-                    "a connection's secrets must be sealed with one key".into(),
-                ));
-            }
+            let key_id = tokens.sealed_key_id()?;
             let n = tx
                 .execute(
                     "UPDATE connections SET
@@ -326,7 +310,7 @@ impl ConnectionStore for SqliteStore {
                         expected_version,
                         tokens.access.bytes,
                         tokens.refresh.as_ref().map(|r| &r.bytes),
-                        tokens.access.key_id,
+                        key_id,
                         tokens.token_type,
                         tokens.expires_at.map(Timestamp::as_millis),
                         to_json(&tokens.scopes)?,
@@ -430,11 +414,7 @@ impl ConnectionStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (id, access, refresh) = (id.to_owned(), access.clone(), refresh.cloned());
         self.write(move |tx| {
-            if refresh.as_ref().is_some_and(|r| r.key_id != access.key_id) {
-                return Err(StoreError::Backend(
-                    "a connection's secrets must be sealed with one key".into(),
-                ));
-            }
+            let key_id = sealed_key_id(&access, refresh.as_ref())?;
             let n = tx
                 .execute(
                     "UPDATE connections SET access = ?3, refresh = ?4, key_id = ?5 WHERE id = ?1 AND version = ?2",
@@ -443,7 +423,7 @@ impl ConnectionStore for SqliteStore {
                         expected_version,
                         access.bytes,
                         refresh.as_ref().map(|r| &r.bytes),
-                        access.key_id
+                        key_id
                     ],
                 )
                 .map_err(backend)?;

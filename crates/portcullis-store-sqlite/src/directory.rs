@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use portcullis_domain::table::SimpleTable;
 use portcullis_domain::{
     Change, DirectoryStore, Identity, PageRequest, Role, StoreError, TenantMembership,
     TenantRecord, UserRecord,
@@ -10,7 +11,7 @@ use portcullis_domain::{
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::rows::{json_col, limit, read_err, to_json, ts};
-use crate::{SqliteStore, backend, write_error};
+use crate::{SqliteStore, backend, table, write_error};
 
 const USER_COLUMNS: &str = "id, email, name, attributes, disabled, created_at, updated_at";
 
@@ -170,10 +171,6 @@ fn write_memberships(tx: &Transaction<'_>, user: &UserRecord) -> Result<(), Stor
     Ok(())
 }
 
-fn email_key(user: &UserRecord) -> Option<String> {
-    user.email.as_ref().map(|e| e.trim().to_lowercase())
-}
-
 /// Tells a duplicate user id from a duplicate email.
 fn duplicate_user(tx: &Transaction<'_>, user: &UserRecord) -> StoreError {
     let id_taken = tx
@@ -186,25 +183,6 @@ fn duplicate_user(tx: &Transaction<'_>, user: &UserRecord) -> StoreError {
     StoreError::AlreadyExists {
         entity: if id_taken { "user" } else { "user email" },
     }
-}
-
-fn role_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Role> {
-    Ok(Role {
-        name: row.get(0)?,
-        description: row.get(1)?,
-        created_at: ts(row, 2)?,
-        updated_at: ts(row, 3)?,
-    })
-}
-
-fn tenant_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TenantRecord> {
-    Ok(TenantRecord {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        attributes: json_col(row, 2)?,
-        created_at: ts(row, 3)?,
-        updated_at: ts(row, 4)?,
-    })
 }
 
 /// The users of a tenant, whose effective roles change with it.
@@ -293,35 +271,6 @@ impl DirectoryStore for SqliteStore {
         .await
     }
 
-    async fn insert_role(&self, role: &Role) -> Result<(), StoreError> {
-        let role = role.clone();
-        self.write(move |tx| Ok(((), insert_role_tx(tx, &role)?)))
-            .await
-    }
-
-    async fn role(&self, name: &str) -> Result<Option<Role>, StoreError> {
-        let name = name.to_owned();
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT name, description, created_at, updated_at FROM roles WHERE name = ?1",
-            )
-            .and_then(|mut s| s.query_row([&name], role_from_row).optional())
-            .map_err(read_err)
-        })
-        .await
-    }
-
-    async fn roles(&self, page: &PageRequest) -> Result<Vec<Role>, StoreError> {
-        self.read_page("SELECT name, description, created_at, updated_at FROM roles WHERE name > ?1 ORDER BY name LIMIT ?2".into(), page, role_from_row)
-            .await
-    }
-
-    async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
-        let role = role.clone();
-        self.write(move |tx| Ok(((), update_role_tx(tx, &role)?)))
-            .await
-    }
-
     async fn delete_role(&self, name: &str) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.write(move |tx| {
@@ -332,62 +281,23 @@ impl DirectoryStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(backend)?;
-            if holders > 0 {
-                return Err(StoreError::Conflict(format!(
-                    "role {name} is still held by {holders} user assignment(s); remove it from them first"
-                )));
-            }
-            let n = tx
-                .execute("DELETE FROM roles WHERE name = ?1", [&name])
-                .map_err(backend)?;
-            StoreError::found(n > 0, "role")?;
-            Ok(((), vec![]))
+            Role::check_unheld(&name, holders)?;
+            Ok(((), table::delete_tx(tx, Role::TABLE, &name)?))
         })
         .await
-    }
-
-    async fn insert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        let tenant = tenant.clone();
-        self.write(move |tx| Ok(((), insert_tenant_tx(tx, &tenant)?)))
-            .await
-    }
-
-    async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
-        let id = id.to_owned();
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT id, name, attributes, created_at, updated_at FROM tenants WHERE id = ?1",
-            )
-            .and_then(|mut s| s.query_row([&id], tenant_from_row).optional())
-            .map_err(read_err)
-        })
-        .await
-    }
-
-    async fn tenants(&self, page: &PageRequest) -> Result<Vec<TenantRecord>, StoreError> {
-        self.read_page("SELECT id, name, attributes, created_at, updated_at FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2".into(), page, tenant_from_row)
-            .await
-    }
-
-    async fn update_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        let tenant = tenant.clone();
-        self.write(move |tx| Ok(((), update_tenant_tx(tx, &tenant)?)))
-            .await
     }
 
     async fn delete_tenant(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
         self.write(move |tx| {
             let members = users_of_tenant(tx, &id)?;
-            let n = tx
-                .execute("DELETE FROM tenants WHERE id = ?1", [&id])
-                .map_err(backend)?;
-            StoreError::found(n > 0, "tenant")?;
-            let mut changes: Vec<Change> = members.into_iter().map(Change::User).collect();
-            changes.extend(crate::connections::changes_of(
-                &crate::connections::delete_where(tx, "tenant_id = ?1", &id)?,
-            ));
-            Ok(((), changes))
+            table::delete_tx(tx, TenantRecord::TABLE, &id)?;
+            let connections = crate::connections::changes_of(&crate::connections::delete_where(
+                tx,
+                "tenant_id = ?1",
+                &id,
+            )?);
+            Ok(((), TenantRecord::deleted(members, connections)))
         })
         .await
     }
@@ -411,7 +321,7 @@ pub(crate) fn insert_user_tx(
             user.disabled,
             user.created_at.as_millis(),
             user.updated_at.as_millis(),
-            email_key(user)
+            user.email_key()
         ],
     )
     .map_err(|e| match write_error("user")(e) {
@@ -438,7 +348,7 @@ pub(crate) fn update_user_tx(
                     to_json(&user.attributes)?,
                     user.disabled,
                     user.updated_at.as_millis(),
-                    email_key(user)
+                    user.email_key()
                 ],
             )
             .map_err(|e| match write_error("user")(e) {
@@ -450,70 +360,4 @@ pub(crate) fn update_user_tx(
     StoreError::found(n > 0, "user")?;
     write_memberships(tx, user)?;
     Ok(vec![Change::User(user.id.clone())])
-}
-
-/// `insert_role` within a transaction; the changes to publish after it commits.
-pub(crate) fn insert_role_tx(tx: &Transaction<'_>, role: &Role) -> Result<Vec<Change>, StoreError> {
-    tx.execute(
-        "INSERT INTO roles (name, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            role.name,
-            role.description,
-            role.created_at.as_millis(),
-            role.updated_at.as_millis()
-        ],
-    )
-    .map_err(write_error("role"))?;
-    Ok(vec![])
-}
-
-/// `update_role` within a transaction; the changes to publish after it commits.
-pub(crate) fn update_role_tx(tx: &Transaction<'_>, role: &Role) -> Result<Vec<Change>, StoreError> {
-    let n = tx
-        .execute(
-            "UPDATE roles SET description = ?2, updated_at = ?3 WHERE name = ?1",
-            params![role.name, role.description, role.updated_at.as_millis()],
-        )
-        .map_err(backend)?;
-    StoreError::found(n > 0, "role")?;
-    Ok(vec![])
-}
-
-/// `insert_tenant` within a transaction; the changes to publish after it commits.
-pub(crate) fn insert_tenant_tx(
-    tx: &Transaction<'_>,
-    tenant: &TenantRecord,
-) -> Result<Vec<Change>, StoreError> {
-    tx.execute(
-            "INSERT INTO tenants (id, name, attributes, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                tenant.id,
-                tenant.name,
-                to_json(&tenant.attributes)?,
-                tenant.created_at.as_millis(),
-                tenant.updated_at.as_millis()
-            ],
-        )
-        .map_err(write_error("tenant"))?;
-    Ok(vec![])
-}
-
-/// `update_tenant` within a transaction; the changes to publish after it commits.
-pub(crate) fn update_tenant_tx(
-    tx: &Transaction<'_>,
-    tenant: &TenantRecord,
-) -> Result<Vec<Change>, StoreError> {
-    let n = tx
-        .execute(
-            "UPDATE tenants SET name = ?2, attributes = ?3, updated_at = ?4 WHERE id = ?1",
-            params![
-                tenant.id,
-                tenant.name,
-                to_json(&tenant.attributes)?,
-                tenant.updated_at.as_millis()
-            ],
-        )
-        .map_err(backend)?;
-    StoreError::found(n > 0, "tenant")?;
-    Ok(vec![])
 }

@@ -11,6 +11,7 @@ mod directory;
 mod management;
 mod principals;
 mod rows;
+mod table;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -242,16 +243,21 @@ pub(crate) fn write_error(entity: &'static str) -> impl Fn(rusqlite::Error) -> S
 #[async_trait]
 impl portcullis_domain::ApplyStore for SqliteStore {
     async fn apply_writes(&self, writes: &[portcullis_domain::Write]) -> Result<(), StoreError> {
-        use portcullis_domain::Write;
+        use portcullis_domain::table::SimpleTable;
+        use portcullis_domain::{Role, TenantRecord, Write};
         let writes = writes.to_vec();
         self.write(move |tx| {
             let mut changes = Vec::new();
             for w in &writes {
                 changes.extend(match w {
-                    Write::InsertRole(r) => directory::insert_role_tx(tx, r)?,
-                    Write::UpdateRole(r) => directory::update_role_tx(tx, r)?,
-                    Write::InsertTenant(t) => directory::insert_tenant_tx(tx, t)?,
-                    Write::UpdateTenant(t) => directory::update_tenant_tx(tx, t)?,
+                    Write::InsertRole(r) => table::insert_tx(tx, Role::TABLE, r.to_cells()?)?,
+                    Write::UpdateRole(r) => table::update_tx(tx, Role::TABLE, r.update_cells()?)?,
+                    Write::InsertTenant(t) => {
+                        table::insert_tx(tx, TenantRecord::TABLE, t.to_cells()?)?
+                    }
+                    Write::UpdateTenant(t) => {
+                        table::update_tx(tx, TenantRecord::TABLE, t.update_cells()?)?
+                    }
                     Write::InsertUser(u) => directory::insert_user_tx(tx, u)?,
                     Write::UpdateUser(u) => directory::update_user_tx(tx, u)?,
                     Write::InsertApp(a) => apps::insert_app_tx(tx, a)?,
