@@ -10,19 +10,7 @@ use crate::{Core, ServiceError, ids};
 /// What an admin key may do. Each management operation needs one scope; `admin` holds them all
 /// and is the only one that manages admin keys. Reading an area (a `GET`) needs `read` or that
 /// area's own scope.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AdminScope {
     /// Every `GET` of the management API (no secret is ever readable).
@@ -125,7 +113,7 @@ impl AdminIdentity {
 }
 
 /// An admin key's metadata (never its secret).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminKeyInfo {
     /// The key's id (not the key itself).
@@ -133,11 +121,9 @@ pub struct AdminKeyInfo {
     /// What it is for.
     pub name: String,
     /// When the key was created.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the key stops working (never, when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// What the key may do.
     pub scopes: Vec<AdminScope>,
@@ -164,7 +150,7 @@ impl From<&AdminKeyRecord> for AdminKeyInfo {
 }
 
 /// A key just created: the secret is in this answer and nowhere else, ever.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewAdminKey {
     /// Its metadata.
@@ -172,12 +158,11 @@ pub struct NewAdminKey {
     pub info: AdminKeyInfo,
     /// The key. Store it now: only its hash is kept.
     #[serde(serialize_with = "crate::manage::expose")]
-    #[schema(value_type = String)]
     pub key: SecretString,
 }
 
 /// A request for a new admin key.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdminKeyInput {
     /// What the key is for, 1 to 128 characters.
@@ -186,7 +171,6 @@ pub struct AdminKeyInput {
     pub scopes: Vec<AdminScope>,
     /// When it stops working (RFC 3339); never when absent.
     #[serde(default)]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
 }
 

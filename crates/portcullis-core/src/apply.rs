@@ -28,7 +28,7 @@ use crate::{AdminIdentity, Core, ServiceError, ids};
 pub const MAX_ENTRIES: usize = 1000;
 
 /// The desired state (`POST /v1/mgmt/apply`): what `portcullis apply -f` sends.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplyInput {
     /// Check and plan only; change nothing.
@@ -36,26 +36,22 @@ pub struct ApplyInput {
     pub dry_run: bool,
     /// Roles, each as `POST /v1/mgmt/roles` takes it.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
     pub roles: Vec<Value>,
     /// Tenants, each as `POST /v1/mgmt/tenants` takes it.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
     pub tenants: Vec<Value>,
     /// Users, each as `POST /v1/mgmt/users` takes it; the fields an entry omits keep their stored
     /// values.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
     pub users: Vec<Value>,
     /// Apps, each as `POST /v1/mgmt/outbound-apps` takes it, with its `policies` (each as
     /// `POST .../policies` takes it).
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
     pub apps: Vec<Value>,
 }
 
 /// One change of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedChange {
     /// `create`, `update` or `delete`.
@@ -69,7 +65,7 @@ pub struct PlannedChange {
 }
 
 /// What an apply did (or, in a dry run, would do).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyOutcome {
     /// Whether this was a dry run.
@@ -81,7 +77,7 @@ pub struct ApplyOutcome {
 }
 
 /// One problem of a desired state.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ApplyProblem {
     /// Where: `apps[1].policies[0].conditions[0].operator`, `users[2]`, ...
     pub path: String,

@@ -150,12 +150,10 @@ impl<T> Page<T> {
 }
 
 /// List parameters: `limit` (1–200, default 50) and an opaque `cursor`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// How many items (1–200, default 50).
-    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -221,7 +219,7 @@ pub const MAX_CURSOR_LEN: usize = 684;
 // ----- Outbound apps -------------------------------------------------------------------------
 
 /// An outbound app, as written by the management API (POST and PUT).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppInput {
     /// The app's id: a slug, immutable, used in every URL (required on create; on update, it must
@@ -236,7 +234,6 @@ pub struct AppInput {
     /// How the app hands out credentials: `oauth` (users connect through the provider's consent
     /// flow) or `apiKey` (an admin stores keys).
     #[serde(rename = "type")]
-    #[schema(value_type = String)]
     pub kind: AppKind,
     /// The OAuth client id registered with the provider (OAuth apps).
     #[serde(default)]
@@ -244,7 +241,6 @@ pub struct AppInput {
     /// The OAuth client secret registered with the provider. It is write-only: sealed at rest,
     /// never shown; on update, leaving it out keeps the stored one.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub client_secret: Option<SecretString>,
     /// The provider's authorization endpoint, where users consent (OAuth apps).
     #[serde(default)]
@@ -261,7 +257,6 @@ pub struct AppInput {
     pub userinfo_url: Option<String>,
     /// The scopes the app offers, with descriptions; policies may only name these.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
     pub scopes: Vec<ScopeDef>,
     /// The scopes asked for when a request names none.
     #[serde(default)]
@@ -280,20 +275,17 @@ pub struct AppInput {
     /// How Portcullis authenticates at the provider's token endpoint: `client_secret_basic` (the
     /// default), `client_secret_post`, or `none` (a public client, with PKCE).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub token_endpoint_auth_method: Option<ClientAuthMethod>,
     /// What a request the policies do not allow gets: `forbid` (the default: a 403 `access_denied`)
     /// or `reconsent` (a 403 `consent_required` with a link asking the provider for only what the
     /// policies allow).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub on_deny: Option<OnDeny>,
     /// How much of a denial's explanation callers see: `full` (every condition with its expected
     /// value and what was seen), `policies` (the default: the policies and each failing
     /// condition's source, claim and operator, without values) or `reason` (the reason and the
     /// scopes refused). The simulator always shows everything.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub denial_detail: Option<DenialDetail>,
     /// The provider's issuer identifier (RFC 9207): when set, the provider's redirect back must
     /// carry it as `iss` (OAuth apps).
@@ -308,7 +300,7 @@ pub struct AppInput {
 }
 
 /// An outbound app, as the management API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppView {
     /// The app's id (a slug).
@@ -323,17 +315,14 @@ pub struct AppView {
     pub kind: &'static str,
     /// Everything else.
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub settings: OAuthSettings,
     /// Whether a client secret is stored (it is never shown).
     pub has_client_secret: bool,
     /// Bumped by every change to the app or its policies.
     pub revision: i64,
     /// When the app was registered.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the app was last changed.
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -694,7 +683,7 @@ impl Core {
 // ----- Policies ------------------------------------------------------------------------------
 
 /// A policy as the management API shows it: the document with its id and times.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyView {
     /// The policy's id.
@@ -703,13 +692,10 @@ pub struct PolicyView {
     pub app_id: String,
     /// The document (`name`, `description`, `conditions`, `scopes`, `mode`).
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub document: PolicyDocument,
     /// When the policy was created.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the policy was last changed.
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -955,7 +941,7 @@ fn duplicate_policy_name(e: StoreError) -> ServiceError {
 // ----- Directory -----------------------------------------------------------------------------
 
 /// A user as written by the management API.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserInput {
     /// The user's id in the directory (required on create).
@@ -964,7 +950,6 @@ pub struct UserInput {
     /// The identities that are this user: a token whose `iss` and `sub` match one of these is
     /// this user (at most 16; each identity belongs to one user).
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
     pub identities: Vec<Identity>,
     /// The user's email address, unique (case-insensitive).
     #[serde(default)]
@@ -979,11 +964,9 @@ pub struct UserInput {
     /// The tenants the user belongs to, with the roles the user holds in each (each tenant and role
     /// must exist).
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
     pub tenants: Vec<TenantMembership>,
     /// Free-form attributes: a JSON object of at most 16 KiB.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
     /// Whether the user is disabled: a disabled user gets no outbound token.
     #[serde(default)]
@@ -991,13 +974,12 @@ pub struct UserInput {
 }
 
 /// A user as the management API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     /// The user's id in the directory.
     pub id: String,
     /// The identities that are this user (issuer and subject).
-    #[schema(value_type = Vec<Object>)]
     pub identities: Vec<Identity>,
     /// The user's email address.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1008,18 +990,14 @@ pub struct UserView {
     /// The roles the user holds everywhere.
     pub roles: Vec<String>,
     /// The tenants the user belongs to, with the user's roles in each.
-    #[schema(value_type = Vec<Object>)]
     pub tenants: Vec<TenantMembership>,
     /// Free-form attributes.
-    #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
     /// Whether the user is disabled (a disabled user gets no outbound token).
     pub disabled: bool,
     /// When the user was added.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the user was last changed.
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -1198,7 +1176,7 @@ fn sorted_unique(v: &[String]) -> Vec<String> {
 }
 
 /// A role as written and shown by the management API.
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleInput {
     /// The role's name (its id; required on create).
@@ -1210,7 +1188,7 @@ pub struct RoleInput {
 }
 
 /// A role as the management API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleView {
     /// The role's name (its id).
@@ -1219,10 +1197,8 @@ pub struct RoleView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// When the role was added.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the role was last changed.
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -1344,7 +1320,7 @@ impl Core {
 }
 
 /// A tenant as written by the management API.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TenantInput {
     /// The tenant's id: a slug, immutable (required on create).
@@ -1354,12 +1330,11 @@ pub struct TenantInput {
     pub name: String,
     /// Free-form attributes: a JSON object of at most 16 KiB.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
 }
 
 /// A tenant as the management API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantView {
     /// The tenant's id (a slug).
@@ -1367,13 +1342,10 @@ pub struct TenantView {
     /// The tenant's name.
     pub name: String,
     /// Free-form attributes.
-    #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
     /// When the tenant was added.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the tenant was last changed.
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -1504,7 +1476,7 @@ where
 }
 
 /// A trusted issuer as written by the management API.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IssuerInput {
     /// The exact `iss` of its tokens.
@@ -1536,7 +1508,7 @@ pub struct IssuerInput {
 }
 
 /// A trusted issuer as the management API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuerView {
     /// The issuer's id: `config:<n>` for the configuration file's issuers, a generated id for those
@@ -1739,7 +1711,7 @@ impl crate::Inbound {
 // ----- OAuth clients -------------------------------------------------------------------------
 
 /// An OAuth client as written by the management API.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientInput {
     /// The `client_id` (a slug; generated when absent on create).
@@ -1753,7 +1725,7 @@ pub struct ClientInput {
 }
 
 /// An OAuth client as the management API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientView {
     /// The client's `client_id`.
@@ -1768,10 +1740,8 @@ pub struct ClientView {
     /// `client_secret_basic` or `client_secret_post`.
     pub token_endpoint_auth_methods: Vec<String>,
     /// When the client was registered.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the client was last changed.
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -1800,7 +1770,7 @@ impl From<&ClientRecord> for ClientView {
 }
 
 /// A client just registered: the secret is in this answer and nowhere else, ever.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewClient {
     /// The client.
@@ -1808,7 +1778,6 @@ pub struct NewClient {
     pub client: ClientView,
     /// The client secret. Store it now: only its hash is kept.
     #[serde(serialize_with = "expose")]
-    #[schema(value_type = String)]
     pub client_secret: SecretString,
 }
 
@@ -1949,12 +1918,11 @@ impl Core {
 // ----- Simulator -----------------------------------------------------------------------------
 
 /// A "what would this get?" question.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SimulateInput {
     /// An inbound token to evaluate (verified like a real request, scope included).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub token: Option<SecretString>,
     /// Or a subject described directly.
     #[serde(default, deserialize_with = "object_or_null")]
@@ -1982,7 +1950,7 @@ where
 }
 
 /// A subject for the simulator.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SimulatedSubject {
     /// The user's id: their directory roles apply unless `roles` is given.
@@ -1993,12 +1961,11 @@ pub struct SimulatedSubject {
     pub roles: Option<Vec<String>>,
     /// The inbound token's claims, for `jwtClaims` conditions.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub claims: Map<String, Value>,
 }
 
 /// The simulator's answer.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SimulateOutput {
     /// The user the decision was evaluated for.
@@ -2011,7 +1978,6 @@ pub struct SimulateOutput {
     /// The scopes evaluated (the app's default scopes when the question named none).
     pub requested_scopes: Vec<String>,
     /// The decision and its explanation.
-    #[schema(value_type = Object)]
     pub decision: Explanation,
 }
 
@@ -2111,8 +2077,7 @@ impl Core {
 // ----- Audit ---------------------------------------------------------------------------------
 
 /// Filters of the audit log.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditParams {
     /// Only this app.
@@ -2127,13 +2092,10 @@ pub struct AuditParams {
     /// `invalid_token`, `invalid_request`, `error`).
     pub outcome: Option<String>,
     /// Only events at or after this instant (RFC 3339).
-    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Only events before this instant (RFC 3339).
-    #[param(format = DateTime)]
     pub until: Option<String>,
     /// How many events (1–1000, default 100).
-    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -2271,7 +2233,7 @@ impl Core {
 // ----- Keys ----------------------------------------------------------------------------------
 
 /// A data key, as the management API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataKeyView {
     /// Its id (written in every ciphertext it seals).
@@ -2281,12 +2243,11 @@ pub struct DataKeyView {
     /// The master key that wraps it.
     pub master_key_id: String,
     /// When the key was created.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
 /// The state of the background re-encryption.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReencryptionStatus {
     /// `running`, `done` or `failed`.
@@ -2300,16 +2261,14 @@ pub struct ReencryptionStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// When it started.
-    #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
     /// When it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Timestamp>,
 }
 
 /// The key ring's state.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyStatus {
     /// The key new secrets are sealed with.

@@ -167,23 +167,20 @@ fn check_token_request(req: &TokenRequest) -> Result<(), Refusal> {
 }
 
 /// A credential handed out.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboundToken {
     /// The OAuth access token (OAuth apps).
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
-    #[schema(value_type = Option<String>)]
     pub access_token: Option<SecretString>,
     /// The API key (API-key apps), present instead of `accessToken`.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
-    #[schema(value_type = Option<String>)]
     pub api_key: Option<SecretString>,
     /// `Bearer`, or the provider's type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
     /// When the access token expires.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// The scopes the credential carries.
     pub scopes: Vec<String>,
@@ -207,7 +204,7 @@ fn expose_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S:
 }
 
 /// The decision behind an allowed request, in short.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DecisionSummary {
     /// Always `allow`.
@@ -217,14 +214,13 @@ pub struct DecisionSummary {
     /// The enforcing policies that matched.
     pub deciding_policies: Vec<String>,
     /// The scopes the policies allow: `"all"` or a list.
-    #[schema(value_type = Object)]
     pub allowed_scopes: serde_json::Value,
     /// Whether the token was narrowed to fewer scopes than the stored grant.
     pub downscoped: bool,
 }
 
 /// A handed-out credential and the decision that allowed it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Granted {
     /// The credential to call the provider with.

@@ -276,7 +276,7 @@ fn build_ring(masters: &[MasterKey], records: &[DataKeyRecord]) -> Result<KeyRin
 }
 
 /// How far a re-encryption got.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReencryptReport {
     /// Connections re-sealed under the active key.

@@ -96,7 +96,7 @@ pub(crate) struct Narrowed {
 }
 
 /// What a user asks for when connecting an app.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectRequest {
     /// Scopes to ask the provider for (default: the app's default scopes). With an existing
@@ -146,7 +146,7 @@ pub enum CallbackOutcome {
 }
 
 /// A connection's metadata, as the management API shows it (never a token).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionInfo {
     /// The connection's id.
@@ -174,7 +174,6 @@ pub struct ConnectionInfo {
     pub token_type: Option<String>,
     /// When the access token expires.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// Whether a refresh token is stored.
     pub has_refresh_token: bool,
@@ -183,24 +182,20 @@ pub struct ConnectionInfo {
     pub provider_subject: Option<String>,
     /// When the token was last refreshed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_refresh_at: Option<Timestamp>,
     /// Why the last refresh failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_refresh_error: Option<String>,
     /// When the credential was last handed out.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<Timestamp>,
     /// Who created the connection: `user:<id>` (the user's consent) or `admin:<key id>` (an admin's
     /// link, import or API key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granted_by: Option<String>,
     /// When the connection was created.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the connection last changed (a refresh, a new consent).
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -234,7 +229,7 @@ impl From<&ConnectionRecord> for ConnectionInfo {
 }
 
 /// A token to import (migration from another vault).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportToken {
     /// The owning user (for a user connection).
@@ -244,18 +239,15 @@ pub struct ImportToken {
     #[serde(default)]
     pub tenant_id: Option<String>,
     /// The access token (sealed at rest, never shown).
-    #[schema(value_type = String)]
     pub access_token: SecretString,
     /// The refresh token, if any: Portcullis refreshes the access token with it when it expires.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub refresh_token: Option<SecretString>,
     /// The token type (default `Bearer`).
     #[serde(default)]
     pub token_type: Option<String>,
     /// When the access token expires (RFC 3339).
     #[serde(default)]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// The scopes the token was granted (each one the app offers).
     #[serde(default)]
@@ -266,7 +258,7 @@ pub struct ImportToken {
 }
 
 /// What revoking a connection did.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RevokeReport {
     /// The connection removed.
@@ -1588,7 +1580,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// An admin's request for a connect link: a tenant's shared connection (or a named user's).
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdminConnectRequest {
     /// The tenant whose shared connection this creates.
