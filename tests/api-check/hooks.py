@@ -289,11 +289,31 @@ def _requested_scopes(request, stored):
         request["scopes"] = [s for s in request["scopes"] if s in offered]
 
 
+# PUT path -> (path parameter, body property naming the entity).
+UPDATES = {
+    "/v1/mgmt/outbound-apps/{appId}": ("appId", "id"),
+    "/v1/mgmt/users/{userId}": ("userId", "id"),
+    "/v1/mgmt/tenants/{tenantId}": ("tenantId", "id"),
+    "/v1/mgmt/roles/{name}": ("name", "name"),
+    "/v1/mgmt/clients/{clientId}": ("clientId", "id"),
+}
+
+
+def _same_id(case, body):
+    """AppUpdate, UserUpdate, ...: an update's `id` (a role's `name`), when given, is the path's."""
+    if case.method.upper() != "PUT" or not isinstance(body, dict):
+        return
+    names = UPDATES.get(case.operation.path)
+    if names and names[1] in body:
+        body[names[1]] = (case.path_parameters or {}).get(names[0])
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     label = f"{case.method.upper()} {case.operation.path}"
     body = case.body if isinstance(case.body, dict) else None
     app_id = (case.path_parameters or {}).get("appId")
+    _same_id(case, body)
     if label == "POST /v1/mgmt/outbound-apps":
         _app(body)
     elif label == "PUT /v1/mgmt/outbound-apps/{appId}":

@@ -335,8 +335,8 @@ fn hoist_descriptions(doc: &mut Value) {
 }
 
 /// `(PUT path, create schema, update schema, id property)`: an update's body is the create body
-/// without the id, which is the path's. (A body may still repeat the path's id, as a GET-edit-PUT
-/// round trip does; it can never change it.)
+/// whose id is optional: the path names the entity, and a body may repeat the path's id (as a
+/// GET-edit-PUT round trip does) but never change it.
 const UPDATES: [(&str, &str, &str, &str); 5] = [
     (
         "/v1/mgmt/outbound-apps/{appId}",
@@ -369,19 +369,24 @@ fn update_schemas(doc: &mut Value, missed: &mut Vec<String>) {
             missed.push(format!("{create} (for {update})"));
             continue;
         };
-        let removed = schema
+        let property = schema
             .get_mut("properties")
             .and_then(Value::as_object_mut)
-            .and_then(|p| p.remove(id));
-        if removed.is_none() {
-            missed.push(format!("{create}.{id}"));
+            .and_then(|p| p.get_mut(id));
+        match property {
+            Some(p) => {
+                p["description"] = Value::String(format!(
+                    "Optional: the path names the entity; when given, `{id}` must be the path's (400 `invalid_request`, `{id} is immutable`, otherwise)."
+                ));
+            }
+            None => missed.push(format!("{create}.{id}")),
         }
         if let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) {
             required.retain(|r| r != id);
         }
         if let Some(d) = schema.get("description").and_then(Value::as_str) {
             schema["description"] = Value::String(format!(
-                "{d} The update: every field but `{id}`, which is the path's."
+                "{d} The update: the same fields, `{id}` optional and equal to the path's."
             ));
         }
         if let Some(schemas) = doc
