@@ -12,6 +12,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import os
+from urllib.parse import unquote
 
 import requests
 import schemathesis
@@ -138,6 +139,11 @@ def _user(user):
         )
 
 
+def _list(value):
+    """A list as it is, anything else (a wrong type the server refuses anyway) as no items."""
+    return value if isinstance(value, list) else []
+
+
 def _apply(state):
     """ApplyInput: each role, tenant, user and app once; users name only roles and tenants the
     desired state holds (it is applied on an empty directory here)."""
@@ -146,9 +152,9 @@ def _apply(state):
     for kind, key in (("roles", "name"), ("tenants", "id"), ("users", "id"), ("apps", "id")):
         if isinstance(state.get(kind), list):
             state[kind] = _unique(state[kind], lambda e: e.get(key) if isinstance(e, dict) else None)
-    roles = {r.get("name") for r in state.get("roles") or [] if isinstance(r, dict) and isinstance(r.get("name"), str)}
-    tenants = {t.get("id") for t in state.get("tenants") or [] if isinstance(t, dict) and isinstance(t.get("id"), str)}
-    for user in state.get("users") or []:
+    roles = {r.get("name") for r in _list(state.get("roles")) if isinstance(r, dict) and isinstance(r.get("name"), str)}
+    tenants = {t.get("id") for t in _list(state.get("tenants")) if isinstance(t, dict) and isinstance(t.get("id"), str)}
+    for user in _list(state.get("users")):
         _user(user)
         if not isinstance(user, dict):
             continue
@@ -162,7 +168,7 @@ def _apply(state):
             for m in user["tenants"]:
                 if isinstance(m.get("roles"), list):
                     m["roles"] = [r for r in m["roles"] if isinstance(r, str) and r in roles]
-    for app in state.get("apps") or []:
+    for app in _list(state.get("apps")):
         if isinstance(app, dict):
             _keep_type(app, _stored_app(app.get("id")))
         _app(app)
@@ -170,7 +176,7 @@ def _apply(state):
             continue
         # A policy names only scopes its app offers.
         offered = {
-            s.get("name") for s in app.get("scopes") or []
+            s.get("name") for s in _list(app.get("scopes"))
             if isinstance(s, dict) and isinstance(s.get("name"), str)
         }
         for policy in app["policies"]:
@@ -228,7 +234,7 @@ LIST_OPERATORS = ("in", "notIn")
 def _conditions(policy):
     """Condition: a `userRoles` condition has no `claim`, a `jwtClaims` one has one; `in` and
     `notIn` take a non-empty list of values, the other operators one value."""
-    for c in policy.get("conditions") or [] if isinstance(policy, dict) else []:
+    for c in _list(policy.get("conditions")) if isinstance(policy, dict) else []:
         if not isinstance(c, dict):
             continue
         if c.get("source") == "userRoles":
@@ -305,7 +311,9 @@ def _same_id(case, body):
         return
     names = UPDATES.get(case.operation.path)
     if names and names[1] in body:
-        body[names[1]] = (case.path_parameters or {}).get(names[0])
+        # Path parameters are held percent-encoded, as they are sent.
+        value = (case.path_parameters or {}).get(names[0])
+        body[names[1]] = unquote(value) if isinstance(value, str) else value
 
 
 @schemathesis.hook
