@@ -6,7 +6,8 @@ use portcullis_crypto::{SecretString, constant_time_eq, sha256};
 use portcullis_domain::Timestamp;
 use serde::Serialize;
 
-use crate::plane::{Refusal, Surface, TokenRequest};
+use crate::plane::{Surface, TokenRequest};
+use crate::refusal::Refusal;
 use crate::{Core, Granted};
 
 /// The token-exchange grant type.
@@ -66,39 +67,22 @@ pub struct ExchangeResponse {
     pub scope: Option<String>,
 }
 
-/// An RFC 6749 §5.2 / RFC 8693 §2.2.2 error.
+/// Why a token exchange failed. The HTTP layer says it in OAuth's words (RFC 6749 §5.2,
+/// RFC 8693 §2.2.2).
 #[derive(Debug, Clone)]
-pub struct ExchangeError {
-    /// HTTP status (400, 401, 403, 503...).
-    pub status: u16,
-    /// The OAuth `error`.
-    pub error: &'static str,
-    /// `error_description`.
-    pub description: String,
-    /// Portcullis extensions: the decision's explanation, a connect URL.
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-impl ExchangeError {
-    /// An error with a status, an OAuth error code and a description.
-    pub fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            status,
-            error,
-            description: description.into(),
-            extra: serde_json::Map::new(),
-        }
-    }
-
-    /// `invalid_request`.
-    pub fn invalid_request(d: impl Into<String>) -> Self {
-        Self::new(400, "invalid_request", d)
-    }
-
-    /// `invalid_client` (401: the client must authenticate).
-    pub fn invalid_client(d: impl Into<String>) -> Self {
-        Self::new(401, "invalid_client", d)
-    }
+pub enum ExchangeFailure {
+    /// The request is malformed or asks for what is not supported (`invalid_request`).
+    InvalidRequest(String),
+    /// The request does not name exactly one outbound app the client may use (`invalid_target`).
+    InvalidTarget(String),
+    /// Client authentication failed (`invalid_client`).
+    InvalidClient,
+    /// The client may not use token exchange (`unauthorized_client`).
+    UnauthorizedClient,
+    /// The database is unreachable (`temporarily_unavailable`).
+    Unavailable,
+    /// The access control plane refused the subject token's request.
+    Refused(Refusal),
 }
 
 impl Core {
@@ -107,19 +91,21 @@ impl Core {
         &self,
         id: &str,
         secret: &str,
-    ) -> Result<ClientIdentity, ExchangeError> {
+    ) -> Result<ClientIdentity, ExchangeFailure> {
         let result = self.check_client(id, secret).await;
-        if let Err(e) = &result
-            && e.error == "invalid_client"
-        {
+        if let Err(ExchangeFailure::InvalidClient) = &result {
             self.audit
                 .reject("oauth", "invalid_client", self.clock.now());
         }
         result
     }
 
-    async fn check_client(&self, id: &str, secret: &str) -> Result<ClientIdentity, ExchangeError> {
-        let bad = || ExchangeError::invalid_client("client authentication failed");
+    async fn check_client(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Result<ClientIdentity, ExchangeFailure> {
+        let bad = || ExchangeFailure::InvalidClient;
         if id.is_empty() || id.len() > 128 || secret.is_empty() || secret.len() > 512 {
             return Err(bad());
         }
@@ -130,11 +116,7 @@ impl Core {
             None => {
                 let r = self.stores.clients.client(id).await.map_err(|e| {
                     tracing::warn!(error = %e, "reading a client failed");
-                    ExchangeError::new(
-                        503,
-                        "temporarily_unavailable",
-                        "the server cannot reach its database; try again shortly",
-                    )
+                    ExchangeFailure::Unavailable
                 })?;
                 if live {
                     self.clients.insert(id.to_owned(), r.clone());
@@ -160,11 +142,7 @@ impl Core {
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
         if !grants.iter().any(|g| g == TOKEN_EXCHANGE_GRANT) {
-            return Err(ExchangeError::new(
-                400,
-                "unauthorized_client",
-                "the client may not use token exchange",
-            ));
+            return Err(ExchangeFailure::UnauthorizedClient);
         }
         Ok(ClientIdentity {
             client_id: record.id,
@@ -180,36 +158,36 @@ impl Core {
         &self,
         client: &ClientIdentity,
         req: &ExchangeRequest,
-    ) -> Result<ExchangeResponse, ExchangeError> {
+    ) -> Result<ExchangeResponse, ExchangeFailure> {
         let subject_token = req
             .subject_token
             .as_ref()
             .map(SecretString::expose)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ExchangeError::invalid_request("subject_token is required"))?;
+            .ok_or_else(|| ExchangeFailure::InvalidRequest("subject_token is required".into()))?;
         match req.subject_token_type.as_deref() {
             Some(ACCESS_TOKEN_TYPE | JWT_TOKEN_TYPE) => {}
             Some(other) => {
-                return Err(ExchangeError::invalid_request(format!(
+                return Err(ExchangeFailure::InvalidRequest(format!(
                     "subject_token_type {other} is not supported; use {ACCESS_TOKEN_TYPE}"
                 )));
             }
             None => {
-                return Err(ExchangeError::invalid_request(
-                    "subject_token_type is required",
+                return Err(ExchangeFailure::InvalidRequest(
+                    "subject_token_type is required".into(),
                 ));
             }
         }
         if req.actor_token.is_some() {
-            return Err(ExchangeError::invalid_request(
-                "actor_token (delegation) is not supported",
+            return Err(ExchangeFailure::InvalidRequest(
+                "actor_token (delegation) is not supported".into(),
             ));
         }
         if let Some(t) = req.requested_token_type.as_deref()
             && t != ACCESS_TOKEN_TYPE
             && t != API_KEY_TOKEN_TYPE
         {
-            return Err(ExchangeError::invalid_request(format!(
+            return Err(ExchangeFailure::InvalidRequest(format!(
                 "requested_token_type {t} cannot be issued"
             )));
         }
@@ -217,11 +195,9 @@ impl Core {
         if let Some(allowed) = &client.allowed_apps
             && !allowed.contains(&app_id)
         {
-            return Err(ExchangeError::new(
-                400,
-                "invalid_target",
-                format!("the client may not fetch tokens for {app_id}"),
-            ));
+            return Err(ExchangeFailure::InvalidTarget(format!(
+                "the client may not fetch tokens for {app_id}"
+            )));
         }
         let scopes: Vec<String> = req
             .scope
@@ -242,11 +218,11 @@ impl Core {
             .await
         {
             Ok(granted) => Ok(self.exchange_response(granted)),
-            Err(refusal) => Err(exchange_error(refusal)),
+            Err(refusal) => Err(ExchangeFailure::Refused(refusal)),
         }
     }
 
-    fn exchange_target(&self, req: &ExchangeRequest) -> Result<String, ExchangeError> {
+    fn exchange_target(&self, req: &ExchangeRequest) -> Result<String, ExchangeFailure> {
         let mut targets: Vec<String> = Vec::new();
         let prefix_url = format!("{}/v1/outbound/apps/", self.settings.public_url);
         for r in &req.resources {
@@ -256,11 +232,9 @@ impl Core {
                 .map(|s| s.trim_end_matches('/'))
                 .filter(|s| !s.is_empty() && !s.contains('/'))
                 .ok_or_else(|| {
-                    ExchangeError::new(
-                        400,
-                        "invalid_target",
-                        format!("resource {r} does not name an outbound app (use {APP_RESOURCE_PREFIX}<appId>)"),
-                    )
+                    ExchangeFailure::InvalidTarget(format!(
+                        "resource {r} does not name an outbound app (use {APP_RESOURCE_PREFIX}<appId>)"
+                    ))
                 })?;
             targets.push(app.to_owned());
         }
@@ -269,13 +243,11 @@ impl Core {
         targets.dedup();
         match targets.as_slice() {
             [one] => Ok(one.clone()),
-            [] => Err(ExchangeError::invalid_request(
-                "name the outbound app with resource or audience",
+            [] => Err(ExchangeFailure::InvalidRequest(
+                "name the outbound app with resource or audience".into(),
             )),
-            _ => Err(ExchangeError::new(
-                400,
-                "invalid_target",
-                "name exactly one outbound app",
+            _ => Err(ExchangeFailure::InvalidTarget(
+                "name exactly one outbound app".into(),
             )),
         }
     }
@@ -301,112 +273,6 @@ impl Core {
                 expires_in: None,
                 scope: None,
             },
-        }
-    }
-}
-
-fn exchange_error(r: Refusal) -> ExchangeError {
-    match r {
-        Refusal::InvalidToken { message, code } => {
-            let mut e = ExchangeError::new(
-                400,
-                "invalid_grant",
-                format!("the subject token is not valid: {message}"),
-            );
-            e.extra.insert("reason".into(), code.into());
-            e
-        }
-        Refusal::InsufficientScope { scope } => ExchangeError::new(
-            400,
-            "invalid_grant",
-            format!("the subject token lacks the scope {scope}"),
-        ),
-        Refusal::InvalidRequest {
-            code: "invalid_scope",
-            message,
-        } => ExchangeError::new(400, "invalid_scope", message),
-        Refusal::InvalidRequest { message, .. } => ExchangeError::invalid_request(message),
-        Refusal::UnknownApp { app_id } => {
-            ExchangeError::new(400, "invalid_target", format!("no outbound app {app_id}"))
-        }
-        Refusal::Forbidden { code, message } => {
-            let mut e = ExchangeError::new(403, "access_denied", message);
-            e.extra.insert("reason".into(), code.into());
-            e
-        }
-        Refusal::Denied {
-            reason,
-            explanation,
-        } => {
-            let mut e = ExchangeError::new(
-                403,
-                "access_denied",
-                "the access control policies do not allow this request",
-            );
-            e.extra.insert("reason".into(), reason.into());
-            e.extra.insert(
-                "decision".into(),
-                serde_json::to_value(&*explanation).unwrap_or_default(),
-            );
-            e
-        }
-        Refusal::ConsentRequired {
-            reason,
-            connect_url,
-            explanation,
-        } => {
-            let mut e = ExchangeError::new(
-                403,
-                "consent_required",
-                "the user must consent again to what the policies allow",
-            );
-            e.extra.insert("reason".into(), reason.into());
-            e.extra.insert("connect_url".into(), connect_url.into());
-            e.extra.insert(
-                "decision".into(),
-                serde_json::to_value(&*explanation).unwrap_or_default(),
-            );
-            e
-        }
-        Refusal::NotConnected {
-            reason,
-            connect_url,
-            missing_scopes,
-        } => {
-            let mut e = ExchangeError::new(
-                400,
-                "consent_required",
-                "the user has not connected this app (or the grant lacks a requested scope)",
-            );
-            e.extra.insert("reason".into(), reason.into());
-            if let Some(u) = connect_url {
-                e.extra.insert("connect_url".into(), u.into());
-            }
-            e.extra
-                .insert("missing_scopes".into(), missing_scopes.into());
-            e
-        }
-        Refusal::RateLimited { retry_after } => {
-            let secs = crate::limits::retry_after_secs(retry_after);
-            let mut e = ExchangeError::new(
-                429,
-                "rate_limited",
-                format!("too many requests for this subject; retry in {secs} s"),
-            );
-            e.extra.insert("retry_after".into(), secs.into());
-            e
-        }
-        Refusal::Unavailable { message } => {
-            tracing::warn!(error = %message, "a token exchange could not be served");
-            ExchangeError::new(
-                503,
-                "temporarily_unavailable",
-                "the provider or the database is unavailable; try again shortly",
-            )
-        }
-        Refusal::Internal { message } => {
-            tracing::error!(error = %message, "token exchange failed");
-            ExchangeError::new(500, "server_error", "the server failed")
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod manage;
 mod plane;
 mod provider;
+pub mod refusal;
 mod sealer;
 mod settings;
 mod tickets;
@@ -36,15 +37,14 @@ pub use admin::{AdminIdentity, NewAdminKey};
 pub use audit::AuditSink;
 pub use error::ServiceError;
 pub use exchange::{
-    ClientIdentity, ExchangeError, ExchangeRequest, ExchangeResponse, TOKEN_EXCHANGE_GRANT,
+    ClientIdentity, ExchangeFailure, ExchangeRequest, ExchangeResponse, TOKEN_EXCHANGE_GRANT,
 };
 pub use identity::{EXTERNAL_PREFIX, external_principal};
 pub use ids::{new_event_id, new_id};
 pub use inbound::{Inbound, InboundError, IssuerSpec, KeySource, VerifiedToken};
-pub use plane::{
-    AppSnapshot, DecisionSummary, Granted, OutboundToken, Refusal, Surface, TokenRequest,
-};
+pub use plane::{AppSnapshot, DecisionSummary, Granted, OutboundToken, Surface, TokenRequest};
 pub use provider::{Provider, ProviderError, TokenResponse, http_client};
+pub use refusal::{DenialReason, ForbiddenReason, NotConnectedReason, Refusal, RequestProblem};
 pub use sealer::{ReencryptReport, Sealer, SealerError, reencrypt};
 pub use settings::Settings;
 pub use urls::check_url;

@@ -1994,8 +1994,8 @@ impl Core {
         // The tenant and scopes are held to a token request's rules.
         crate::plane::check_fields(&input.app_id, input.tenant_id.as_deref(), &input.scopes)
             .map_err(|r| match r {
-                crate::Refusal::InvalidRequest { code, message } => {
-                    ServiceError::invalid(code, message)
+                crate::Refusal::InvalidRequest { problem, message } => {
+                    ServiceError::invalid(problem.as_str(), message)
                 }
                 other => ServiceError::Internal(format!("{other:?}")),
             })?;
@@ -2013,7 +2013,9 @@ impl Core {
                         crate::Refusal::InvalidToken { code, message } => ServiceError::Invalid {
                             code: "invalid_token",
                             message: format!("the token is not valid: {message}"),
-                            details: Some(serde_json::json!({"reason": code})),
+                            details: Some(serde_json::json!({
+                                "reason": code.unwrap_or(crate::refusal::MISSING_TOKEN)
+                            })),
                         },
                         crate::Refusal::InsufficientScope { scope } => ServiceError::invalid(
                             "insufficient_scope",

@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::inbound::VerifiedToken;
+use crate::refusal::{DenialReason, ForbiddenReason, NotConnectedReason, Refusal, RequestProblem};
 use crate::vault::RefreshError;
 use crate::{Core, ServiceError, ids};
 
@@ -128,10 +129,7 @@ pub const MAX_SCOPES: usize = 256;
 pub const MAX_SCOPE_LEN: usize = 256;
 
 fn invalid(message: String) -> Refusal {
-    Refusal::InvalidRequest {
-        code: "invalid_request",
-        message,
-    }
+    Refusal::invalid(RequestProblem::InvalidRequest, message)
 }
 
 /// Checks the fields of a request before anything else happens, so that nothing of a malformed
@@ -229,117 +227,6 @@ pub struct Granted {
     pub decision: DecisionSummary,
 }
 
-/// Why a request did not get a token. Each variant is one distinct answer on the wire.
-#[derive(Debug, Clone)]
-pub enum Refusal {
-    /// 401: the inbound token is missing or invalid.
-    InvalidToken {
-        /// Stable code (`expired`, `bad_signature`, ...).
-        code: &'static str,
-        /// Why, in words.
-        message: String,
-    },
-    /// 403: the inbound token lacks the scope needed to fetch outbound tokens.
-    InsufficientScope {
-        /// The scope needed.
-        scope: String,
-    },
-    /// 400: the request is malformed.
-    InvalidRequest {
-        /// Stable code.
-        code: &'static str,
-        /// Why.
-        message: String,
-    },
-    /// 404: no such app.
-    UnknownApp {
-        /// The app asked for.
-        app_id: String,
-    },
-    /// 403: the request is outside the user's rights (not a tenant member, disabled user).
-    Forbidden {
-        /// Stable code.
-        code: &'static str,
-        /// Why.
-        message: String,
-    },
-    /// 403 `access_denied`: the policies do not allow it.
-    Denied {
-        /// Why, in a stable code (`no_policy_matched`, `scopes_not_allowed`, `downscoping_unsupported`).
-        reason: &'static str,
-        /// The story, as much of it as the app shows callers (its `denialDetail`).
-        explanation: Box<Value>,
-    },
-    /// 403 `consent_required`: the policies do not allow it, and the app asks for re-consent.
-    ConsentRequired {
-        /// Why.
-        reason: &'static str,
-        /// Where the user consents to what the policies allow.
-        connect_url: String,
-        /// The story, as much of it as the app shows callers.
-        explanation: Box<Value>,
-    },
-    /// 404 `not_connected`: no usable connection, or the grant lacks a requested scope.
-    NotConnected {
-        /// Why (`no_connection`, `missing_scopes`, `consent_required_by_provider`, `expired`).
-        reason: &'static str,
-        /// Where the user connects (absent for API-key apps: an admin provisions keys).
-        connect_url: Option<String>,
-        /// The requested scopes the grant lacks.
-        missing_scopes: Vec<String>,
-    },
-    /// 429: the caller is over its rate limit.
-    RateLimited {
-        /// How long until a request would be allowed.
-        retry_after: std::time::Duration,
-    },
-    /// 503: the provider or the database is unavailable.
-    Unavailable {
-        /// Why.
-        message: String,
-    },
-    /// 500.
-    Internal {
-        /// Logged, not returned.
-        message: String,
-    },
-}
-
-impl Refusal {
-    fn audit_outcome(&self) -> (AuditOutcome, &'static str) {
-        match self {
-            Self::InvalidToken { code, .. } => (AuditOutcome::InvalidToken, code),
-            Self::InsufficientScope { .. } => (AuditOutcome::InvalidToken, "insufficient_scope"),
-            Self::InvalidRequest { code, .. } => (AuditOutcome::InvalidRequest, code),
-            Self::UnknownApp { .. } => (AuditOutcome::InvalidRequest, "unknown_app"),
-            Self::Forbidden { code, .. } => (AuditOutcome::Denied, code),
-            Self::Denied { reason, .. } => (AuditOutcome::Denied, reason),
-            Self::ConsentRequired { reason, .. } => (AuditOutcome::ConsentRequired, reason),
-            Self::NotConnected { reason, .. } => (AuditOutcome::NotConnected, reason),
-            Self::RateLimited { .. } => (AuditOutcome::InvalidRequest, "rate_limited"),
-            Self::Unavailable { .. } => (AuditOutcome::Error, "unavailable"),
-            Self::Internal { .. } => (AuditOutcome::Error, "internal"),
-        }
-    }
-}
-
-impl From<ServiceError> for Refusal {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::Unavailable(message) => Self::Unavailable { message },
-            ServiceError::NotFound { entity: "app", id } => Self::UnknownApp { app_id: id },
-            ServiceError::Invalid { code, message, .. } => Self::InvalidRequest { code, message },
-            ServiceError::Forbidden(message) => Self::Forbidden {
-                code: "forbidden",
-                message,
-            },
-            other => Self::Internal {
-                message: other.to_string(),
-            },
-        }
-    }
-}
-
 /// Who is asking, once the inbound token is verified and the directory consulted.
 pub(crate) struct Caller {
     pub(crate) token: Arc<VerifiedToken>,
@@ -356,7 +243,7 @@ impl Caller {
     pub(crate) fn check_enabled(&self) -> Result<(), Refusal> {
         match &self.user {
             Some(u) if u.disabled => Err(Refusal::Forbidden {
-                code: "user_disabled",
+                reason: ForbiddenReason::UserDisabled,
                 message: "the user is disabled".into(),
             }),
             _ => Ok(()),
@@ -444,7 +331,7 @@ impl Core {
             && !caller.in_tenant(t)
         {
             return Err(Refusal::Forbidden {
-                code: "not_a_tenant_member",
+                reason: ForbiddenReason::NotATenantMember,
                 message: format!("the user is not a member of tenant {t}"),
             });
         }
@@ -471,7 +358,7 @@ impl Core {
                 .await);
         }
         let allowed = decision.allowed_scopes(&snapshot.set);
-        let not_connected = async |reason: &'static str, granted: &[String]| {
+        let not_connected = async |reason: NotConnectedReason, granted: &[String]| {
             self.not_connected(
                 &snapshot, &caller, tenant, reason, &requested, granted, &allowed,
             )
@@ -481,10 +368,12 @@ impl Core {
         // The credential.
         let conn = self.find_credential(app, &caller.id, tenant).await?;
         let Some(conn) = conn else {
-            return Err(not_connected("no_connection", &[]).await);
+            return Err(not_connected(NotConnectedReason::NoConnection, &[]).await);
         };
         if conn.status == ConnectionStatus::ConsentRequired {
-            return Err(not_connected("consent_required_by_provider", &conn.scopes).await);
+            return Err(
+                not_connected(NotConnectedReason::ConsentRequiredByProvider, &conn.scopes).await,
+            );
         }
         let owner = owner_of(&conn.key);
         if conn.kind == CredentialKind::ApiKey {
@@ -506,7 +395,7 @@ impl Core {
             });
         }
         if requested.iter().any(|s| !conn.scopes.contains(s)) {
-            return Err(not_connected("missing_scopes", &conn.scopes).await);
+            return Err(not_connected(NotConnectedReason::MissingScopes, &conn.scopes).await);
         }
         // Never hand out more than allowed: narrow when the grant is broader.
         let excess = match &allowed {
@@ -518,13 +407,15 @@ impl Core {
         let conn = match self.ensure_fresh(app, conn, req.force_refresh).await {
             Ok(c) => c,
             Err(RefreshError::ConsentRequired) => {
-                return Err(not_connected("consent_required_by_provider", granted).await);
+                return Err(
+                    not_connected(NotConnectedReason::ConsentRequiredByProvider, granted).await,
+                );
             }
             Err(RefreshError::Expired) => {
-                return Err(not_connected("expired", granted).await);
+                return Err(not_connected(NotConnectedReason::Expired, granted).await);
             }
             Err(RefreshError::Gone) => {
-                return Err(not_connected("no_connection", &[]).await);
+                return Err(not_connected(NotConnectedReason::NoConnection, &[]).await);
             }
             Err(RefreshError::Unavailable(message)) => {
                 return Err(Refusal::Unavailable { message });
@@ -550,7 +441,7 @@ impl Core {
                         &requested,
                         &decision,
                         &subject,
-                        Some("downscoping_unsupported"),
+                        Some(DenialReason::DownscopingUnsupported),
                     )
                     .await);
             }
@@ -570,7 +461,9 @@ impl Core {
                     return Err(Refusal::Unavailable { message });
                 }
                 Err(RefreshError::ConsentRequired) => {
-                    return Err(not_connected("consent_required_by_provider", &[]).await);
+                    return Err(
+                        not_connected(NotConnectedReason::ConsentRequiredByProvider, &[]).await,
+                    );
                 }
                 Err(e) => {
                     return Err(Refusal::Internal {
@@ -615,7 +508,7 @@ impl Core {
     ) -> Result<Caller, Refusal> {
         let Some(bearer) = bearer else {
             return Err(Refusal::InvalidToken {
-                code: "missing_token",
+                code: None,
                 message: "an inbound access token is required (Authorization: Bearer ...)".into(),
             });
         };
@@ -624,7 +517,7 @@ impl Core {
             .verify(bearer)
             .await
             .map_err(|e| Refusal::InvalidToken {
-                code: e.code(),
+                code: Some(e.code()),
                 message: e.to_string(),
             })?;
         if !token.has_scope(&self.settings.fetch_scope) {
@@ -809,18 +702,15 @@ impl Core {
         requested: &[String],
         decision: &Decision,
         subject: &Subject<'_>,
-        reason_override: Option<&'static str>,
+        reason_override: Option<DenialReason>,
     ) -> Refusal {
         let refs: Vec<&str> = requested.iter().map(String::as_str).collect();
         let explanation = Box::new(shown(
             &snapshot.set.explain(subject, &refs, decision),
             snapshot.app.settings.denial_detail,
         ));
-        let reason = reason_override.unwrap_or(match decision.reason() {
-            Reason::NoPolicyMatched => "no_policy_matched",
-            Reason::ScopesNotAllowed => "scopes_not_allowed",
-            Reason::Open | Reason::Matched => "allowed",
-        });
+        let reason =
+            reason_override.unwrap_or_else(|| DenialReason::of_decision(decision.reason()));
         let app = &snapshot.app;
         if app.settings.on_deny == OnDeny::Reconsent && app.kind == AppKind::OAuth {
             let allowed = decision.allowed_scopes(&snapshot.set);
@@ -868,7 +758,7 @@ impl Core {
         snapshot: &AppSnapshot,
         caller: &Caller,
         tenant: Option<&str>,
-        reason: &'static str,
+        reason: NotConnectedReason,
         requested: &[String],
         granted: &[String],
         allowed: &AllowedScopes<'_>,
@@ -877,13 +767,15 @@ impl Core {
         // Only a usable grant can lack particular scopes; a missing grant lacks them all, and an
         // expired or revoked one must be replaced whole.
         let missing: Vec<String> = match reason {
-            "missing_scopes" => requested
+            NotConnectedReason::MissingScopes => requested
                 .iter()
                 .filter(|s| !granted.contains(s))
                 .cloned()
                 .collect(),
-            "no_connection" => requested.to_vec(),
-            _ => Vec::new(),
+            NotConnectedReason::NoConnection => requested.to_vec(),
+            NotConnectedReason::ConsentRequiredByProvider | NotConnectedReason::Expired => {
+                Vec::new()
+            }
         };
         let connect_url = if app.kind == AppKind::OAuth {
             // Ask for what was requested plus what is already granted and still allowed, so that
@@ -1037,7 +929,7 @@ fn check_offered(app: &AppRecord, requested: &[String]) -> Result<(), Refusal> {
             return Ok(());
         }
         return Err(Refusal::InvalidRequest {
-            code: "invalid_scope",
+            problem: RequestProblem::InvalidScope,
             message: "API-key apps have no scopes; send an empty scope list".into(),
         });
     }
@@ -1052,7 +944,7 @@ fn check_offered(app: &AppRecord, requested: &[String]) -> Result<(), Refusal> {
         Ok(())
     } else {
         Err(Refusal::InvalidRequest {
-            code: "invalid_scope",
+            problem: RequestProblem::InvalidScope,
             message: format!(
                 "app {} does not offer the scope(s) {}",
                 app.id,

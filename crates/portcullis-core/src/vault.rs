@@ -18,8 +18,8 @@ use portcullis_policy::{AllowedScopes, Subject};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::plane::Refusal;
 use crate::provider::{Provider, ProviderError, TokenResponse};
+use crate::refusal::Refusal;
 use crate::{Core, ServiceError, ids};
 
 /// The associated data binding a connection's secret to its row: the row's identity (app, user,
@@ -295,7 +295,7 @@ impl Core {
         let app = &snapshot.app;
         if app.kind != AppKind::OAuth {
             return Err(Refusal::InvalidRequest {
-                code: "not_an_oauth_app",
+                problem: crate::refusal::RequestProblem::NotAnOAuthApp,
                 message: format!("app {app_id} uses API keys; an admin stores them"),
             });
         }
@@ -305,14 +305,14 @@ impl Core {
             && !caller.in_tenant(t)
         {
             return Err(Refusal::Forbidden {
-                code: "not_a_tenant_member",
+                reason: crate::refusal::ForbiddenReason::NotATenantMember,
                 message: format!("the user is not a member of tenant {t}"),
             });
         }
         let key = if req.tenant_level {
             let Some(t) = tenant else {
                 return Err(Refusal::InvalidRequest {
-                    code: "invalid_request",
+                    problem: crate::refusal::RequestProblem::InvalidRequest,
                     message: "tenantLevel needs a tenantId".into(),
                 });
             };
@@ -321,7 +321,7 @@ impl Core {
                 .contains(&self.settings.tenant_admin_role)
             {
                 return Err(Refusal::Forbidden {
-                    code: "not_a_tenant_admin",
+                    reason: crate::refusal::ForbiddenReason::NotATenantAdmin,
                     message: format!(
                         "connecting an app for tenant {t} needs the role {:?} in it",
                         self.settings.tenant_admin_role
@@ -345,7 +345,7 @@ impl Core {
         let decision = snapshot.set.decide(&subject, &refs);
         if !decision.allowed() {
             return Err(Refusal::Denied {
-                reason: "scopes_not_allowed",
+                reason: crate::refusal::DenialReason::ScopesNotAllowed,
                 explanation: Box::new(crate::plane::shown(
                     &snapshot.set.explain(&subject, &refs, &decision),
                     app.settings.denial_detail,
@@ -373,7 +373,7 @@ impl Core {
             && !crate::urls::return_url_allowed(r, &self.settings)
         {
             return Err(Refusal::InvalidRequest {
-                code: "invalid_return_url",
+                problem: crate::refusal::RequestProblem::InvalidReturnUrl,
                 message: "returnUrl is not an allowed return URL (see allowed_return_urls in the configuration)".into(),
             });
         }

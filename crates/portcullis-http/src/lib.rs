@@ -98,7 +98,7 @@ async fn limit_address(State(state): State<AppState>, req: Request, next: Next) 
         Ok(()) => next.run(req).await,
         Err(wait) if surface == "oauth" => {
             let secs = portcullis_core::limits::retry_after_secs(wait);
-            let mut e = portcullis_core::ExchangeError::new(
+            let mut e = oauth::ExchangeError::new(
                 429,
                 "rate_limited",
                 format!("too many requests from this address; retry in {secs} s"),

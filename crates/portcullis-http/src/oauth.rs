@@ -8,7 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
-use portcullis_core::{ExchangeError, ExchangeRequest, TOKEN_EXCHANGE_GRANT};
+use portcullis_core::{
+    ExchangeFailure, ExchangeRequest, Refusal, RequestProblem, TOKEN_EXCHANGE_GRANT,
+};
 use portcullis_crypto::SecretString;
 use serde_json::{Value, json};
 
@@ -17,6 +19,63 @@ use crate::openapi::schemas::{OAuthError, TokenExchangeForm, TokenExchangeRespon
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/oauth2/token", post(token))
+}
+
+/// An RFC 6749 §5.2 / RFC 8693 §2.2.2 error: a status, the OAuth `error`, its description and
+/// Portcullis's extensions (the decision, a connect URL, a reason).
+#[derive(Debug, Clone)]
+pub(crate) struct ExchangeError {
+    /// HTTP status (400, 401, 403, 503...).
+    pub(crate) status: u16,
+    /// The OAuth `error`.
+    pub(crate) error: &'static str,
+    /// `error_description`.
+    pub(crate) description: String,
+    /// Portcullis extensions: the decision's explanation, a connect URL.
+    pub(crate) extra: serde_json::Map<String, Value>,
+}
+
+impl ExchangeError {
+    /// An error with a status, an OAuth error code and a description.
+    pub(crate) fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// `invalid_request`.
+    pub(crate) fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request", d)
+    }
+
+    /// `invalid_client` (401: the client must authenticate).
+    pub(crate) fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new(401, "invalid_client", d)
+    }
+}
+
+impl From<ExchangeFailure> for ExchangeError {
+    fn from(f: ExchangeFailure) -> Self {
+        match f {
+            ExchangeFailure::InvalidRequest(d) => Self::invalid_request(d),
+            ExchangeFailure::InvalidTarget(d) => Self::new(400, "invalid_target", d),
+            ExchangeFailure::InvalidClient => Self::invalid_client("client authentication failed"),
+            ExchangeFailure::UnauthorizedClient => Self::new(
+                400,
+                "unauthorized_client",
+                "the client may not use token exchange",
+            ),
+            ExchangeFailure::Unavailable => Self::new(
+                503,
+                "temporarily_unavailable",
+                "the server cannot reach its database; try again shortly",
+            ),
+            ExchangeFailure::Refused(r) => exchange_error(r),
+        }
+    }
 }
 
 pub(crate) fn oauth_error(e: ExchangeError) -> Response {
@@ -30,9 +89,6 @@ pub(crate) fn oauth_error(e: ExchangeError) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    if let Some(secs) = retry_after {
-        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
     if let Some(secs) = retry_after {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
@@ -214,5 +270,163 @@ fn client_credentials(
         (None, None) => Err(ExchangeError::invalid_client(
             "the client must authenticate (client_secret_basic or client_secret_post)",
         )),
+    }
+}
+
+/// A refusal of the access control plane, in OAuth's words.
+fn exchange_error(r: Refusal) -> ExchangeError {
+    match r {
+        Refusal::InvalidToken { message, code } => {
+            let mut e = ExchangeError::new(
+                400,
+                "invalid_grant",
+                format!("the subject token is not valid: {message}"),
+            );
+            e.extra.insert(
+                "reason".into(),
+                code.unwrap_or(portcullis_core::refusal::MISSING_TOKEN)
+                    .into(),
+            );
+            e
+        }
+        Refusal::InsufficientScope { scope } => ExchangeError::new(
+            400,
+            "invalid_grant",
+            format!("the subject token lacks the scope {scope}"),
+        ),
+        Refusal::InvalidRequest {
+            problem: RequestProblem::InvalidScope,
+            message,
+        } => ExchangeError::new(400, "invalid_scope", message),
+        Refusal::InvalidRequest { message, .. } => ExchangeError::invalid_request(message),
+        Refusal::UnknownApp { app_id } => {
+            ExchangeError::new(400, "invalid_target", format!("no outbound app {app_id}"))
+        }
+        Refusal::Forbidden { reason, message } => {
+            let mut e = ExchangeError::new(403, "access_denied", message);
+            e.extra.insert("reason".into(), reason.as_str().into());
+            e
+        }
+        Refusal::Denied {
+            reason,
+            explanation,
+        } => {
+            let mut e = ExchangeError::new(
+                403,
+                "access_denied",
+                "the access control policies do not allow this request",
+            );
+            e.extra.insert("reason".into(), reason.as_str().into());
+            e.extra.insert(
+                "decision".into(),
+                serde_json::to_value(&*explanation).unwrap_or_default(),
+            );
+            e
+        }
+        Refusal::ConsentRequired {
+            reason,
+            connect_url,
+            explanation,
+        } => {
+            let mut e = ExchangeError::new(
+                403,
+                "consent_required",
+                "the user must consent again to what the policies allow",
+            );
+            e.extra.insert("reason".into(), reason.as_str().into());
+            e.extra.insert("connect_url".into(), connect_url.into());
+            e.extra.insert(
+                "decision".into(),
+                serde_json::to_value(&*explanation).unwrap_or_default(),
+            );
+            e
+        }
+        Refusal::NotConnected {
+            reason,
+            connect_url,
+            missing_scopes,
+        } => {
+            let mut e = ExchangeError::new(
+                400,
+                "consent_required",
+                "the user has not connected this app (or the grant lacks a requested scope)",
+            );
+            e.extra.insert("reason".into(), reason.as_str().into());
+            if let Some(u) = connect_url {
+                e.extra.insert("connect_url".into(), u.into());
+            }
+            e.extra
+                .insert("missing_scopes".into(), missing_scopes.into());
+            e
+        }
+        Refusal::RateLimited { retry_after } => {
+            let secs = portcullis_core::limits::retry_after_secs(retry_after);
+            let mut e = ExchangeError::new(
+                429,
+                "rate_limited",
+                format!("too many requests for this subject; retry in {secs} s"),
+            );
+            e.extra.insert("retry_after".into(), secs.into());
+            e
+        }
+        Refusal::Unavailable { message } => {
+            tracing::warn!(error = %message, "a token exchange could not be served");
+            ExchangeError::new(
+                503,
+                "temporarily_unavailable",
+                "the provider or the database is unavailable; try again shortly",
+            )
+        }
+        Refusal::Internal { message } => {
+            tracing::error!(error = %message, "token exchange failed");
+            ExchangeError::new(500, "server_error", "the server failed")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_core::{DenialReason, ForbiddenReason, NotConnectedReason};
+
+    use super::*;
+
+    /// Token exchange says every refusal in OAuth's words, with the typed reason as `reason`.
+    #[test]
+    fn refusals_become_oauth_errors() {
+        for &reason in DenialReason::ALL {
+            let e = ExchangeError::from(ExchangeFailure::Refused(Refusal::Denied {
+                reason,
+                explanation: Box::new(Value::Null),
+            }));
+            assert_eq!((e.status, e.error), (403, "access_denied"));
+            assert_eq!(e.extra["reason"], reason.as_str());
+        }
+        for &reason in NotConnectedReason::ALL {
+            let e = ExchangeError::from(ExchangeFailure::Refused(Refusal::NotConnected {
+                reason,
+                connect_url: Some("https://portcullis.example/c".into()),
+                missing_scopes: Vec::new(),
+            }));
+            assert_eq!((e.status, e.error), (400, "consent_required"));
+            assert_eq!(e.extra["reason"], reason.as_str());
+            assert_eq!(e.extra["connect_url"], "https://portcullis.example/c");
+        }
+        for &reason in ForbiddenReason::ALL {
+            let e = ExchangeError::from(ExchangeFailure::Refused(Refusal::Forbidden {
+                reason,
+                message: reason.message().into(),
+            }));
+            assert_eq!((e.status, e.error), (403, "access_denied"));
+            assert_eq!(e.extra["reason"], reason.as_str());
+        }
+        let scope = ExchangeError::from(ExchangeFailure::Refused(Refusal::invalid(
+            RequestProblem::InvalidScope,
+            "app gh does not offer the scope x",
+        )));
+        assert_eq!((scope.status, scope.error), (400, "invalid_scope"));
+        let client = ExchangeError::from(ExchangeFailure::InvalidClient);
+        assert_eq!((client.status, client.error), (401, "invalid_client"));
+        let target = ExchangeError::from(ExchangeFailure::InvalidTarget("name one app".into()));
+        assert_eq!((target.status, target.error), (400, "invalid_target"));
     }
 }

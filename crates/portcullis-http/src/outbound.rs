@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use portcullis_core::refusal::MISSING_TOKEN;
 use portcullis_core::{
     CallbackOutcome, CallbackParams, ConnectRequest, Refusal, Surface, TokenRequest,
 };
@@ -105,17 +106,17 @@ async fn token(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
-        Err(refusal) => refusal_response(refusal, &state).into_response(),
+        Err(refusal) => refusal_response(refusal).into_response(),
     }
 }
 
 /// The wire form of every refusal of the outbound surface.
-pub(crate) fn refusal_response(r: Refusal, state: &AppState) -> ApiError {
+pub(crate) fn refusal_response(r: Refusal) -> ApiError {
     match r {
         Refusal::InvalidToken { code, message } => {
             let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", message.clone())
-                .with_details(json!({"reason": code}));
-            e.challenge = Some(if code == "missing_token" {
+                .with_details(json!({"reason": code.unwrap_or(MISSING_TOKEN)}));
+            e.challenge = Some(if code.is_none() {
                 "Bearer".to_owned()
             } else {
                 format!("Bearer error=\"invalid_token\", error_description=\"{}\"", challenge_safe(&message))
@@ -132,18 +133,18 @@ pub(crate) fn refusal_response(r: Refusal, state: &AppState) -> ApiError {
             e.challenge = Some(format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", challenge_safe(&scope)));
             e
         }
-        Refusal::InvalidRequest { code, message } => ApiError::bad_request(code, message),
+        Refusal::InvalidRequest { problem, message } => ApiError::bad_request(problem.as_str(), message),
         Refusal::UnknownApp { app_id } => ApiError::new(
             StatusCode::NOT_FOUND,
             "app_not_found",
             format!("no outbound app {app_id}"),
         )
         .with_details(json!({"appId": app_id})),
-        Refusal::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
+        Refusal::Forbidden { reason, message } => ApiError::new(StatusCode::FORBIDDEN, reason.as_str(), message),
         Refusal::Denied { reason, explanation } => ApiError::new(
             StatusCode::FORBIDDEN,
             "access_denied",
-            denial_message(reason),
+            reason.message(),
         )
         .with_details(json!({"reason": reason}))
         .with("decision", serde_json::to_value(&*explanation).unwrap_or(Value::Null)),
@@ -159,12 +160,7 @@ pub(crate) fn refusal_response(r: Refusal, state: &AppState) -> ApiError {
             let mut e = ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_connected",
-                match reason {
-                    "missing_scopes" => "the user's connection lacks a requested scope; connect again to grant it",
-                    "consent_required_by_provider" => "the provider no longer accepts the user's grant; the user must connect again",
-                    "expired" => "the token expired and cannot be refreshed; the user must connect again",
-                    _ => "the user has not connected this app",
-                },
+                reason.message(),
             )
             .with_details(json!({"reason": reason, "missingScopes": missing_scopes}));
             if let Some(u) = connect_url {
@@ -182,7 +178,6 @@ pub(crate) fn refusal_response(r: Refusal, state: &AppState) -> ApiError {
             )
         }
         Refusal::Internal { message } => {
-            let _ = state;
             tracing::error!(error = %message, "a token request failed");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -190,17 +185,6 @@ pub(crate) fn refusal_response(r: Refusal, state: &AppState) -> ApiError {
                 "the server failed; the details are in its logs",
             )
         }
-    }
-}
-
-fn denial_message(reason: &str) -> &'static str {
-    match reason {
-        "no_policy_matched" => "no access control policy of this app allows this user",
-        "scopes_not_allowed" => "the access control policies do not allow every requested scope",
-        "downscoping_unsupported" => {
-            "the stored grant holds scopes the policies do not allow, and this provider cannot narrow a token; the user must connect again with fewer scopes"
-        }
-        _ => "the access control policies do not allow this request",
     }
 }
 
@@ -250,7 +234,7 @@ async fn connect(
         .await
     {
         Ok(url) => Ok(axum::Json(json!({"url": url})).into_response()),
-        Err(r) => Err(refusal_response(r, &state)),
+        Err(r) => Err(refusal_response(r)),
     }
 }
 
@@ -270,7 +254,7 @@ async fn connect(
     responses(
         (status = 303, description = "Sent to the provider's consent page.",
             headers(("Location" = String, description = "The provider's authorization URL."))),
-        (status = 404, description = "The link is not one Portcullis made, or its app no longer exists: a page saying so. (A path with a control character is answered in the API's JSON error shape.)", content(
+        (status = 404, description = "The link is not one Portcullis made, or its app no longer exists: a page saying so; a path with a control character is answered in the API's JSON error shape.", content(
             (String = "text/html"),
             (ErrorBody = "application/json"),
         )),
@@ -359,7 +343,7 @@ fn html_page(status: StatusCode, title: &str, message: &str) -> Response {
         (status = 303, description = "Sent back to the connect call's `returnUrl`, with `connected=<appId>` or `error`, `error_description` and `app` in the query.",
             headers(("Location" = String, description = "The return URL with the outcome in its query."))),
         (status = 400, description = "The link has expired, the answer came to another callback than its link's or without the app's `iss`, the provider answered an error, or the request has no `state` or no `code`: a page saying so.", body = String, content_type = "text/html"),
-        (status = 404, description = "No pending flow has this `state`: the link was already used, or is unknown: a page saying so. (A path that names no app, as one with a control character, is answered in the API's JSON error shape.)", content(
+        (status = 404, description = "No pending flow has this `state`: the link was already used, or is unknown: a page saying so; a path that names no app (one with a control character, say) is answered in the API's JSON error shape.", content(
             (String = "text/html"),
             (ErrorBody = "application/json"),
         )),
@@ -395,7 +379,7 @@ async fn callback(
         (status = 303, description = "Sent back to the connect call's `returnUrl`, with `connected=<appId>` or `error`, `error_description` and `app` in the query.",
             headers(("Location" = String, description = "The return URL with the outcome in its query."))),
         (status = 400, description = "The link has expired, the answer came to another callback than its link's or without the app's `iss`, the provider answered an error, or the request has no `state` or no `code`: a page saying so.", body = String, content_type = "text/html"),
-        (status = 404, description = "No pending flow has this `state`: the link was already used, or is unknown: a page saying so. (A path that names no app, as one with a control character, is answered in the API's JSON error shape.)", content(
+        (status = 404, description = "No pending flow has this `state`: the link was already used, or is unknown: a page saying so; a path that names no app (one with a control character, say) is answered in the API's JSON error shape.", content(
             (String = "text/html"),
             (ErrorBody = "application/json"),
         )),
@@ -463,4 +447,65 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_core::{DenialReason, ForbiddenReason, NotConnectedReason, RequestProblem};
+
+    use super::*;
+
+    /// Every typed reason reaches the wire as its string, with its message.
+    #[test]
+    fn every_reason_has_its_wire_string_and_message() {
+        for &reason in DenialReason::ALL {
+            let e = refusal_response(Refusal::Denied {
+                reason,
+                explanation: Box::new(Value::Null),
+            });
+            assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, "access_denied"));
+            assert_eq!(e.details, Some(json!({"reason": reason.as_str()})));
+            assert_eq!(e.message, reason.message());
+            let e = refusal_response(Refusal::ConsentRequired {
+                reason,
+                connect_url: "https://portcullis.example/c".into(),
+                explanation: Box::new(Value::Null),
+            });
+            assert_eq!(e.code, "consent_required");
+            assert_eq!(e.details, Some(json!({"reason": reason.as_str()})));
+        }
+        for &reason in NotConnectedReason::ALL {
+            let e = refusal_response(Refusal::NotConnected {
+                reason,
+                connect_url: None,
+                missing_scopes: vec!["repo".into()],
+            });
+            assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, "not_connected"));
+            assert_eq!(
+                e.details,
+                Some(json!({"reason": reason.as_str(), "missingScopes": ["repo"]}))
+            );
+            assert_eq!(e.message, reason.message());
+        }
+        for &reason in ForbiddenReason::ALL {
+            let e = refusal_response(Refusal::Forbidden {
+                reason,
+                message: reason.message().into(),
+            });
+            assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, reason.as_str()));
+        }
+        for &problem in RequestProblem::ALL {
+            let e = refusal_response(Refusal::invalid(problem, problem.message()));
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::BAD_REQUEST, problem.as_str())
+            );
+        }
+        let e = refusal_response(Refusal::InvalidToken {
+            code: None,
+            message: "an inbound access token is required".into(),
+        });
+        assert_eq!(e.details, Some(json!({"reason": MISSING_TOKEN})));
+        assert_eq!(e.challenge.as_deref(), Some("Bearer"));
+    }
 }
