@@ -1,0 +1,140 @@
+//! Who is asking: the inbound token verified, its scope checked, the principal found.
+
+use super::*;
+
+/// Who is asking, once the inbound token is verified and the directory consulted.
+pub(crate) struct Caller {
+    pub(crate) token: Arc<VerifiedToken>,
+    /// The directory user the token's identity (issuer and subject) is linked to, if any.
+    pub(crate) user: Option<Arc<UserRecord>>,
+    /// The principal id: the directory user's id, or the external subject's (issuer-qualified)
+    /// id. Connections, pending consents and audit records are keyed by it.
+    pub(crate) id: String,
+}
+
+impl Caller {
+    /// The roles that count: live from the directory, else mapped from the token.
+    /// Refuses a disabled directory user (on every user path: token, exchange, connect).
+    pub(crate) fn check_enabled(&self) -> Result<(), Refusal> {
+        match &self.user {
+            Some(u) if u.disabled => Err(Refusal::Forbidden {
+                reason: ForbiddenReason::UserDisabled,
+                message: "the user is disabled".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn roles(&self, tenant: Option<&str>) -> Vec<String> {
+        self.roles_ref(tenant).into_owned()
+    }
+
+    /// The roles that count, borrowed when no tenant adds any (the common case: no copy).
+    pub(crate) fn roles_ref(&self, tenant: Option<&str>) -> std::borrow::Cow<'_, [String]> {
+        match (&self.user, tenant) {
+            (Some(u), None) => std::borrow::Cow::Borrowed(&u.roles),
+            (Some(u), Some(_)) => std::borrow::Cow::Owned(u.effective_roles(tenant)),
+            (None, _) => std::borrow::Cow::Borrowed(&self.token.token_roles),
+        }
+    }
+
+    /// Whether the caller belongs to `tenant`.
+    pub(crate) fn in_tenant(&self, tenant: &str) -> bool {
+        match &self.user {
+            Some(u) => u.is_member_of(tenant),
+            None => self.token.tenants.iter().any(|t| t == tenant),
+        }
+    }
+}
+
+impl Core {
+    /// Counts a request of the principal `id`: `RateLimited` when it is over its limit.
+    pub(crate) fn rate_limit_subject(&self, id: &str) -> Result<(), Refusal> {
+        match &self.per_subject {
+            None => Ok(()),
+            Some(limiter) => limiter
+                .check(id, Instant::now())
+                .map_err(|retry_after| Refusal::RateLimited { retry_after }),
+        }
+    }
+
+    /// Verifies the bearer token, checks its scope, and reads the user from the directory.
+    pub(crate) async fn authenticate_caller(
+        &self,
+        bearer: Option<&str>,
+    ) -> Result<Caller, Refusal> {
+        let Some(bearer) = bearer else {
+            return Err(Refusal::InvalidToken {
+                code: None,
+                message: "an inbound access token is required (Authorization: Bearer ...)".into(),
+            });
+        };
+        let token = self
+            .inbound
+            .verify(bearer)
+            .await
+            .map_err(|e| Refusal::InvalidToken {
+                code: Some(e.code()),
+                message: e.to_string(),
+            })?;
+        if !token.has_scope(&self.settings.fetch_scope) {
+            return Err(Refusal::InsufficientScope {
+                scope: self.settings.fetch_scope.clone(),
+            });
+        }
+        let (user, id) = self.resolve_identity(&token).await?;
+        Ok(Caller { token, user, id })
+    }
+
+    /// Finds who a verified token is: Portcullis's own tokens name directory users by id; any
+    /// other issuer's subject is a directory user only through an identity link, else an
+    /// external subject of that issuer.
+    pub(crate) async fn resolve_identity(
+        &self,
+        token: &VerifiedToken,
+    ) -> Result<(Option<Arc<UserRecord>>, String), ServiceError> {
+        if self.inbound.is_local_issuer(&token.issuer) {
+            let user = self.directory_user(&token.subject).await?;
+            return Ok((user, token.subject.clone()));
+        }
+        let directory = self.stores.directory.clone();
+        let (issuer, subject) = (token.issuer.as_str(), token.subject.as_str());
+        let user = self
+            .caches
+            .identities
+            .get_or_load(
+                &crate::cache::IdentityRef(issuer, subject),
+                || (issuer.to_owned(), subject.to_owned()),
+                || async move {
+                    Ok::<_, ServiceError>(
+                        directory
+                            .user_by_identity(issuer, subject)
+                            .await?
+                            .map(Arc::new),
+                    )
+                },
+            )
+            .await?;
+        let id = match &user {
+            Some(u) => u.id.clone(),
+            None => crate::external_principal(issuer, subject),
+        };
+        Ok((user, id))
+    }
+
+    /// The user's directory entry (live, from memory when nothing changed).
+    pub(crate) async fn directory_user(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<UserRecord>>, ServiceError> {
+        let directory = self.stores.directory.clone();
+        self.caches
+            .users
+            .get_or_load(
+                id,
+                || id.to_owned(),
+                || async move { Ok::<_, ServiceError>(directory.user(id).await?.map(Arc::new)) },
+            )
+            .await
+    }
+}

@@ -1,0 +1,455 @@
+//! The access control plane: on every outbound token request, the inbound token decides.
+//!
+//! `fetch_token` is the hot path. A warm request (a token already verified, the app, the user
+//! and the connection in memory) does no database IO: it hashes the token, evaluates the app's
+//! compiled policies, opens the sealed credential and queues an audit record.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use portcullis_crypto::SecretString;
+use portcullis_domain::{
+    AppKind, AppRecord, AuditEvent, AuditOutcome, ConnectionKey, ConnectionRecord,
+    ConnectionStatus, CredentialKind, DenialDetail, OnDeny, PolicyRecord, PolicyVerdict, Timestamp,
+    UserRecord,
+};
+use portcullis_policy::{AllowedScopes, Decision, Explanation, Limits, PolicySet, Reason, Subject};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::inbound::VerifiedToken;
+use crate::refusal::{DenialReason, ForbiddenReason, NotConnectedReason, Refusal, RequestProblem};
+use crate::vault::RefreshError;
+use crate::{Core, ServiceError, ids};
+
+mod answer;
+mod caller;
+mod lookup;
+
+use answer::{check_offered, owner_of, summary};
+pub(crate) use caller::Caller;
+
+/// An app with its compiled policies, as the token path holds it in memory.
+#[derive(Debug)]
+pub struct AppSnapshot {
+    /// The app.
+    pub app: AppRecord,
+    /// Its policies, as stored.
+    pub policies: Vec<PolicyRecord>,
+    /// Its policies, compiled.
+    pub set: PolicySet,
+}
+
+impl AppSnapshot {
+    /// Compiles an app's policies.
+    pub fn compile(app: AppRecord, policies: Vec<PolicyRecord>) -> Result<Self, ServiceError> {
+        let set = PolicySet::compile(
+            &app.settings.scope_names(),
+            policies
+                .iter()
+                .map(|p| (p.id.clone(), p.document.clone()))
+                .collect(),
+            &Limits::default(),
+        )
+        .map_err(|e| {
+            ServiceError::Internal(format!(
+                "stored policies of app {} do not compile: {e}",
+                app.id
+            ))
+        })?;
+        Ok(Self { app, policies, set })
+    }
+}
+
+/// What an MCP server asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The outbound app.
+    pub app_id: String,
+    /// The scopes wanted (empty: the app's default scopes).
+    pub scopes: Vec<String>,
+    /// The tenant whose token (or within which the user's token) is wanted.
+    pub tenant_id: Option<String>,
+    /// Refresh even if the token is still fresh.
+    pub force_refresh: bool,
+}
+
+/// Which surface asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Surface {
+    /// `POST /v1/outbound/apps/{appId}/token`.
+    TokenEndpoint,
+    /// RFC 8693 token exchange by an authenticated client.
+    TokenExchange {
+        /// The client's id.
+        client_id: String,
+    },
+}
+
+impl Surface {
+    /// The surface's name in the audit log (`token`, `token_exchange`).
+    pub const fn action(&self) -> &'static str {
+        match self {
+            Self::TokenEndpoint => "token",
+            Self::TokenExchange { .. } => "token_exchange",
+        }
+    }
+}
+
+/// The part of a denial's explanation callers see, per the app's [`DenialDetail`].
+pub(crate) fn shown(explanation: &Explanation, detail: DenialDetail) -> Value {
+    let mut v = serde_json::to_value(explanation).unwrap_or(Value::Null);
+    match detail {
+        DenialDetail::Full => {}
+        DenialDetail::Policies => {
+            for p in v
+                .get_mut("policies")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(c) = p.get_mut("failedCondition").and_then(Value::as_object_mut) {
+                    c.remove("value");
+                    c.remove("seen");
+                }
+            }
+        }
+        DenialDetail::Reason => {
+            if let Value::Object(m) = &mut v {
+                m.retain(|k, _| {
+                    matches!(
+                        k.as_str(),
+                        "outcome" | "reason" | "requestedScopes" | "deniedScopes"
+                    )
+                });
+            }
+        }
+    }
+    v
+}
+
+/// The longest tenant id a request may name, in characters.
+pub const MAX_TENANT_ID: usize = 256;
+/// The most scopes a request may name.
+pub const MAX_SCOPES: usize = 256;
+/// The longest scope a request may name, in characters.
+pub const MAX_SCOPE_LEN: usize = 256;
+
+fn invalid(message: String) -> Refusal {
+    Refusal::invalid(RequestProblem::InvalidRequest, message)
+}
+
+/// Checks the fields of a request before anything else happens, so that nothing of a malformed
+/// request is recorded: the app id is a slug (at most 64 characters), the tenant id has 1 to 256
+/// characters and the scopes at most 256 of 1 to 256 characters, none with a control character.
+pub(crate) fn check_fields(
+    app_id: &str,
+    tenant_id: Option<&str>,
+    scopes: &[String],
+) -> Result<(), Refusal> {
+    portcullis_domain::validate_slug(app_id).map_err(|e| invalid(format!("appId {e}")))?;
+    if let Some(t) = tenant_id
+        && (t.is_empty() || t.chars().count() > MAX_TENANT_ID || t.chars().any(char::is_control))
+    {
+        return Err(invalid(format!(
+            "tenantId must have 1 to {MAX_TENANT_ID} characters, none a control character"
+        )));
+    }
+    if scopes.len() > MAX_SCOPES
+        || scopes.iter().any(|s| {
+            s.is_empty() || s.chars().count() > MAX_SCOPE_LEN || s.chars().any(char::is_control)
+        })
+    {
+        return Err(invalid(format!(
+            "scopes: at most {MAX_SCOPES} scopes of 1 to {MAX_SCOPE_LEN} characters, none a control character"
+        )));
+    }
+    Ok(())
+}
+
+fn check_token_request(req: &TokenRequest) -> Result<(), Refusal> {
+    check_fields(&req.app_id, req.tenant_id.as_deref(), &req.scopes)
+}
+
+/// A credential handed out.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboundToken {
+    /// The OAuth access token (OAuth apps).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub access_token: Option<SecretString>,
+    /// The API key (API-key apps), present instead of `accessToken`.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    pub api_key: Option<SecretString>,
+    /// `Bearer`, or the provider's type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// When the access token expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// The scopes the credential carries.
+    pub scopes: Vec<String>,
+    /// The outbound app the credential is for.
+    pub app_id: String,
+    /// Whom the credential was fetched for: the directory user's id, or for a subject of an
+    /// external issuer that no directory user is linked to, its principal id (`ext:…:<sub>`).
+    pub user_id: String,
+    /// The tenant, when one was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Whose credential it is: `user`, `tenant` or `app`.
+    pub owner: &'static str,
+}
+
+fn expose_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(secret) => s.serialize_str(secret.expose()),
+        None => s.serialize_none(),
+    }
+}
+
+/// The decision behind an allowed request, in short.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionSummary {
+    /// Always `allow`.
+    pub outcome: &'static str,
+    /// `open` (no enforcing policy) or `matched`.
+    pub reason: &'static str,
+    /// The enforcing policies that matched.
+    pub deciding_policies: Vec<String>,
+    /// The scopes the policies allow: `"all"` or a list.
+    pub allowed_scopes: serde_json::Value,
+    /// Whether the token was narrowed to fewer scopes than the stored grant.
+    pub downscoped: bool,
+}
+
+/// A handed-out credential and the decision that allowed it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Granted {
+    /// The credential to call the provider with.
+    pub token: OutboundToken,
+    /// Why it was allowed: the decision in short.
+    pub decision: DecisionSummary,
+}
+
+/// What the audit record of a request collects as the request goes.
+struct Trail {
+    started: Instant,
+    token: Option<Arc<VerifiedToken>>,
+    /// The caller's principal id, once known.
+    principal: Option<String>,
+    requested: Vec<String>,
+    decided: Option<(Arc<AppSnapshot>, Decision)>,
+}
+
+impl Core {
+    /// Decides an outbound token request and, when allowed, hands the credential out.
+    pub async fn fetch_token(
+        &self,
+        bearer: Option<&str>,
+        req: &TokenRequest,
+        surface: &Surface,
+    ) -> Result<Granted, Refusal> {
+        if let Err(refusal) = check_token_request(req) {
+            let (_, reason) = refusal.audit_outcome();
+            self.audit
+                .reject(surface.action(), reason, self.clock.now());
+            return Err(refusal);
+        }
+        let mut trail = Trail {
+            started: Instant::now(),
+            token: None,
+            principal: None,
+            requested: Vec::new(),
+            decided: None,
+        };
+        let result = self.decide_and_fetch(bearer, req, &mut trail).await;
+        self.audit_fetch(req, surface, trail, &result).await;
+        result
+    }
+
+    async fn decide_and_fetch(
+        &self,
+        bearer: Option<&str>,
+        req: &TokenRequest,
+        trail: &mut Trail,
+    ) -> Result<Granted, Refusal> {
+        let caller = self.authenticate_caller(bearer).await?;
+        self.rate_limit_subject(&caller.id)?;
+        trail.token = Some(caller.token.clone());
+        trail.principal = Some(caller.id.clone());
+        let snapshot =
+            self.app_snapshot(&req.app_id)
+                .await?
+                .ok_or_else(|| Refusal::UnknownApp {
+                    app_id: req.app_id.clone(),
+                })?;
+        let app = &snapshot.app;
+        caller.check_enabled()?;
+        let tenant = req.tenant_id.as_deref();
+        if let Some(t) = tenant
+            && !caller.in_tenant(t)
+        {
+            return Err(Refusal::Forbidden {
+                reason: ForbiddenReason::NotATenantMember,
+                message: format!("the user is not a member of tenant {t}"),
+            });
+        }
+        let requested: Vec<String> = if req.scopes.is_empty() && app.kind == AppKind::OAuth {
+            app.settings.default_scopes.clone()
+        } else {
+            req.scopes.clone()
+        };
+        trail.requested.clone_from(&requested);
+        let now = self.clock.now();
+        check_offered(app, &requested)?;
+
+        // The decision.
+        let roles = caller.roles_ref(tenant);
+        let subject = Subject::new(&roles, &caller.token.claims);
+        let requested_refs: Vec<&str> = requested.iter().map(String::as_str).collect();
+        let decision = snapshot.set.decide(&subject, &requested_refs);
+        trail.decided = Some((snapshot.clone(), decision.clone()));
+        if !decision.allowed() {
+            return Err(self
+                .refuse(
+                    &snapshot, &caller, tenant, &requested, &decision, &subject, None,
+                )
+                .await);
+        }
+        let allowed = decision.allowed_scopes(&snapshot.set);
+        let not_connected = async |reason: NotConnectedReason, granted: &[String]| {
+            self.not_connected(
+                &snapshot, &caller, tenant, reason, &requested, granted, &allowed,
+            )
+            .await
+        };
+
+        // The credential.
+        let conn = self.find_credential(app, &caller.id, tenant).await?;
+        let Some(conn) = conn else {
+            return Err(not_connected(NotConnectedReason::NoConnection, &[]).await);
+        };
+        if conn.status == ConnectionStatus::ConsentRequired {
+            return Err(
+                not_connected(NotConnectedReason::ConsentRequiredByProvider, &conn.scopes).await,
+            );
+        }
+        let owner = owner_of(&conn.key);
+        if conn.kind == CredentialKind::ApiKey {
+            let api_key = self.open_secret(&conn, "access").await?;
+            self.audit.used(&conn.id, now);
+            return Ok(Granted {
+                token: OutboundToken {
+                    access_token: None,
+                    api_key: Some(api_key),
+                    token_type: None,
+                    expires_at: None,
+                    scopes: Vec::new(),
+                    app_id: app.id.clone(),
+                    user_id: caller.id.clone(),
+                    tenant_id: tenant.map(str::to_owned),
+                    owner,
+                },
+                decision: summary(&decision, &snapshot.set, false),
+            });
+        }
+        if requested.iter().any(|s| !conn.scopes.contains(s)) {
+            return Err(not_connected(NotConnectedReason::MissingScopes, &conn.scopes).await);
+        }
+        // Never hand out more than allowed: narrow when the grant is broader.
+        let excess = match &allowed {
+            AllowedScopes::All => false,
+            AllowedScopes::List(_) => conn.scopes.iter().any(|s| !allowed.contains(s)),
+        };
+        let stored = conn.clone();
+        let granted = &stored.scopes;
+        let conn = match self.ensure_fresh(app, conn, req.force_refresh).await {
+            Ok(c) => c,
+            Err(RefreshError::ConsentRequired) => {
+                return Err(
+                    not_connected(NotConnectedReason::ConsentRequiredByProvider, granted).await,
+                );
+            }
+            Err(RefreshError::Expired) => {
+                return Err(not_connected(NotConnectedReason::Expired, granted).await);
+            }
+            Err(RefreshError::Gone) => {
+                return Err(not_connected(NotConnectedReason::NoConnection, &[]).await);
+            }
+            Err(RefreshError::Unavailable(message)) => {
+                return Err(Refusal::Unavailable { message });
+            }
+            Err(RefreshError::Internal(message)) => return Err(Refusal::Internal { message }),
+        };
+        let token = if excess {
+            let target: Vec<String> = if requested.is_empty() {
+                conn.scopes
+                    .iter()
+                    .filter(|s| allowed.contains(s))
+                    .cloned()
+                    .collect()
+            } else {
+                requested.clone()
+            };
+            if !app.settings.narrow_scopes_on_refresh || conn.refresh.is_none() {
+                return Err(self
+                    .refuse(
+                        &snapshot,
+                        &caller,
+                        tenant,
+                        &requested,
+                        &decision,
+                        &subject,
+                        Some(DenialReason::DownscopingUnsupported),
+                    )
+                    .await);
+            }
+            match self.narrowed_token(app, &conn, &target).await {
+                Ok(t) => OutboundToken {
+                    access_token: Some(t.access_token.clone()),
+                    api_key: None,
+                    token_type: t.token_type.clone(),
+                    expires_at: t.expires_at,
+                    scopes: t.scopes.clone(),
+                    app_id: app.id.clone(),
+                    user_id: caller.id.clone(),
+                    tenant_id: tenant.map(str::to_owned),
+                    owner,
+                },
+                Err(RefreshError::Unavailable(message)) => {
+                    return Err(Refusal::Unavailable { message });
+                }
+                Err(RefreshError::ConsentRequired) => {
+                    return Err(
+                        not_connected(NotConnectedReason::ConsentRequiredByProvider, &[]).await,
+                    );
+                }
+                Err(e) => {
+                    return Err(Refusal::Internal {
+                        message: e.to_string(),
+                    });
+                }
+            }
+        } else {
+            OutboundToken {
+                access_token: Some(self.open_secret(&conn, "access").await?),
+                api_key: None,
+                token_type: conn.token_type.clone(),
+                expires_at: conn.expires_at,
+                scopes: conn.scopes.clone(),
+                app_id: app.id.clone(),
+                user_id: caller.id.clone(),
+                tenant_id: tenant.map(str::to_owned),
+                owner,
+            }
+        };
+        self.audit.used(&conn.id, now);
+        Ok(Granted {
+            token,
+            decision: summary(&decision, &snapshot.set, excess),
+        })
+    }
+}
