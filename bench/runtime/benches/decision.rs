@@ -122,7 +122,7 @@ async fn setup() -> Bench {
     for k in &keys {
         set.insert(k.verifying_key().unwrap()).unwrap();
     }
-    core.inbound.set_local_issuer(
+    core.inbound().set_local_issuer(
         IssuerSpec {
             id: "bench".into(),
             issuer: ISSUER.into(),
@@ -170,7 +170,7 @@ async fn setup() -> Bench {
     let import: ImportToken = serde_json::from_value(json!({
         "userId": "alice", "accessToken": "ya29.a0AfH6SMBx-provider-access-token-of-a-realistic-length-0123456789",
         "scopes": ["calendar.readonly"],
-        "expiresAt": core.clock.now().add_secs(86_400),
+        "expiresAt": core.now().add_secs(86_400),
     }))
     .unwrap();
     core.import_tokens("calendar", &[import], "bench")
@@ -208,7 +208,7 @@ fn decision(c: &mut Criterion) {
         tenant_id: None,
         force_refresh: false,
     };
-    let now = b.core.clock.now().as_secs();
+    let now = b.core.now().as_secs();
     let mut group = c.benchmark_group("decision");
     for key in &b.keys {
         let alg = key.algorithm();

@@ -185,13 +185,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
                 tracing::warn!(error = %e, "audit retention failed; retrying in an hour");
             }
             minutes += 1;
-            let now = purge_core.clock.now();
-            if let Err(e) = purge_core
-                .stores
-                .consent_states
-                .purge_expired_states(now)
-                .await
-            {
+            if let Err(e) = purge_core.purge_expired_connect_links().await {
                 tracing::warn!(error = %e, "purging expired connect links failed");
             }
         }
@@ -213,7 +207,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         core2.flush_audit().await;
         tracing::info!("stopped");
     });
-    tracing::info!(%addr, backend = core.stores.health.backend(), public_url = %core.settings.public_url, "Portcullis is listening");
+    tracing::info!(%addr, backend = core.backend(), public_url = %core.settings().public_url, "Portcullis is listening");
     Ok(Running {
         addr,
         core,

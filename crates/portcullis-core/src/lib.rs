@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use portcullis_crypto::envelope::MasterKey;
-use portcullis_domain::{Change, ChangeEvent, Clock, Stores};
+use portcullis_domain::{Change, ChangeEvent, Clock, Stores, Timestamp};
 
 pub use admin::{AdminIdentity, NewAdminKey};
 pub use audit::AuditSink;
@@ -53,22 +53,23 @@ pub use vault::{
     ImportToken, RefreshError, RevokeReport, connection_aad, state_aad,
 };
 
-/// Everything the services need, wired once at start.
+/// Everything the services need, wired once at start. Its parts are private: the layers above
+/// (HTTP, the CLI) reach storage, keys and time only through the services' methods.
 pub struct Core {
     /// The stores of the configured backend.
-    pub stores: Stores,
+    stores: Stores,
     /// Runtime settings.
-    pub settings: Arc<Settings>,
+    settings: Arc<Settings>,
     /// Time.
-    pub clock: Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
     /// Secrets at rest.
-    pub sealer: Arc<Sealer>,
+    sealer: Arc<Sealer>,
     /// Inbound token verification.
-    pub inbound: Arc<Inbound>,
+    inbound: Arc<Inbound>,
     /// Calls to providers.
-    pub provider: Provider,
+    provider: Provider,
     /// The audit writer.
-    pub audit: AuditSink,
+    audit: AuditSink,
     caches: Arc<cache::Caches>,
     admin_keys: quick_cache::sync::Cache<[u8; 32], Option<portcullis_domain::AdminKeyRecord>>,
     clients: quick_cache::sync::Cache<String, Option<portcullis_domain::ClientRecord>>,
@@ -253,4 +254,65 @@ impl Core {
     pub async fn flush_audit(&self) {
         self.audit.flush().await;
     }
+
+    /// The runtime settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Now, on the services' clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Inbound token verification: the trusted issuers and their keys.
+    pub fn inbound(&self) -> &Inbound {
+        &self.inbound
+    }
+
+    /// The database backend's name (`sqlite`, `postgres`).
+    pub fn backend(&self) -> &'static str {
+        self.stores.health.backend()
+    }
+
+    /// Whether this node can serve: the database answers and the change feed is live.
+    pub async fn readiness(&self) -> Readiness {
+        Readiness {
+            database: self.stores.health.ping().await.is_ok(),
+            change_feed: self.stores.changes.is_live(),
+            backend: self.stores.health.backend(),
+        }
+    }
+
+    /// Deletes the connect links (pending consents) that expired; returns how many went.
+    pub async fn purge_expired_connect_links(&self) -> Result<u64, ServiceError> {
+        Ok(self
+            .stores
+            .consent_states
+            .purge_expired_states(self.clock.now())
+            .await?)
+    }
+
+    /// The stores themselves, for tests that check what is stored (ciphertexts, rows).
+    #[doc(hidden)]
+    pub fn stores_for_tests(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// The sealer itself, for tests of key rotation and re-encryption.
+    #[doc(hidden)]
+    pub fn sealer_for_tests(&self) -> &Arc<Sealer> {
+        &self.sealer
+    }
+}
+
+/// Whether a node can serve ([`Core::readiness`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// The database answered a ping.
+    pub database: bool,
+    /// The change feed is live (on PostgreSQL, the listener is connected).
+    pub change_feed: bool,
+    /// The backend's name.
+    pub backend: &'static str,
 }

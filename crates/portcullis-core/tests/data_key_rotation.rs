@@ -43,7 +43,7 @@ async fn a_data_key_is_rotated_after_its_share_of_seals() {
     };
     assert_eq!(status.keys.len(), 2);
     // Secrets sealed before the rotation still open: re-encryption reads every one of them.
-    let report = portcullis_core::reencrypt(&core.sealer, &core.stores)
+    let report = portcullis_core::reencrypt(core.sealer_for_tests(), core.stores_for_tests())
         .await
         .unwrap();
     assert!(report.app_secrets >= 8, "{report:?}");

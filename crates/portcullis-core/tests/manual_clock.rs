@@ -25,7 +25,7 @@ async fn a_verified_token_is_remembered_only_until_it_expires() {
     let key = SigningKey::generate(Algorithm::ES256).unwrap();
     let mut keys = KeySet::default();
     keys.insert(key.verifying_key().unwrap()).unwrap();
-    core.inbound.set_local_issuer(
+    core.inbound().set_local_issuer(
         IssuerSpec {
             id: "local".into(),
             issuer: "https://issuer.test".into(),
@@ -47,12 +47,12 @@ async fn a_verified_token_is_remembered_only_until_it_expires() {
             None,
         )
         .unwrap();
-    assert!(core.inbound.verify(&token).await.is_ok());
+    assert!(core.inbound().verify(&token).await.is_ok());
     // Within the leeway past `exp`, still valid; past it, refused even though it was cached.
     clock.advance_secs(60 + 30);
-    assert!(core.inbound.verify(&token).await.is_ok());
+    assert!(core.inbound().verify(&token).await.is_ok());
     clock.advance_secs(1);
-    let refused = core.inbound.verify(&token).await.unwrap_err();
+    let refused = core.inbound().verify(&token).await.unwrap_err();
     assert_eq!(refused.code(), "expired");
     // A token issued in the future (beyond the leeway) is refused.
     let ahead = key
@@ -63,7 +63,7 @@ async fn a_verified_token_is_remembered_only_until_it_expires() {
         )
         .unwrap();
     assert_eq!(
-        core.inbound.verify(&ahead).await.unwrap_err().code(),
+        core.inbound().verify(&ahead).await.unwrap_err().code(),
         "issued_in_future"
     );
 }

@@ -55,11 +55,10 @@ async fn healthz() -> Response {
     ),
 )]
 async fn readyz(State(state): State<AppState>) -> Response {
-    let db = state.core.stores.health.ping().await;
-    let feed = state.core.stores.changes.is_live();
-    let backend = state.core.stores.health.backend();
+    let ready = state.core.readiness().await;
+    let (db, feed, backend) = (ready.database, ready.change_feed, ready.backend);
     match (db, feed) {
-        (Ok(()), true) => (
+        (true, true) => (
             StatusCode::OK,
             axum::Json(json!({"status": "ready", "database": backend})),
         )
@@ -70,7 +69,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
             "the server is not ready",
         )
         .with_details(json!({
-            "database": if db.is_ok() { "ok" } else { "unavailable" },
+            "database": if db { "ok" } else { "unavailable" },
             "changeFeed": if feed { "live" } else { "reconnecting" },
         }))
         .into_response(),

@@ -279,7 +279,7 @@ async fn retention_deletes_old_audit_rows(backend: Backend) {
     s.flush_audit().await;
     let recent: AuditEvent = s
         .core
-        .stores
+        .stores_for_tests()
         .audit
         .audit(&AuditQuery {
             limit: 1,
@@ -294,7 +294,7 @@ async fn retention_deletes_old_audit_rows(backend: Backend) {
     old.id = format!("evt_0000000000{}", &recent.id[14..]);
     old.at = at;
     s.core
-        .stores
+        .stores_for_tests()
         .audit
         .append_audit(Arc::from([old.clone()]))
         .await
@@ -302,7 +302,7 @@ async fn retention_deletes_old_audit_rows(backend: Backend) {
     let all = |s: &TestServer| {
         let core = s.core.clone();
         async move {
-            core.stores
+            core.stores_for_tests()
                 .audit
                 .audit(&AuditQuery {
                     limit: 100,

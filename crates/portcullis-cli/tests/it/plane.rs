@@ -694,7 +694,7 @@ async fn graceful_shutdown_writes_queued_audit_events(backend: Backend) {
         )
         .await;
     }
-    let stores = w.s.core.stores.clone();
+    let stores = w.s.core.stores_for_tests().clone();
     let World { s, .. } = w;
     let _keep_database = s.db.clone();
     s.shutdown().await;

@@ -133,7 +133,7 @@ async fn a_ciphertext_moved_to_another_row_does_not_open(backend: Backend) {
         json!({"apiKey": "mallory-key", "userId": idp.principal("mallory")}),
     )
     .await;
-    let store = &s.core.stores.connections;
+    let store = &s.core.stores_for_tests().connections;
     let alice = store
         .connection(&portcullis_domain::ConnectionKey::user(
             "crm",
@@ -169,7 +169,7 @@ async fn key_rotation_re_encrypts_everything_without_downtime(backend: Backend) 
     let idp = Idp::start().await;
     let p = Provider::start().await;
     store_secrets(&s, &idp, &p).await;
-    let before = s.core.sealer.active_key_id();
+    let before = s.core.sealer_for_tests().active_key_id();
     let out = tokio::task::spawn_blocking({
         let (url, key) = (s.url.clone(), s.admin_key.clone());
         move || {
@@ -210,7 +210,7 @@ async fn key_rotation_re_encrypts_everything_without_downtime(backend: Backend) 
     assert_eq!(status["reencryption"]["report"]["appSecrets"], 1);
     assert!(
         s.core
-            .stores
+            .stores_for_tests()
             .connections
             .connections_sealed_with_other_key(after, 10)
             .await
@@ -219,7 +219,7 @@ async fn key_rotation_re_encrypts_everything_without_downtime(backend: Backend) 
     );
     assert!(
         s.core
-            .stores
+            .stores_for_tests()
             .consent_states
             .states_sealed_with_other_key(after, 10)
             .await
@@ -301,7 +301,7 @@ async fn the_master_key_rotates_by_restarting_with_a_new_ring() {
             env.insert("PORTCULLIS_MASTER_KEY".into(), format!("{new}\n{old}"));
         })
         .await;
-    let keys = s.core.stores.keys.data_keys().await.unwrap();
+    let keys = s.core.stores_for_tests().keys.data_keys().await.unwrap();
     assert!(keys.iter().all(|k| k.master_key_id == "test-2"), "{keys:?}");
     assert_eq!(
         s.fetch(Some(&idp.token("u")), "crm", json!({})).await.1["token"]["apiKey"],

@@ -563,7 +563,7 @@ async fn callback_errors_leave_the_stored_connection_alone(backend: Backend) {
         .await;
     let state = param(&url, "state").unwrap();
     let id = hex(&portcullis_crypto::sha256(state.as_bytes()));
-    let states = &w.s.core.stores.consent_states;
+    let states = &w.s.core.stores_for_tests().consent_states;
     let mut pending = states
         .take_state(&id)
         .await
