@@ -369,20 +369,17 @@ impl Core {
 
     /// Reads an app.
     pub async fn get_app(&self, id: &str) -> Result<AppView, ServiceError> {
-        let app = self
-            .stores
-            .apps
-            .app(id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("app", id))?;
-        Ok(AppView::from(&app))
+        view_of(self.stores.apps.app(id).await?, "app", id)
     }
 
     /// Lists apps.
     pub async fn list_apps(&self, params: &ListParams) -> Result<Page<AppView>, ServiceError> {
-        let (page, limit) = params.page_request()?;
-        let rows = self.stores.apps.apps(&page).await?;
-        Ok(Page::from_rows(rows, limit, |a| a.id.clone()).map(|a| AppView::from(&a)))
+        page_of(
+            params,
+            async |page| self.stores.apps.apps(page).await,
+            |a| a.id.clone(),
+        )
+        .await
     }
 
     /// Replaces an app. Its type is immutable; removing a scope that a policy still names is a

@@ -125,13 +125,7 @@ impl Core {
 
     /// Reads a client.
     pub async fn get_client(&self, id: &str) -> Result<ClientView, ServiceError> {
-        let c = self
-            .stores
-            .clients
-            .client(id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("client", id))?;
-        Ok(ClientView::from(&c))
+        view_of(self.stores.clients.client(id).await?, "client", id)
     }
 
     /// Lists clients.
@@ -139,9 +133,12 @@ impl Core {
         &self,
         params: &ListParams,
     ) -> Result<Page<ClientView>, ServiceError> {
-        let (page, limit) = params.page_request()?;
-        let rows = self.stores.clients.clients(&page).await?;
-        Ok(Page::from_rows(rows, limit, |c| c.id.clone()).map(|c| ClientView::from(&c)))
+        page_of(
+            params,
+            async |page| self.stores.clients.clients(page).await,
+            |c| c.id.clone(),
+        )
+        .await
     }
 
     /// Replaces a client's name and allowed apps (the secret is kept).

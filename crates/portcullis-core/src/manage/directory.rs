@@ -153,20 +153,17 @@ impl Core {
 
     /// Reads a user.
     pub async fn get_user(&self, id: &str) -> Result<UserView, ServiceError> {
-        let u = self
-            .stores
-            .directory
-            .user(id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("user", id))?;
-        Ok(UserView::from(&u))
+        view_of(self.stores.directory.user(id).await?, "user", id)
     }
 
     /// Lists users.
     pub async fn list_users(&self, params: &ListParams) -> Result<Page<UserView>, ServiceError> {
-        let (page, limit) = params.page_request()?;
-        let rows = self.stores.directory.users(&page).await?;
-        Ok(Page::from_rows(rows, limit, |u| u.id.clone()).map(|u| UserView::from(&u)))
+        page_of(
+            params,
+            async |page| self.stores.directory.users(page).await,
+            |u| u.id.clone(),
+        )
+        .await
     }
 
     /// Replaces a user (roles take effect on the very next token request).
@@ -296,20 +293,17 @@ impl Core {
 
     /// Reads a role.
     pub async fn get_role(&self, name: &str) -> Result<RoleView, ServiceError> {
-        let r = self
-            .stores
-            .directory
-            .role(name)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("role", name))?;
-        Ok(RoleView::from(&r))
+        view_of(self.stores.directory.role(name).await?, "role", name)
     }
 
     /// Lists roles.
     pub async fn list_roles(&self, params: &ListParams) -> Result<Page<RoleView>, ServiceError> {
-        let (page, limit) = params.page_request()?;
-        let rows = self.stores.directory.roles(&page).await?;
-        Ok(Page::from_rows(rows, limit, |r| r.name.clone()).map(|r| RoleView::from(&r)))
+        page_of(
+            params,
+            async |page| self.stores.directory.roles(page).await,
+            |r| r.name.clone(),
+        )
+        .await
     }
 
     /// Replaces a role's description.
@@ -430,13 +424,7 @@ impl Core {
 
     /// Reads a tenant.
     pub async fn get_tenant(&self, id: &str) -> Result<TenantView, ServiceError> {
-        let t = self
-            .stores
-            .directory
-            .tenant(id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("tenant", id))?;
-        Ok(TenantView::from(&t))
+        view_of(self.stores.directory.tenant(id).await?, "tenant", id)
     }
 
     /// Lists tenants.
@@ -444,9 +432,12 @@ impl Core {
         &self,
         params: &ListParams,
     ) -> Result<Page<TenantView>, ServiceError> {
-        let (page, limit) = params.page_request()?;
-        let rows = self.stores.directory.tenants(&page).await?;
-        Ok(Page::from_rows(rows, limit, |t| t.id.clone()).map(|t| TenantView::from(&t)))
+        page_of(
+            params,
+            async |page| self.stores.directory.tenants(page).await,
+            |t| t.id.clone(),
+        )
+        .await
     }
 
     /// Replaces a tenant.

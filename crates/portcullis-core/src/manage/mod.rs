@@ -167,6 +167,35 @@ impl<T> Page<T> {
     }
 }
 
+/// The read and list shape every managed entity shares, written once: one entity as its view or
+/// a 404 naming it; a page of views from `limit + 1` rows with the next page's cursor.
+pub(crate) fn view_of<R, V>(
+    row: Option<R>,
+    entity: &'static str,
+    id: &str,
+) -> Result<V, ServiceError>
+where
+    V: for<'a> From<&'a R>,
+{
+    row.map(|r| V::from(&r))
+        .ok_or_else(|| ServiceError::not_found(entity, id))
+}
+
+/// A page of an entity's views: `rows` reads the page the parameters ask for; `key` is a row's
+/// id, the cursor's position.
+pub(crate) async fn page_of<R, V>(
+    params: &ListParams,
+    rows: impl AsyncFnOnce(&PageRequest) -> Result<Vec<R>, StoreError>,
+    key: impl Fn(&R) -> String,
+) -> Result<Page<V>, ServiceError>
+where
+    V: for<'a> From<&'a R>,
+{
+    let (page, limit) = params.page_request()?;
+    let rows = rows(&page).await?;
+    Ok(Page::from_rows(rows, limit, key).map(|r| V::from(&r)))
+}
+
 /// List parameters: `limit` (1–200, default 50) and an opaque `cursor`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -124,13 +124,7 @@ impl Core {
     /// Reads a policy.
     pub async fn get_policy(&self, app_id: &str, id: &str) -> Result<PolicyView, ServiceError> {
         self.require_app(app_id).await?;
-        let p = self
-            .stores
-            .apps
-            .policy(app_id, id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("policy", id))?;
-        Ok(PolicyView::from(&p))
+        view_of(self.stores.apps.policy(app_id, id).await?, "policy", id)
     }
 
     /// Lists an app's policies.
@@ -140,9 +134,12 @@ impl Core {
         params: &ListParams,
     ) -> Result<Page<PolicyView>, ServiceError> {
         self.require_app(app_id).await?;
-        let (page, limit) = params.page_request()?;
-        let rows = self.stores.apps.policies(app_id, &page).await?;
-        Ok(Page::from_rows(rows, limit, |p| p.id.clone()).map(|p| PolicyView::from(&p)))
+        page_of(
+            params,
+            async |page| self.stores.apps.policies(app_id, page).await,
+            |p| p.id.clone(),
+        )
+        .await
     }
 
     /// Replaces a policy.

@@ -92,16 +92,17 @@ impl Core {
         params: &crate::manage::ListParams,
     ) -> Result<crate::manage::Page<ConnectionInfo>, ServiceError> {
         self.require_app(app_id).await?;
-        let (page, limit) = params.page_request()?;
-        let rows = self
-            .stores
-            .connections
-            .connections_for_app(app_id, &page)
-            .await?;
-        Ok(
-            crate::manage::Page::from_rows(rows, limit, |c| c.id.clone())
-                .map(|c| ConnectionInfo::from(&c)),
+        crate::manage::page_of(
+            params,
+            async |page| {
+                self.stores
+                    .connections
+                    .connections_for_app(app_id, page)
+                    .await
+            },
+            |c| c.id.clone(),
         )
+        .await
     }
 
     /// A user's connections (the user need not be in the directory).
@@ -110,15 +111,16 @@ impl Core {
         user_id: &str,
         params: &crate::manage::ListParams,
     ) -> Result<crate::manage::Page<ConnectionInfo>, ServiceError> {
-        let (page, limit) = params.page_request()?;
-        let rows = self
-            .stores
-            .connections
-            .connections_for_user(user_id, &page)
-            .await?;
-        Ok(
-            crate::manage::Page::from_rows(rows, limit, |c| c.id.clone())
-                .map(|c| ConnectionInfo::from(&c)),
+        crate::manage::page_of(
+            params,
+            async |page| {
+                self.stores
+                    .connections
+                    .connections_for_user(user_id, page)
+                    .await
+            },
+            |c| c.id.clone(),
         )
+        .await
     }
 }
