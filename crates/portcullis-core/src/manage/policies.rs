@@ -187,6 +187,27 @@ impl Core {
             .await?
             .ok_or_else(|| ServiceError::not_found("app", app_id))
     }
+
+    /// The app, which must be of `kind`: a 409 naming what it is otherwise (an API-key app's
+    /// keys are stored by an admin; an OAuth app's users connect through consent).
+    pub(crate) async fn require_app_of_kind(
+        &self,
+        app_id: &str,
+        kind: AppKind,
+    ) -> Result<AppRecord, ServiceError> {
+        let app = self.require_app(app_id).await?;
+        match (kind, app.kind) {
+            (AppKind::OAuth, AppKind::ApiKey) => Err(ServiceError::Conflict {
+                code: "not_an_oauth_app",
+                message: format!("app {app_id} uses API keys; store them through /api-keys"),
+            }),
+            (AppKind::ApiKey, AppKind::OAuth) => Err(ServiceError::Conflict {
+                code: "not_an_api_key_app",
+                message: format!("app {app_id} is an OAuth app; its users connect through consent"),
+            }),
+            _ => Ok(app),
+        }
+    }
 }
 
 /// Where a problem sits in a policy document, in the order the parser reports them (fields it

@@ -12,18 +12,7 @@ impl Core {
         tenant_id: Option<String>,
         granted_by: &str,
     ) -> Result<ConnectionInfo, ServiceError> {
-        let app = self
-            .stores
-            .apps
-            .app(app_id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("app", app_id))?;
-        if app.kind != AppKind::ApiKey {
-            return Err(ServiceError::Conflict {
-                code: "not_an_api_key_app",
-                message: format!("app {app_id} is an OAuth app; its users connect through consent"),
-            });
-        }
+        self.require_app_of_kind(app_id, AppKind::ApiKey).await?;
         if api_key.is_empty() || api_key.len() > 8192 {
             return Err(ServiceError::invalid(
                 "invalid_api_key",

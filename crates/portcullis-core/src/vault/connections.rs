@@ -28,13 +28,7 @@ impl Core {
         req: &AdminConnectRequest,
         admin: &crate::AdminIdentity,
     ) -> Result<String, ServiceError> {
-        let app = self.require_app(app_id).await?;
-        if app.kind != AppKind::OAuth {
-            return Err(ServiceError::Conflict {
-                code: "not_an_oauth_app",
-                message: format!("app {app_id} uses API keys; store them through /api-keys"),
-            });
-        }
+        let app = self.require_app_of_kind(app_id, AppKind::OAuth).await?;
         let key = match (&req.user_id, &req.tenant_id) {
             (None, None) => {
                 return Err(ServiceError::invalid(

@@ -10,18 +10,7 @@ impl Core {
         items: &[ImportToken],
         granted_by: &str,
     ) -> Result<Vec<ConnectionInfo>, ServiceError> {
-        let app = self
-            .stores
-            .apps
-            .app(app_id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("app", app_id))?;
-        if app.kind != AppKind::OAuth {
-            return Err(ServiceError::Conflict {
-                code: "not_an_oauth_app",
-                message: format!("app {app_id} uses API keys; store keys through /api-keys"),
-            });
-        }
+        let app = self.require_app_of_kind(app_id, AppKind::OAuth).await?;
         if items.is_empty() || items.len() > 1000 {
             return Err(ServiceError::invalid(
                 "invalid_request",
