@@ -134,9 +134,9 @@ describe('POST /v1/outbound/apps/{appId}/token', { timeout: 120_000 }, () => {
       conns.items.some((c) => c.userId === 'carol'),
       `carol's connection is listed: ${JSON.stringify(conns.items)}`,
     );
-    // A connect link works once.
+    // A connect link works once: a used one is gone (410).
     const replay = await server.consent(r.body.connectUrl);
-    assert.equal(replay.status, 400);
+    assert.equal(replay.status, 410);
   });
 
   test('a policy change takes effect on the very next request', async () => {
