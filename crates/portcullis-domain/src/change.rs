@@ -33,6 +33,8 @@ pub enum Change {
     AdminKeys,
     /// The data keys (a rotation).
     DataKeys,
+    /// The token-signing keys (a rotation).
+    SigningKeys,
 }
 
 /// An event on the feed.

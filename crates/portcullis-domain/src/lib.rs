@@ -14,6 +14,7 @@ mod connection;
 mod directory;
 mod management;
 mod principal;
+mod signing;
 mod store;
 pub mod table;
 mod timestamp;
@@ -35,6 +36,7 @@ pub use connection::{
 pub use directory::{Identity, Role, TenantMembership, TenantRecord, UserRecord};
 pub use management::{ManagementAuditStore, ManagementEvent, ManagementQuery};
 pub use principal::{AdminKeyRecord, ClientRecord, DataKeyRecord, IssuerRecord};
+pub use signing::{SigningKeyRecord, SigningKeyStore};
 pub use store::{
     AdminKeyStore, AppStore, ApplyStore, AuditStore, ClientStore, ConnectionStore,
     ConsentStateStore, DirectoryStore, IssuerStore, KeyStore, MAX_PENDING_CONSENTS_PER_KEY,

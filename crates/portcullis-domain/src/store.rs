@@ -490,6 +490,8 @@ pub struct Stores {
     pub issuers: Arc<dyn IssuerStore>,
     /// Data keys.
     pub keys: Arc<dyn KeyStore>,
+    /// Token-signing keys.
+    pub signing_keys: Arc<dyn crate::SigningKeyStore>,
     /// Audit log.
     pub audit: Arc<dyn AuditStore>,
     /// Management audit (who changed what).
@@ -514,6 +516,7 @@ impl Stores {
             + ClientStore
             + IssuerStore
             + KeyStore
+            + crate::SigningKeyStore
             + AuditStore
             + crate::ManagementAuditStore
             + ApplyStore
@@ -529,6 +532,7 @@ impl Stores {
             clients: backend.clone(),
             issuers: backend.clone(),
             keys: backend.clone(),
+            signing_keys: backend.clone(),
             audit: backend.clone(),
             management: backend.clone(),
             apply: backend.clone(),

@@ -1276,6 +1276,75 @@ pub async fn data_keys_rotate(s: &Stores) {
     assert_eq!(keys[0].wrapped, vec![4; 60]);
 }
 
+/// The first signing key is inserted once (nodes racing at first start keep one); a rotation
+/// retires the active key at the new key's creation, in one step; retired keys are purged only
+/// once their retention has passed.
+pub async fn signing_keys_rotate_and_purge(s: &Stores) {
+    let key = |kid: &str, secs: i64| portcullis_domain::SigningKeyRecord {
+        kid: kid.to_owned(),
+        alg: "ES256".into(),
+        private_key: portcullis_domain::Ciphertext {
+            key_id: 1,
+            bytes: vec![7; 90],
+        },
+        public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
+        created_at: T0.add_secs(secs),
+        retired_at: None,
+    };
+    assert!(s.signing_keys.signing_keys().await.unwrap().is_empty());
+    let first = s
+        .signing_keys
+        .insert_first_signing_key(&key("k1", 0))
+        .await
+        .unwrap();
+    assert_eq!(first, vec![key("k1", 0)]);
+    // A second node's first key loses the race: the stored key stands.
+    let again = s
+        .signing_keys
+        .insert_first_signing_key(&key("k0", 1))
+        .await
+        .unwrap();
+    assert_eq!(again, vec![key("k1", 0)]);
+
+    s.signing_keys
+        .rotate_signing_key(&key("k2", 100))
+        .await
+        .unwrap();
+    let keys = s.signing_keys.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].kid, "k1");
+    assert_eq!(keys[0].retired_at, Some(T0.add_secs(100)));
+    assert_eq!(keys[1], key("k2", 100));
+    // A key id is never reused.
+    assert!(matches!(
+        s.signing_keys.rotate_signing_key(&key("k1", 200)).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let keys = s.signing_keys.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 2, "a refused rotation changes nothing");
+    assert_eq!(keys[1].retired_at, None);
+
+    // Only keys retired before the cut are purged; the active key never is.
+    assert_eq!(
+        s.signing_keys
+            .purge_signing_keys(T0.add_secs(100))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.signing_keys
+            .purge_signing_keys(T0.add_secs(10_000))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.signing_keys.signing_keys().await.unwrap(),
+        vec![key("k2", 100)]
+    );
+}
+
 fn event(id: &str, app: &str, user: &str, outcome: AuditOutcome, secs: i64) -> AuditEvent {
     AuditEvent {
         id: id.to_owned(),

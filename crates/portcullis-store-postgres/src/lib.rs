@@ -28,6 +28,7 @@ mod management;
 mod migrate;
 mod principals;
 mod rows;
+mod signing;
 mod table;
 mod tls;
 

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/0009_issuer_required_typ.sql"),
     ),
     (10, include_str!("../migrations/0010_data_key_seals.sql")),
+    (11, include_str!("../migrations/0011_signing_keys.sql")),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

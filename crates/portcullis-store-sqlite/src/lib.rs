@@ -11,6 +11,7 @@ mod directory;
 mod management;
 mod principals;
 mod rows;
+mod signing;
 mod table;
 
 use std::path::Path;
@@ -32,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/0009_issuer_required_typ.sql"),
     ),
     (10, include_str!("../migrations/0010_data_key_seals.sql")),
+    (11, include_str!("../migrations/0011_signing_keys.sql")),
 ];
 const READERS: usize = 4;
 
