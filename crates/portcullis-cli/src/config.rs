@@ -74,6 +74,19 @@ pub struct FileConfig {
     /// Data keys.
     #[serde(default)]
     pub keys: KeysConfig,
+    /// The tokens Portcullis signs.
+    #[serde(default)]
+    pub tokens: TokensConfig,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Lifetime of the access tokens Portcullis signs, in seconds (default 300; 60 to 86400).
+    pub access_token_ttl_seconds: Option<i64>,
+    /// Algorithm of new signing keys: `ES256` (default), `ES384`, `RS256`, `PS256`, `EdDSA`...
+    pub signing_alg: Option<String>,
 }
 
 /// `[keys]`.
@@ -453,6 +466,18 @@ impl Config {
                 file.rate_limits.per_subject.as_deref(),
                 defaults.rate_limit_per_subject,
             )?,
+            access_token_ttl_secs: file
+                .tokens
+                .access_token_ttl_seconds
+                .unwrap_or(defaults.access_token_ttl_secs),
+            signing_alg: match env("PORTCULLIS_SIGNING_ALG").or(file.tokens.signing_alg.clone()) {
+                None => defaults.signing_alg,
+                Some(name) => portcullis_crypto::jws::Algorithm::from_name(&name).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "tokens.signing_alg {name:?} is not a JWS algorithm Portcullis signs with (ES256, ES384, RS256, PS256, EdDSA...)"
+                    ))
+                })?,
+            },
         };
         check_settings(&settings)?;
         let mut issuers = Vec::new();
@@ -545,6 +570,11 @@ fn check_settings(s: &Settings) -> Result<(), ConfigError> {
     if !(60..=86_400).contains(&s.consent_ttl_secs) {
         return Err(ConfigError::Invalid(
             "outbound.consent_ttl_seconds must be 60 to 86400".into(),
+        ));
+    }
+    if !(60..=86_400).contains(&s.access_token_ttl_secs) {
+        return Err(ConfigError::Invalid(
+            "tokens.access_token_ttl_seconds must be 60 to 86400".into(),
         ));
     }
     if s.fetch_scope.is_empty() || s.fetch_scope.contains(' ') {

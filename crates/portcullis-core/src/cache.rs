@@ -190,7 +190,11 @@ impl Caches {
                 }
                 Change::Connection(key) => self.connections.invalidate(key),
                 Change::AppConnections(_) => self.connections.clear(),
-                Change::Issuers | Change::Client(_) | Change::AdminKeys | Change::DataKeys => {}
+                Change::Issuers
+                | Change::Client(_)
+                | Change::AdminKeys
+                | Change::DataKeys
+                | Change::SigningKeys => {}
             },
         }
     }

@@ -23,6 +23,7 @@ mod provider;
 pub mod refusal;
 mod sealer;
 mod settings;
+mod signing;
 mod tickets;
 mod urls;
 mod vault;
@@ -47,6 +48,7 @@ pub use provider::{Provider, ProviderError, TokenResponse, http_client};
 pub use refusal::{DenialReason, ForbiddenReason, NotConnectedReason, Refusal, RequestProblem};
 pub use sealer::{ReencryptReport, Sealer, SealerError, reencrypt};
 pub use settings::Settings;
+pub use signing::{SigningKeyView, TOKEN_CLOCK_SKEW_SECS, signing_key_aad};
 pub use urls::check_url;
 pub use vault::{
     AdminConnectRequest, CallbackOutcome, CallbackParams, ConnectRequest, ConnectionInfo,
@@ -78,6 +80,7 @@ pub struct Core {
     reencryption: Mutex<Option<manage::ReencryptionStatus>>,
     per_address: Option<limits::RateLimiter<std::net::IpAddr>>,
     per_subject: Option<limits::RateLimiter<String>>,
+    signing: signing::SigningKeys,
     me: Weak<Core>,
 }
 
@@ -164,6 +167,7 @@ impl Core {
             reencryption: Mutex::new(None),
             per_address,
             per_subject,
+            signing: signing::SigningKeys::default(),
             me: me.clone(),
         });
         let weak = Arc::downgrade(&core);
@@ -174,6 +178,7 @@ impl Core {
                     core.apply_change(event);
                 }
             }));
+        core.load_signing_keys().await?;
         if let Err(e) = core.inbound.reload().await {
             tracing::warn!(error = %e, "loading the trusted issuers failed; retrying on first use");
         }
@@ -189,6 +194,7 @@ impl Core {
                 self.admin_keys.clear();
                 self.clients.clear();
                 self.reload_data_keys();
+                self.reload_signing_keys();
             }
             ChangeEvent::Changed(change) => match change {
                 Change::Issuers => self.inbound.issuers_changed(),
@@ -197,6 +203,7 @@ impl Core {
                     self.clients.remove(id);
                 }
                 Change::DataKeys => self.reload_data_keys(),
+                Change::SigningKeys => self.reload_signing_keys(),
                 Change::App(_)
                 | Change::User(_)
                 | Change::AllUsers

@@ -55,6 +55,10 @@ pub struct Settings {
     pub rate_limit_per_address: Option<Rate>,
     /// The rate limit per subject (the caller's principal) on token requests (`None`: none).
     pub rate_limit_per_subject: Option<Rate>,
+    /// The lifetime of the access tokens Portcullis signs, in seconds.
+    pub access_token_ttl_secs: i64,
+    /// The algorithm of new token-signing keys (`ES256` by default; `RS256`, `EdDSA`...).
+    pub signing_alg: portcullis_crypto::jws::Algorithm,
 }
 
 impl Default for Settings {
@@ -87,6 +91,8 @@ impl Default for Settings {
                 per_second: 20,
                 burst: 60,
             }),
+            access_token_ttl_secs: 300,
+            signing_alg: portcullis_crypto::jws::Algorithm::ES256,
         }
     }
 }

@@ -14,6 +14,7 @@ mod oauth;
 pub(crate) mod openapi;
 mod ops;
 mod outbound;
+mod wellknown;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     let limited = Router::new()
         .merge(outbound::routes())
         .merge(oauth::routes())
+        .merge(wellknown::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_address));
     Router::new()
         .merge(ops::routes())

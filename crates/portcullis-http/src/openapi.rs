@@ -38,6 +38,7 @@ fn build() -> (Value, Vec<String>) {
     api.merge(crate::ops::Doc::openapi());
     api.merge(crate::outbound::Doc::openapi());
     api.merge(crate::oauth::Doc::openapi());
+    api.merge(crate::wellknown::Doc::openapi());
     api.merge(crate::mgmt::doc());
     match serde_json::to_value(&api) {
         Ok(mut doc) => {
@@ -80,7 +81,8 @@ Every error but those of `/oauth2/token` has one shape: `{\"error\": \"<code>\",
         (name = "Issuers", description = "Trusted issuers of inbound tokens: their keys (JWKS), audiences and claim mapping."),
         (name = "Clients", description = "Confidential OAuth clients allowed to use token exchange."),
         (name = "Admin keys", description = "The keys that authenticate management calls."),
-        (name = "Keys", description = "The data keys that seal secrets at rest, and their rotation."),
+        (name = "Keys", description = "The data keys that seal secrets at rest, Portcullis's token-signing keys, and their rotation."),
+        (name = "Authorization server", description = "What Portcullis publishes as an authorization server: its metadata (RFC 8414) and the public keys of the tokens it signs."),
         (name = "Audit", description = "The audit log of every decision, and the decision simulator."),
         (name = "Operations", description = "Liveness, readiness, metrics, and this document."),
     ),

@@ -23,4 +23,5 @@ mod inbound;
 mod mgmt;
 mod plane;
 mod secrets;
+mod signing;
 mod vault;

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use portcullis_core::SigningKeyView;
 use portcullis_core::admin::{AdminKeyInfo, AdminKeyInput};
 use portcullis_core::manage::{
     ClientInput, ClientView, IssuerInput, IssuerView, KeyStatus, ListParams, Page,
@@ -37,6 +38,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/clients/{client_id}/secret", post(rotate_client_secret))
         .route("/keys", get(key_status))
         .route("/keys/rotate", post(rotate_keys))
+        .route("/signing-keys", get(list_signing_keys))
+        .route("/signing-keys/rotate", post(rotate_signing_key))
 }
 
 /// Create an admin key
@@ -488,6 +491,66 @@ async fn rotate_keys(
     Ok(Json(status))
 }
 
+/// List the token-signing keys
+///
+/// Portcullis's own token-signing keys, oldest first: the `active` one signs; a `retired` one
+/// stays in the published JWK set (`/.well-known/jwks.json`) until `publishedUntil`, when every
+/// token it signed has expired. Private keys are sealed at rest and never shown.
+#[utoipa::path(
+    get,
+    path = "/v1/mgmt/signing-keys",
+    operation_id = "listSigningKeys",
+    tag = "Keys",
+    security(("adminKey" = ["read"]), ("adminKey" = ["keys"])),
+    responses(
+        (status = 200, description = "The signing keys, oldest first.", body = Vec<doc::SigningKeyView>),
+    )
+)]
+async fn list_signing_keys(
+    _: Admin<need::ReadKeys>,
+    State(s): State<AppState>,
+) -> Result<Json<Vec<SigningKeyView>>, ApiError> {
+    Ok(Json(s.core.list_signing_keys().await?))
+}
+
+/// Rotate the token-signing key
+///
+/// Creates a signing key (of the configured algorithm, `ES256` by default) and makes it the one
+/// that signs; the previous key stays published until the tokens it signed have expired (the
+/// access-token lifetime plus 60 s of clock skew), and keys past that are deleted. Every node
+/// signs with the new key within milliseconds.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/signing-keys/rotate",
+    operation_id = "rotateSigningKey",
+    tag = "Keys",
+    security(("adminKey" = ["keys"])),
+    responses(
+        (status = 200, description = "The signing keys after the rotation, oldest first.", body = Vec<doc::SigningKeyView>),
+    )
+)]
+async fn rotate_signing_key(
+    Admin(admin, _): Admin<need::Keys>,
+    State(s): State<AppState>,
+) -> Result<Json<Vec<SigningKeyView>>, ApiError> {
+    let before = s.core.list_signing_keys().await?;
+    let after = s.core.rotate_signing_key().await?;
+    let target = after.iter().find(|k| k.state == "active").map_or_else(
+        || "signing_keys".to_owned(),
+        |k| format!("signing_key:{}", k.kid),
+    );
+    record(
+        &s,
+        &admin,
+        "signing_key.rotate",
+        target,
+        Some(&before),
+        Some(&after),
+    )
+    .await;
+    Ok(Json(after))
+}
+
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
@@ -506,6 +569,8 @@ async fn rotate_keys(
     delete_client,
     rotate_client_secret,
     key_status,
-    rotate_keys
+    rotate_keys,
+    list_signing_keys,
+    rotate_signing_key
 ))]
 pub(super) struct Doc;

@@ -998,6 +998,35 @@ pub(crate) struct TokenExchangeResponse {
 
 // ----- Operations ----------------------------------------------------------------------------
 
+/// A JWK set (RFC 7517).
+#[derive(ToSchema)]
+pub(crate) struct JwkSet {
+    /// The public keys, each with `kid`, `alg`, `use: sig` and its key parameters.
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<serde_json::Value>,
+}
+
+/// Authorization server metadata (RFC 8414).
+#[derive(ToSchema)]
+pub(crate) struct AuthorizationServerMetadata {
+    /// The issuer identifier: the public URL, the `iss` of every token Portcullis signs.
+    issuer: String,
+    /// The JWK set's URL.
+    jwks_uri: String,
+    /// The token endpoint.
+    token_endpoint: String,
+    /// The grants the token endpoint accepts.
+    grant_types_supported: Vec<String>,
+    /// How clients authenticate at the token endpoint.
+    token_endpoint_auth_methods_supported: Vec<String>,
+    /// The response types of the authorization endpoint (none while there is none).
+    response_types_supported: Vec<String>,
+    /// PKCE methods: `S256` only.
+    code_challenge_methods_supported: Vec<String>,
+    /// Authorization responses carry `iss` (RFC 9207).
+    authorization_response_iss_parameter_supported: bool,
+}
+
 /// The liveness answer.
 #[derive(ToSchema)]
 pub(crate) struct Health {

@@ -757,6 +757,30 @@ pub(crate) struct KeyStatus {
     reencryption: Option<ReencryptionStatus>,
 }
 
+/// A token-signing key (never its private part).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SigningKeyView {
+    /// The key id (`kid`), its RFC 7638 thumbprint.
+    kid: String,
+    /// The JWS algorithm (`ES256`, `RS256`, `EdDSA`...).
+    alg: String,
+    /// `active` (it signs) or `retired` (published until `publishedUntil`).
+    #[schema(value_type = String, pattern = "^(active|retired)$")]
+    state: String,
+    /// When it was created.
+    #[schema(value_type = String, format = DateTime)]
+    created_at: String,
+    /// When it stopped signing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    retired_at: Option<String>,
+    /// Until when a retired key stays in the JWK set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    published_until: Option<String>,
+}
+
 /// A credential handed out.
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1466,6 +1466,26 @@ async fn every_operation_answers_as_documented() {
         .await;
     s.admin("GET", "/v1/mgmt/keys", None, 200).await;
     s.admin("POST", "/v1/mgmt/keys/rotate", None, 200).await;
+    // The token-signing keys: a rotation keeps the old key published.
+    let keys = s.admin("GET", "/v1/mgmt/signing-keys", None, 200).await;
+    assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
+    let keys = s
+        .admin("POST", "/v1/mgmt/signing-keys/rotate", None, 200)
+        .await;
+    assert_eq!(keys[0]["state"], "retired", "{keys}");
+    assert_eq!(keys[1]["state"], "active", "{keys}");
+    let (_, jwks) = s
+        .call("GET", "/.well-known/jwks.json", None, None, 200)
+        .await;
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "{jwks}");
+    s.call(
+        "GET",
+        "/.well-known/oauth-authorization-server",
+        None,
+        None,
+        200,
+    )
+    .await;
 
     // Connections: an API key for alice, an imported OAuth grant for bob (a subject of the IdP
     // who is not in the directory).

@@ -1,0 +1,87 @@
+//! What Portcullis publishes about itself as an authorization server: its signing keys (the JWK
+//! set verifiers fetch) and its RFC 8414 metadata. The metadata advertises only what is served.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use portcullis_core::TOKEN_EXCHANGE_GRANT;
+use serde_json::json;
+
+use crate::AppState;
+use crate::openapi::schemas::{AuthorizationServerMetadata, JwkSet};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+}
+
+/// A public document, cacheable for a short while: a rotation is seen within a minute.
+fn public_json(body: serde_json::Value) -> Response {
+    let mut resp = axum::Json(body).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    resp
+}
+
+/// The signing keys (JWK set)
+///
+/// The public keys of the tokens Portcullis signs (RFC 7517): the active key and the retired keys
+/// whose tokens may still be valid. A verifier that meets an unknown `kid` fetches this again.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    operation_id = "getJwks",
+    tag = "Authorization server",
+    responses(
+        (status = 200, description = "The JWK set.", body = JwkSet,
+            headers(("Cache-Control" = String, description = "`public, max-age=60`."))),
+    )
+)]
+async fn jwks(State(s): State<AppState>) -> Response {
+    public_json(s.core.jwks())
+}
+
+/// Authorization server metadata (RFC 8414)
+///
+/// What Portcullis serves as an authorization server: its issuer identifier, its JWK set, its
+/// token endpoint with the grants and client authentication it accepts. Only what is served is
+/// advertised.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    operation_id = "getAuthorizationServerMetadata",
+    tag = "Authorization server",
+    responses(
+        (status = 200, description = "The metadata.", body = AuthorizationServerMetadata,
+            headers(("Cache-Control" = String, description = "`public, max-age=60`."))),
+    )
+)]
+async fn metadata(State(s): State<AppState>) -> Response {
+    let issuer = s
+        .core
+        .settings()
+        .public_url
+        .trim_end_matches('/')
+        .to_owned();
+    public_json(json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "grant_types_supported": [TOKEN_EXCHANGE_GRANT],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        // No authorization endpoint is served yet: no response type is supported.
+        "response_types_supported": [],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+    }))
+}
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(jwks, metadata))]
+pub(crate) struct Doc;
