@@ -1,5 +1,5 @@
 //! `portcullis keys`: rotate the data-encryption key (existing rows are re-encrypted in the
-//! background, without downtime), and show the key ring.
+//! background, without downtime), show the key ring; rotate and list the token-signing keys.
 
 use std::process::ExitCode;
 
@@ -23,6 +23,19 @@ pub enum KeysCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Make a new token-signing key the one that signs; the previous one stays published until
+    /// the tokens it signed have expired.
+    RotateSigning {
+        /// The server.
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show the token-signing keys.
+    Signing {
+        /// The server.
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// Runs a key command.
@@ -30,6 +43,8 @@ pub async fn run(cmd: KeysCommand, output: Output) -> ExitCode {
     let (remote, rotate, wait) = match cmd {
         KeysCommand::Rotate { remote, wait } => (remote, true, wait),
         KeysCommand::Status { remote } => (remote, false, false),
+        KeysCommand::RotateSigning { remote } => return signing(remote, true, output).await,
+        KeysCommand::Signing { remote } => return signing(remote, false, output).await,
     };
     let client = match remote.client() {
         Ok(c) => c,
@@ -102,6 +117,43 @@ pub async fn run(cmd: KeysCommand, output: Output) -> ExitCode {
         == Some("failed")
     {
         return ExitCode::from(crate::EXIT_FAILURE);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Rotates (or lists) the token-signing keys and prints them.
+async fn signing(remote: Remote, rotate: bool, output: Output) -> ExitCode {
+    let client = match remote.client() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let keys = match if rotate {
+        client
+            .post("v1/mgmt/signing-keys/rotate", &serde_json::json!({}))
+            .await
+    } else {
+        client.get("v1/mgmt/signing-keys").await
+    } {
+        Ok(v) => v,
+        Err(e) => return fail(&e.to_string()),
+    };
+    match output {
+        Output::Json => print_json(&keys),
+        Output::Text => {
+            for k in keys.as_array().into_iter().flatten() {
+                let until = k["publishedUntil"]
+                    .as_str()
+                    .map(|u| format!(", published until {u}"))
+                    .unwrap_or_default();
+                println!(
+                    "{} {} [{}] created {}{until}",
+                    k["kid"].as_str().unwrap_or(""),
+                    k["alg"].as_str().unwrap_or(""),
+                    k["state"].as_str().unwrap_or(""),
+                    k["createdAt"].as_str().unwrap_or("")
+                );
+            }
+        }
     }
     ExitCode::SUCCESS
 }

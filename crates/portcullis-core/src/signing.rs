@@ -220,9 +220,11 @@ impl Core {
     pub async fn rotate_signing_key(&self) -> Result<Vec<SigningKeyView>, ServiceError> {
         let (_, record) = self.new_signing_key()?;
         self.stores.signing_keys.rotate_signing_key(&record).await?;
+        // Unpublished once `retired_at + retention <= now`: those retired at the cut or before go.
         let cut = record
             .created_at
-            .add_secs(-self.signing_key_retention_secs());
+            .add_secs(-self.signing_key_retention_secs())
+            .add_millis(1);
         self.stores.signing_keys.purge_signing_keys(cut).await?;
         self.load_signing_keys().await?;
         tracing::info!(kid = %record.kid, "rotated the token-signing key");

@@ -25,7 +25,7 @@ pub struct SigningKeyRecord {
 /// The signing keys.
 #[async_trait]
 pub trait SigningKeyStore: Send + Sync {
-    /// Every signing key, oldest first.
+    /// Every signing key, oldest first (of two created at once, the retired one first).
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Inserts `key` as the active key if there is none (several nodes may race at first
     /// start); returns the keys as they are after.

@@ -28,7 +28,7 @@ fn from_row(row: &Row) -> Result<SigningKeyRecord, StoreError> {
 async fn all<C: GenericClient>(c: &C) -> Result<Vec<SigningKeyRecord>, StoreError> {
     query(
         c,
-        "SELECT kid, alg, private_key, private_key_sealed, public_jwk, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+        "SELECT kid, alg, private_key, private_key_sealed, public_jwk, created_at, retired_at FROM signing_keys ORDER BY created_at, retired_at IS NULL, kid",
         &[],
     )
     .await

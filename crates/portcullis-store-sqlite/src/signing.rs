@@ -25,7 +25,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
 
 fn all(c: &rusqlite::Connection) -> Result<Vec<SigningKeyRecord>, StoreError> {
     c.prepare_cached(
-        "SELECT kid, alg, private_key, private_key_sealed, public_jwk, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+        "SELECT kid, alg, private_key, private_key_sealed, public_jwk, created_at, retired_at FROM signing_keys ORDER BY created_at, retired_at IS NULL, kid",
     )
     .and_then(|mut s| s.query_map([], from_row)?.collect())
     .map_err(read_err)

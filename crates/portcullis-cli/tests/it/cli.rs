@@ -530,3 +530,36 @@ async fn migrate_prepares_a_database_and_serve_reports_bad_config() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"));
 }
+
+/// `portcullis keys rotate-signing` makes a new signing key active and keeps the old one listed
+/// as retired; `portcullis keys signing` shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_are_rotated_from_the_command_line() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let mut args: Vec<String> = vec!["keys".into(), "rotate-signing".into()];
+    args.extend(remote(&s));
+    let out = portcullis(args).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert_eq!(text.matches("[retired]").count(), 1, "{text}");
+    assert_eq!(text.matches("[active]").count(), 1, "{text}");
+    assert!(text.contains("ES256"), "{text}");
+    let mut args: Vec<String> = vec!["keys".into(), "signing".into()];
+    args.extend(remote(&s));
+    args.extend(["--output".to_owned(), "json".to_owned()]);
+    let out = portcullis(args).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(keys.as_array().map(Vec::len), Some(2), "{keys}");
+    assert_eq!(keys[1]["state"], "active");
+}

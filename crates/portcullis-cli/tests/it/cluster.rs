@@ -507,3 +507,47 @@ async fn a_revoked_admin_key_dies_on_every_node_at_once() {
     }
     assert_eq!(read(0).await.unwrap().status().as_u16(), 401);
 }
+
+/// Two nodes on one database agree on one signing key (the first start creates it), and a rotation on
+/// one node is published by the other within moments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_rotation_reaches_every_node() {
+    let cluster = Cluster::start(2).await;
+    let jwks = |node: usize| {
+        let url = format!("{}/.well-known/jwks.json", cluster.nodes[node].url);
+        let http = cluster.http.clone();
+        async move {
+            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            let mut kids: Vec<String> = v["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect();
+            kids.sort();
+            kids
+        }
+    };
+    let first = jwks(0).await;
+    assert_eq!(first.len(), 1, "one key for the cluster: {first:?}");
+    assert_eq!(jwks(1).await, first);
+    let (st, rotated) = cluster
+        .admin(
+            0,
+            reqwest::Method::POST,
+            "/v1/mgmt/signing-keys/rotate",
+            json!(null),
+        )
+        .await;
+    assert_eq!(st, 200, "{rotated}");
+    let expected = jwks(0).await;
+    assert_eq!(expected.len(), 2);
+    let started = std::time::Instant::now();
+    while jwks(1).await != expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "node 1 does not publish the new key"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
