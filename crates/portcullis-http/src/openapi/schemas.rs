@@ -653,7 +653,8 @@ pub(crate) struct TenantMembership {
     #[schema(example = "acme")]
     tenant_id: String,
     /// The roles the user holds within this tenant (added to the user's roles for requests
-    /// naming the tenant).
+    /// naming the tenant); none when absent.
+    #[serde(default)]
     roles: Vec<String>,
 }
 
