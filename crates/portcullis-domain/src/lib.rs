@@ -14,6 +14,7 @@ mod connection;
 mod directory;
 mod management;
 mod principal;
+mod resource;
 mod signing;
 mod store;
 pub mod table;
@@ -36,6 +37,7 @@ pub use connection::{
 pub use directory::{Identity, Role, TenantMembership, TenantRecord, UserRecord};
 pub use management::{ManagementAuditStore, ManagementEvent, ManagementQuery};
 pub use principal::{AdminKeyRecord, ClientRecord, DataKeyRecord, IssuerRecord};
+pub use resource::{ResourceRecord, ResourceStore};
 pub use signing::{SigningKeyRecord, SigningKeyStore};
 pub use store::{
     AdminKeyStore, AppStore, ApplyStore, AuditStore, ClientStore, ConnectionStore,

@@ -492,6 +492,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     /// Token-signing keys.
     pub signing_keys: Arc<dyn crate::SigningKeyStore>,
+    /// Resource servers.
+    pub resources: Arc<dyn crate::ResourceStore>,
     /// Audit log.
     pub audit: Arc<dyn AuditStore>,
     /// Management audit (who changed what).
@@ -517,6 +519,7 @@ impl Stores {
             + IssuerStore
             + KeyStore
             + crate::SigningKeyStore
+            + crate::ResourceStore
             + AuditStore
             + crate::ManagementAuditStore
             + ApplyStore
@@ -533,6 +536,7 @@ impl Stores {
             issuers: backend.clone(),
             keys: backend.clone(),
             signing_keys: backend.clone(),
+            resources: backend.clone(),
             audit: backend.clone(),
             management: backend.clone(),
             apply: backend.clone(),

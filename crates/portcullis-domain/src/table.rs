@@ -10,7 +10,9 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::{Change, PageRequest, Role, StoreError, TenantRecord, Timestamp};
+use crate::{
+    Change, PageRequest, ResourceRecord, Role, ScopeDef, StoreError, TenantRecord, Timestamp,
+};
 
 /// How a column is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +154,8 @@ pub trait TableStore: Send + Sync {
     async fn insert_row(&self, table: &'static Table, cells: Vec<Cell>) -> Result<(), StoreError>;
     /// Updates a row (its key, then the cells of the columns an update rewrites). `NotFound`.
     async fn update_row(&self, table: &'static Table, cells: Vec<Cell>) -> Result<(), StoreError>;
+    /// Deletes the row with this key (for tables nothing references). `NotFound`.
+    async fn delete_row(&self, table: &'static Table, key: &str) -> Result<(), StoreError>;
 }
 
 /// Inserts a record.
@@ -375,6 +379,55 @@ impl TenantRecord {
             .map(Change::User)
             .chain(connections)
             .collect()
+    }
+}
+
+impl SimpleTable for ResourceRecord {
+    const TABLE: &'static Table = &Table {
+        entity: "resource",
+        name: "resources",
+        columns: &[
+            column("id", CellKind::Text, false),
+            column("uri", CellKind::Text, true),
+            column("name", CellKind::Text, true),
+            column("description", CellKind::OptText, true),
+            column("scopes", CellKind::Text, true),
+            column("created_at", CellKind::Millis, false),
+            column("updated_at", CellKind::Millis, true),
+        ],
+    };
+
+    fn key(&self) -> &str {
+        &self.id
+    }
+
+    fn to_cells(&self) -> Result<Vec<Cell>, StoreError> {
+        Ok(vec![
+            Cell::Text(self.id.clone()),
+            Cell::Text(self.uri.clone()),
+            Cell::Text(self.name.clone()),
+            Cell::OptText(self.description.clone()),
+            Cell::Text(encode(&self.scopes)?),
+            Cell::Millis(self.created_at.as_millis()),
+            Cell::Millis(self.updated_at.as_millis()),
+        ])
+    }
+
+    fn from_cells(cells: Vec<Cell>) -> Result<Self, StoreError> {
+        let mut c = Cells::<Self>::new(cells);
+        Ok(Self {
+            id: c.text()?,
+            uri: c.text()?,
+            name: c.text()?,
+            description: c.opt_text()?,
+            scopes: {
+                let text = c.text()?;
+                serde_json::from_str::<Vec<ScopeDef>>(&text)
+                    .map_err(|e| Cells::<Self>::unreadable(&e.to_string()))?
+            },
+            created_at: c.timestamp()?,
+            updated_at: c.timestamp()?,
+        })
     }
 }
 

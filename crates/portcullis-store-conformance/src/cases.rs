@@ -1345,6 +1345,89 @@ pub async fn signing_keys_rotate_and_purge(s: &Stores) {
     );
 }
 
+/// Resource servers: inserted, read, listed by id, replaced and deleted; an id or a URI is one
+/// resource's; a refused write changes nothing.
+pub async fn resources_round_trip(s: &Stores) {
+    let r = |id: &str, uri: &str| portcullis_domain::ResourceRecord {
+        id: id.to_owned(),
+        uri: uri.to_owned(),
+        name: format!("MCP {id}"),
+        description: Some("Tools".into()),
+        scopes: vec![portcullis_domain::ScopeDef {
+            name: "tools.read".into(),
+            description: Some("Read".into()),
+        }],
+        created_at: T0,
+        updated_at: T0,
+    };
+    let crm = r("crm", "https://crm.example/mcp");
+    s.resources.insert_resource(&crm).await.unwrap();
+    assert_eq!(
+        s.resources.resource("crm").await.unwrap(),
+        Some(crm.clone())
+    );
+    for dup in [
+        r("crm", "https://other.example/mcp"),
+        r("crm2", "https://crm.example/mcp"),
+    ] {
+        assert!(
+            matches!(
+                s.resources.insert_resource(&dup).await,
+                Err(StoreError::AlreadyExists { .. })
+            ),
+            "{dup:?}"
+        );
+    }
+    let docs = r("docs", "https://docs.example/mcp");
+    s.resources.insert_resource(&docs).await.unwrap();
+    let page = PageRequest {
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(
+        s.resources.resources(&page).await.unwrap(),
+        vec![crm.clone(), docs.clone()]
+    );
+    let after = PageRequest {
+        after: Some("crm".into()),
+        limit: 10,
+    };
+    assert_eq!(
+        s.resources.resources(&after).await.unwrap(),
+        vec![docs.clone()]
+    );
+
+    let mut moved = docs.clone();
+    moved.uri = "https://crm.example/mcp".into();
+    assert!(matches!(
+        s.resources.update_resource(&moved).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        s.resources.resource("docs").await.unwrap(),
+        Some(docs.clone())
+    );
+    let mut renamed = docs.clone();
+    renamed.name = "Docs".into();
+    renamed.description = None;
+    renamed.updated_at = T0.add_secs(5);
+    s.resources.update_resource(&renamed).await.unwrap();
+    assert_eq!(s.resources.resource("docs").await.unwrap(), Some(renamed));
+    assert!(matches!(
+        s.resources
+            .update_resource(&r("nope", "https://nope.example"))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    s.resources.delete_resource("crm").await.unwrap();
+    assert!(matches!(
+        s.resources.delete_resource("crm").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(s.resources.resource("crm").await.unwrap(), None);
+}
+
 fn event(id: &str, app: &str, user: &str, outcome: AuditOutcome, secs: i64) -> AuditEvent {
     AuditEvent {
         id: id.to_owned(),

@@ -53,6 +53,7 @@ macro_rules! conformance_tests {
             issuers_round_trip,
             data_keys_rotate,
             signing_keys_rotate_and_purge,
+            resources_round_trip,
             audit_filters_and_pages,
             management_events_filter_and_page,
             rejected_counts_add_up,

@@ -97,7 +97,16 @@ impl TableStore for PostgresStore {
         let changes = update_tx(&tx, table, &cells).await?;
         self.commit(tx, changes).await
     }
+
+    async fn delete_row(&self, table: &'static Table, key: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let changes = delete_tx(&tx, table, key, db).await?;
+        self.commit(tx, changes).await
+    }
 }
+
+impl portcullis_domain::ResourceStore for PostgresStore {}
 
 /// Inserts a row (all its cells) within a transaction; the changes to publish after it commits.
 pub(crate) async fn insert_tx<C: GenericClient>(
@@ -146,7 +155,7 @@ pub(crate) async fn update_tx<C: GenericClient>(
         &binds(cells),
     )
     .await
-    .map_err(db)?;
+    .map_err(write(table.entity))?;
     table.written(n > 0)
 }
 

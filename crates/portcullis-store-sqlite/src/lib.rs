@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (10, include_str!("../migrations/0010_data_key_seals.sql")),
     (11, include_str!("../migrations/0011_signing_keys.sql")),
+    (12, include_str!("../migrations/0012_resources.sql")),
 ];
 const READERS: usize = 4;
 

@@ -84,7 +84,15 @@ impl TableStore for SqliteStore {
         self.write(move |tx| Ok(((), update_tx(tx, table, cells)?)))
             .await
     }
+
+    async fn delete_row(&self, table: &'static Table, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.write(move |tx| Ok(((), delete_tx(tx, table, &key)?)))
+            .await
+    }
 }
+
+impl portcullis_domain::ResourceStore for SqliteStore {}
 
 /// Inserts a row (all its cells) within a transaction; the changes to publish after it commits.
 pub(crate) fn insert_tx(
@@ -130,7 +138,7 @@ pub(crate) fn update_tx(
             ),
             params_from_iter(values(cells)),
         )
-        .map_err(backend)?;
+        .map_err(write_error(table.entity))?;
     table.written(n > 0)
 }
 
