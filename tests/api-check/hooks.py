@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import os
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import requests
 import schemathesis
@@ -302,7 +302,27 @@ UPDATES = {
     "/v1/mgmt/tenants/{tenantId}": ("tenantId", "id"),
     "/v1/mgmt/roles/{name}": ("name", "name"),
     "/v1/mgmt/clients/{clientId}": ("clientId", "id"),
+    "/v1/mgmt/resources/{resourceId}": ("resourceId", "id"),
 }
+
+
+def _resource(resource):
+    """ResourceInput: the URI parses as a URL (a host the URL standard accepts), and each scope
+    is listed once."""
+    if not isinstance(resource, dict):
+        return
+    uri = resource.get("uri")
+    if isinstance(uri, str) and uri.startswith("https://"):
+        try:
+            host = urlsplit(uri).hostname
+        except ValueError:
+            host = None
+        if not host or not all(c.isalnum() or c in ".-" for c in host) or host.startswith(".") or ".." in host:
+            resource["uri"] = "https://mcp.example/" + str(abs(hash(uri)))
+    if isinstance(resource.get("scopes"), list):
+        resource["scopes"] = _unique(
+            resource["scopes"], lambda s: s.get("name") if isinstance(s, dict) else None
+        )
 
 
 def _same_id(case, body):
@@ -349,6 +369,8 @@ def before_call(context, case, kwargs):
         tokens = (body or {}).get("tokens")
         for token in tokens if isinstance(tokens, list) else []:
             _requested_scopes(token, stored)
+    elif label in ("POST /v1/mgmt/resources", "PUT /v1/mgmt/resources/{resourceId}"):
+        _resource(body)
     elif label == "POST /v1/mgmt/apply":
         _apply(body)
     elif label == "POST /v1/mgmt/decisions/simulate":

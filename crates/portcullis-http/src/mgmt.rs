@@ -6,6 +6,7 @@ mod apply;
 mod apps;
 mod audit;
 mod directory;
+mod resources;
 mod vault;
 
 use axum::Router;
@@ -22,6 +23,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(access::routes())
         .merge(audit::routes())
         .merge(apply::routes())
+        .merge(resources::routes())
 }
 
 /// The management API's part of the OpenAPI document.
@@ -33,6 +35,7 @@ pub(crate) fn doc() -> utoipa::openapi::OpenApi {
     api.merge(access::Doc::openapi());
     api.merge(audit::Doc::openapi());
     api.merge(apply::Doc::openapi());
+    api.merge(resources::Doc::openapi());
     api
 }
 

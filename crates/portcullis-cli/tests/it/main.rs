@@ -22,6 +22,7 @@ mod identity;
 mod inbound;
 mod mgmt;
 mod plane;
+mod resources;
 mod secrets;
 mod signing;
 mod vault;

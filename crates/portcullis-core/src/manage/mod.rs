@@ -27,6 +27,7 @@ mod directory;
 mod issuers;
 mod keys;
 mod policies;
+mod resources;
 mod simulate;
 
 pub use apps::*;
@@ -36,6 +37,7 @@ pub use directory::*;
 pub use issuers::*;
 pub use keys::*;
 pub use policies::*;
+pub use resources::*;
 pub use simulate::*;
 
 /// Serializes a secret on purpose (answers that show a secret once).

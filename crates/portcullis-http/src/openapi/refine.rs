@@ -337,7 +337,7 @@ fn hoist_descriptions(doc: &mut Value) {
 /// `(PUT path, create schema, update schema, id property)`: an update's body is the create body
 /// whose id is optional: the path names the entity, and a body may repeat the path's id (as a
 /// GET-edit-PUT round trip does) but never change it.
-const UPDATES: [(&str, &str, &str, &str); 5] = [
+const UPDATES: [(&str, &str, &str, &str); 6] = [
     (
         "/v1/mgmt/outbound-apps/{appId}",
         "AppInput",
@@ -356,6 +356,12 @@ const UPDATES: [(&str, &str, &str, &str); 5] = [
         "/v1/mgmt/clients/{clientId}",
         "ClientInput",
         "ClientUpdate",
+        "id",
+    ),
+    (
+        "/v1/mgmt/resources/{resourceId}",
+        "ResourceInput",
+        "ResourceUpdate",
         "id",
     ),
 ];
@@ -456,7 +462,7 @@ fn refine_path_ids(doc: &mut Value) {
                     continue;
                 }
                 let schema = match p["name"].as_str() {
-                    Some("appId" | "tenantId" | "clientId") => slug.clone(),
+                    Some("appId" | "tenantId" | "clientId" | "resourceId") => slug.clone(),
                     Some(_) => no_control.clone(),
                     None => continue,
                 };

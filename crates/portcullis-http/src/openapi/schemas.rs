@@ -11,8 +11,8 @@
 use std::borrow::Cow;
 
 use super::services::{
-    AdminKeyInfo, AppView, ClientView, ConnectionInfo, IssuerView, PolicyView, RevokeReport,
-    RoleView, TenantView, UserView,
+    AdminKeyInfo, AppView, ClientView, ConnectionInfo, IssuerView, PolicyView, ResourceView,
+    RevokeReport, RoleView, TenantView, UserView,
 };
 use serde_json::Value;
 use utoipa::openapi::RefOr;
@@ -860,6 +860,11 @@ page!(
     ClientView
 );
 page!(
+    /// A page of resource servers, by id.
+    ResourcePage,
+    ResourceView
+);
+page!(
     /// A page of admin keys, oldest first.
     AdminKeyPage,
     AdminKeyInfo
@@ -998,6 +1003,21 @@ pub(crate) struct TokenExchangeResponse {
 }
 
 // ----- Operations ----------------------------------------------------------------------------
+
+/// Protected resource metadata (RFC 9728).
+#[derive(ToSchema)]
+pub(crate) struct ProtectedResourceMetadata {
+    /// The resource's canonical URI.
+    resource: String,
+    /// Its authorization server: Portcullis's issuer identifier.
+    authorization_servers: Vec<String>,
+    /// The scopes it offers.
+    scopes_supported: Vec<String>,
+    /// How it takes tokens: `header`.
+    bearer_methods_supported: Vec<String>,
+    /// Its name.
+    resource_name: String,
+}
 
 /// A JWK set (RFC 7517).
 #[derive(ToSchema)]

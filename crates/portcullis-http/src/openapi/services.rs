@@ -757,6 +757,93 @@ pub(crate) struct KeyStatus {
     reencryption: Option<ReencryptionStatus>,
 }
 
+/// A scope a resource server offers.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResourceScope {
+    /// The scope (RFC 6749 §3.3: printable ASCII without spaces, quotes or backslashes), unique
+    /// on the resource.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[\u0021\u0023-\u005b\u005d-\u007e]+$",
+        example = "tools.read"
+    )]
+    name: String,
+    /// What it grants, in words (the consent screen), at most 1,024 characters.
+    #[serde(default)]
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
+    description: Option<String>,
+}
+
+/// A resource server (MCP server) as written by the management API.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ResourceInput {
+    /// Its id, a slug (required on create).
+    #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+    )]
+    id: Option<String>,
+    /// Its canonical URI: `https://`, or `http://` on a loopback host outside production; no
+    /// query, no fragment, no credentials. Stored canonical (lower-case scheme and host, no lone
+    /// trailing `/`): the `aud` of the tokens issued for it.
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^(https://|http://(localhost|127\.[0-9]+\.[0-9]+\.[0-9]+|\[::1\])([:/]|$))[^\u0000-\u0020#?\u007f-\uffff]*$",
+        example = "https://mcp.example.com/mcp"
+    )]
+    uri: String,
+    /// A display name, 1 to 128 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]{0,126}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$"
+    )]
+    name: String,
+    /// What it is, for people, at most 1,024 characters.
+    #[serde(default)]
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
+    description: Option<String>,
+    /// The scopes it offers (at most 256); `outbound.token.fetch` is added when absent.
+    #[serde(default)]
+    #[schema(max_items = 256)]
+    scopes: Vec<ResourceScope>,
+}
+
+/// A resource server as the management API shows it.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ResourceView {
+    /// Its id.
+    id: String,
+    /// Its canonical URI.
+    uri: String,
+    /// Its name.
+    name: String,
+    /// What it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    /// The scopes it offers (`outbound.token.fetch` among them).
+    scopes: Vec<ResourceScope>,
+    /// When it was registered.
+    #[schema(value_type = String, format = DateTime)]
+    created_at: String,
+    /// When it last changed.
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: String,
+}
+
 /// A token-signing key (never its private part).
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1487,6 +1487,34 @@ async fn every_operation_answers_as_documented() {
     )
     .await;
 
+    // Resource servers.
+    let crm = json!({
+        "id": "crm", "uri": "https://CRM.example.com/mcp", "name": "CRM tools",
+        "scopes": [{"name": "crm.read", "description": "Read the CRM"}],
+    });
+    s.admin("POST", "/v1/mgmt/resources", Some(crm.clone()), 201)
+        .await;
+    s.admin("POST", "/v1/mgmt/resources", Some(crm.clone()), 409)
+        .await;
+    let mut bad = crm.clone();
+    bad["id"] = json!("other");
+    bad["uri"] = json!("https://crm.example.com/mcp#frag");
+    s.admin("POST", "/v1/mgmt/resources", Some(bad), 400).await;
+    let listed = s.admin("GET", "/v1/mgmt/resources", None, 200).await;
+    assert_eq!(listed["items"][0]["uri"], "https://crm.example.com/mcp");
+    s.admin("GET", "/v1/mgmt/resources/crm", None, 200).await;
+    s.admin("GET", "/v1/mgmt/resources/nope", None, 404).await;
+    let mut renamed = crm.clone();
+    renamed["name"] = json!("CRM");
+    s.admin("PUT", "/v1/mgmt/resources/crm", Some(renamed), 200)
+        .await;
+    let prm = s
+        .admin("GET", "/v1/mgmt/resources/crm/metadata", None, 200)
+        .await;
+    assert_eq!(prm["resource"], "https://crm.example.com/mcp");
+    s.admin("DELETE", "/v1/mgmt/resources/crm", None, 204).await;
+    s.admin("DELETE", "/v1/mgmt/resources/crm", None, 404).await;
+
     // Connections: an API key for alice, an imported OAuth grant for bob (a subject of the IdP
     // who is not in the directory).
     let bob = portcullis_core::external_principal(&m, "bob");

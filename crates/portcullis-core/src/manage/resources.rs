@@ -1,0 +1,249 @@
+//! Resource servers (MCP servers) registered by an admin: the audiences of the tokens Portcullis
+//! issues, with the scopes they offer; and the RFC 9728 metadata each can serve.
+
+use portcullis_domain::ResourceRecord;
+
+use super::*;
+
+/// The most scopes a resource may offer.
+pub const MAX_RESOURCE_SCOPES: usize = 256;
+/// The longest canonical resource URI, in characters.
+pub const MAX_RESOURCE_URI: usize = 2048;
+
+/// A resource server as written by the management API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceInput {
+    /// Its id, a slug (required on create; on update, the path's).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Its canonical URI: `https://` (or `http://` on a loopback host outside production), no
+    /// fragment, no query. Stored canonical (lower-case scheme and host, no trailing `/` alone).
+    pub uri: String,
+    /// A display name, 1 to 128 characters.
+    pub name: String,
+    /// What it is, for people (the consent screen), at most 1,024 characters.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The scopes it offers (its tools' scopes), with descriptions; the fetch scope
+    /// (`outbound.token.fetch`) is always offered and added when absent.
+    #[serde(default)]
+    pub scopes: Vec<ScopeDef>,
+}
+
+/// A resource server as the management API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceView {
+    /// Its id.
+    pub id: String,
+    /// Its canonical URI: the `aud` of the tokens issued for it.
+    pub uri: String,
+    /// Its name.
+    pub name: String,
+    /// What it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The scopes it offers.
+    pub scopes: Vec<ScopeDef>,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+impl From<&ResourceRecord> for ResourceView {
+    fn from(r: &ResourceRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            uri: r.uri.clone(),
+            name: r.name.clone(),
+            description: r.description.clone(),
+            scopes: r.scopes.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Whether `c` may appear in an OAuth scope token (RFC 6749 §3.3).
+fn scope_char(c: char) -> bool {
+    matches!(c, '\u{21}' | '\u{23}'..='\u{5b}' | '\u{5d}'..='\u{7e}')
+}
+
+/// The canonical form of a resource URI (RFC 8707 §2, the MCP specification's canonical server
+/// URI), or why it is not one.
+pub fn canonical_resource_uri(uri: &str, production: bool) -> Result<String, ServiceError> {
+    let bad = |why: &str| ServiceError::invalid("invalid_resource_uri", format!("uri {why}"));
+    if uri.is_empty() || uri.chars().count() > MAX_RESOURCE_URI {
+        return Err(bad("must be 1 to 2048 characters"));
+    }
+    let parsed = url::Url::parse(uri).map_err(|_| bad("must be an absolute URI"))?;
+    if parsed.fragment().is_some() || uri.contains('#') {
+        return Err(bad("must not have a fragment"));
+    }
+    if parsed.query().is_some() {
+        return Err(bad("must not have a query"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("must not hold credentials"));
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => return Err(bad("must name a host")),
+    };
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback && !production => {}
+        "http" => {
+            return Err(bad(
+                "must use https (http only on a loopback host, outside production)",
+            ));
+        }
+        _ => return Err(bad("must be an https URI")),
+    }
+    let mut canonical = parsed.to_string();
+    // `https://mcp.example.com/` and `https://mcp.example.com` name one server: the latter.
+    if parsed.path() == "/" {
+        canonical.pop();
+    }
+    Ok(canonical)
+}
+
+impl Core {
+    fn resource_record(
+        &self,
+        id: String,
+        input: &ResourceInput,
+        created_at: Option<Timestamp>,
+    ) -> Result<ResourceRecord, ServiceError> {
+        check_slug("id", &id)?;
+        let uri = canonical_resource_uri(&input.uri, self.settings.production)?;
+        check_name("name", &input.name)?;
+        check_description(input.description.as_deref())?;
+        if input.scopes.len() > MAX_RESOURCE_SCOPES {
+            return Err(ServiceError::invalid(
+                "invalid_request",
+                format!("at most {MAX_RESOURCE_SCOPES} scopes"),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for s in &input.scopes {
+            if s.name.is_empty() || s.name.chars().count() > 128 || !s.name.chars().all(scope_char)
+            {
+                return Err(ServiceError::invalid(
+                    "invalid_scope",
+                    "a scope name is 1 to 128 printable ASCII characters, without spaces, quotes or backslashes",
+                ));
+            }
+            if !seen.insert(s.name.as_str()) {
+                return Err(ServiceError::invalid(
+                    "invalid_scope",
+                    format!("scope {} is listed twice", s.name),
+                ));
+            }
+            check_description(s.description.as_deref())?;
+        }
+        let mut scopes = input.scopes.clone();
+        if !seen.contains(self.settings.fetch_scope.as_str()) {
+            scopes.push(ScopeDef {
+                name: self.settings.fetch_scope.clone(),
+                description: Some("Fetch your connected apps' tokens through Portcullis".into()),
+            });
+        }
+        let now = self.clock.now();
+        Ok(ResourceRecord {
+            id,
+            uri,
+            name: input.name.clone(),
+            description: input.description.clone(),
+            scopes,
+            created_at: created_at.unwrap_or(now),
+            updated_at: now,
+        })
+    }
+
+    /// Registers a resource server.
+    pub async fn create_resource(
+        &self,
+        input: &ResourceInput,
+    ) -> Result<ResourceView, ServiceError> {
+        let id = input
+            .id
+            .clone()
+            .ok_or_else(|| ServiceError::invalid("invalid_request", "id is required"))?;
+        let record = self.resource_record(id, input, None)?;
+        self.stores.resources.insert_resource(&record).await?;
+        Ok(ResourceView::from(&record))
+    }
+
+    /// Reads a resource server.
+    pub async fn get_resource(&self, id: &str) -> Result<ResourceView, ServiceError> {
+        view_of(self.stores.resources.resource(id).await?, "resource", id)
+    }
+
+    /// Lists resource servers.
+    pub async fn list_resources(
+        &self,
+        params: &ListParams,
+    ) -> Result<Page<ResourceView>, ServiceError> {
+        page_of(
+            params,
+            async |page| self.stores.resources.resources(page).await,
+            |r| r.id.clone(),
+        )
+        .await
+    }
+
+    /// Replaces a resource server.
+    pub async fn update_resource(
+        &self,
+        id: &str,
+        input: &ResourceInput,
+    ) -> Result<ResourceView, ServiceError> {
+        same_id(input.id.as_deref(), id)?;
+        let current = self
+            .stores
+            .resources
+            .resource(id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("resource", id))?;
+        let record = self.resource_record(id.to_owned(), input, Some(current.created_at))?;
+        self.stores
+            .resources
+            .update_resource(&record)
+            .await
+            .map_err(|e| not_found(e, "resource", id))?;
+        Ok(ResourceView::from(&record))
+    }
+
+    /// Removes a resource server.
+    pub async fn delete_resource(&self, id: &str) -> Result<(), ServiceError> {
+        self.stores
+            .resources
+            .delete_resource(id)
+            .await
+            .map_err(|e| not_found(e, "resource", id))
+    }
+
+    /// The RFC 9728 protected resource metadata of a resource server: what it (or a proxy in
+    /// front of it) serves at its `/.well-known/oauth-protected-resource` path.
+    pub async fn resource_metadata(&self, id: &str) -> Result<Value, ServiceError> {
+        let r = self
+            .stores
+            .resources
+            .resource(id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("resource", id))?;
+        let issuer = self.settings.public_url.trim_end_matches('/');
+        Ok(serde_json::json!({
+            "resource": r.uri,
+            "authorization_servers": [issuer],
+            "scopes_supported": r.scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            "bearer_methods_supported": ["header"],
+            "resource_name": r.name,
+        }))
+    }
+}
