@@ -307,17 +307,26 @@ UPDATES = {
 
 
 def _resource(resource):
-    """ResourceInput: the URI parses as a URL (a host the URL standard accepts), and each scope
-    is listed once."""
+    """ResourceInput: the URI parses as a URL (a host and port the URL standard accepts), and each
+    scope is listed once."""
     if not isinstance(resource, dict):
         return
     uri = resource.get("uri")
-    if isinstance(uri, str) and uri.startswith("https://"):
+    if isinstance(uri, str) and uri.startswith(("https://", "http://")):
         try:
-            host = urlsplit(uri).hostname
+            parts = urlsplit(uri)
+            host, _ = parts.hostname, parts.port
         except ValueError:
             host = None
-        if not host or not all(c.isalnum() or c in ".-" for c in host) or host.startswith(".") or ".." in host:
+        netloc = uri.split("://", 1)[1].split("/", 1)[0]
+        if (
+            not host
+            or not all(c.isascii() and (c.isalnum() or c in ".-") for c in host.strip("[]:"))
+            or host.startswith(".")
+            or ".." in host
+            or "@" in netloc
+            or not netloc.isascii()
+        ):
             resource["uri"] = "https://mcp.example/" + str(abs(hash(uri)))
     if isinstance(resource.get("scopes"), list):
         resource["scopes"] = _unique(

@@ -125,7 +125,8 @@ impl Modify for SecuritySchemes {
 created at the first start (printed once, or preset with PORTCULLIS_BOOTSTRAP_ADMIN_KEY); more are \
 created under `/v1/mgmt/admin-keys`. A key holds scopes: `read` (every `GET`; no secret is ever readable), \
 `apps`, `policies` (and the simulator), `vault` (connections, API keys, token import, revoke, refresh), \
-`directory` (users, roles, tenants, identity links), `issuers`, `clients`, `audit`, `keys` (data-key \
+`directory` (users, roles, tenants, identity links), `issuers`, `clients` (OAuth clients and resource \
+servers), `audit`, `keys` (data-key and signing-key \
 rotation), and `admin` (everything, and managing admin keys; the bootstrap key's scope). Each \
 operation's `security` names the scopes that allow it; reading an area needs `read` or that area's \
 own scope.",

@@ -184,18 +184,6 @@ fn assert_error(got: &(u16, Value), status: u16, code: &str) {
     );
 }
 
-/// An admin call with another admin key.
-async fn with_key(s: &TestServer, key: &str, method: Method, path: &str) -> u16 {
-    s.http
-        .request(method, format!("{}{path}", s.url))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 fn now() -> Timestamp {
     Timestamp::from_millis(
         std::time::SystemTime::now()
@@ -1091,28 +1079,6 @@ async fn clients_show_their_secret_once(backend: Backend) {
 
 // ----- Admin keys -------------------------------------------------------------------------------
 
-/// A request with `key`: its status and body.
-async fn call_with(
-    s: &TestServer,
-    key: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = s
-        .http
-        .request(method, format!("{}{path}", s.url))
-        .bearer_auth(key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
-}
-
 async fn new_key(s: &TestServer, scopes: Value) -> String {
     let (st, k) = s
         .post(
@@ -1328,13 +1294,12 @@ async fn admin_keys_hold_only_their_scopes(backend: Backend) {
         "/v1/mgmt/audit",
         "/v1/mgmt/keys",
     ] {
-        let (st, body) = call_with(&s, &read, Method::GET, path, None).await;
+        let (st, body) = s.with_key(&read, Method::GET, path, None).await;
         assert_eq!(st, 200, "{path}: {body}");
         assert!(!body.to_string().contains("the-client-secret"), "{path}");
     }
     refused(
-        call_with(
-            &s,
+        s.with_key(
             &read,
             Method::POST,
             "/v1/mgmt/outbound-apps",
@@ -1344,19 +1309,12 @@ async fn admin_keys_hold_only_their_scopes(backend: Backend) {
         "apps",
     );
     refused(
-        call_with(
-            &s,
-            &read,
-            Method::DELETE,
-            "/v1/mgmt/outbound-apps/cal",
-            None,
-        )
-        .await,
+        s.with_key(&read, Method::DELETE, "/v1/mgmt/outbound-apps/cal", None)
+            .await,
         "apps",
     );
     refused(
-        call_with(
-            &s,
+        s.with_key(
             &read,
             Method::POST,
             "/v1/mgmt/outbound-apps/cal/policies",
@@ -1366,8 +1324,7 @@ async fn admin_keys_hold_only_their_scopes(backend: Backend) {
         "policies",
     );
     refused(
-        call_with(
-            &s,
+        s.with_key(
             &read,
             Method::POST,
             "/v1/mgmt/roles",
@@ -1377,23 +1334,17 @@ async fn admin_keys_hold_only_their_scopes(backend: Backend) {
         "directory",
     );
     refused(
-        call_with(
-            &s,
-            &read,
-            Method::POST,
-            "/v1/mgmt/keys/rotate",
-            Some(json!({})),
-        )
-        .await,
+        s.with_key(&read, Method::POST, "/v1/mgmt/keys/rotate", Some(json!({})))
+            .await,
         "keys",
     );
     refused(
-        call_with(&s, &read, Method::GET, "/v1/mgmt/admin-keys", None).await,
+        s.with_key(&read, Method::GET, "/v1/mgmt/admin-keys", None)
+            .await,
         "admin",
     );
     refused(
-        call_with(
-            &s,
+        s.with_key(
             &read,
             Method::POST,
             "/v1/mgmt/admin-keys",
@@ -1416,18 +1367,17 @@ async fn admin_keys_hold_only_their_scopes(backend: Backend) {
     );
 
     let policies = new_key(&s, json!(["policies"])).await;
-    let (st, p) = call_with(
-        &s,
-        &policies,
-        Method::POST,
-        "/v1/mgmt/outbound-apps/cal/policies",
-        Some(json!({"name": "Two", "conditions": [], "scopes": ["read"]})),
-    )
-    .await;
+    let (st, p) = s
+        .with_key(
+            &policies,
+            Method::POST,
+            "/v1/mgmt/outbound-apps/cal/policies",
+            Some(json!({"name": "Two", "conditions": [], "scopes": ["read"]})),
+        )
+        .await;
     assert_eq!(st, 201, "{p}");
     assert_eq!(
-        call_with(
-            &s,
+        s.with_key(
             &policies,
             Method::GET,
             "/v1/mgmt/outbound-apps/cal/policies",
@@ -1438,8 +1388,7 @@ async fn admin_keys_hold_only_their_scopes(backend: Backend) {
         200
     );
     refused(
-        call_with(
-            &s,
+        s.with_key(
             &policies,
             Method::POST,
             "/v1/mgmt/outbound-apps/cal/api-keys",
@@ -1449,8 +1398,7 @@ async fn admin_keys_hold_only_their_scopes(backend: Backend) {
         "vault",
     );
     refused(
-        call_with(
-            &s,
+        s.with_key(
             &policies,
             Method::GET,
             "/v1/mgmt/outbound-apps/cal/connections",
@@ -1460,8 +1408,7 @@ async fn admin_keys_hold_only_their_scopes(backend: Backend) {
         "read",
     );
     refused(
-        call_with(
-            &s,
+        s.with_key(
             &policies,
             Method::DELETE,
             "/v1/mgmt/users/u/connections",
@@ -1471,8 +1418,7 @@ async fn admin_keys_hold_only_their_scopes(backend: Backend) {
         "vault",
     );
     refused(
-        call_with(
-            &s,
+        s.with_key(
             &policies,
             Method::PUT,
             "/v1/mgmt/outbound-apps/cal",
@@ -1482,8 +1428,7 @@ async fn admin_keys_hold_only_their_scopes(backend: Backend) {
         "apps",
     );
     refused(
-        call_with(
-            &s,
+        s.with_key(
             &policies,
             Method::POST,
             "/v1/mgmt/users",
@@ -1554,7 +1499,12 @@ async fn admin_keys_work_expire_and_die_at_once(backend: Backend) {
     );
 
     // The new key works, for reads and writes.
-    assert_eq!(with_key(&s, &key, Method::GET, "/v1/mgmt/roles").await, 200);
+    assert_eq!(
+        s.with_key(&key, Method::GET, "/v1/mgmt/roles", None)
+            .await
+            .0,
+        200
+    );
     let resp = s
         .http
         .post(format!("{}/v1/mgmt/roles", s.url))
@@ -1576,11 +1526,21 @@ async fn admin_keys_work_expire_and_die_at_once(backend: Backend) {
     assert_eq!(resp.status().as_u16(), 409);
     let e: Value = resp.json().await.unwrap();
     assert_eq!(e["error"], "cannot_delete_own_key");
-    assert_eq!(with_key(&s, &key, Method::GET, "/v1/mgmt/roles").await, 200);
+    assert_eq!(
+        s.with_key(&key, Method::GET, "/v1/mgmt/roles", None)
+            .await
+            .0,
+        200
+    );
 
     // Deleted by another key, it stops working at once.
     assert_eq!(s.delete(&format!("/v1/mgmt/admin-keys/{id}")).await.0, 204);
-    assert_eq!(with_key(&s, &key, Method::GET, "/v1/mgmt/roles").await, 401);
+    assert_eq!(
+        s.with_key(&key, Method::GET, "/v1/mgmt/roles", None)
+            .await
+            .0,
+        401
+    );
     assert_error(
         &s.delete(&format!("/v1/mgmt/admin-keys/{id}")).await,
         404,
@@ -1609,7 +1569,9 @@ async fn admin_keys_work_expire_and_die_at_once(backend: Backend) {
     assert_eq!(short["expiresAt"], expires.to_rfc3339().as_str());
     let short_key = short["key"].as_str().unwrap().to_owned();
     assert_eq!(
-        with_key(&s, &short_key, Method::GET, "/v1/mgmt/roles").await,
+        s.with_key(&short_key, Method::GET, "/v1/mgmt/roles", None)
+            .await
+            .0,
         200
     );
     let started = Instant::now();

@@ -3,31 +3,10 @@
 //! and the RFC 9728 metadata each can serve.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::both_backends;
 use crate::support::{Backend, TestServer};
-
-async fn as_key(
-    s: &TestServer,
-    key: &str,
-    method: Method,
-    path: &str,
-    body: Value,
-) -> (u16, Value) {
-    let resp = s
-        .http
-        .request(method, format!("{}{path}", s.url))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
-}
 
 async fn resource_servers_are_registered_exactly(backend: Backend) {
     let s = TestServer::start(backend).await;
@@ -116,27 +95,22 @@ async fn resource_servers_are_registered_exactly(backend: Backend) {
     let mut docs = crm.clone();
     docs["id"] = json!("docs");
     docs["uri"] = json!("https://docs.example.com/mcp");
-    let (st, e) = as_key(
-        &s,
-        &reader,
-        Method::POST,
-        "/v1/mgmt/resources",
-        docs.clone(),
-    )
-    .await;
+    let (st, e) = s
+        .with_key(
+            &reader,
+            Method::POST,
+            "/v1/mgmt/resources",
+            Some(docs.clone()),
+        )
+        .await;
     assert_eq!(
         (st, e["error"].as_str()),
         (403, Some("insufficient_scope")),
         "{e}"
     );
-    let (st, _) = as_key(
-        &s,
-        &reader,
-        Method::GET,
-        "/v1/mgmt/resources/crm",
-        json!(null),
-    )
-    .await;
+    let (st, _) = s
+        .with_key(&reader, Method::GET, "/v1/mgmt/resources/crm", None)
+        .await;
     assert_eq!(st, 200);
 
     // Replace; the id stays; the audit holds before and after with who changed it.

@@ -47,20 +47,6 @@ async fn scoped_key(s: &TestServer, scopes: Value) -> String {
     k["key"].as_str().unwrap().to_owned()
 }
 
-async fn as_key(s: &TestServer, key: &str, method: Method, path: &str) -> (u16, Value) {
-    let resp = s
-        .http
-        .request(method, format!("{}{path}", s.url))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
-}
-
 async fn signing_keys_are_published_rotated_and_never_shown(backend: Backend) {
     let s = TestServer::start(backend).await;
 
@@ -101,15 +87,26 @@ async fn signing_keys_are_published_rotated_and_never_shown(backend: Backend) {
 
     // A `read` key lists the keys but cannot rotate them; a `keys` key can.
     let reader = scoped_key(&s, json!(["read"])).await;
-    let (st, listed) = as_key(&s, &reader, Method::GET, "/v1/mgmt/signing-keys").await;
+    let (st, listed) = s
+        .with_key(&reader, Method::GET, "/v1/mgmt/signing-keys", None)
+        .await;
     assert_eq!(st, 200, "{listed}");
     assert_eq!(listed[0]["kid"], first_kid.as_str());
     assert_eq!(listed[0]["state"], "active");
-    let (st, refused) = as_key(&s, &reader, Method::POST, "/v1/mgmt/signing-keys/rotate").await;
+    let (st, refused) = s
+        .with_key(&reader, Method::POST, "/v1/mgmt/signing-keys/rotate", None)
+        .await;
     assert_eq!(st, 403, "{refused}");
     assert_eq!(refused["error"], "insufficient_scope");
     let operator = scoped_key(&s, json!(["keys"])).await;
-    let (st, rotated) = as_key(&s, &operator, Method::POST, "/v1/mgmt/signing-keys/rotate").await;
+    let (st, rotated) = s
+        .with_key(
+            &operator,
+            Method::POST,
+            "/v1/mgmt/signing-keys/rotate",
+            None,
+        )
+        .await;
     assert_eq!(st, 200, "{rotated}");
     let rotated = rotated.as_array().unwrap().clone();
     assert_eq!(rotated.len(), 2);

@@ -132,6 +132,16 @@ impl Core {
                 "an issuer's settings must not contain control characters",
             ));
         }
+        if [&input.jwks_url, &input.discovery_url]
+            .into_iter()
+            .flatten()
+            .any(|u| u.chars().count() > 2048)
+        {
+            return Err(ServiceError::invalid(
+                "invalid_issuer",
+                "jwksUrl and discoveryUrl are at most 2048 characters",
+            ));
+        }
         let record = IssuerRecord {
             id,
             issuer: input.issuer.clone(),

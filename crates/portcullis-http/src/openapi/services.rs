@@ -783,14 +783,13 @@ pub(crate) struct ResourceScope {
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ResourceInput {
-    /// Its id, a slug (required on create).
-    #[serde(default)]
+    /// Its id: a slug, immutable (required on create).
     #[schema(
         min_length = 1,
         max_length = 64,
         pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
     )]
-    id: Option<String>,
+    id: String,
     /// Its canonical URI: `https://`, or `http://` on a loopback host outside production; no
     /// query, no fragment, no credentials. Stored canonical (lower-case scheme and host, no lone
     /// trailing `/`): the `aud` of the tokens issued for it.

@@ -154,10 +154,22 @@ impl TestServer {
 
     /// An admin call; the status and the JSON body (`null` when empty or not JSON).
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.with_key(&self.admin_key, method, path, body).await
+    }
+
+    /// A call with the bearer `key` (another admin key, a user's token); the status and the JSON
+    /// body (`null` when empty or not JSON).
+    pub async fn with_key(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.admin_key);
+            .bearer_auth(key);
         if let Some(b) = body {
             req = req.json(&b);
         }
