@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import os
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import requests
 import schemathesis
@@ -307,28 +307,8 @@ UPDATES = {
 
 
 def _resource(resource):
-    """ResourceInput: the URI parses as a URL (a host and port the URL standard accepts), and each
-    scope is listed once."""
-    if not isinstance(resource, dict):
-        return
-    uri = resource.get("uri")
-    if isinstance(uri, str) and uri.startswith(("https://", "http://")):
-        try:
-            parts = urlsplit(uri)
-            host, _ = parts.hostname, parts.port
-        except ValueError:
-            host = None
-        netloc = uri.split("://", 1)[1].split("/", 1)[0]
-        if (
-            not host
-            or not all(c.isascii() and (c.isalnum() or c in ".-") for c in host.strip("[]:"))
-            or host.startswith(".")
-            or ".." in host
-            or "@" in netloc
-            or not netloc.isascii()
-        ):
-            resource["uri"] = "https://mcp.example/" + str(abs(hash(uri)))
-    if isinstance(resource.get("scopes"), list):
+    """ResourceInput: each scope is listed once."""
+    if isinstance(resource, dict) and isinstance(resource.get("scopes"), list):
         resource["scopes"] = _unique(
             resource["scopes"], lambda s: s.get("name") if isinstance(s, dict) else None
         )

@@ -12,7 +12,7 @@ async fn resource_servers_are_registered_exactly(backend: Backend) {
     let s = TestServer::start(backend).await;
     let crm = json!({
         "id": "crm",
-        "uri": "HTTPS://CRM.Example.com:443/",
+        "uri": "https://CRM.Example.com:443/",
         "name": "CRM tools",
         "description": "Accounts and deals",
         "scopes": [{"name": "crm.read", "description": "Read accounts"}, {"name": "crm.write"}],

@@ -71,6 +71,56 @@ fn scope_char(c: char) -> bool {
     matches!(c, '\u{21}' | '\u{23}'..='\u{5b}' | '\u{5d}'..='\u{7e}')
 }
 
+/// Whether `uri` has the documented shape: `https://` and a DNS host name, or `http://` and
+/// `localhost`, `127.0.0.1` or `[::1]`; a port of at most 4 digits; a path of ASCII letters,
+/// digits, URL punctuation (RFC 3986 `pchar`) and percent-escapes; nothing else.
+fn uri_shape_ok(uri: &str) -> bool {
+    let (https, rest) = match (uri.strip_prefix("https://"), uri.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return false,
+    };
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let (host, port) = match authority.rfind(':') {
+        Some(i) if !authority.ends_with(']') => (&authority[..i], Some(&authority[i + 1..])),
+        _ => (authority, None),
+    };
+    if port.is_some_and(|p| p.is_empty() || p.len() > 4 || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return false;
+    }
+    let host_ok = if https {
+        let labels: Vec<&str> = host.split('.').collect();
+        labels
+            .iter()
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            && labels
+                .last()
+                .is_some_and(|l| l.as_bytes()[0].is_ascii_alphabetic())
+    } else {
+        matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+    };
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            if i + 2 >= bytes.len() {
+                return false;
+            }
+            if !(bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit()) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || b"._~!$&'()*+,;=:@/-".contains(&b)) {
+            return false;
+        }
+        i += 1;
+    }
+    host_ok
+}
+
 /// The canonical form of a resource URI (RFC 8707 §2, the MCP specification's canonical server
 /// URI), or why it is not one.
 pub fn canonical_resource_uri(uri: &str, production: bool) -> Result<String, ServiceError> {
@@ -103,6 +153,11 @@ pub fn canonical_resource_uri(uri: &str, production: bool) -> Result<String, Ser
             ));
         }
         _ => return Err(bad("must be an https URI")),
+    }
+    if !uri_shape_ok(uri) {
+        return Err(bad(
+            "must be a DNS host name (or localhost, 127.0.0.1 or [::1] over http), a port of at most 4 digits, and a path of ASCII letters, digits, URL punctuation and percent-escapes",
+        ));
     }
     let mut canonical = parsed.to_string();
     // `https://mcp.example.com/` and `https://mcp.example.com` name one server: the latter.
@@ -245,5 +300,39 @@ impl Core {
             "bearer_methods_supported": ["header"],
             "resource_name": r.name,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The canonical form, and the shape the OpenAPI document states, refused otherwise.
+    #[test]
+    fn resource_uris_are_canonical_and_of_the_documented_shape() {
+        let ok = |u: &str| canonical_resource_uri(u, false).unwrap();
+        assert_eq!(
+            ok("https://MCP.Example.com:443/"),
+            "https://mcp.example.com"
+        );
+        assert_eq!(
+            ok("https://mcp.example.com/a/%7Eb"),
+            "https://mcp.example.com/a/%7Eb"
+        );
+        assert_eq!(ok("http://127.0.0.1:9000/mcp"), "http://127.0.0.1:9000/mcp");
+        assert_eq!(ok("http://[::1]/mcp"), "http://[::1]/mcp");
+        for bad in [
+            "http://127.0.0.2/mcp",
+            "http://127.8817.69.48244914/",
+            "https://mcp.example.com:99999/",
+            "https://mcp.example.com/é",
+            "https://mcp.example.com/a b",
+            "https://mcp.example.com/%zz",
+            "https://1.2.3.4/",
+            "HTTPS://mcp.example.com/",
+        ] {
+            assert!(canonical_resource_uri(bad, false).is_err(), "{bad}");
+        }
+        assert!(canonical_resource_uri("http://localhost/mcp", true).is_err());
     }
 }

@@ -790,13 +790,14 @@ pub(crate) struct ResourceInput {
         pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
     )]
     id: String,
-    /// Its canonical URI: `https://`, or `http://` on a loopback host outside production; no
-    /// query, no fragment, no credentials. Stored canonical (lower-case scheme and host, no lone
+    /// Its canonical URI: `https://` and a DNS host name, or (outside production) `http://` and
+    /// `localhost`, `127.0.0.1` or `[::1]`; a port of at most 4 digits; no query, no fragment, no
+    /// credentials. Stored canonical (lower-case scheme and host, no lone
     /// trailing `/`): the `aud` of the tokens issued for it.
     #[schema(
         min_length = 1,
         max_length = 2048,
-        pattern = r"^(https://|http://(localhost|127\.[0-9]+\.[0-9]+\.[0-9]+|\[::1\])([:/]|$))[^\u0000-\u0020#?\u007f-\uffff]*$",
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?$",
         example = "https://mcp.example.com/mcp"
     )]
     uri: String,
