@@ -17,6 +17,7 @@ pub mod envelope;
 mod error;
 pub mod hash;
 pub mod jws;
+pub mod password;
 pub mod pkce;
 pub mod random;
 pub mod secret;
