@@ -34,6 +34,58 @@ def _stored_app(app_id):
     return r.json() if r.status_code == 200 else None
 
 
+def _stored_client(client_id):
+    """The client as stored, or None."""
+    if not isinstance(client_id, str) or not SERVER:
+        return None
+    r = requests.get(
+        f"{SERVER}/v1/mgmt/clients/{requests.utils.quote(unquote(client_id), safe='')}",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=10,
+    )
+    return r.json() if r.status_code == 200 else None
+
+
+def _client(client, stored):
+    """ClientInput: redirect URIs are absolute https (or loopback http) URIs in canonical form;
+    `authorization_code` needs one; a public client (`none`) uses neither `client_credentials`,
+    token exchange nor jwt-bearer; an update keeps the stored `tokenEndpointAuthMethod`."""
+    if not isinstance(client, dict):
+        return
+    if stored is not None:
+        client["tokenEndpointAuthMethod"] = stored.get("tokenEndpointAuthMethod")
+    uris = client.get("redirectUris")
+    if isinstance(uris, list):
+        client["redirectUris"] = [f"https://client{i}.example/cb" for i in range(len(uris))]
+    method = client.get("tokenEndpointAuthMethod") or "client_secret_basic"
+    grants = client.get("grantTypes")
+    if isinstance(grants, list) and method == "none":
+        kept = [g for g in grants if g in ("authorization_code", "refresh_token")]
+        client["grantTypes"] = kept or ["authorization_code"]
+    grants = client.get("grantTypes")
+    needs_uri = (isinstance(grants, list) and "authorization_code" in grants) or (
+        grants is None and method == "none"
+    )
+    if needs_uri and not client.get("redirectUris"):
+        client["redirectUris"] = ["https://client.example/cb"]
+
+
+def _registration(body):
+    """RegistrationRequest: redirect URIs are absolute https URIs in canonical form (a native
+    application's, loopback http); `grant_types` include `authorization_code`."""
+    if not isinstance(body, dict):
+        return
+    uris = body.get("redirect_uris")
+    count = len(uris) if isinstance(uris, list) and uris else 1
+    if body.get("application_type") == "native":
+        body["redirect_uris"] = [f"http://127.0.0.1/cb{i}" for i in range(count)]
+    else:
+        body["redirect_uris"] = [f"https://client{i}.example/cb" for i in range(count)]
+    grants = body.get("grant_types")
+    if isinstance(grants, list) and "authorization_code" not in grants:
+        body["grant_types"] = ["authorization_code"] + [g for g in grants if g == "refresh_token"][:1]
+
+
 def _offered(stored):
     return [s["name"] for s in (stored or {}).get("scopes") or []]
 
@@ -358,6 +410,12 @@ def before_call(context, case, kwargs):
         tokens = (body or {}).get("tokens")
         for token in tokens if isinstance(tokens, list) else []:
             _requested_scopes(token, stored)
+    elif label == "POST /oauth2/register":
+        _registration(body)
+    elif label == "POST /v1/mgmt/clients":
+        _client(body, None)
+    elif label == "PUT /v1/mgmt/clients/{clientId}":
+        _client(body, _stored_client((case.path_parameters or {}).get("clientId")))
     elif label in ("POST /v1/mgmt/resources", "PUT /v1/mgmt/resources/{resourceId}"):
         _resource(body)
     elif label == "POST /v1/mgmt/apply":

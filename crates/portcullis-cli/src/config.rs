@@ -77,6 +77,23 @@ pub struct FileConfig {
     /// The tokens Portcullis signs.
     #[serde(default)]
     pub tokens: TokensConfig,
+    /// Dynamic client registration (RFC 7591).
+    #[serde(default)]
+    pub registration: RegistrationConfig,
+}
+
+/// `[registration]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Whether clients may register themselves at `/oauth2/register` (default true).
+    pub enabled: Option<bool>,
+    /// The initial access token registration requires (or PORTCULLIS_REGISTRATION_TOKEN); none by
+    /// default: registration is open.
+    pub initial_access_token: Option<String>,
+    /// How long a registered client may go unused before it is removed, in seconds (default 30
+    /// days; 3600 to 31536000). A registration never used is removed after a day.
+    pub unused_client_ttl_seconds: Option<i64>,
 }
 
 /// `[tokens]`.
@@ -87,6 +104,15 @@ pub struct TokensConfig {
     pub access_token_ttl_seconds: Option<i64>,
     /// Algorithm of new signing keys: `ES256` (default), `ES384`, `RS256`, `PS256`, `EdDSA`...
     pub signing_alg: Option<String>,
+    /// Lifetime of a refresh token, in seconds (default 30 days; 300 to 31536000). Each rotation
+    /// issues a token with a full lifetime.
+    pub refresh_token_ttl_seconds: Option<i64>,
+    /// Lifetime of a browser's sign-in session, in seconds (default 8 hours; 60 to 2592000).
+    pub session_ttl_seconds: Option<i64>,
+    /// Failed sign-ins in a row that lock a local user out (default 5; 1 to 100).
+    pub sign_in_max_failures: Option<u32>,
+    /// How long a lockout lasts, in seconds (default 300; 1 to 86400).
+    pub sign_in_lockout_seconds: Option<i64>,
 }
 
 /// `[keys]`.
@@ -478,6 +504,44 @@ impl Config {
                     ))
                 })?,
             },
+            refresh_token_ttl_secs: file
+                .tokens
+                .refresh_token_ttl_seconds
+                .unwrap_or(defaults.refresh_token_ttl_secs),
+            session_ttl_secs: file
+                .tokens
+                .session_ttl_seconds
+                .unwrap_or(defaults.session_ttl_secs),
+            sign_in_max_failures: file
+                .tokens
+                .sign_in_max_failures
+                .unwrap_or(defaults.sign_in_max_failures),
+            sign_in_lockout_secs: file
+                .tokens
+                .sign_in_lockout_seconds
+                .unwrap_or(defaults.sign_in_lockout_secs),
+            dynamic_registration: env_bool(env, "PORTCULLIS_DYNAMIC_REGISTRATION")?
+                .or(file.registration.enabled)
+                .unwrap_or(defaults.dynamic_registration),
+            registration_token: match env("PORTCULLIS_REGISTRATION_TOKEN")
+                .or(file.registration.initial_access_token.clone())
+            {
+                Some(t) if t.len() < 16 => {
+                    return Err(ConfigError::Invalid(
+                        "registration.initial_access_token must be at least 16 characters".into(),
+                    ));
+                }
+                other => other.map(portcullis_crypto::SecretString::from),
+            },
+            unused_client_ttl_secs: file
+                .registration
+                .unused_client_ttl_seconds
+                .unwrap_or(defaults.unused_client_ttl_secs),
+            danger_allow_private_client_metadata: env_bool(
+                env,
+                "PORTCULLIS_DANGER_ALLOW_PRIVATE_CLIENT_METADATA",
+            )?
+            .unwrap_or(false),
         };
         check_settings(&settings)?;
         let mut issuers = Vec::new();
@@ -576,6 +640,39 @@ fn check_settings(s: &Settings) -> Result<(), ConfigError> {
         return Err(ConfigError::Invalid(
             "tokens.access_token_ttl_seconds must be 60 to 86400".into(),
         ));
+    }
+    let ranges: [(&str, i64, i64, i64); 4] = [
+        (
+            "tokens.refresh_token_ttl_seconds",
+            s.refresh_token_ttl_secs,
+            300,
+            31_536_000,
+        ),
+        (
+            "tokens.session_ttl_seconds",
+            s.session_ttl_secs,
+            60,
+            2_592_000,
+        ),
+        (
+            "tokens.sign_in_max_failures",
+            i64::from(s.sign_in_max_failures),
+            1,
+            100,
+        ),
+        (
+            "tokens.sign_in_lockout_seconds",
+            s.sign_in_lockout_secs,
+            1,
+            86_400,
+        ),
+    ];
+    for (name, value, min, max) in ranges {
+        if !(min..=max).contains(&value) {
+            return Err(ConfigError::Invalid(format!(
+                "{name} must be {min} to {max}"
+            )));
+        }
     }
     if s.fetch_scope.is_empty() || s.fetch_scope.contains(' ') {
         return Err(ConfigError::Invalid(

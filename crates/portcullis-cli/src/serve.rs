@@ -184,6 +184,12 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
             {
                 tracing::warn!(error = %e, "audit retention failed; retrying in an hour");
             }
+            // Expired codes and refresh tokens, unused registrations: hourly too.
+            if minutes.is_multiple_of(60)
+                && let Err(e) = purge_core.purge_authorization_server().await
+            {
+                tracing::warn!(error = %e, "purging expired grants failed; retrying in an hour");
+            }
             minutes += 1;
             if let Err(e) = purge_core.purge_expired_connect_links().await {
                 tracing::warn!(error = %e, "purging expired connect links failed");

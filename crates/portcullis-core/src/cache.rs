@@ -194,7 +194,8 @@ impl Caches {
                 | Change::Client(_)
                 | Change::AdminKeys
                 | Change::DataKeys
-                | Change::SigningKeys => {}
+                | Change::SigningKeys
+                | Change::Resources => {}
             },
         }
     }

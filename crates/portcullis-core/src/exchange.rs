@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::plane::{Surface, TokenRequest};
 use crate::refusal::Refusal;
-use crate::{Core, Granted};
+use crate::{Core, Granted, ServiceError};
 
 /// The token-exchange grant type.
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -47,6 +47,17 @@ pub struct ClientIdentity {
     pub client_id: String,
     /// Apps it may fetch tokens for (`None`: all).
     pub allowed_apps: Option<Vec<String>>,
+    /// The grant types it may use.
+    pub grant_types: Vec<String>,
+    /// A public client (it has no secret; it proves nothing but PKCE).
+    pub public: bool,
+}
+
+impl ClientIdentity {
+    /// Whether the client may use `grant`.
+    pub fn may(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
 }
 
 /// The token endpoint's answer (RFC 8693 §2.2.1).
@@ -86,11 +97,12 @@ pub enum ExchangeFailure {
 }
 
 impl Core {
-    /// Authenticates a client by its id and secret (compared as constant-time hashes).
+    /// Authenticates a client: a confidential client by its id and secret (compared as
+    /// constant-time hashes), a public client by its id alone (it must present no secret).
     pub async fn authenticate_client(
         &self,
         id: &str,
-        secret: &str,
+        secret: Option<&str>,
     ) -> Result<ClientIdentity, ExchangeFailure> {
         let result = self.check_client(id, secret).await;
         if let Err(ExchangeFailure::InvalidClient) = &result {
@@ -100,56 +112,67 @@ impl Core {
         result
     }
 
-    async fn check_client(
+    /// A client's record (from memory while nothing changed).
+    pub(crate) async fn client_record(
         &self,
         id: &str,
-        secret: &str,
-    ) -> Result<ClientIdentity, ExchangeFailure> {
-        let bad = || ExchangeFailure::InvalidClient;
-        if id.is_empty() || id.len() > 128 || secret.is_empty() || secret.len() > 512 {
-            return Err(bad());
+    ) -> Result<Option<portcullis_domain::ClientRecord>, ServiceError> {
+        if crate::authz::is_metadata_document_id(id) {
+            return Ok(match self.metadata_client(id).await {
+                Ok(c) => Some(c),
+                Err(why) => {
+                    tracing::debug!(client = %id, %why, "a client ID metadata document cannot be used");
+                    None
+                }
+            });
         }
         // While the change feed is down a change may not have been heard of: read the store.
         let live = self.stores.changes.is_live();
-        let record = match self.clients.get(id).filter(|_| live) {
-            Some(r) => r,
-            None => {
-                let r = self.stores.clients.client(id).await.map_err(|e| {
-                    tracing::warn!(error = %e, "reading a client failed");
-                    ExchangeFailure::Unavailable
-                })?;
-                if live {
-                    self.clients.insert(id.to_owned(), r.clone());
-                }
-                r
-            }
-        };
-        // Hash even for an unknown client, so that timing does not tell which ids exist.
-        let presented = sha256(secret.as_bytes());
-        let Some(record) = record else {
-            let _ = constant_time_eq(&presented, &[0u8; 32]);
-            return Err(bad());
-        };
-        let Some(stored) = record.secret_hash else {
-            return Err(bad());
-        };
-        if !constant_time_eq(&presented, &stored) {
+        if let Some(r) = self.clients.get(id).filter(|_| live) {
+            return Ok(r);
+        }
+        let r = self.stores.clients.client(id).await?;
+        if live {
+            self.clients.insert(id.to_owned(), r.clone());
+        }
+        Ok(r)
+    }
+
+    async fn check_client(
+        &self,
+        id: &str,
+        secret: Option<&str>,
+    ) -> Result<ClientIdentity, ExchangeFailure> {
+        let bad = || ExchangeFailure::InvalidClient;
+        if id.is_empty()
+            || id.len() > crate::authz::MAX_CLIENT_ID_URL
+            || secret.is_some_and(|s| s.is_empty() || s.len() > 512)
+        {
             return Err(bad());
         }
-        let grants: Vec<String> = record
-            .metadata
-            .get("grantTypes")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
-        if !grants.iter().any(|g| g == TOKEN_EXCHANGE_GRANT) {
-            return Err(ExchangeFailure::UnauthorizedClient);
+        let record = self.client_record(id).await.map_err(|e| {
+            tracing::warn!(error = %e, "reading a client failed");
+            ExchangeFailure::Unavailable
+        })?;
+        // Hash even for an unknown client, so that timing does not tell which ids exist.
+        let presented = secret.map(|s| sha256(s.as_bytes()));
+        let Some(record) = record else {
+            let _ = constant_time_eq(&presented.unwrap_or_default(), &[0u8; 32]);
+            return Err(bad());
+        };
+        match (&record.secret_hash, presented) {
+            (Some(stored), Some(presented)) if constant_time_eq(&presented, stored) => {}
+            (None, None) => {}
+            _ => return Err(bad()),
         }
         Ok(ClientIdentity {
-            client_id: record.id,
+            grant_types: crate::manage::metadata_list(&record, "grantTypes"),
+            public: record.secret_hash.is_none(),
             allowed_apps: record
                 .metadata
                 .get("allowedApps")
                 .and_then(|v| serde_json::from_value(v.clone()).ok()),
+            client_id: record.id,
         })
     }
 
@@ -190,6 +213,9 @@ impl Core {
             return Err(ExchangeFailure::InvalidRequest(format!(
                 "requested_token_type {t} cannot be issued"
             )));
+        }
+        if !client.may(TOKEN_EXCHANGE_GRANT) {
+            return Err(ExchangeFailure::UnauthorizedClient);
         }
         let app_id = self.exchange_target(req)?;
         if let Some(allowed) = &client.allowed_apps

@@ -417,6 +417,48 @@ impl Inbound {
             }
             self.cache.remove(&hash);
         }
+        let verified = Arc::new(self.verify_uncached(token, now, None).await?);
+        // Keep the verification no longer than the token lives (and never past a reload).
+        if live && self.current() {
+            self.cache.insert(hash, verified.clone());
+            if !self.current() {
+                self.cache.remove(&hash);
+            }
+        }
+        Ok(verified)
+    }
+
+    /// Verifies an assertion a trusted issuer made for this server rather than an access token
+    /// (an RFC 7523 / ID-JAG grant): its `typ` must be `typ` and its audience `audience`,
+    /// whatever the issuer's own settings say; never read from nor kept in the cache.
+    pub async fn verify_assertion(
+        &self,
+        token: &str,
+        typ: &str,
+        audience: &str,
+    ) -> Result<VerifiedToken, InboundError> {
+        if token.len() > self.settings.max_token_len {
+            return Err(JwtError::Oversized {
+                max_len: self.settings.max_token_len,
+            }
+            .into());
+        }
+        if !self.feed.is_live() {
+            self.issuers_changed();
+        }
+        let now = self.clock.now().as_secs();
+        self.verify_uncached(token, now, Some((typ, audience)))
+            .await
+    }
+
+    /// Verifies a token against its issuer: structure, `exp`/`nbf`/`iss`/`aud`/`sub`, `typ`,
+    /// signature. `assertion` replaces the issuer's audiences and required `typ`.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        now: i64,
+        assertion: Option<(&str, &str)>,
+    ) -> Result<VerifiedToken, InboundError> {
         if !self.current() {
             self.reload().await.map_err(|e| {
                 tracing::warn!(error = %e, "loading the trusted issuers failed");
@@ -434,30 +476,25 @@ impl Inbound {
             .cloned()
             .ok_or(InboundError::UnknownIssuer)?;
         let spec = &state.spec;
+        let assertion_audience = assertion.map(|(_, aud)| vec![aud.to_owned()]);
         unverified.validate(&Validation {
             issuer: &spec.issuer,
-            audiences: &spec.audiences,
+            audiences: assertion_audience.as_deref().unwrap_or(&spec.audiences),
             algorithms: &spec.algorithms,
             leeway_secs: u64::from(spec.clock_skew_seconds),
             now,
             require_sub: true,
         })?;
-        if let Some(typ) = &spec.required_typ {
-            unverified.check_type(typ)?;
+        match (assertion, &spec.required_typ) {
+            (Some((typ, _)), _) => unverified.check_type(typ)?,
+            (None, Some(typ)) => unverified.check_type(typ)?,
+            (None, None) => {}
         }
         let header = unverified.header();
         let keys = self.keys_for(&state, header.kid(), header.alg()).await?;
         unverified.verify_with(&keys)?;
         let claims = unverified.into_claims();
-        let verified = Arc::new(build_verified(&state, issuer, claims));
-        // Keep the verification no longer than the token lives (and never past a reload).
-        if live && self.current() {
-            self.cache.insert(hash, verified.clone());
-            if !self.current() {
-                self.cache.remove(&hash);
-            }
-        }
-        Ok(verified)
+        Ok(build_verified(&state, issuer, claims))
     }
 
     /// The issuer's keys, refetched (at most once per `jwks_min_refetch`) when none matches.

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod apply;
 mod audit;
+pub mod authz;
 mod cache;
 pub mod changes;
 mod error;
@@ -81,6 +82,22 @@ pub struct Core {
     per_address: Option<limits::RateLimiter<std::net::IpAddr>>,
     per_subject: Option<limits::RateLimiter<String>>,
     signing: signing::SigningKeys,
+    /// Serializes refreshes of Portcullis's own issuer.
+    local_issuer: tokio::sync::Mutex<()>,
+    /// The resource servers by canonical URI, and whether a change was heard since they were read.
+    resources_by_uri: std::sync::RwLock<Arc<HashMap<String, portcullis_domain::ResourceRecord>>>,
+    resources_wanted: std::sync::atomic::AtomicU64,
+    resources_installed: std::sync::atomic::AtomicU64,
+    /// Bounds the password hashes computed at once (each holds 19 MiB for tens of milliseconds).
+    password_hashing: tokio::sync::Semaphore,
+    /// Sign-in attempts per client address.
+    sign_in_limit: limits::RateLimiter<std::net::IpAddr>,
+    /// Dynamic client registrations per client address.
+    registration_limit: limits::RateLimiter<std::net::IpAddr>,
+    /// Client ID metadata documents, as long as their caching allows.
+    metadata_documents: quick_cache::sync::Cache<String, authz::CachedDocument>,
+    /// The HTTP client that fetches them.
+    metadata_http: reqwest::Client,
     me: Weak<Core>,
 }
 
@@ -135,6 +152,8 @@ impl Core {
             settings.production && !settings.danger_allow_private_network,
         )
         .map_err(ServiceError::Internal)?;
+        let metadata_http = authz::metadata_http(settings.danger_allow_private_client_metadata)
+            .map_err(ServiceError::Internal)?;
         let inbound = Arc::new(Inbound::new(
             options.config_issuers,
             stores.issuers.clone(),
@@ -168,6 +187,21 @@ impl Core {
             per_address,
             per_subject,
             signing: signing::SigningKeys::default(),
+            local_issuer: tokio::sync::Mutex::new(()),
+            resources_by_uri: std::sync::RwLock::new(Arc::new(HashMap::new())),
+            resources_wanted: std::sync::atomic::AtomicU64::new(1),
+            resources_installed: std::sync::atomic::AtomicU64::new(0),
+            password_hashing: tokio::sync::Semaphore::new(4),
+            sign_in_limit: limits::RateLimiter::new(limits::Rate {
+                per_second: 10,
+                burst: 50,
+            }),
+            registration_limit: limits::RateLimiter::new(limits::Rate {
+                per_second: 1,
+                burst: 20,
+            }),
+            metadata_documents: quick_cache::sync::Cache::new(10_000),
+            metadata_http,
             me: me.clone(),
         });
         let weak = Arc::downgrade(&core);
@@ -194,6 +228,7 @@ impl Core {
                 self.admin_keys.clear();
                 self.clients.clear();
                 self.reload_data_keys();
+                self.resources_changed();
                 self.reload_signing_keys();
             }
             ChangeEvent::Changed(change) => match change {
@@ -204,6 +239,10 @@ impl Core {
                 }
                 Change::DataKeys => self.reload_data_keys(),
                 Change::SigningKeys => self.reload_signing_keys(),
+                Change::Resources => {
+                    self.resources_changed();
+                    self.spawn_refresh_local_issuer();
+                }
                 Change::App(_)
                 | Change::User(_)
                 | Change::AllUsers

@@ -59,6 +59,23 @@ pub struct Settings {
     pub access_token_ttl_secs: i64,
     /// The algorithm of new token-signing keys (`ES256` by default; `RS256`, `EdDSA`...).
     pub signing_alg: portcullis_crypto::jws::Algorithm,
+    /// Lifetime of a refresh token, in seconds (each rotation issues a token with a new one).
+    pub refresh_token_ttl_secs: i64,
+    /// Lifetime of a browser's sign-in session, in seconds.
+    pub session_ttl_secs: i64,
+    /// Failed sign-ins in a row that lock a local user out.
+    pub sign_in_max_failures: u32,
+    /// How long a lockout lasts, in seconds.
+    pub sign_in_lockout_secs: i64,
+    /// Whether clients may register themselves (RFC 7591).
+    pub dynamic_registration: bool,
+    /// The initial access token registration requires, if any.
+    pub registration_token: Option<portcullis_crypto::SecretString>,
+    /// How long a dynamically registered client may go unused before it is removed, in seconds.
+    pub unused_client_ttl_secs: i64,
+    /// DANGER: fetch client ID metadata documents from loopback, private and internal addresses,
+    /// and over `http` (for tests only).
+    pub danger_allow_private_client_metadata: bool,
 }
 
 impl Default for Settings {
@@ -93,6 +110,14 @@ impl Default for Settings {
             }),
             access_token_ttl_secs: 300,
             signing_alg: portcullis_crypto::jws::Algorithm::ES256,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            session_ttl_secs: 8 * 3600,
+            sign_in_max_failures: 5,
+            sign_in_lockout_secs: 300,
+            dynamic_registration: true,
+            registration_token: None,
+            unused_client_ttl_secs: 30 * 24 * 3600,
+            danger_allow_private_client_metadata: false,
         }
     }
 }

@@ -128,7 +128,7 @@ impl Core {
             None => None,
         };
         self.signing.set(KeyRing { active, records });
-        Ok(())
+        self.refresh_local_issuer().await
     }
 
     async fn open_signing_key(&self, r: &SigningKeyRecord) -> Result<SigningKey, ServiceError> {

@@ -8,9 +8,8 @@ mod support;
 
 use std::sync::Arc;
 
-use portcullis_core::manage::{AppInput, UserInput};
-use portcullis_core::{CallbackOutcome, CallbackParams, IssuerSpec, KeySource, Settings};
-use portcullis_crypto::jws::{Algorithm, KeySet, SigningKey};
+use portcullis_core::manage::{AppInput, ResourceInput, UserInput};
+use portcullis_core::{CallbackOutcome, CallbackParams, Settings};
 use portcullis_domain::{ConnectionKey, ManualClock, Timestamp};
 use serde_json::json;
 
@@ -22,48 +21,39 @@ async fn a_verified_token_is_remembered_only_until_it_expires() {
     let (stores, _, _) = support::sqlite_stores(dir.path());
     let clock = Arc::new(ManualClock::new(T0));
     let core = support::start_with_clock(stores, Settings::default(), clock.clone()).await;
-    let key = SigningKey::generate(Algorithm::ES256).unwrap();
-    let mut keys = KeySet::default();
-    keys.insert(key.verifying_key().unwrap()).unwrap();
-    core.inbound().set_local_issuer(
-        IssuerSpec {
-            id: "local".into(),
-            issuer: "https://issuer.test".into(),
-            keys: KeySource::Local,
-            audiences: vec!["mcp".into()],
-            algorithms: vec![Algorithm::ES256],
-            roles_claim: None,
-            tenant_claim: None,
-            clock_skew_seconds: 30,
-            required_typ: None,
-        },
-        Arc::new(keys),
-    );
+    // Portcullis's own tokens, for a registered resource, are inbound tokens with no
+    // configuration; its leeway is the signing keys' clock skew (60 s).
+    core.create_resource(&ResourceInput {
+        id: Some("mcp".into()),
+        uri: "http://127.0.0.1:9000/mcp".into(),
+        name: "MCP".into(),
+        description: None,
+        scopes: Vec::new(),
+    })
+    .await
+    .unwrap();
+    let iss = core.settings().public_url.clone();
+    let aud = "http://127.0.0.1:9000/mcp";
     let now = T0.as_secs();
-    let token = key
-        .sign_jwt(
-            &json!({"iss": "https://issuer.test", "aud": "mcp", "sub": "alice",
-                    "iat": now, "exp": now + 60}),
-            None,
+    let sign = |iat: i64, exp: i64| {
+        core.sign_jwt(
+            &json!({"iss": iss, "aud": aud, "sub": "alice", "iat": iat, "exp": exp}),
+            Some("at+jwt"),
         )
-        .unwrap();
-    assert!(core.inbound().verify(&token).await.is_ok());
+        .unwrap()
+    };
+    let token = sign(now, now + 60);
+    assert!(core.verify_inbound(&token).await.is_ok());
     // Within the leeway past `exp`, still valid; past it, refused even though it was cached.
-    clock.advance_secs(60 + 30);
-    assert!(core.inbound().verify(&token).await.is_ok());
+    clock.advance_secs(60 + 60);
+    assert!(core.verify_inbound(&token).await.is_ok());
     clock.advance_secs(1);
-    let refused = core.inbound().verify(&token).await.unwrap_err();
+    let refused = core.verify_inbound(&token).await.unwrap_err();
     assert_eq!(refused.code(), "expired");
     // A token issued in the future (beyond the leeway) is refused.
-    let ahead = key
-        .sign_jwt(
-            &json!({"iss": "https://issuer.test", "aud": "mcp", "sub": "alice",
-                    "iat": now + 1000, "exp": now + 2000}),
-            None,
-        )
-        .unwrap();
+    let ahead = sign(now + 1000, now + 2000);
     assert_eq!(
-        core.inbound().verify(&ahead).await.unwrap_err().code(),
+        core.verify_inbound(&ahead).await.unwrap_err().code(),
         "issued_in_future"
     );
 }

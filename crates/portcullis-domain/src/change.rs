@@ -35,6 +35,8 @@ pub enum Change {
     DataKeys,
     /// The token-signing keys (a rotation).
     SigningKeys,
+    /// The resource servers (their URIs are the audiences of Portcullis's own tokens).
+    Resources,
 }
 
 /// An event on the feed.

@@ -12,6 +12,7 @@ mod change;
 mod clock;
 mod connection;
 mod directory;
+mod grants;
 mod management;
 mod principal;
 mod resource;
@@ -35,6 +36,9 @@ pub use connection::{
     RefreshFailure, TokenSet, sealed_key_id,
 };
 pub use directory::{Identity, Role, TenantMembership, TenantRecord, UserRecord};
+pub use grants::{
+    CodeRecord, ConsentRecord, GrantStore, PasswordRecord, Redemption, RefreshRecord, Rotation,
+};
 pub use management::{ManagementAuditStore, ManagementEvent, ManagementQuery};
 pub use principal::{AdminKeyRecord, ClientRecord, DataKeyRecord, IssuerRecord};
 pub use resource::{ResourceRecord, ResourceStore};

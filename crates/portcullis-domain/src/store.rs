@@ -494,6 +494,8 @@ pub struct Stores {
     pub signing_keys: Arc<dyn crate::SigningKeyStore>,
     /// Resource servers.
     pub resources: Arc<dyn crate::ResourceStore>,
+    /// The authorization server's codes, refresh tokens, consents and passwords.
+    pub grants: Arc<dyn crate::GrantStore>,
     /// Audit log.
     pub audit: Arc<dyn AuditStore>,
     /// Management audit (who changed what).
@@ -520,6 +522,7 @@ impl Stores {
             + KeyStore
             + crate::SigningKeyStore
             + crate::ResourceStore
+            + crate::GrantStore
             + AuditStore
             + crate::ManagementAuditStore
             + ApplyStore
@@ -537,6 +540,7 @@ impl Stores {
             keys: backend.clone(),
             signing_keys: backend.clone(),
             resources: backend.clone(),
+            grants: backend.clone(),
             audit: backend.clone(),
             management: backend.clone(),
             apply: backend.clone(),

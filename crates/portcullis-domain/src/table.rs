@@ -64,6 +64,9 @@ pub struct Table {
     pub name: &'static str,
     /// Its columns, the key first.
     pub columns: &'static [Column],
+    /// What every write publishes (nothing for roles and tenants: what users may do depends on
+    /// their names, not on these rows' other columns).
+    pub publishes: Option<Change>,
 }
 
 impl Table {
@@ -86,20 +89,20 @@ impl Table {
         self.columns.iter().filter(|c| c.updated)
     }
 
-    /// The changes an insert publishes: none (nobody holds a new role or belongs to a new tenant).
+    /// The changes an insert publishes (for roles and tenants none: nobody holds a new role or
+    /// belongs to a new tenant).
     pub fn inserted(&self) -> Vec<Change> {
-        Vec::new()
+        self.publishes.iter().cloned().collect()
     }
 
     /// The outcome of an update (or a delete) addressed to one row, by whether it `touched` one,
-    /// and the changes it publishes: none, since what users may do depends on the names of their
-    /// roles and tenants, not on these rows' other columns.
+    /// and the changes it publishes.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when it touched none.
     pub fn written(&self, touched: bool) -> Result<Vec<Change>, StoreError> {
         StoreError::found(touched, self.entity)?;
-        Ok(Vec::new())
+        Ok(self.publishes.iter().cloned().collect())
     }
 }
 
@@ -281,6 +284,7 @@ impl SimpleTable for Role {
             column("created_at", CellKind::Millis, false),
             column("updated_at", CellKind::Millis, true),
         ],
+        publishes: None,
     };
 
     fn key(&self) -> &str {
@@ -342,6 +346,7 @@ impl SimpleTable for TenantRecord {
             column("created_at", CellKind::Millis, false),
             column("updated_at", CellKind::Millis, true),
         ],
+        publishes: None,
     };
 
     fn key(&self) -> &str {
@@ -395,6 +400,7 @@ impl SimpleTable for ResourceRecord {
             column("created_at", CellKind::Millis, false),
             column("updated_at", CellKind::Millis, true),
         ],
+        publishes: Some(Change::Resources),
     };
 
     fn key(&self) -> &str {

@@ -8,6 +8,7 @@
 //! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 
 mod auth;
+mod authorize;
 mod error;
 mod mgmt;
 mod oauth;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
     let limited = Router::new()
         .merge(outbound::routes())
         .merge(oauth::routes())
+        .merge(authorize::routes())
         .merge(wellknown::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_address));
     Router::new()

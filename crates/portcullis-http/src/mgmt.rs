@@ -6,6 +6,7 @@ mod apply;
 mod apps;
 mod audit;
 mod directory;
+mod grants;
 mod resources;
 mod vault;
 
@@ -24,6 +25,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(audit::routes())
         .merge(apply::routes())
         .merge(resources::routes())
+        .merge(grants::routes())
 }
 
 /// The management API's part of the OpenAPI document.
@@ -36,6 +38,7 @@ pub(crate) fn doc() -> utoipa::openapi::OpenApi {
     api.merge(audit::Doc::openapi());
     api.merge(apply::Doc::openapi());
     api.merge(resources::Doc::openapi());
+    api.merge(grants::Doc::openapi());
     api
 }
 

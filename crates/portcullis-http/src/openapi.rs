@@ -39,6 +39,7 @@ fn build() -> (Value, Vec<String>) {
     api.merge(crate::outbound::Doc::openapi());
     api.merge(crate::oauth::Doc::openapi());
     api.merge(crate::wellknown::Doc::openapi());
+    api.merge(crate::authorize::Doc::openapi());
     api.merge(crate::mgmt::doc());
     match serde_json::to_value(&api) {
         Ok(mut doc) => {
@@ -144,6 +145,30 @@ own scope.",
                         "The user's inbound token: a JWT from a trusted issuer (see \
 `/v1/mgmt/issuers`), with an accepted audience and the fetch scope (`outbound.token.fetch` by \
 default). MCP servers pass on the token their client presented.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "accessToken",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token Portcullis issued (an RFC 9068 JWT, `typ` `at+jwt`).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "registrationToken",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The initial access token, when the server requires one to register a client \
+(`registration.initial_access_token`, or PORTCULLIS_REGISTRATION_TOKEN).",
                     ))
                     .build(),
             ),

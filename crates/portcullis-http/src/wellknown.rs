@@ -7,6 +7,11 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use portcullis_core::TOKEN_EXCHANGE_GRANT;
+use portcullis_core::authz::{
+    GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_REFRESH_TOKEN,
+    ID_JAG_PROFILE,
+};
+use portcullis_core::manage::CLIENT_AUTH_METHODS;
 use serde_json::json;
 
 use crate::AppState;
@@ -49,8 +54,9 @@ async fn jwks(State(s): State<AppState>) -> Response {
 /// Authorization server metadata (RFC 8414)
 ///
 /// What Portcullis serves as an authorization server: its issuer identifier, its JWK set, its
-/// token endpoint with the grants and client authentication it accepts. Only what is served is
-/// advertised.
+/// endpoints (authorization, token, revocation, introspection, userinfo), the grants, response
+/// types and client authentication it accepts, PKCE S256 only, `iss` in authorization responses
+/// (RFC 9207). Only what is served is advertised.
 #[utoipa::path(
     get,
     path = "/.well-known/oauth-authorization-server",
@@ -68,16 +74,36 @@ async fn metadata(State(s): State<AppState>) -> Response {
         .public_url
         .trim_end_matches('/')
         .to_owned();
+    let registration = s
+        .core
+        .settings()
+        .dynamic_registration
+        .then(|| format!("{issuer}/oauth2/register"));
     public_json(json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "authorization_endpoint": format!("{issuer}/oauth2/authorize"),
         "token_endpoint": format!("{issuer}/oauth2/token"),
-        "grant_types_supported": [TOKEN_EXCHANGE_GRANT],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        // No authorization endpoint is served yet: no response type is supported.
-        "response_types_supported": [],
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "userinfo_endpoint": format!("{issuer}/oauth2/userinfo"),
+        "grant_types_supported": [
+            GRANT_AUTHORIZATION_CODE,
+            GRANT_REFRESH_TOKEN,
+            GRANT_CLIENT_CREDENTIALS,
+            TOKEN_EXCHANGE_GRANT,
+            GRANT_JWT_BEARER,
+        ],
+        "authorization_grant_profiles_supported": [ID_JAG_PROFILE],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
+        "registration_endpoint": registration,
     }))
 }
 

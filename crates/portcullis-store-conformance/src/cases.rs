@@ -1933,3 +1933,283 @@ pub async fn data_key_seals_add_up(s: &Stores) {
         Err(StoreError::NotFound { .. })
     ));
 }
+
+fn code(hash: &str, family: &str) -> portcullis_domain::CodeRecord {
+    portcullis_domain::CodeRecord {
+        hash: hash.to_owned(),
+        family_id: family.to_owned(),
+        client_id: "cli".into(),
+        user_id: "u1".into(),
+        resource: "https://mcp.example/".into(),
+        scopes: vec!["tools.read".into(), "outbound.token.fetch".into()],
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        code_challenge: "challenge".into(),
+        auth_time: T0,
+        created_at: T0,
+        expires_at: T0.add_secs(60),
+    }
+}
+
+fn refresh(hash: &str, family: &str, client: &str) -> portcullis_domain::RefreshRecord {
+    portcullis_domain::RefreshRecord {
+        hash: hash.to_owned(),
+        family_id: family.to_owned(),
+        client_id: client.to_owned(),
+        user_id: "u1".into(),
+        resource: "https://mcp.example/".into(),
+        scopes: vec!["tools.read".into()],
+        auth_time: T0,
+        created_at: T0,
+        expires_at: T0.add_secs(3600),
+        rotated_at: None,
+        revoked_at: None,
+    }
+}
+
+/// A code is redeemed once, even by many at once; presenting it again revokes the refresh tokens
+/// of its family. A refresh token rotates once: its successor carries the grant on, and
+/// presenting the spent one revokes the whole family, successor included.
+pub async fn grants_redeem_once_and_rotate(s: &Stores) {
+    use portcullis_domain::{Redemption, Rotation};
+    s.grants.insert_code(&code("c1", "f1")).await.unwrap();
+    assert!(matches!(
+        s.grants.insert_code(&code("c1", "f9")).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let g = s.grants.clone();
+        tasks.push(tokio::spawn(async move {
+            g.redeem_code("c1", T0.add_secs(1)).await.unwrap()
+        }));
+    }
+    let mut redeemed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Redemption::Redeemed(c) => {
+                assert_eq!(c, code("c1", "f1"));
+                redeemed += 1;
+            }
+            Redemption::Reused(c) => assert_eq!(c.family_id, "f1"),
+            Redemption::Unknown => panic!("the code was stored"),
+        }
+    }
+    assert_eq!(redeemed, 1);
+    assert_eq!(
+        s.grants.redeem_code("nope", T0).await.unwrap(),
+        Redemption::Unknown
+    );
+
+    // The family the code started: its first token rotates once.
+    s.grants
+        .insert_refresh(&refresh("r1", "f1", "cli"))
+        .await
+        .unwrap();
+    let next = portcullis_domain::RefreshRecord {
+        created_at: T0.add_secs(10),
+        expires_at: T0.add_secs(3610),
+        ..refresh("r2", "ignored", "ignored")
+    };
+    let Rotation::Rotated(r2) = s
+        .grants
+        .rotate_refresh("r1", &next, T0.add_secs(10))
+        .await
+        .unwrap()
+    else {
+        panic!("an active token rotates");
+    };
+    assert_eq!((r2.hash.as_str(), r2.family_id.as_str()), ("r2", "f1"));
+    assert_eq!(r2.client_id, "cli");
+    assert_eq!(r2.expires_at, T0.add_secs(3610));
+    assert!(r2.is_active(T0.add_secs(10)));
+    let spent = s.grants.refresh_token("r1").await.unwrap().unwrap();
+    assert_eq!(spent.rotated_at, Some(T0.add_secs(10)));
+    // Replaying the spent token revokes the family, its successor included.
+    let replay = s
+        .grants
+        .rotate_refresh("r1", &refresh("r3", "f1", "cli"), T0.add_secs(20))
+        .await
+        .unwrap();
+    assert!(matches!(replay, Rotation::Reused(ref r) if r.hash == "r1"));
+    assert!(s.grants.refresh_token("r3").await.unwrap().is_none());
+    let r2 = s.grants.refresh_token("r2").await.unwrap().unwrap();
+    assert_eq!(r2.revoked_at, Some(T0.add_secs(20)));
+    assert!(matches!(
+        s.grants
+            .rotate_refresh("r2", &refresh("r4", "f1", "cli"), T0.add_secs(21))
+            .await
+            .unwrap(),
+        Rotation::Inactive(_)
+    ));
+    assert_eq!(
+        s.grants
+            .rotate_refresh("nope", &refresh("r5", "f1", "cli"), T0)
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    );
+    // An expired token does not rotate.
+    s.grants
+        .insert_refresh(&refresh("e1", "f2", "cli"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.grants
+            .rotate_refresh("e1", &refresh("e2", "f2", "cli"), T0.add_secs(3600))
+            .await
+            .unwrap(),
+        Rotation::Inactive(_)
+    ));
+
+    // A code presented again after its family got tokens revokes them.
+    s.grants.insert_code(&code("c2", "f3")).await.unwrap();
+    assert!(matches!(
+        s.grants.redeem_code("c2", T0).await.unwrap(),
+        Redemption::Redeemed(_)
+    ));
+    s.grants
+        .insert_refresh(&refresh("g1", "f3", "cli"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.grants.redeem_code("c2", T0.add_secs(5)).await.unwrap(),
+        Redemption::Reused(_)
+    ));
+    let g1 = s.grants.refresh_token("g1").await.unwrap().unwrap();
+    assert_eq!(g1.revoked_at, Some(T0.add_secs(5)));
+
+    // A user's grants to one client, then to all, are revoked.
+    s.grants
+        .insert_refresh(&refresh("h1", "f4", "a"))
+        .await
+        .unwrap();
+    s.grants
+        .insert_refresh(&refresh("h2", "f5", "b"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.grants
+            .revoke_user_grants("u1", Some("a"), T0.add_secs(30))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        s.grants
+            .refresh_token("h2")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    assert_eq!(
+        s.grants
+            .revoke_user_grants("u1", None, T0.add_secs(31))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(s.grants.revoke_family("f5", T0).await.unwrap(), 0);
+    // Expired grants are purged.
+    assert!(s.grants.purge_grants(T0.add_secs(3601)).await.unwrap() >= 7);
+    assert!(s.grants.refresh_token("h1").await.unwrap().is_none());
+    assert!(s.grants.refresh_token("r2").await.unwrap().is_some());
+}
+
+/// Consents are kept per user, client and resource, widened in place and forgotten per client or
+/// all at once; passwords belong to existing users, and failed sign-ins lock at the limit.
+pub async fn consents_and_passwords(s: &Stores) {
+    s.directory.insert_user(&user("u1")).await.unwrap();
+    let consent = |client: &str, scopes: &[&str], at: i64| portcullis_domain::ConsentRecord {
+        user_id: "u1".into(),
+        client_id: client.into(),
+        resource: "https://mcp.example/".into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        created_at: T0,
+        updated_at: T0.add_secs(at),
+    };
+    s.grants
+        .put_consent(&consent("a", &["x"], 0))
+        .await
+        .unwrap();
+    s.grants
+        .put_consent(&consent("a", &["x", "y"], 5))
+        .await
+        .unwrap();
+    s.grants
+        .put_consent(&consent("b", &["x"], 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.grants
+            .consent("u1", "a", "https://mcp.example/")
+            .await
+            .unwrap(),
+        Some(consent("a", &["x", "y"], 5))
+    );
+    assert_eq!(s.grants.consents("u1").await.unwrap().len(), 2);
+    assert_eq!(s.grants.delete_consents("u1", Some("a")).await.unwrap(), 1);
+    assert_eq!(
+        s.grants.consents("u1").await.unwrap(),
+        vec![consent("b", &["x"], 0)]
+    );
+    assert_eq!(s.grants.delete_consents("u1", None).await.unwrap(), 1);
+
+    assert!(matches!(
+        s.grants.set_password("ghost", "$argon2id$x", T0).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    s.grants
+        .set_password("u1", "$argon2id$1", T0)
+        .await
+        .unwrap();
+    let after = |n: u32| async move {
+        let mut last = None;
+        for _ in 0..n {
+            last = s.grants.sign_in_failed("u1", T0, 3, 60).await.unwrap();
+        }
+        last.unwrap()
+    };
+    let two = after(2).await;
+    assert_eq!((two.failures, two.locked_until), (2, None));
+    s.grants.sign_in_succeeded("u1").await.unwrap();
+    let three = after(3).await;
+    assert_eq!(
+        (three.failures, three.locked_until),
+        (0, Some(T0.add_secs(60)))
+    );
+    // A new password clears the lockout.
+    s.grants
+        .set_password("u1", "$argon2id$2", T0.add_secs(1))
+        .await
+        .unwrap();
+    let p = s.grants.password("u1").await.unwrap().unwrap();
+    assert_eq!((p.hash.as_str(), p.locked_until), ("$argon2id$2", None));
+    assert_eq!(
+        s.grants.user_id_by_email("u1@example.com").await.unwrap(),
+        Some("u1".to_owned())
+    );
+    assert_eq!(
+        s.grants
+            .user_id_by_email("nobody@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        s.grants
+            .sign_in_failed("ghost", T0, 3, 60)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A deleted user's password and consents go with them.
+    s.grants
+        .put_consent(&consent("a", &["x"], 0))
+        .await
+        .unwrap();
+    s.directory.delete_user("u1").await.unwrap();
+    assert!(s.grants.password("u1").await.unwrap().is_none());
+    assert!(s.grants.consents("u1").await.unwrap().is_empty());
+}

@@ -54,6 +54,8 @@ macro_rules! conformance_tests {
             data_keys_rotate,
             signing_keys_rotate_and_purge,
             resources_round_trip,
+            grants_redeem_once_and_rotate,
+            consents_and_passwords,
             audit_filters_and_pages,
             management_events_filter_and_page,
             rejected_counts_add_up,

@@ -24,6 +24,7 @@ mod connections;
 mod directory;
 mod error;
 mod feed;
+mod grants;
 mod management;
 mod migrate;
 mod principals;

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_data_key_seals.sql")),
     (11, include_str!("../migrations/0011_signing_keys.sql")),
     (12, include_str!("../migrations/0012_resources.sql")),
+    (13, include_str!("../migrations/0013_grants.sql")),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

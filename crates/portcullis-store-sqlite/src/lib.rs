@@ -8,6 +8,7 @@
 mod apps;
 mod connections;
 mod directory;
+mod grants;
 mod management;
 mod principals;
 mod rows;
@@ -35,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_data_key_seals.sql")),
     (11, include_str!("../migrations/0011_signing_keys.sql")),
     (12, include_str!("../migrations/0012_resources.sql")),
+    (13, include_str!("../migrations/0013_grants.sql")),
 ];
 const READERS: usize = 4;
 

@@ -13,6 +13,7 @@ mod support;
 
 mod abuse;
 mod apply;
+mod authz;
 mod bad_input;
 mod cli;
 mod cluster;

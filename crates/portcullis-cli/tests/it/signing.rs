@@ -60,10 +60,16 @@ async fn signing_keys_are_published_rotated_and_never_shown(backend: Backend) {
         format!("{}/.well-known/jwks.json", s.url.trim_end_matches('/'))
     );
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
-    assert_eq!(meta["response_types_supported"], json!([]));
+    assert_eq!(meta["response_types_supported"], json!(["code"]));
     assert_eq!(
         meta["grant_types_supported"],
-        json!(["urn:ietf:params:oauth:grant-type:token-exchange"])
+        json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        ])
     );
 
     // The first start created one ES256 key; it is published, without its private part.

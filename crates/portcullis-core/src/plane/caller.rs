@@ -70,8 +70,7 @@ impl Core {
             });
         };
         let token = self
-            .inbound
-            .verify(bearer)
+            .verify_inbound(bearer)
             .await
             .map_err(|e| Refusal::InvalidToken {
                 code: Some(e.code()),

@@ -395,6 +395,7 @@ async fn update_client(
     responses(
         (status = 201, description = "The client with its new secret.", body = doc::NewClient),
         (status = 404, description = "No client has this id (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The client is public: it has no secret (`public_client`).", body = ErrorBody),
     )
 )]
 async fn rotate_client_secret(

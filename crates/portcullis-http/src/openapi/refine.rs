@@ -24,9 +24,11 @@ pub(crate) fn apply(doc: &mut Value) -> Vec<String> {
     update_schemas(doc, &mut missed);
     apply_app_schema(doc, &mut missed);
     // RFC 6749 §3.2: unknown parameters are ignored, each sent once like every parameter.
-    match doc.pointer_mut("/components/schemas/TokenExchangeForm") {
-        Some(form) => form["additionalProperties"] = json!({ "type": "string" }),
-        None => missed.push("TokenExchangeForm".into()),
+    for form in ["TokenForm", "RevocationForm", "IntrospectionForm"] {
+        match doc.pointer_mut(&format!("/components/schemas/{form}")) {
+            Some(form) => form["additionalProperties"] = json!({ "type": "string" }),
+            None => missed.push(form.into()),
+        }
     }
     hoist_descriptions(doc);
     add_shared_responses(doc);
@@ -182,7 +184,12 @@ fn item_refinements() -> Vec<(&'static str, &'static str, Value)> {
         ("SimulateInput", "scopes", scope_item()),
         ("ImportToken", "scopes", scope_item()),
         ("AppInput", "defaultScopes", scope_item()),
-        ("ClientInput", "allowedApps", slug),
+        ("ClientInput", "allowedApps", slug.clone()),
+        (
+            "ClientInput",
+            "redirectUris",
+            json!({ "type": "string", "minLength": 1, "maxLength": 2048 }),
+        ),
         (
             "IssuerInput",
             "algorithms",

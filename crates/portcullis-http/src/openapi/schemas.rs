@@ -102,9 +102,9 @@ pub(crate) struct OAuthError {
     retry_after: Option<u64>,
 }
 
-/// The `error` codes of the token endpoint: RFC 6749 §5.2, RFC 8693 §2.2.2 (`invalid_target`),
-/// and `consent_required` (the user must connect the app or consent again) and
-/// `temporarily_unavailable` / `server_error` (RFC 6749 §4.1.2.1).
+/// The `error` codes of the OAuth endpoints: RFC 6749 §5.2, RFC 8693 §2.2.2 (`invalid_target`),
+/// RFC 6750 §3.1 (`invalid_token`, userinfo), and `consent_required` (the user must connect the
+/// app or consent again) and `temporarily_unavailable` / `server_error` (RFC 6749 §4.1.2.1).
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
 pub(crate) enum OAuthErrorCode {
@@ -112,16 +112,25 @@ pub(crate) enum OAuthErrorCode {
     InvalidRequest,
     /// The client did not authenticate, or its credentials are wrong (401).
     InvalidClient,
-    /// The subject token is missing, invalid, expired, or lacks the fetch scope.
+    /// The code, refresh token or subject token is missing, invalid, expired, spent, or (a
+    /// subject token) lacks the fetch scope.
     InvalidGrant,
-    /// The client may not use token exchange.
+    /// The client may not use this grant.
     UnauthorizedClient,
-    /// `grant_type` is not token exchange.
+    /// `grant_type` is not one the token endpoint serves.
     UnsupportedGrantType,
-    /// A requested scope is not one the app offers.
+    /// A requested scope is not one the app, the resource or the grant offers.
     InvalidScope,
-    /// `resource`/`audience` does not name exactly one outbound app the client may use.
+    /// `resource`/`audience` does not name exactly one outbound app the client may use, or the
+    /// resource is not the grant's or not registered.
     InvalidTarget,
+    /// The bearer access token (userinfo) or initial access token (registration) is missing or
+    /// not valid (401).
+    InvalidToken,
+    /// Registration: a redirect URI is not acceptable.
+    InvalidRedirectUri,
+    /// Registration: other client metadata is not acceptable.
+    InvalidClientMetadata,
     /// The policies, the directory or the tenant refuse the request (403).
     AccessDenied,
     /// The user must connect the app, or consent again to what the policies allow.
@@ -919,48 +928,245 @@ pub(crate) struct ConnectLink {
 
 // ----- Token exchange ------------------------------------------------------------------------
 
-/// An RFC 8693 token exchange request (`application/x-www-form-urlencoded`). The client
-/// authenticates with HTTP Basic (`client_secret_basic`) or with `client_id` and
-/// `client_secret` in the form (`client_secret_post`), not both. Parameters other than
-/// `resource` and `audience` may appear once.
+/// A token request (`application/x-www-form-urlencoded`): RFC 8693 token exchange, or one of
+/// Portcullis's own grants (`authorization_code` with PKCE, `refresh_token`, `client_credentials`).
+/// The client authenticates with HTTP Basic (`client_secret_basic`) or with `client_id` and
+/// `client_secret` in the form (`client_secret_post`), not both; a public client sends its
+/// `client_id` alone. Parameters other than `resource` and `audience` may appear once; each grant
+/// reads its own and ignores the rest.
 #[derive(ToSchema)]
-pub(crate) struct TokenExchangeForm {
-    /// The grant type: token exchange.
+pub(crate) struct TokenForm {
+    /// The grant type.
     #[schema(example = "urn:ietf:params:oauth:grant-type:token-exchange")]
     grant_type: GrantType,
-    /// The user's inbound token (the JWT the MCP server received).
-    subject_token: String,
-    /// The subject token's type.
-    subject_token_type: SubjectTokenType,
-    /// The outbound app, as `urn:portcullis:outbound-app:<appId>` or as the app's token endpoint
-    /// URL (`<public URL>/v1/outbound/apps/<appId>`). Repeatable; together with `audience` it
-    /// must name exactly one app.
+    /// `authorization_code`: the code the authorization endpoint returned.
+    code: Option<String>,
+    /// `authorization_code`: the redirect URI the authorization request sent, if it sent one.
+    redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier (43 to 128 characters).
+    #[schema(write_only)]
+    code_verifier: Option<String>,
+    /// `refresh_token`: the refresh token (it is rotated: use the new one next).
+    #[schema(write_only)]
+    refresh_token: Option<String>,
+    /// `jwt-bearer`: the ID-JAG (`typ` `oauth-id-jag+jwt`) from a trusted enterprise issuer, for
+    /// Portcullis (its audience), issued to this client.
+    #[schema(write_only)]
+    assertion: Option<String>,
+    /// Token exchange: the user's inbound token (the JWT the MCP server received).
+    subject_token: Option<String>,
+    /// Token exchange: the subject token's type.
+    subject_token_type: Option<SubjectTokenType>,
+    /// Token exchange: the outbound app, as `urn:portcullis:outbound-app:<appId>` or as the app's
+    /// token endpoint URL (`<public URL>/v1/outbound/apps/<appId>`); together with `audience` it
+    /// must name exactly one app. Other grants: the resource server's URI (RFC 8707), which must
+    /// be the grant's. Repeatable.
     #[schema(example = json!(["urn:portcullis:outbound-app:github"]))]
     resource: Option<Vec<String>>,
-    /// The outbound app, by id. Repeatable.
+    /// Token exchange: the outbound app, by id. Repeatable.
     audience: Option<Vec<String>>,
-    /// The scopes wanted, space-separated (absent: the app's default scopes).
+    /// The scopes wanted, space-separated: for token exchange, absent means the app's default
+    /// scopes; for a refresh, a subset of the grant's; for client credentials, of the resource's.
     scope: Option<String>,
-    /// The token type wanted: an access token (the default), or an API key for an API-key app.
+    /// Token exchange: the token type wanted: an access token (the default), or an API key for an
+    /// API-key app.
     requested_token_type: Option<IssuedTokenType>,
-    /// Not supported: delegation (an actor token) is refused with `invalid_request`.
+    /// Token exchange: not supported (delegation is refused with `invalid_request`).
     actor_token: Option<String>,
-    /// A Portcullis extension: the tenant whose token (or within which the user's token) is
-    /// wanted.
+    /// Token exchange, a Portcullis extension: the tenant whose token (or within which the user's
+    /// token) is wanted.
     tenant_id: Option<String>,
-    /// The client's id (`client_secret_post`; with Basic, it must match if given).
+    /// The client's id (`client_secret_post`, or a public client; with Basic, it must match if
+    /// given).
     client_id: Option<String>,
     /// The client's secret (`client_secret_post`).
     #[schema(write_only)]
     client_secret: Option<String>,
 }
 
-/// The token exchange grant type.
+/// The grant types of the token endpoint.
 #[derive(ToSchema)]
 pub(crate) enum GrantType {
     /// RFC 8693 token exchange.
     #[schema(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
     TokenExchange,
+    /// The authorization code, with PKCE.
+    #[schema(rename = "authorization_code")]
+    AuthorizationCode,
+    /// A refresh token.
+    #[schema(rename = "refresh_token")]
+    RefreshToken,
+    /// Client credentials (confidential clients).
+    #[schema(rename = "client_credentials")]
+    ClientCredentials,
+    /// An Identity Assertion JWT Authorization Grant (RFC 7523 profile; confidential clients).
+    #[schema(rename = "urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    JwtBearer,
+}
+
+/// A dynamic client registration request (RFC 7591 §2). Metadata not listed is ignored.
+#[derive(ToSchema)]
+pub(crate) struct RegistrationRequest {
+    /// The client's redirect URIs (1 to 20), matched exactly (loopback `http` on any port).
+    #[schema(min_items = 1, max_items = 20)]
+    redirect_uris: Vec<String>,
+    /// Its name, shown on the consent screen: 1 to 128 characters, no control character, no
+    /// white space at either end.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]{0,126}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$"
+    )]
+    client_name: Option<String>,
+    /// `none` (the default here): only public clients register.
+    token_endpoint_auth_method: Option<RegistrationAuthMethod>,
+    /// `authorization_code` (the default), optionally with `refresh_token`; it must include
+    /// `authorization_code`.
+    #[schema(min_items = 1, max_items = 2)]
+    grant_types: Option<Vec<RegistrationGrantType>>,
+    /// `code`.
+    response_types: Option<Vec<RegistrationResponseType>>,
+    /// `web` (the default) or `native`.
+    application_type: Option<ApplicationType>,
+}
+
+/// How a registered client authenticates: `none`.
+#[derive(ToSchema)]
+pub(crate) enum RegistrationAuthMethod {
+    /// A public client.
+    #[schema(rename = "none")]
+    None,
+}
+
+/// A grant type a registered client may use.
+#[derive(ToSchema)]
+pub(crate) enum RegistrationGrantType {
+    /// The code flow.
+    #[schema(rename = "authorization_code")]
+    AuthorizationCode,
+    /// Refresh tokens.
+    #[schema(rename = "refresh_token")]
+    RefreshToken,
+}
+
+/// A response type a registered client may use.
+#[derive(ToSchema)]
+pub(crate) enum RegistrationResponseType {
+    /// The code flow.
+    #[schema(rename = "code")]
+    Code,
+}
+
+/// The kind of application (OpenID Connect Dynamic Client Registration §2).
+#[derive(ToSchema)]
+pub(crate) enum ApplicationType {
+    /// A web application: https redirect URIs (loopback http allowed for development).
+    #[schema(rename = "web")]
+    Web,
+    /// A native application: loopback http or a private-use scheme.
+    #[schema(rename = "native")]
+    Native,
+}
+
+/// A registered client (RFC 7591 §3.2.1).
+#[derive(ToSchema)]
+pub(crate) struct RegisteredClient {
+    /// The new `client_id`.
+    client_id: String,
+    /// When it was issued (seconds since the epoch).
+    client_id_issued_at: i64,
+    /// Its name.
+    client_name: String,
+    /// Its redirect URIs.
+    redirect_uris: Vec<String>,
+    /// Its grant types.
+    grant_types: Vec<String>,
+    /// `["code"]`.
+    response_types: Vec<String>,
+    /// `none`: a public client.
+    token_endpoint_auth_method: String,
+    /// `web` or `native`.
+    application_type: String,
+}
+
+/// A token revocation request (RFC 7009), authenticated as at the token endpoint.
+#[derive(ToSchema)]
+pub(crate) struct RevocationForm {
+    /// The token to revoke.
+    #[schema(write_only, min_length = 1)]
+    token: String,
+    /// A hint: `refresh_token` or `access_token` (read but not needed).
+    token_type_hint: Option<String>,
+    /// The client's id (`client_secret_post`, or a public client).
+    client_id: Option<String>,
+    /// The client's secret (`client_secret_post`).
+    #[schema(write_only)]
+    client_secret: Option<String>,
+}
+
+/// A token introspection request (RFC 7662), from a confidential client.
+#[derive(ToSchema)]
+pub(crate) struct IntrospectionForm {
+    /// The token.
+    #[schema(write_only, min_length = 1)]
+    token: String,
+    /// A hint: `refresh_token` or `access_token` (read but not needed).
+    token_type_hint: Option<String>,
+    /// The client's id (`client_secret_post`).
+    client_id: Option<String>,
+    /// The client's secret (`client_secret_post`).
+    #[schema(write_only)]
+    client_secret: Option<String>,
+}
+
+/// An introspection answer (RFC 7662 §2.2): `active`, and for an active token its claims.
+#[derive(ToSchema)]
+pub(crate) struct Introspection {
+    /// Whether the token is active.
+    active: bool,
+    /// `Bearer` (an access token) or `refresh_token`.
+    token_type: Option<String>,
+    /// The client it was issued to.
+    client_id: Option<String>,
+    /// The user (or, for client credentials, the client).
+    sub: Option<String>,
+    /// The resource it is for (a string for an access token's `aud`).
+    aud: Option<String>,
+    /// Its scopes, space-separated.
+    scope: Option<String>,
+    /// Portcullis's issuer identifier.
+    iss: Option<String>,
+    /// When it was issued (seconds since the epoch).
+    iat: Option<i64>,
+    /// When it expires (seconds since the epoch).
+    exp: Option<i64>,
+    /// An access token's id.
+    jti: Option<String>,
+    /// An access token's user's roles when it was issued.
+    roles: Option<Vec<String>>,
+    /// An access token's user's tenants when it was issued.
+    tenants: Option<Vec<String>>,
+    /// An access token's user's email.
+    email: Option<String>,
+    /// When the user signed in (seconds since the epoch).
+    auth_time: Option<i64>,
+}
+
+/// A revocation's answer: an empty object (RFC 7009 §2.2: the status says it all).
+#[derive(ToSchema)]
+pub(crate) struct Revoked {}
+
+/// The user of an access token (OpenID Connect userinfo).
+#[derive(ToSchema)]
+pub(crate) struct Userinfo {
+    /// The user's id in the directory.
+    sub: String,
+    /// Their email address.
+    email: Option<String>,
+    /// Their name.
+    name: Option<String>,
+    /// Their roles across the deployment, now.
+    roles: Vec<String>,
 }
 
 /// The accepted subject token types.
@@ -985,14 +1191,17 @@ pub(crate) enum IssuedTokenType {
     ApiKey,
 }
 
-/// A successful token exchange (RFC 8693 §2.2.1): the outbound credential of the user.
+/// A token response (RFC 6749 §5.1; for token exchange, RFC 8693 §2.2.1): for token exchange,
+/// the user's outbound credential; for the other grants, an access token of Portcullis (an RFC
+/// 9068 JWT), with a refresh token for clients that may refresh.
 #[derive(ToSchema)]
-pub(crate) struct TokenExchangeResponse {
-    /// The outbound credential: the provider's access token, or the API key.
+pub(crate) struct TokenResponse {
+    /// The credential: the provider's access token or the API key (token exchange), or
+    /// Portcullis's access token.
     access_token: String,
-    /// What `access_token` is.
-    issued_token_type: IssuedTokenType,
-    /// How to present it: the provider's token type (usually `Bearer`), or `N_A` for an API key.
+    /// Token exchange only: what `access_token` is.
+    issued_token_type: Option<IssuedTokenType>,
+    /// How to present it: `Bearer` (or the provider's type), or `N_A` for an API key.
     #[schema(example = "Bearer")]
     token_type: String,
     /// Seconds until the access token expires, when known.
@@ -1000,6 +1209,9 @@ pub(crate) struct TokenExchangeResponse {
     expires_in: Option<i64>,
     /// The scopes the access token carries, space-separated.
     scope: Option<String>,
+    /// A refresh token (`authorization_code` and `refresh_token` grants, for clients that may
+    /// refresh). Rotated on every use.
+    refresh_token: Option<String>,
 }
 
 // ----- Operations ----------------------------------------------------------------------------
@@ -1034,18 +1246,38 @@ pub(crate) struct AuthorizationServerMetadata {
     issuer: String,
     /// The JWK set's URL.
     jwks_uri: String,
+    /// The authorization endpoint (sign-in and consent pages).
+    authorization_endpoint: String,
     /// The token endpoint.
     token_endpoint: String,
+    /// The revocation endpoint (RFC 7009).
+    revocation_endpoint: String,
+    /// The introspection endpoint (RFC 7662).
+    introspection_endpoint: String,
+    /// The userinfo endpoint.
+    userinfo_endpoint: String,
     /// The grants the token endpoint accepts.
     grant_types_supported: Vec<String>,
-    /// How clients authenticate at the token endpoint.
+    /// How clients authenticate at the token endpoint (`none`: public clients).
     token_endpoint_auth_methods_supported: Vec<String>,
-    /// The response types of the authorization endpoint (none while there is none).
+    /// How clients authenticate at the revocation endpoint.
+    revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// How clients authenticate at the introspection endpoint (confidential clients only).
+    introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// The response types of the authorization endpoint: `code`.
     response_types_supported: Vec<String>,
+    /// The response modes: `query`.
+    response_modes_supported: Vec<String>,
     /// PKCE methods: `S256` only.
     code_challenge_methods_supported: Vec<String>,
     /// Authorization responses carry `iss` (RFC 9207).
     authorization_response_iss_parameter_supported: bool,
+    /// Whether a `client_id` may be the URL of a client ID metadata document.
+    client_id_metadata_document_supported: bool,
+    /// The registration endpoint (RFC 7591), when clients may register themselves.
+    registration_endpoint: Option<String>,
+    /// The authorization grant profiles of the jwt-bearer grant: ID-JAG.
+    authorization_grant_profiles_supported: Vec<String>,
 }
 
 /// The liveness answer.

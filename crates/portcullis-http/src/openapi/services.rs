@@ -599,6 +599,56 @@ pub(crate) struct ClientInput {
     /// The outbound apps it may fetch tokens for by token exchange (all when absent).
     #[serde(default)]
     allowed_apps: Option<Vec<String>>,
+    /// The grant types it may use, each once. Default: `authorization_code` and `refresh_token`
+    /// when it has redirect URIs, token exchange otherwise. `authorization_code` needs a redirect
+    /// URI; a public client cannot use `client_credentials`, token exchange or jwt-bearer.
+    #[serde(default)]
+    #[schema(min_items = 1, max_items = 5)]
+    grant_types: Option<Vec<ClientGrantType>>,
+    /// Its redirect URIs (at most 20), matched exactly (a loopback `http` URI on any port): each
+    /// absolute, in canonical form, without a fragment, and `https`, `http` on 127.0.0.1,
+    /// `[::1]` or `localhost`, or a reverse-domain private-use scheme (`com.example.app:/cb`).
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    redirect_uris: Option<Vec<String>>,
+    /// How it authenticates: `client_secret_basic` (the default), `client_secret_post`, or
+    /// `none` (a public client: no secret, PKCE only). Fixed at registration.
+    #[serde(default)]
+    token_endpoint_auth_method: Option<ClientAuthMethodName>,
+}
+
+/// A grant type a client may be given.
+#[derive(ToSchema)]
+pub(crate) enum ClientGrantType {
+    /// The authorization code flow, with PKCE.
+    #[schema(rename = "authorization_code")]
+    AuthorizationCode,
+    /// Refresh tokens.
+    #[schema(rename = "refresh_token")]
+    RefreshToken,
+    /// Client credentials (confidential clients).
+    #[schema(rename = "client_credentials")]
+    ClientCredentials,
+    /// RFC 8693 token exchange (confidential clients).
+    #[schema(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
+    /// ID-JAG assertions from a trusted enterprise issuer (confidential clients).
+    #[schema(rename = "urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    JwtBearer,
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(ToSchema)]
+pub(crate) enum ClientAuthMethodName {
+    /// HTTP Basic.
+    #[schema(rename = "client_secret_basic")]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form.
+    #[schema(rename = "client_secret_post")]
+    ClientSecretPost,
+    /// A public client.
+    #[schema(rename = "none")]
+    None,
 }
 
 /// An OAuth client as the management API shows it.
@@ -612,10 +662,12 @@ pub(crate) struct ClientView {
     /// Apps it may fetch tokens for (all when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     allowed_apps: Option<Vec<String>>,
-    /// The grant types the client may use (token exchange).
-    grant_types: Vec<String>,
-    /// `client_secret_basic` or `client_secret_post`.
-    token_endpoint_auth_methods: Vec<String>,
+    /// The grant types the client may use.
+    grant_types: Vec<ClientGrantType>,
+    /// Its redirect URIs.
+    redirect_uris: Vec<String>,
+    /// How it authenticates: `client_secret_basic`, `client_secret_post`, or `none` (public).
+    token_endpoint_auth_method: ClientAuthMethodName,
     /// When the client was registered.
     #[schema(value_type = String, format = DateTime)]
     created_at: String,
@@ -624,16 +676,19 @@ pub(crate) struct ClientView {
     updated_at: String,
 }
 
-/// A client just registered: the secret is in this answer and nowhere else, ever.
+/// A client just registered: a confidential client's secret is in this answer and nowhere else,
+/// ever.
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct NewClient {
     /// The client.
     #[serde(flatten)]
     client: ClientView,
-    /// The client secret. Store it now: only its hash is kept.
-    #[schema(value_type = String)]
-    client_secret: String,
+    /// The client secret (confidential clients; a public client has none). Store it now: only
+    /// its hash is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    client_secret: Option<String>,
 }
 
 /// A "what would this get?" question.
@@ -1205,4 +1260,46 @@ pub(crate) struct Identity {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
     )]
     subject: String,
+}
+
+/// A user's new password.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct PasswordInput {
+    /// 8 to 256 characters.
+    #[schema(min_length = 8, max_length = 256, write_only)]
+    password: String,
+}
+
+/// A consent a user gave a client for a resource.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConsentView {
+    /// The client.
+    client_id: String,
+    /// The resource's URI.
+    resource: String,
+    /// The scopes consented to.
+    scopes: Vec<String>,
+    /// When first given.
+    #[schema(value_type = String, format = DateTime)]
+    created_at: String,
+    /// When last widened.
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: String,
+}
+
+/// A user's consents.
+#[derive(ToSchema)]
+pub(crate) struct ConsentList {
+    /// By client, then resource.
+    items: Vec<ConsentView>,
+}
+
+/// Which consents to revoke.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub(crate) struct ConsentParams {
+    /// Only this client's (every client's when absent).
+    client_id: Option<String>,
 }

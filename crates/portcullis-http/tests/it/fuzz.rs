@@ -61,7 +61,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
         core.create_client(&portcullis_core::manage::ClientInput {
             id: Some("mcp".into()),
             name: "MCP".into(),
-            allowed_apps: None,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -212,8 +212,13 @@ fn the_document_is_openapi_3_1_and_complete() {
             }
         } else if path.starts_with("/v1/outbound/apps/") {
             assert_eq!(security, json!([{ "inboundToken": [] }]), "{at}");
-        } else if path == "/oauth2/token" {
+        } else if ["/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"].contains(&path.as_str())
+        {
             assert_eq!(security, json!([{ "clientBasic": [] }, {}]), "{at}");
+        } else if path == "/oauth2/userinfo" {
+            assert_eq!(security, json!([{ "accessToken": [] }]), "{at}");
+        } else if path == "/oauth2/register" {
+            assert_eq!(security, json!([{}, { "registrationToken": [] }]), "{at}");
         } else {
             assert!(
                 security.is_null(),
@@ -752,7 +757,8 @@ fn the_checker_catches_what_it_should() {
     // allOf: the parts' properties together, and nothing else.
     let new_client = json!({ "$ref": "#/components/schemas/NewClient" });
     let client = json!({
-        "id": "c", "name": "n", "grantTypes": [], "tokenEndpointAuthMethods": [],
+        "id": "c", "name": "n", "grantTypes": [], "redirectUris": [],
+        "tokenEndpointAuthMethod": "client_secret_basic",
         "createdAt": "2026-01-02T03:04:05.678Z", "updatedAt": "2026-01-02T03:04:05Z",
         "clientSecret": "s",
     });
@@ -861,6 +867,8 @@ struct Harness {
 enum Payload {
     Json(Value),
     Form(String),
+    /// A browser's form: the form and its `Cookie` header.
+    Browser(String, String),
 }
 
 impl Harness {
@@ -927,6 +935,12 @@ impl Harness {
             }
             Some(Payload::Form(f)) => {
                 req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(f)
+            }
+            Some(Payload::Browser(f, cookie)) => {
+                req = req
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::COOKIE, cookie);
                 Body::from(f)
             }
             None => Body::empty(),
@@ -1514,6 +1528,252 @@ async fn every_operation_answers_as_documented() {
     assert_eq!(prm["resource"], "https://crm.example.com/mcp");
     s.admin("DELETE", "/v1/mgmt/resources/crm", None, 204).await;
     s.admin("DELETE", "/v1/mgmt/resources/crm", None, 404).await;
+
+    // Portcullis as an authorization server: a user signs in and consents through the pages, a
+    // public client redeems the code, refreshes, revokes; a confidential one introspects.
+    s.admin(
+        "POST",
+        "/v1/mgmt/resources",
+        Some(
+            json!({"id": "notes", "uri": "https://notes.example.com/mcp", "name": "Notes",
+                    "scopes": [{"name": "notes.read"}]}),
+        ),
+        201,
+    )
+    .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/users",
+        Some(json!({"id": "ada", "email": "ada@example.com"})),
+        201,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/v1/mgmt/users/ada/password",
+        Some(json!({"password": "correct horse"})),
+        204,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/v1/mgmt/users/ada/password",
+        Some(json!({"password": "short"})),
+        400,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/v1/mgmt/users/nobody/password",
+        Some(json!({"password": "correct horse"})),
+        404,
+    )
+    .await;
+    let public = s
+        .admin(
+            "POST",
+            "/v1/mgmt/clients",
+            Some(
+                json!({"id": "notes-app", "name": "Notes app", "tokenEndpointAuthMethod": "none",
+                        "redirectUris": ["http://127.0.0.1/cb"]}),
+            ),
+            201,
+        )
+        .await;
+    assert!(public.get("clientSecret").is_none(), "{public}");
+    s.admin("POST", "/v1/mgmt/clients/notes-app/secret", None, 409)
+        .await;
+    let verifier = portcullis_crypto::pkce::new_verifier();
+    let challenge = portcullis_crypto::pkce::challenge_s256(verifier.expose());
+    let authorize = format!(
+        "/oauth2/authorize?response_type=code&client_id=notes-app&redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcb\
+         &state=st&code_challenge={challenge}&code_challenge_method=S256\
+         &resource=https%3A%2F%2Fnotes.example.com%2Fmcp"
+    );
+    let (headers, page) = s.call("GET", &authorize, None, None, 200).await;
+    let csrf_cookie = headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let field = |page: &Value, name: &str| {
+        let html = page.as_str().unwrap();
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html.find(&marker).unwrap() + marker.len();
+        let end = start + html[start..].find('"').unwrap();
+        url::form_urlencoded::byte_serialize(&html.as_bytes()[start..end]).collect::<String>()
+    };
+    let sign_in = format!(
+        "action=sign_in&login=ada&password=correct+horse&request={}&csrf={}",
+        field(&page, "request"),
+        field(&page, "csrf")
+    );
+    let (headers, consent) = s
+        .call(
+            "POST",
+            "/oauth2/authorize",
+            None,
+            Some(Payload::Browser(sign_in, csrf_cookie.clone())),
+            200,
+        )
+        .await;
+    let session_cookie = headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let allow = format!(
+        "action=allow&remember=1&request={}&csrf={}",
+        field(&consent, "request"),
+        field(&consent, "csrf")
+    );
+    let (headers, _) = s
+        .call(
+            "POST",
+            "/oauth2/authorize",
+            None,
+            Some(Payload::Browser(
+                allow,
+                format!("{csrf_cookie}; {session_cookie}"),
+            )),
+            303,
+        )
+        .await;
+    let back = headers[header::LOCATION].to_str().unwrap().to_owned();
+    let code = query_param(&back, "code");
+    s.call("GET", "/oauth2/authorize?client_id=ghost", None, None, 400)
+        .await;
+    s.call(
+        "POST",
+        "/oauth2/authorize",
+        None,
+        Some(Payload::Form("action=deny".into())),
+        403,
+    )
+    .await;
+    let (_, tokens) = s
+        .call(
+            "POST",
+            "/oauth2/token",
+            None,
+            Some(Payload::Form(format!(
+                "grant_type=authorization_code&client_id=notes-app&code={code}\
+                 &redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcb&code_verifier={}",
+                verifier.expose()
+            ))),
+            200,
+        )
+        .await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (_, refreshed) = s
+        .call(
+            "POST",
+            "/oauth2/token",
+            None,
+            Some(Payload::Form(format!(
+                "grant_type=refresh_token&client_id=notes-app&refresh_token={refresh}"
+            ))),
+            200,
+        )
+        .await;
+    s.call(
+        "GET",
+        "/oauth2/userinfo",
+        Some(&format!("Bearer {access}")),
+        None,
+        200,
+    )
+    .await;
+    s.call("GET", "/oauth2/userinfo", Some("Bearer nope"), None, 401)
+        .await;
+    let gateway = s
+        .admin(
+            "POST",
+            "/v1/mgmt/clients",
+            Some(json!({"id": "gateway", "name": "Gateway", "grantTypes": ["client_credentials"]})),
+            201,
+        )
+        .await;
+    let gateway_basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "gateway:{}",
+            gateway["clientSecret"].as_str().unwrap()
+        ))
+    );
+    let (_, active) = s
+        .call(
+            "POST",
+            "/oauth2/introspect",
+            Some(&gateway_basic),
+            Some(Payload::Form(format!("token={access}"))),
+            200,
+        )
+        .await;
+    assert_eq!(active["active"], true, "{active}");
+    s.call(
+        "POST",
+        "/oauth2/introspect",
+        None,
+        Some(Payload::Form(format!("token={access}&client_id=notes-app"))),
+        401,
+    )
+    .await;
+    s.call(
+        "POST",
+        "/oauth2/revoke",
+        None,
+        Some(Payload::Form(format!(
+            "token={}&client_id=notes-app",
+            refreshed["refresh_token"].as_str().unwrap()
+        ))),
+        200,
+    )
+    .await;
+    s.call(
+        "POST",
+        "/oauth2/revoke",
+        None,
+        Some(Payload::Form("token=x".into())),
+        401,
+    )
+    .await;
+    s.admin("GET", "/v1/mgmt/users/ada/consents", None, 200)
+        .await;
+    s.admin("GET", "/v1/mgmt/users/nobody/consents", None, 404)
+        .await;
+    s.admin(
+        "DELETE",
+        "/v1/mgmt/users/ada/consents?clientId=notes-app",
+        None,
+        204,
+    )
+    .await;
+    s.call(
+        "POST",
+        "/oauth2/register",
+        None,
+        Some(Payload::Json(
+            json!({"redirect_uris": ["https://app.example.com/cb"], "client_name": "App"}),
+        )),
+        201,
+    )
+    .await;
+    s.call(
+        "POST",
+        "/oauth2/register",
+        None,
+        Some(Payload::Json(
+            json!({"redirect_uris": ["ftp://app.example.com/cb"]}),
+        )),
+        400,
+    )
+    .await;
 
     // Connections: an API key for alice, an imported OAuth grant for bob (a subject of the IdP
     // who is not in the directory).
