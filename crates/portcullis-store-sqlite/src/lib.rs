@@ -37,6 +37,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/0011_signing_keys.sql")),
     (12, include_str!("../migrations/0012_resources.sql")),
     (13, include_str!("../migrations/0013_grants.sql")),
+    (
+        14,
+        include_str!("../migrations/0014_refresh_tokens_by_hash.sql"),
+    ),
 ];
 const READERS: usize = 4;
 
