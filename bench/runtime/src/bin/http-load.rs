@@ -13,8 +13,7 @@
     reason = "a benchmark driver"
 )]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use portcullis_bench_runtime::{Run, wrk};
 
 use axum::Router;
 use axum::routing::get;
@@ -22,54 +21,6 @@ use portcullis_crypto::jws::{Algorithm, SigningKey};
 use serde_json::{Value, json};
 
 const AUDIENCE: &str = "https://mcp.bench.example/mcp";
-
-struct Run {
-    requests_per_sec: f64,
-    p50: String,
-    p90: String,
-    p99: String,
-    non_2xx: u64,
-}
-
-fn wrk(url: &str, script: Option<&str>, seconds: u64) -> Run {
-    let mut cmd = Command::new("wrk");
-    cmd.args([
-        "-t",
-        "1",
-        "-c",
-        "16",
-        "-d",
-        &format!("{seconds}s"),
-        "--latency",
-    ]);
-    if let Some(s) = script {
-        cmd.args(["-s", s]);
-    }
-    let out = cmd
-        .arg(url)
-        .output()
-        .expect("wrk runs (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let find = |prefix: &str| {
-        text.lines()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .map(|l| l.split_whitespace().last().unwrap_or("").to_owned())
-            .unwrap_or_default()
-    };
-    let non_2xx = text
-        .lines()
-        .find(|l| l.contains("Non-2xx"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    Run {
-        requests_per_sec: find("Requests/sec:").parse().unwrap_or(0.0),
-        p50: find("50%"),
-        p90: find("90%"),
-        p99: find("99%"),
-        non_2xx,
-    }
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -96,39 +47,9 @@ async fn main() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     // The server.
+    let server = portcullis_bench_runtime::Server::start(&bin, &[]);
+    let (base, admin) = (server.base.clone(), server.admin.clone());
     let dir = tempfile::tempdir().unwrap();
-    let admin = format!("bench-admin-{}", portcullis_crypto::random_token(24));
-    let master = portcullis_crypto::envelope::MasterKey::generate("bench")
-        .unwrap()
-        .encode()
-        .expose()
-        .to_owned();
-    let mut child = Command::new(&bin)
-        .arg("serve")
-        .env("PORTCULLIS_DATA_DIR", dir.path())
-        .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
-        .env("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", &admin)
-        .env("PORTCULLIS_MASTER_KEY", &master)
-        .env("PORTCULLIS_LOG_FORMAT", "json")
-        // The limiters run on every request, at rates this load never reaches.
-        .env("PORTCULLIS_RATE_LIMIT_PER_ADDRESS", "10000000")
-        .env("PORTCULLIS_RATE_LIMIT_PER_SUBJECT", "10000000")
-        .env("PORTCULLIS_LOG_LEVEL", "warn,portcullis_cli=info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("the server logs").unwrap();
-        if let Ok(v) = serde_json::from_str::<Value>(&line)
-            && v["fields"]["message"] == "Portcullis is listening"
-        {
-            break v["fields"]["addr"].as_str().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let base = format!("http://{addr}");
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {
         let req = http
@@ -208,13 +129,7 @@ async fn main() {
         tokio::task::spawn_blocking(move || wrk(&url, script.as_deref(), 2))
     };
     let bare = if only_token {
-        Run {
-            requests_per_sec: 0.0,
-            p50: String::new(),
-            p90: String::new(),
-            p99: String::new(),
-            non_2xx: 0,
-        }
+        Run::default()
     } else {
         warm(format!("{base}/healthz"), None).await.unwrap();
         tokio::task::spawn_blocking({
@@ -237,22 +152,14 @@ async fn main() {
     })
     .await
     .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-
-    println!(
-        "| endpoint (16 connections, {seconds} s, wrk on the same 2 cores) | requests/s | p50 | p90 | p99 | non-2xx |"
+    drop(server);
+    portcullis_bench_runtime::print_table(
+        &format!("endpoint (16 connections, {seconds} s, wrk on the same 2 cores)"),
+        &[
+            ("GET /healthz (bare)", &bare),
+            ("POST /v1/outbound/apps/{app}/token (warm)", &tokens),
+        ],
     );
-    println!("|---|---|---|---|---|---|");
-    for (name, r) in [
-        ("GET /healthz (bare)", &bare),
-        ("POST /v1/outbound/apps/{app}/token (warm)", &tokens),
-    ] {
-        println!(
-            "| {name} | {:.0} | {} | {} | {} | {} |",
-            r.requests_per_sec, r.p50, r.p90, r.p99, r.non_2xx
-        );
-    }
     println!(
         "\ntoken endpoint / bare endpoint throughput: {:.0}%",
         100.0 * tokens.requests_per_sec / bare.requests_per_sec.max(1.0)

@@ -1,0 +1,304 @@
+//! Load on Portcullis's own authorization server: `wrk` at 16 connections against the token
+//! endpoint's `client_credentials` grant (an ES256 access token each time), the `refresh_token`
+//! grant (a pool of refresh tokens: each request spends one, each answer's rotated token goes
+//! back), and `/oauth2/introspect` (a confidential client asking about an access token).
+//! Prints requests/s and latency percentiles.
+//!
+//! `bench/oauth-load.sh [--seconds N] [--database-url postgres://...]` builds and runs this.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark driver"
+)]
+
+use std::collections::HashMap;
+
+use portcullis_bench_runtime::{Server, print_table, wrk};
+use serde_json::{Value, json};
+
+const RESOURCE: &str = "https://mcp.bench.example/mcp";
+const REDIRECT: &str = "http://127.0.0.1/cb";
+
+/// One code flow through the real pages (signing in once; the consent remembered): a refresh
+/// token for the public client.
+async fn refresh_token(
+    http: &reqwest::Client,
+    base: &str,
+    cookies: &mut HashMap<String, String>,
+) -> String {
+    let verifier = portcullis_crypto::pkce::new_verifier();
+    let challenge = portcullis_crypto::pkce::challenge_s256(verifier.expose());
+    let url = format!(
+        "{base}/oauth2/authorize?response_type=code&client_id=app&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256&resource={}",
+        urlencode(REDIRECT),
+        urlencode(RESOURCE)
+    );
+    let mut resp = send(http.get(&url), cookies).await;
+    let mut steps = 0;
+    while resp.0 == 200 {
+        steps += 1;
+        assert!(steps < 4, "the pages do not end: {}", resp.2);
+        let page = &resp.2;
+        let action = if page.contains("Sign in") {
+            "sign_in"
+        } else {
+            "allow"
+        };
+        let form = [
+            ("request", field(page, "request")),
+            ("csrf", field(page, "csrf")),
+            ("action", action.to_owned()),
+            ("login", "alice".to_owned()),
+            ("password", "bench password".to_owned()),
+            ("remember", "1".to_owned()),
+        ];
+        resp = send(
+            http.post(format!("{base}/oauth2/authorize")).form(&form),
+            cookies,
+        )
+        .await;
+    }
+    let location = resp.1.expect("a redirect with the code");
+    let code = location
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .unwrap()
+        .to_owned();
+    let t: Value = http
+        .post(format!("{base}/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "app"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier.expose()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    t["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_owned()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).expect("the field") + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].replace("&amp;", "&")
+}
+
+async fn send(
+    req: reqwest::RequestBuilder,
+    cookies: &mut HashMap<String, String>,
+) -> (u16, Option<String>, String) {
+    let jar: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let resp = req.header("cookie", jar.join("; ")).send().await.unwrap();
+    for set in resp.headers().get_all("set-cookie") {
+        let pair = set.to_str().unwrap().split(';').next().unwrap();
+        let (k, v) = pair.split_once('=').unwrap();
+        cookies.insert(k.to_owned(), v.to_owned());
+    }
+    let status = resp.status().as_u16();
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, location, resp.text().await.unwrap())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
+    let database = arg("--database-url");
+    let bin =
+        std::env::var("PORTCULLIS_BIN").unwrap_or_else(|_| "target/release/portcullis".into());
+    let mut env = vec![];
+    if let Some(url) = &database {
+        env.push(("PORTCULLIS_DATABASE_URL", url.as_str()));
+    }
+    let server = Server::start(&bin, &env);
+    let (base, admin) = (server.base.clone(), server.admin.clone());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let admin_call = |method: reqwest::Method, path: &str, body: Value| {
+        let req = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&admin)
+            .json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+            resp.json::<Value>().await.unwrap_or(Value::Null)
+        }
+    };
+    let post = reqwest::Method::POST;
+    admin_call(
+        post.clone(),
+        "/v1/mgmt/resources",
+        json!({"id": "mcp", "uri": RESOURCE, "name": "MCP",
+        "scopes": [{"name": "tools.read"}, {"name": "tools.write"}]}),
+    )
+    .await;
+    admin_call(post.clone(), "/v1/mgmt/users", json!({"id": "alice"})).await;
+    admin_call(
+        reqwest::Method::PUT,
+        "/v1/mgmt/users/alice/password",
+        json!({"password": "bench password"}),
+    )
+    .await;
+    admin_call(
+        post.clone(),
+        "/v1/mgmt/clients",
+        json!({"id": "app", "name": "App",
+        "redirectUris": [REDIRECT], "tokenEndpointAuthMethod": "none"}),
+    )
+    .await;
+    let gateway = admin_call(
+        post.clone(),
+        "/v1/mgmt/clients",
+        json!({"id": "gateway", "name": "Gateway",
+        "grantTypes": ["client_credentials"]}),
+    )
+    .await;
+    let secret = gateway["clientSecret"].as_str().unwrap().to_owned();
+
+    // A pool of refresh tokens four times deeper than the connections: a request may be made
+    // before the answer that refills the pool is read.
+    let mut cookies = HashMap::new();
+    let mut tokens = Vec::new();
+    for _ in 0..64 {
+        tokens.push(refresh_token(&http, &base, &mut cookies).await);
+    }
+    // An access token to introspect.
+    let cc: Value = http
+        .post(format!("{base}/oauth2/token"))
+        .basic_auth("gateway", Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = cc["access_token"]
+        .as_str()
+        .expect("client credentials work")
+        .to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let basic = base64_basic("gateway", &secret);
+    let write = |name: &str, lua: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, lua).unwrap();
+        p.display().to_string()
+    };
+    let cc_script = write(
+        "cc.lua",
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = \"grant_type=client_credentials&resource={}\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\nwrk.headers[\"Authorization\"] = \"{basic}\"\n",
+            urlencode(RESOURCE)
+        ),
+    );
+    let introspect_script = write(
+        "introspect.lua",
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = \"token={access}\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\nwrk.headers[\"Authorization\"] = \"{basic}\"\n"
+        ),
+    );
+    // Each answer's refresh token goes back to the pool the next requests take from.
+    let pool: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
+    let refresh_script = write(
+        "refresh.lua",
+        format!(
+            r#"local pool = {{{}}}
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+request = function()
+  local t = table.remove(pool, 1)
+  if t == nil then t = "pcr_exhausted" end
+  return wrk.format(nil, nil, nil, "grant_type=refresh_token&client_id=app&refresh_token=" .. t)
+end
+local reported = false
+response = function(status, headers, body)
+  local t = string.match(body, '"refresh_token":"([^"]+)"')
+  if t then
+    table.insert(pool, t)
+  elseif not reported then
+    reported = true
+    io.stderr:write("first refused refresh: " .. status .. " " .. body .. "\n")
+  end
+end
+"#,
+            pool.join(", ")
+        ),
+    );
+
+    let url = format!("{base}/oauth2/token");
+    let run = |url: String, script: String, secs: u64| {
+        tokio::task::spawn_blocking(move || wrk(&url, Some(&script), secs))
+    };
+    run(url.clone(), cc_script.clone(), 2).await.unwrap();
+    let client_credentials = run(url.clone(), cc_script, seconds).await.unwrap();
+    let refresh = run(url.clone(), refresh_script, seconds).await.unwrap();
+    let introspection = run(
+        format!("{base}/oauth2/introspect"),
+        introspect_script,
+        seconds,
+    )
+    .await
+    .unwrap();
+    drop(server);
+    print_table(
+        &format!(
+            "grant on {} (16 connections, {seconds} s, wrk on the same 2 cores)",
+            if database.is_some() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            }
+        ),
+        &[
+            (
+                "client_credentials (ES256 access token)",
+                &client_credentials,
+            ),
+            ("refresh_token (rotated)", &refresh),
+            ("introspection (access token)", &introspection),
+        ],
+    );
+}
+
+fn base64_basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
