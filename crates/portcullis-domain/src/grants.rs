@@ -154,7 +154,10 @@ pub trait GrantStore: Send + Sync {
         client_id: Option<&str>,
         now: Timestamp,
     ) -> Result<u64, StoreError>;
-    /// Deletes codes and refresh tokens that expired before `before`.
+    /// Records the use of a one-time assertion (its key: a hash of its issuer and `jti`), kept
+    /// until it expires. `false` when it was used before, anywhere in the cluster.
+    async fn use_assertion(&self, key: &str, expires_at: Timestamp) -> Result<bool, StoreError>;
+    /// Deletes codes, refresh tokens and assertion records that expired before `before`.
     async fn purge_grants(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     /// The consent a user gave a client for a resource.

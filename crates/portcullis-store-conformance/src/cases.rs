@@ -2111,10 +2111,14 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
         2
     );
     assert_eq!(s.grants.revoke_family("f5", T0).await.unwrap(), 0);
+    // A one-time assertion is used once; its record goes when it has expired.
+    assert!(s.grants.use_assertion("a1", T0.add_secs(60)).await.unwrap());
+    assert!(!s.grants.use_assertion("a1", T0.add_secs(60)).await.unwrap());
     // Expired grants are purged.
     assert!(s.grants.purge_grants(T0.add_secs(3601)).await.unwrap() >= 7);
     assert!(s.grants.refresh_token("h1").await.unwrap().is_none());
     assert!(s.grants.refresh_token("r2").await.unwrap().is_some());
+    assert!(s.grants.use_assertion("a1", T0.add_secs(60)).await.unwrap());
 }
 
 /// Consents are kept per user, client and resource, widened in place and forgotten per client or

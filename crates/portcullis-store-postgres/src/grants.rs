@@ -276,9 +276,28 @@ impl GrantStore for PostgresStore {
         .map_err(db)
     }
 
+    async fn use_assertion(&self, key: &str, expires_at: Timestamp) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = execute(
+            &client,
+            "INSERT INTO used_assertions (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&key, &expires_at.as_millis()],
+        )
+        .await
+        .map_err(db)?;
+        Ok(n == 1)
+    }
+
     async fn purge_grants(&self, before: Timestamp) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let at = before.as_millis();
+        execute(
+            &client,
+            "DELETE FROM used_assertions WHERE expires_at < $1",
+            &[&at],
+        )
+        .await
+        .map_err(db)?;
         let codes = execute(
             &client,
             "DELETE FROM oauth_codes WHERE expires_at < $1",

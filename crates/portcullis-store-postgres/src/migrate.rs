@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/0011_signing_keys.sql")),
     (12, include_str!("../migrations/0012_resources.sql")),
     (13, include_str!("../migrations/0013_grants.sql")),
+    (15, include_str!("../migrations/0015_used_assertions.sql")),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

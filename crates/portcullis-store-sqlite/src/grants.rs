@@ -268,9 +268,25 @@ impl GrantStore for SqliteStore {
         .await
     }
 
+    async fn use_assertion(&self, key: &str, expires_at: Timestamp) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO used_assertions (key, expires_at) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                    params![key, expires_at.as_millis()],
+                )
+                .map_err(backend)?;
+            Ok((n == 1, vec![]))
+        })
+        .await
+    }
+
     async fn purge_grants(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.write(move |tx| {
             let at = before.as_millis();
+            tx.execute("DELETE FROM used_assertions WHERE expires_at < ?1", [at])
+                .map_err(backend)?;
             let codes = tx
                 .execute("DELETE FROM oauth_codes WHERE expires_at < ?1", [at])
                 .map_err(backend)?;

@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../migrations/0014_refresh_tokens_by_hash.sql"),
     ),
+    (15, include_str!("../migrations/0015_used_assertions.sql")),
 ];
 const READERS: usize = 4;
 

@@ -1076,8 +1076,22 @@ async fn id_jag_grants_are_exchanged_within_what_they_grant(backend: Backend) {
     assert_eq!(c["client_id"], "agent");
     let (st, e, _) = s.fetch(t["access_token"].as_str(), "nope", json!({})).await;
     assert_eq!(st, 404, "the plane reads it: {e}");
-    let (st, t) = exchange(jag(&grant(json!({}))), Some("tools.read")).await;
+    let once = jag(&grant(json!({})));
+    let (st, t) = exchange(once.clone(), Some("tools.read")).await;
     assert_eq!((st, t["scope"].as_str()), (200, Some("tools.read")), "{t}");
+    // A grant is used once.
+    let (st, e) = exchange(once, Some("tools.read")).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "a replay: {e}"
+    );
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already used")
+    );
 
     // Refusals.
     let narrow = grant(json!({"scope": "tools.read"}));

@@ -410,7 +410,8 @@ impl Core {
     /// enterprise-managed authorization extension): a trusted enterprise issuer vouches that its
     /// user may use this client with this resource and these scopes. The assertion is verified
     /// with the issuer's keys (`typ` `oauth-id-jag+jwt`, audience Portcullis's issuer, `client_id`
-    /// the authenticated client); its subject must be linked to a directory user. The token's
+    /// the authenticated client, a `jti` used once); its subject must be linked to a directory
+    /// user. The token's
     /// audience is the grant's `resource`; its scopes are those asked (all the grant's when none
     /// is) and the grant holds; no refresh token (the client asks its issuer for a new grant).
     pub async fn grant_jwt_bearer(
@@ -460,6 +461,24 @@ impl Core {
             .map_err(crate::ServiceError::from)?
             .ok_or_else(|| grant_error("the assertion's subject is not linked to a user here"))?;
         let user = self.active_user(&user.id).await?;
+        // Once: a replayed grant is refused on every node until it has expired.
+        let jti = grant
+            .claims
+            .get("jti")
+            .and_then(serde_json::Value::as_str)
+            .filter(|j| !j.is_empty() && j.len() <= 256)
+            .ok_or_else(|| grant_error("the assertion has no jti"))?;
+        let key = hex(&sha256(format!("{}\0{jti}", grant.issuer).as_bytes()));
+        let until = Timestamp::from_secs(grant.expires_at + crate::signing::TOKEN_CLOCK_SKEW_SECS);
+        if !self
+            .stores
+            .grants
+            .use_assertion(&key, until)
+            .await
+            .map_err(crate::ServiceError::from)?
+        {
+            return Err(grant_error("the assertion was already used"));
+        }
         let (access_token, expires_in) =
             self.mint_access_token(&client.client_id, Some(&user), &resource.uri, &scopes, None)?;
         Ok(TokenResponse {
