@@ -18,8 +18,8 @@ use portcullis_crypto::{constant_time_eq, random_token};
 
 use crate::AppState;
 
-const SESSION_COOKIE: &str = "portcullis_session";
-const CSRF_COOKIE: &str = "portcullis_csrf";
+pub(crate) const SESSION_COOKIE: &str = "portcullis_session";
+pub(crate) const CSRF_COOKIE: &str = "portcullis_csrf";
 /// The largest form read, in bytes.
 const MAX_FORM: usize = 16 * 1024;
 
@@ -28,7 +28,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -44,7 +44,7 @@ fn esc(s: &str) -> String {
 }
 
 /// A cookie's value from the request.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -56,11 +56,11 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// What a page answer carries besides its body.
-struct Page {
-    status: StatusCode,
-    title: &'static str,
-    body: String,
-    cookies: Vec<String>,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) title: &'static str,
+    pub(crate) body: String,
+    pub(crate) cookies: Vec<String>,
 }
 
 impl IntoResponse for Page {
@@ -107,7 +107,7 @@ input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.
 button{margin:1rem .5rem 0 0;padding:.5rem 1rem;font-size:1rem}\
 .error{color:#a00;font-weight:600}ul{padding-left:1.2rem}code{word-break:break-all}";
 
-fn redirect(to: &str, cookies: Vec<String>) -> Response {
+pub(crate) fn redirect(to: &str, cookies: Vec<String>) -> Response {
     let mut resp = StatusCode::SEE_OTHER.into_response();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(to) {
@@ -122,7 +122,7 @@ fn redirect(to: &str, cookies: Vec<String>) -> Response {
     resp
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     Page {
         status,
         title: "This request cannot continue",
@@ -146,7 +146,7 @@ fn cookie_attrs(state: &AppState, same_site: &str, max_age: i64) -> String {
 }
 
 /// The CSRF token of this browser, and the cookie to set when it is new.
-fn csrf(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+pub(crate) fn csrf(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
     match cookie(headers, CSRF_COOKIE).filter(|c| c.len() == 43) {
         Some(c) => (c, None),
         None => {
@@ -179,6 +179,22 @@ fn sign_in_page(
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
     let (token, set) = csrf(state, headers);
+    sign_in_form(
+        "/oauth2/authorize",
+        &hidden(&sealed, &token),
+        problem,
+        set.into_iter().collect(),
+    )
+}
+
+/// The sign-in page: a form posting `action=sign_in`, `login` and `password` (with `hidden`) to
+/// `target`.
+pub(crate) fn sign_in_form(
+    target: &str,
+    hidden: &str,
+    problem: Option<(StatusCode, &str)>,
+    cookies: Vec<String>,
+) -> Response {
     let alert = problem
         .map(|(_, m)| format!("<p role=\"alert\" class=\"error\">{}</p>", esc(m)))
         .unwrap_or_default();
@@ -186,17 +202,61 @@ fn sign_in_page(
         status: problem.map_or(StatusCode::OK, |(s, _)| s),
         title: "Sign in",
         body: format!(
-            "{alert}<form method=\"post\" action=\"/oauth2/authorize\">{}\
+            "{alert}<form method=\"post\" action=\"{target}\">{hidden}\
 <label for=\"login\">User id or email</label>\
 <input type=\"text\" id=\"login\" name=\"login\" autocomplete=\"username\" required>\
 <label for=\"password\">Password</label>\
 <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-<button type=\"submit\" name=\"action\" value=\"sign_in\">Sign in</button></form>",
-            hidden(&sealed, &token)
+<button type=\"submit\" name=\"action\" value=\"sign_in\">Sign in</button></form>"
         ),
-        cookies: set.into_iter().collect(),
+        cookies,
     }
     .into_response()
+}
+
+/// Signs in from a form; the session cookie to set, or the page that says why not.
+pub(crate) async fn sign_in_cookie(
+    state: &AppState,
+    login: &str,
+    password: &str,
+    from: Option<std::net::IpAddr>,
+) -> Result<(Session, String), (StatusCode, String)> {
+    match state.core.sign_in(login, password, from).await {
+        Ok(s) => {
+            let sealed = state.core.seal_session(&s).map_err(|e| {
+                tracing::error!(error = %e, "sealing a session failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The server failed.".to_owned(),
+                )
+            })?;
+            let ttl = s.expires_at - s.auth_time;
+            let set = format!(
+                "{SESSION_COOKIE}={sealed}{}",
+                cookie_attrs(state, "Lax", ttl)
+            );
+            Ok((s, set))
+        }
+        Err(SignInError::Invalid) => Err((
+            StatusCode::UNAUTHORIZED,
+            "Wrong user id, email or password.".into(),
+        )),
+        Err(SignInError::Locked) => Err((
+            StatusCode::FORBIDDEN,
+            "Too many failed sign-ins: this account is locked for a while.".into(),
+        )),
+        Err(SignInError::RateLimited(secs)) => Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many sign-in attempts; try again in {secs} s."),
+        )),
+        Err(SignInError::Unavailable(m)) => {
+            tracing::warn!(error = %m, "a sign-in could not be checked");
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable right now; try again shortly.".into(),
+            ))
+        }
+    }
 }
 
 fn consent_page(
@@ -244,7 +304,10 @@ fn consent_page(
 }
 
 /// The signed-in session of this browser, if any.
-async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, Response> {
+pub(crate) async fn session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, Response> {
     match cookie(headers, SESSION_COOKIE) {
         Some(c) => state
             .core
@@ -412,56 +475,16 @@ async fn submit(
     match field("action") {
         "sign_in" => {
             let from = peer.map(|ConnectInfo(a)| a.ip());
-            match state
-                .core
-                .sign_in(field("login"), field("password"), from)
-                .await
-            {
-                Ok(s) => {
-                    let sealed = match state.core.seal_session(&s) {
-                        Ok(v) => v,
-                        Err(e) => return crate::error::ApiError::from(e).into_response(),
-                    };
-                    let ttl = s.expires_at - s.auth_time;
-                    let set = format!(
-                        "{SESSION_COOKIE}={sealed}{}",
-                        cookie_attrs(&state, "Lax", ttl)
-                    );
-                    after_sign_in(&state, &headers, &s, &pending, vec![set]).await
+            match sign_in_cookie(&state, field("login"), field("password"), from).await {
+                Ok((s, set)) => after_sign_in(&state, &headers, &s, &pending, vec![set]).await,
+                Err((status, message))
+                    if status == StatusCode::SERVICE_UNAVAILABLE
+                        || status == StatusCode::INTERNAL_SERVER_ERROR =>
+                {
+                    error_page(status, &message)
                 }
-                Err(SignInError::Invalid) => sign_in_page(
-                    &state,
-                    &headers,
-                    &pending,
-                    Some((
-                        StatusCode::UNAUTHORIZED,
-                        "Wrong user id, email or password.",
-                    )),
-                ),
-                Err(SignInError::Locked) => sign_in_page(
-                    &state,
-                    &headers,
-                    &pending,
-                    Some((
-                        StatusCode::FORBIDDEN,
-                        "Too many failed sign-ins: this account is locked for a while.",
-                    )),
-                ),
-                Err(SignInError::RateLimited(secs)) => sign_in_page(
-                    &state,
-                    &headers,
-                    &pending,
-                    Some((
-                        StatusCode::TOO_MANY_REQUESTS,
-                        &format!("Too many sign-in attempts; try again in {secs} s."),
-                    )),
-                ),
-                Err(SignInError::Unavailable(m)) => {
-                    tracing::warn!(error = %m, "a sign-in could not be checked");
-                    error_page(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Sign-in is unavailable right now; try again shortly.",
-                    )
+                Err((status, message)) => {
+                    sign_in_page(&state, &headers, &pending, Some((status, &message)))
                 }
             }
         }

@@ -7,6 +7,7 @@
 //! - `/v1/mgmt/...`: the management API (admin keys);
 //! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 
+mod account;
 mod auth;
 mod authorize;
 mod error;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(outbound::routes())
         .merge(oauth::routes())
         .merge(authorize::routes())
+        .merge(account::routes())
         .merge(wellknown::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_address));
     Router::new()

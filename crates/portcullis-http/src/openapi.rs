@@ -40,6 +40,7 @@ fn build() -> (Value, Vec<String>) {
     api.merge(crate::oauth::Doc::openapi());
     api.merge(crate::wellknown::Doc::openapi());
     api.merge(crate::authorize::Doc::openapi());
+    api.merge(crate::account::Doc::openapi());
     api.merge(crate::mgmt::doc());
     match serde_json::to_value(&api) {
         Ok(mut doc) => {

@@ -489,6 +489,51 @@ async fn the_code_flow_issues_tokens_the_plane_accepts(backend: Backend) {
     assert_eq!(asks.status, 200);
     assert!(asks.body.contains("Allow access?"));
 
+    // The user revokes the consent on their own page: the screen asks again next time.
+    let allowed = b
+        .post(
+            &format!("{}/oauth2/authorize", s.url),
+            &[
+                ("request", &asks.field("request")),
+                ("csrf", &asks.field("csrf")),
+                ("action", "allow"),
+                ("remember", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(allowed.status, 303);
+    let own = b.get(&format!("{}/oauth2/consents", s.url)).await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert!(
+        own.body.contains("desktop") && own.body.contains(RESOURCE),
+        "{}",
+        own.body
+    );
+    let revoked = b
+        .post(
+            &format!("{}/oauth2/consents", s.url),
+            &[
+                ("csrf", &own.field("csrf")),
+                ("action", "revoke"),
+                ("client_id", "desktop"),
+            ],
+        )
+        .await;
+    assert_eq!(revoked.status, 303);
+    let own = b.get(&format!("{}/oauth2/consents", s.url)).await;
+    assert!(
+        own.body.contains("not allowed any application"),
+        "{}",
+        own.body
+    );
+    let (_, challenge6) = pkce();
+    let asks = b.get(&authorize_url(&s, "desktop", &challenge6, &[])).await;
+    assert!(asks.body.contains("Allow access?"));
+    // Another browser is not signed in: it sees the sign-in form, not alice's consents.
+    let mut other = Browser::new();
+    let page = other.get(&format!("{}/oauth2/consents", s.url)).await;
+    assert!(page.body.contains("Sign in") && !page.body.contains("desktop"));
+
     // Client credentials: a confidential client's own token, never the fetch scope.
     let (st, cc) = form_as(
         &s,

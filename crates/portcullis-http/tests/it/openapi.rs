@@ -1743,6 +1743,40 @@ async fn every_operation_answers_as_documented() {
         401,
     )
     .await;
+    // The user's own page: signed in by the session cookie, a consent revoked.
+    let csrf_value = csrf_cookie["portcullis_csrf=".len()..].to_owned();
+    let (_, page) = s.call("GET", "/oauth2/consents", None, None, 200).await;
+    assert!(page.as_str().unwrap().contains("Sign in"), "{page}");
+    s.call(
+        "POST",
+        "/oauth2/consents",
+        None,
+        Some(Payload::Browser(
+            format!("action=sign_in&login=ada&password=correct+horse&csrf={csrf_value}"),
+            csrf_cookie.clone(),
+        )),
+        303,
+    )
+    .await;
+    s.call(
+        "POST",
+        "/oauth2/consents",
+        None,
+        Some(Payload::Browser(
+            format!("action=revoke&client_id=nobody&csrf={csrf_value}"),
+            format!("{csrf_cookie}; {session_cookie}"),
+        )),
+        303,
+    )
+    .await;
+    s.call(
+        "POST",
+        "/oauth2/consents",
+        None,
+        Some(Payload::Form("action=revoke".into())),
+        403,
+    )
+    .await;
     s.admin("GET", "/v1/mgmt/users/ada/consents", None, 200)
         .await;
     s.admin("GET", "/v1/mgmt/users/nobody/consents", None, 404)
