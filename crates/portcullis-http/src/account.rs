@@ -10,12 +10,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use portcullis_crypto::constant_time_eq;
 
 use crate::AppState;
 use crate::authorize::{
-    CSRF_COOKIE, Page, cookie, csrf, error_page, esc, redirect, session, sign_in_cookie,
-    sign_in_form,
+    Page, csrf, error_page, esc, read_form, redirect, session, sign_in_cookie, sign_in_form,
 };
 
 const PATH: &str = "/oauth2/consents";
@@ -126,29 +124,13 @@ async fn act(
     parts: axum::http::request::Parts,
     body: Bytes,
 ) -> Response {
-    if body.len() > MAX_FORM {
-        return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
-    }
     let headers = parts.headers;
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied();
-    let mut form = std::collections::HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(&body) {
-        if form.insert(k.into_owned(), v.into_owned()).is_some() {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "A field appears more than once in the form.",
-            );
-        }
-    }
+    let form = match read_form(&headers, &body, MAX_FORM) {
+        Ok(f) => f,
+        Err((status, message)) => return error_page(status, message),
+    };
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
-    let csrf_ok = cookie(&headers, CSRF_COOKIE)
-        .is_some_and(|c| !c.is_empty() && constant_time_eq(c.as_bytes(), field("csrf").as_bytes()));
-    if !csrf_ok {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This form was not sent from this browser's page (its CSRF token does not match).",
-        );
-    }
     match field("action") {
         "sign_in" => {
             let from = peer.map(|ConnectInfo(a)| a.ip());

@@ -145,6 +145,37 @@ fn cookie_attrs(state: &AppState, same_site: &str, max_age: i64) -> String {
     format!("; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}")
 }
 
+/// Reads a page's form: at most `max` bytes, each field once, its `csrf` field this browser's
+/// CSRF cookie. Otherwise the status and message of the error page that says which.
+pub(crate) fn read_form(
+    headers: &HeaderMap,
+    body: &[u8],
+    max: usize,
+) -> Result<std::collections::HashMap<String, String>, (StatusCode, &'static str)> {
+    if body.len() > max {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."));
+    }
+    let mut form = std::collections::HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if form.insert(k.into_owned(), v.into_owned()).is_some() {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "A field appears more than once in the form.",
+            ));
+        }
+    }
+    let sent = form.get("csrf").map(String::as_str).unwrap_or("");
+    let csrf_ok = cookie(headers, CSRF_COOKIE)
+        .is_some_and(|c| !c.is_empty() && constant_time_eq(c.as_bytes(), sent.as_bytes()));
+    if !csrf_ok {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "This form was not sent from this browser's page (its CSRF token does not match).",
+        ));
+    }
+    Ok(form)
+}
+
 /// The CSRF token of this browser, and the cookie to set when it is new.
 pub(crate) fn csrf(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
     match cookie(headers, CSRF_COOKIE).filter(|c| c.len() == 43) {
@@ -447,27 +478,11 @@ async fn submit(
 ) -> Response {
     let headers = parts.headers;
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied();
-    if body.len() > MAX_FORM {
-        return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
-    }
-    let mut form = std::collections::HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(&body) {
-        if form.insert(k.into_owned(), v.into_owned()).is_some() {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "A field appears more than once in the form.",
-            );
-        }
-    }
+    let form = match read_form(&headers, &body, MAX_FORM) {
+        Ok(f) => f,
+        Err((status, message)) => return error_page(status, message),
+    };
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
-    let csrf_ok = cookie(&headers, CSRF_COOKIE)
-        .is_some_and(|c| !c.is_empty() && constant_time_eq(c.as_bytes(), field("csrf").as_bytes()));
-    if !csrf_ok {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This form was not sent from this browser's sign-in page (its CSRF token does not match).",
-        );
-    }
     let pending = match state.core.open_authorization(field("request")).await {
         Ok(p) => p,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),

@@ -104,6 +104,46 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Signs in on a sign-in page.
+    async fn sign_in(
+        &mut self,
+        s: &TestServer,
+        page: &Answer,
+        login: &str,
+        password: &str,
+    ) -> Answer {
+        self.post(
+            &format!("{}/oauth2/authorize", s.url),
+            &[
+                ("request", &page.field("request")),
+                ("csrf", &page.field("csrf")),
+                ("action", "sign_in"),
+                ("login", login),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// Allows on a consent screen (remembered or not).
+    async fn allow(&mut self, s: &TestServer, page: &Answer, remember: bool) -> Answer {
+        let mut form = vec![
+            ("request".to_owned(), page.field("request")),
+            ("csrf".to_owned(), page.field("csrf")),
+            ("action".to_owned(), "allow".to_owned()),
+        ];
+        if remember {
+            form.push(("remember".to_owned(), "1".to_owned()));
+        }
+        let req = self
+            .http
+            .post(format!("{}/oauth2/authorize", s.url))
+            .form(&form);
+        self.send(req).await
+    }
+}
+
 /// A PKCE verifier and its S256 challenge.
 fn pkce() -> (String, String) {
     let verifier = portcullis_crypto::random_token(32);
@@ -197,16 +237,7 @@ async fn sign_in_and_allow(s: &TestServer, b: &mut Browser, url: &str) -> Answer
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Sign in"), "{}", page.body);
     let consent = b
-        .post(
-            &format!("{}/oauth2/authorize", s.url),
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("action", "sign_in"),
-                ("login", "alice@example.com"),
-                ("password", "correct horse battery"),
-            ],
-        )
+        .sign_in(s, &page, "alice@example.com", "correct horse battery")
         .await;
     assert_eq!(consent.status, 200, "{}", consent.body);
     // The consent screen: the client's name (escaped), the host the answer goes to, the
@@ -220,16 +251,7 @@ async fn sign_in_and_allow(s: &TestServer, b: &mut Browser, url: &str) -> Answer
     ] {
         assert!(consent.body.contains(shown), "{shown}: {}", consent.body);
     }
-    b.post(
-        &format!("{}/oauth2/authorize", s.url),
-        &[
-            ("request", &consent.field("request")),
-            ("csrf", &consent.field("csrf")),
-            ("action", "allow"),
-            ("remember", "1"),
-        ],
-    )
-    .await
+    b.allow(s, &consent, true).await
 }
 
 async fn token(s: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
@@ -308,18 +330,7 @@ async fn the_code_flow_issues_tokens_the_plane_accepts(backend: Backend) {
 
     // A wrong password is refused on the page, which stays usable.
     let page = b.get(&url).await;
-    let wrong = b
-        .post(
-            &format!("{}/oauth2/authorize", s.url),
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("action", "sign_in"),
-                ("login", "alice"),
-                ("password", "not the password"),
-            ],
-        )
-        .await;
+    let wrong = b.sign_in(&s, &page, "alice", "not the password").await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("Wrong user id, email or password"));
 
@@ -490,17 +501,7 @@ async fn the_code_flow_issues_tokens_the_plane_accepts(backend: Backend) {
     assert!(asks.body.contains("Allow access?"));
 
     // The user revokes the consent on their own page: the screen asks again next time.
-    let allowed = b
-        .post(
-            &format!("{}/oauth2/authorize", s.url),
-            &[
-                ("request", &asks.field("request")),
-                ("csrf", &asks.field("csrf")),
-                ("action", "allow"),
-                ("remember", "1"),
-            ],
-        )
-        .await;
+    let allowed = b.allow(&s, &asks, true).await;
     assert_eq!(allowed.status, 303);
     let own = b.get(&format!("{}/oauth2/consents", s.url)).await;
     assert_eq!(own.status, 200, "{}", own.body);
@@ -952,29 +953,9 @@ async fn clients_register_themselves_as_public_clients(backend: Backend) {
     let mut b = Browser::new();
     let (verifier, challenge) = pkce();
     let page = b.get(&authorize_url(&s, &id, &challenge, &[])).await;
-    let consent = b
-        .post(
-            &format!("{}/oauth2/authorize", s.url),
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("action", "sign_in"),
-                ("login", "alice"),
-                ("password", "correct horse battery"),
-            ],
-        )
-        .await;
+    let consent = b.sign_in(&s, &page, "alice", "correct horse battery").await;
     assert!(consent.body.contains("Claude Desktop"), "{}", consent.body);
-    let back = b
-        .post(
-            &format!("{}/oauth2/authorize", s.url),
-            &[
-                ("request", &consent.field("request")),
-                ("csrf", &consent.field("csrf")),
-                ("action", "allow"),
-            ],
-        )
-        .await;
+    let back = b.allow(&s, &consent, false).await;
     let (st, t) = token(
         &s,
         &[
@@ -1265,30 +1246,9 @@ async fn client_id_metadata_documents_are_fetched_with_guards(backend: Backend) 
     let (verifier, challenge) = pkce();
     let page = b.get(&authorize_url(&s, &id, &challenge, &[])).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let consent = b
-        .post(
-            &format!("{}/oauth2/authorize", s.url),
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("action", "sign_in"),
-                ("login", "alice"),
-                ("password", "correct horse battery"),
-            ],
-        )
-        .await;
+    let consent = b.sign_in(&s, &page, "alice", "correct horse battery").await;
     assert!(consent.body.contains("Doc Agent"), "{}", consent.body);
-    let back = b
-        .post(
-            &format!("{}/oauth2/authorize", s.url),
-            &[
-                ("request", &consent.field("request")),
-                ("csrf", &consent.field("csrf")),
-                ("action", "allow"),
-                ("remember", "1"),
-            ],
-        )
-        .await;
+    let back = b.allow(&s, &consent, true).await;
     let (st, t) = token(
         &s,
         &[

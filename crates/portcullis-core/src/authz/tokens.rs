@@ -58,6 +58,14 @@ fn expose_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S:
     }
 }
 
+/// A required secret parameter of a grant (at most 256 bytes in the tokens Portcullis issues).
+fn required<'a>(v: &'a Option<SecretString>, name: &str) -> Result<&'a str, OAuthError> {
+    v.as_ref()
+        .map(SecretString::expose)
+        .filter(|c| !c.is_empty() && c.len() <= 256)
+        .ok_or_else(|| OAuthError::new(OAuthCode::InvalidRequest, format!("{name} is required")))
+}
+
 fn grant_error(d: impl Into<String>) -> OAuthError {
     OAuthError::new(OAuthCode::InvalidGrant, d)
 }
@@ -184,12 +192,7 @@ impl Core {
         p: &TokenParams,
     ) -> Result<TokenResponse, OAuthError> {
         Self::require_grant(client, GRANT_AUTHORIZATION_CODE)?;
-        let code = p
-            .code
-            .as_ref()
-            .map(SecretString::expose)
-            .filter(|c| !c.is_empty() && c.len() <= 256)
-            .ok_or_else(|| OAuthError::new(OAuthCode::InvalidRequest, "code is required"))?;
+        let code = required(&p.code, "code")?;
         let verifier = p
             .code_verifier
             .as_ref()
@@ -282,14 +285,7 @@ impl Core {
         p: &TokenParams,
     ) -> Result<TokenResponse, OAuthError> {
         Self::require_grant(client, GRANT_REFRESH_TOKEN)?;
-        let presented = p
-            .refresh_token
-            .as_ref()
-            .map(SecretString::expose)
-            .filter(|c| !c.is_empty() && c.len() <= 256)
-            .ok_or_else(|| {
-                OAuthError::new(OAuthCode::InvalidRequest, "refresh_token is required")
-            })?;
+        let presented = required(&p.refresh_token, "refresh_token")?;
         let hash = token_hash(presented);
         let store =
             |e: portcullis_domain::StoreError| OAuthError::from(crate::ServiceError::from(e));
