@@ -2217,3 +2217,57 @@ pub async fn consents_and_passwords(s: &Stores) {
     assert!(s.grants.password("u1").await.unwrap().is_none());
     assert!(s.grants.consents("u1").await.unwrap().is_empty());
 }
+
+/// Many rotations at once (as a busy server sees them): each token presented twice at the same
+/// moment rotates once, and the other presentation is the replay that revokes its family.
+pub async fn refresh_rotations_race(s: &Stores) {
+    use portcullis_domain::Rotation;
+    for i in 0..20 {
+        s.grants
+            .insert_refresh(&refresh(&format!("t{i}"), &format!("fam{i}"), "cli"))
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        for twin in 0..2 {
+            let g = s.grants.clone();
+            tasks.push(tokio::spawn(async move {
+                let next = refresh(&format!("t{i}-{twin}"), "x", "x");
+                (
+                    i,
+                    g.rotate_refresh(&format!("t{i}"), &next, T0.add_secs(1))
+                        .await
+                        .unwrap(),
+                )
+            }));
+        }
+    }
+    let mut rotated = [0; 20];
+    let mut reused = [0; 20];
+    for t in tasks {
+        match t.await.unwrap() {
+            (i, Rotation::Rotated(r)) => {
+                assert_eq!(r.family_id, format!("fam{i}"));
+                rotated[i] += 1;
+            }
+            (i, Rotation::Reused(_)) => reused[i] += 1,
+            (_, other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(rotated, [1; 20]);
+    assert_eq!(reused, [1; 20]);
+    for i in 0..20 {
+        // The winner's successor is revoked with its family.
+        for twin in 0..2 {
+            if let Some(r) = s
+                .grants
+                .refresh_token(&format!("t{i}-{twin}"))
+                .await
+                .unwrap()
+            {
+                assert!(r.revoked_at.is_some(), "{r:?}");
+            }
+        }
+    }
+}

@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
             resources_round_trip,
             grants_redeem_once_and_rotate,
             consents_and_passwords,
+            refresh_rotations_race,
             audit_filters_and_pages,
             management_events_filter_and_page,
             rejected_counts_add_up,
