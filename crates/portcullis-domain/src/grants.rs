@@ -134,6 +134,15 @@ pub trait GrantStore: Send + Sync {
     async fn redeem_code(&self, hash: &str, now: Timestamp) -> Result<Redemption, StoreError>;
     /// Stores a refresh token (the first of its family).
     async fn insert_refresh(&self, token: &RefreshRecord) -> Result<(), StoreError>;
+    /// Stores the first refresh token of the family a redeemed code started, unless the code
+    /// was presented again meanwhile (then `false`, nothing stored): with the replay's
+    /// revocation in [`GrantStore::redeem_code`], a replay racing the first redemption never
+    /// leaves a token alive.
+    async fn insert_code_refresh(
+        &self,
+        code_hash: &str,
+        token: &RefreshRecord,
+    ) -> Result<bool, StoreError>;
     /// Reads a refresh token.
     async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRecord>, StoreError>;
     /// Presents a refresh token, in one transaction: an active token is spent and `next` (its

@@ -2077,6 +2077,19 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
     ));
     let g1 = s.grants.refresh_token("g1").await.unwrap().unwrap();
     assert_eq!(g1.revoked_at, Some(T0.add_secs(5)));
+    // A first redemption storing its token after the replay was seen stores nothing.
+    assert!(
+        !s.grants
+            .insert_code_refresh("c2", &refresh("g2", "f3", "cli"))
+            .await
+            .unwrap()
+    );
+    assert!(s.grants.refresh_token("g2").await.unwrap().is_none());
+    s.grants.insert_code(&code("c3", "f6")).await.unwrap();
+    s.grants.redeem_code("c3", T0).await.unwrap();
+    let mut g3 = refresh("g3", "f6", "cli");
+    g3.user_id = "u3".into();
+    assert!(s.grants.insert_code_refresh("c3", &g3).await.unwrap());
 
     // A user's grants to one client, then to all, are revoked.
     s.grants

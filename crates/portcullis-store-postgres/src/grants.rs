@@ -191,6 +191,14 @@ impl GrantStore for PostgresStore {
                 None => Redemption::Unknown,
                 Some(row) => {
                     let code = code_row(&row)?;
+                    // Waits for a first redemption still storing its token (it holds the row).
+                    execute(
+                        &tx,
+                        "UPDATE oauth_codes SET replayed_at = $2 WHERE hash = $1 AND replayed_at IS NULL",
+                        &[&hash, &now.as_millis()],
+                    )
+                    .await
+                    .map_err(db)?;
                     revoke_family(&tx, &code.family_id, now).await?;
                     Redemption::Reused(code)
                 }
@@ -208,6 +216,34 @@ impl GrantStore for PostgresStore {
     async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
         let client = self.client().await?;
         refresh_by_hash(&client, hash).await
+    }
+
+    async fn insert_code_refresh(
+        &self,
+        code_hash: &str,
+        token: &RefreshRecord,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        // The code's row, locked: a replay marks it only before this reads it or after this
+        // commits (and then revokes what this stored).
+        let replayed = query_opt(
+            &tx,
+            "SELECT replayed_at IS NOT NULL FROM oauth_codes WHERE hash = $1 FOR UPDATE",
+            &[&code_hash],
+        )
+        .await
+        .map_err(db)?
+        .map(|r| get::<bool>(&r, 0))
+        .transpose()?
+        .unwrap_or(false);
+        if replayed {
+            self.commit(tx, vec![]).await?;
+            return Ok(false);
+        }
+        insert_refresh(&tx, token).await?;
+        self.commit(tx, vec![]).await?;
+        Ok(true)
     }
 
     async fn rotate_refresh(

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/0012_resources.sql")),
     (13, include_str!("../migrations/0013_grants.sql")),
     (15, include_str!("../migrations/0015_used_assertions.sql")),
+    (16, include_str!("../migrations/0016_code_replays.sql")),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

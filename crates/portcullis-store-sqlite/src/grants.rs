@@ -174,6 +174,11 @@ impl GrantStore for SqliteStore {
             let outcome = match found {
                 None => Redemption::Unknown,
                 Some((code, true)) => {
+                    tx.execute(
+                        "UPDATE oauth_codes SET replayed_at = ?2 WHERE hash = ?1 AND replayed_at IS NULL",
+                        params![hash, now.as_millis()],
+                    )
+                    .map_err(backend)?;
                     revoke_family(tx, &code.family_id, now)?;
                     Redemption::Reused(code)
                 }
@@ -203,6 +208,29 @@ impl GrantStore for SqliteStore {
     async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
         let hash = hash.to_owned();
         self.read(move |c| refresh_by_hash(c, &hash)).await
+    }
+
+    async fn insert_code_refresh(
+        &self,
+        code_hash: &str,
+        token: &RefreshRecord,
+    ) -> Result<bool, StoreError> {
+        let (code_hash, t) = (code_hash.to_owned(), token.clone());
+        self.write(move |tx| {
+            let replayed: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM oauth_codes WHERE hash = ?1 AND replayed_at IS NOT NULL)",
+                    [&code_hash],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if replayed {
+                return Ok((false, vec![]));
+            }
+            insert_refresh(tx, &t)?;
+            Ok((true, vec![]))
+        })
+        .await
     }
 
     async fn rotate_refresh(

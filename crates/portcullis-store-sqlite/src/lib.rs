@@ -42,6 +42,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/0014_refresh_tokens_by_hash.sql"),
     ),
     (15, include_str!("../migrations/0015_used_assertions.sql")),
+    (16, include_str!("../migrations/0016_code_replays.sql")),
 ];
 const READERS: usize = 4;
 

@@ -259,11 +259,15 @@ impl Core {
             r.resource = record.resource.clone();
             r.scopes = record.scopes.clone();
             r.auth_time = record.auth_time;
-            self.stores
+            if !self
+                .stores
                 .grants
-                .insert_refresh(&r)
+                .insert_code_refresh(&record.hash, &r)
                 .await
-                .map_err(crate::ServiceError::from)?;
+                .map_err(crate::ServiceError::from)?
+            {
+                return Err(grant_error("the code was already used"));
+            }
             Some(token)
         } else {
             None
