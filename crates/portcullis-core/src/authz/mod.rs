@@ -167,6 +167,12 @@ impl From<ServiceError> for OAuthError {
     }
 }
 
+impl From<portcullis_domain::StoreError> for OAuthError {
+    fn from(e: portcullis_domain::StoreError) -> Self {
+        ServiceError::from(e).into()
+    }
+}
+
 /// A scope string's scopes, in order, without duplicates.
 pub(crate) fn split_scopes(scope: Option<&str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();

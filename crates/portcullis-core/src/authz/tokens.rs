@@ -214,8 +214,7 @@ impl Core {
             .stores
             .grants
             .redeem_code(&token_hash(code), now)
-            .await
-            .map_err(crate::ServiceError::from)?
+            .await?
         {
             Redemption::Redeemed(r) => r,
             Redemption::Reused(r) => {
@@ -263,8 +262,7 @@ impl Core {
                 .stores
                 .grants
                 .insert_code_refresh(&record.hash, &r)
-                .await
-                .map_err(crate::ServiceError::from)?
+                .await?
             {
                 return Err(grant_error("the code was already used"));
             }
@@ -291,15 +289,8 @@ impl Core {
         Self::require_grant(client, GRANT_REFRESH_TOKEN)?;
         let presented = required(&p.refresh_token, "refresh_token")?;
         let hash = token_hash(presented);
-        let store =
-            |e: portcullis_domain::StoreError| OAuthError::from(crate::ServiceError::from(e));
         // Bound to its client: another client's presentation changes nothing.
-        let current = self
-            .stores
-            .grants
-            .refresh_token(&hash)
-            .await
-            .map_err(store)?;
+        let current = self.stores.grants.refresh_token(&hash).await?;
         let current = match current {
             Some(r) if r.client_id == client.client_id => r,
             _ => return Err(grant_error("the refresh token is not valid")),
@@ -309,13 +300,7 @@ impl Core {
         let scopes = narrowed(&current.scopes, p.scope.as_deref())?;
         let (token, next) = self.new_refresh("");
         let now = self.clock.now();
-        let rotated = match self
-            .stores
-            .grants
-            .rotate_refresh(&hash, &next, now)
-            .await
-            .map_err(store)?
-        {
+        let rotated = match self.stores.grants.rotate_refresh(&hash, &next, now).await? {
             Rotation::Rotated(r) => r,
             Rotation::Reused(r) => {
                 tracing::warn!(client = %r.client_id, user = %r.user_id, "a spent refresh token was presented again; its family is revoked");
@@ -457,8 +442,7 @@ impl Core {
             .stores
             .directory
             .user_by_identity(&grant.issuer, &grant.subject)
-            .await
-            .map_err(crate::ServiceError::from)?
+            .await?
             .ok_or_else(|| grant_error("the assertion's subject is not linked to a user here"))?;
         let user = self.active_user(&user.id).await?;
         // Once: a replayed grant is refused on every node until it has expired.
@@ -470,13 +454,7 @@ impl Core {
             .ok_or_else(|| grant_error("the assertion has no jti"))?;
         let key = hex(&sha256(format!("{}\0{jti}", grant.issuer).as_bytes()));
         let until = Timestamp::from_secs(grant.expires_at + crate::signing::TOKEN_CLOCK_SKEW_SECS);
-        if !self
-            .stores
-            .grants
-            .use_assertion(&key, until)
-            .await
-            .map_err(crate::ServiceError::from)?
-        {
+        if !self.stores.grants.use_assertion(&key, until).await? {
             return Err(grant_error("the assertion was already used"));
         }
         let (access_token, expires_in) =
@@ -499,15 +477,7 @@ impl Core {
             return Ok(inactive);
         }
         if token.starts_with("pcr_") {
-            let store =
-                |e: portcullis_domain::StoreError| OAuthError::from(crate::ServiceError::from(e));
-            let Some(r) = self
-                .stores
-                .grants
-                .refresh_token(&token_hash(token))
-                .await
-                .map_err(store)?
-            else {
+            let Some(r) = self.stores.grants.refresh_token(&token_hash(token)).await? else {
                 return Ok(inactive);
             };
             if !r.is_active(self.clock.now()) || self.active_user(&r.user_id).await.is_err() {
@@ -555,21 +525,13 @@ impl Core {
         if token.is_empty() || token.len() > 256 || !token.starts_with("pcr_") {
             return Ok(());
         }
-        let store =
-            |e: portcullis_domain::StoreError| OAuthError::from(crate::ServiceError::from(e));
-        if let Some(r) = self
-            .stores
-            .grants
-            .refresh_token(&token_hash(token))
-            .await
-            .map_err(store)?
+        if let Some(r) = self.stores.grants.refresh_token(&token_hash(token)).await?
             && r.client_id == client.client_id
         {
             self.stores
                 .grants
                 .revoke_family(&r.family_id, self.clock.now())
-                .await
-                .map_err(store)?;
+                .await?;
         }
         Ok(())
     }
