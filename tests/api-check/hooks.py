@@ -355,6 +355,7 @@ UPDATES = {
     "/v1/mgmt/roles/{name}": ("name", "name"),
     "/v1/mgmt/clients/{clientId}": ("clientId", "id"),
     "/v1/mgmt/resources/{resourceId}": ("resourceId", "id"),
+    "/v1/mgmt/sso-connections/{connectionId}": ("connectionId", "id"),
 }
 
 

@@ -26,6 +26,9 @@ const defaults = {
   strict: true,
   // Answer from /revoke: 200, or an HTTP status to fail with.
   revokeStatus: 200,
+  // Claims set in the id_tokens of code exchanges (as an OpenID provider signing users in):
+  // `sub`, `groups`, `email`... or a wrong `nonce`, `aud`, `iss` or `exp` to test refusals.
+  idClaims: {},
 };
 
 let mode = { ...defaults };
@@ -46,10 +49,14 @@ service.on('beforeAuthorizeRedirect', (redirect, req) => {
   }
 });
 
-service.on('beforeTokenSigning', (token) => {
+service.on('beforeTokenSigning', (token, req) => {
   token.payload.sub = 'provider-user-1';
   // A unique id: two tokens issued in the same second must still differ.
   token.payload.jti = randomUUID();
+  // The id_token of a code exchange is the token without a scope.
+  if (req?.body?.grant_type === 'authorization_code' && !('scope' in token.payload)) {
+    Object.assign(token.payload, mode.idClaims);
+  }
 });
 
 service.on('beforeResponse', (resp, req) => {

@@ -26,6 +26,7 @@ mod sealer;
 mod settings;
 mod signing;
 mod tickets;
+pub use tickets::{ConnectLinkPage, ConnectStart, binding_cookie_name};
 mod urls;
 mod vault;
 
@@ -45,7 +46,7 @@ pub use identity::{EXTERNAL_PREFIX, external_principal};
 pub use ids::{new_event_id, new_id};
 pub use inbound::{Inbound, InboundError, IssuerSpec, KeySource, VerifiedToken};
 pub use plane::{AppSnapshot, DecisionSummary, Granted, OutboundToken, Surface, TokenRequest};
-pub use provider::{Provider, ProviderError, TokenResponse, http_client};
+pub use provider::{Provider, ProviderError, TokenEndpoint, TokenResponse, http_client};
 pub use refusal::{DenialReason, ForbiddenReason, NotConnectedReason, Refusal, RequestProblem};
 pub use sealer::{ReencryptReport, Sealer, SealerError, reencrypt};
 pub use settings::Settings;
@@ -98,6 +99,8 @@ pub struct Core {
     metadata_documents: quick_cache::sync::Cache<String, authz::CachedDocument>,
     /// The HTTP client that fetches them.
     metadata_http: reqwest::Client,
+    /// Upstream identity providers' discovery documents and keys, by issuer.
+    upstreams: quick_cache::sync::Cache<String, Arc<authz::Upstream>>,
     me: Weak<Core>,
 }
 
@@ -202,6 +205,7 @@ impl Core {
             }),
             metadata_documents: quick_cache::sync::Cache::new(10_000),
             metadata_http,
+            upstreams: quick_cache::sync::Cache::new(256),
             me: me.clone(),
         });
         let weak = Arc::downgrade(&core);

@@ -103,6 +103,17 @@ impl ProviderError {
     }
 }
 
+/// A token endpoint and how Portcullis authenticates there.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenEndpoint<'a> {
+    /// Its URL.
+    pub url: &'a str,
+    /// Portcullis's client id there.
+    pub client_id: &'a str,
+    /// How the client secret is sent (when there is one).
+    pub auth: ClientAuthMethod,
+}
+
 /// The client Portcullis calls providers with.
 #[derive(Debug, Clone)]
 pub struct Provider {
@@ -229,23 +240,56 @@ impl Provider {
         &self,
         app: &AppRecord,
         client_secret: Option<&SecretString>,
+        form: Vec<(&'static str, String)>,
+    ) -> Result<TokenResponse, ProviderError> {
+        let endpoint =
+            TokenEndpoint {
+                url: app.settings.token_url.as_deref().ok_or_else(|| {
+                    ProviderError::Misconfigured("the app has no tokenUrl".into())
+                })?,
+                client_id: app.settings.client_id.as_deref().ok_or_else(|| {
+                    ProviderError::Misconfigured("the app has no clientId".into())
+                })?,
+                auth: app.settings.token_endpoint_auth_method,
+            };
+        self.token_request_at(&endpoint, client_secret, form).await
+    }
+
+    /// Exchanges an authorization code at any token endpoint (an upstream identity provider's).
+    pub async fn exchange_code_at(
+        &self,
+        endpoint: &TokenEndpoint<'_>,
+        client_secret: Option<&SecretString>,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: &str,
+    ) -> Result<TokenResponse, ProviderError> {
+        let form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.to_owned()),
+            ("redirect_uri", redirect_uri.to_owned()),
+            ("code_verifier", code_verifier.to_owned()),
+        ];
+        self.token_request_at(endpoint, client_secret, form).await
+    }
+
+    /// The HTTP client (timeouts, no redirects; public addresses only in production).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    async fn token_request_at(
+        &self,
+        endpoint: &TokenEndpoint<'_>,
+        client_secret: Option<&SecretString>,
         mut form: Vec<(&'static str, String)>,
     ) -> Result<TokenResponse, ProviderError> {
-        let token_url = app
-            .settings
-            .token_url
-            .as_deref()
-            .ok_or_else(|| ProviderError::Misconfigured("the app has no tokenUrl".into()))?;
-        let client_id = app
-            .settings
-            .client_id
-            .as_deref()
-            .ok_or_else(|| ProviderError::Misconfigured("the app has no clientId".into()))?;
+        let (token_url, client_id) = (endpoint.url, endpoint.client_id);
         let mut req = self
             .http
             .post(token_url)
             .header(reqwest::header::ACCEPT, "application/json");
-        match (app.settings.token_endpoint_auth_method, client_secret) {
+        match (endpoint.auth, client_secret) {
             (ClientAuthMethod::ClientSecretBasic, Some(secret)) => {
                 req = req.basic_auth(form_encode(client_id), Some(form_encode(secret.expose())));
             }

@@ -285,6 +285,8 @@ pub struct ReencryptReport {
     pub app_secrets: u64,
     /// Pending consents re-sealed.
     pub consent_states: u64,
+    /// SSO connections' client secrets re-sealed.
+    pub sso_secrets: u64,
 }
 
 /// Re-seals every stored secret that is not under the active data key. Safe to run while the
@@ -388,6 +390,36 @@ pub async fn reencrypt(sealer: &Sealer, stores: &Stores) -> Result<ReencryptRepo
                 Ok(()) => report.app_secrets += 1,
                 // Changed meanwhile: the writer sealed under the active key.
                 Err(StoreError::Conflict(_) | StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let mut after: Option<String> = None;
+    loop {
+        let rows = stores
+            .sso
+            .sso_connections(&portcullis_domain::PageRequest {
+                after: after.clone(),
+                limit: 200,
+            })
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id.clone());
+        for mut conn in rows {
+            let Some(secret) = conn.client_secret.clone() else {
+                continue;
+            };
+            if secret.key_id == sealer.active_key_id() {
+                continue;
+            }
+            conn.client_secret = Some(
+                sealer
+                    .reseal(&secret, &crate::manage::sso_secret_aad(&conn.id))
+                    .await?,
+            );
+            match stores.sso.update_sso_connection(&conn).await {
+                Ok(()) => report.sso_secrets += 1,
+                Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }

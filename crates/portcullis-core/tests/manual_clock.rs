@@ -92,16 +92,20 @@ async fn a_pending_consent_expires_with_its_ttl() {
                 )
                 .await
                 .unwrap();
-            url::Url::parse(&url)
+            // The link's page continued: the provider's URL and this browser's binding.
+            let ticket = url.rsplit('/').next().unwrap().to_owned();
+            let start = core.continue_connect_link(&ticket).await.unwrap();
+            let state = url::Url::parse(&start.location)
                 .unwrap()
                 .query_pairs()
                 .find(|(k, _)| k == "state")
                 .unwrap()
                 .1
-                .into_owned()
+                .into_owned();
+            (state, start.cookie_value.expose().to_owned())
         }
     };
-    let complete = |state: String| {
+    let complete = |(state, binding): (String, String)| {
         let core = core.clone();
         async move {
             core.complete_connect(
@@ -111,6 +115,7 @@ async fn a_pending_consent_expires_with_its_ttl() {
                     error: Some("access_denied".into()),
                     error_description: None,
                     iss: None,
+                    binding: Some(binding.into()),
                 },
                 Some("cal"),
             )

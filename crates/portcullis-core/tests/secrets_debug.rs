@@ -63,6 +63,7 @@ async fn no_credential_is_shown_by_debug() {
         error: None,
         error_description: None,
         iss: None,
+        binding: Some(secret()),
     };
     assert_redacted("CallbackParams", format!("{callback:?}"));
     // A provider's answer: access, refresh and id tokens.

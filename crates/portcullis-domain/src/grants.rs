@@ -31,6 +31,8 @@ pub struct CodeRecord {
     pub created_at: Timestamp,
     /// When it stops being redeemable.
     pub expires_at: Timestamp,
+    /// The OpenID Connect `nonce` of the authorization request, returned in the ID token.
+    pub nonce: Option<String>,
 }
 
 /// What presenting a code did.

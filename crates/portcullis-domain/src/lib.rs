@@ -17,6 +17,7 @@ mod management;
 mod principal;
 mod resource;
 mod signing;
+mod sso;
 mod store;
 pub mod table;
 mod timestamp;
@@ -43,6 +44,7 @@ pub use management::{ManagementAuditStore, ManagementEvent, ManagementQuery};
 pub use principal::{AdminKeyRecord, ClientRecord, DataKeyRecord, IssuerRecord};
 pub use resource::{ResourceRecord, ResourceStore};
 pub use signing::{SigningKeyRecord, SigningKeyStore};
+pub use sso::{ClaimMapping, SsoConnectionRecord, SsoSettings, SsoStore};
 pub use store::{
     AdminKeyStore, AppStore, ApplyStore, AuditStore, ClientStore, ConnectionStore,
     ConsentStateStore, DirectoryStore, IssuerStore, KeyStore, MAX_PENDING_CONSENTS_PER_KEY,

@@ -494,6 +494,8 @@ pub struct Stores {
     pub signing_keys: Arc<dyn crate::SigningKeyStore>,
     /// Resource servers.
     pub resources: Arc<dyn crate::ResourceStore>,
+    /// Single sign-on connections.
+    pub sso: Arc<dyn crate::SsoStore>,
     /// The authorization server's codes, refresh tokens, consents and passwords.
     pub grants: Arc<dyn crate::GrantStore>,
     /// Audit log.
@@ -522,6 +524,7 @@ impl Stores {
             + KeyStore
             + crate::SigningKeyStore
             + crate::ResourceStore
+            + crate::SsoStore
             + crate::GrantStore
             + AuditStore
             + crate::ManagementAuditStore
@@ -540,6 +543,7 @@ impl Stores {
             keys: backend.clone(),
             signing_keys: backend.clone(),
             resources: backend.clone(),
+            sso: backend.clone(),
             grants: backend.clone(),
             audit: backend.clone(),
             management: backend.clone(),

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::{
-    Change, PageRequest, ResourceRecord, Role, ScopeDef, StoreError, TenantRecord, Timestamp,
+    Change, Ciphertext, PageRequest, ResourceRecord, Role, ScopeDef, SsoConnectionRecord,
+    SsoSettings, StoreError, TenantRecord, Timestamp,
 };
 
 /// How a column is stored.
@@ -437,8 +438,105 @@ impl SimpleTable for ResourceRecord {
     }
 }
 
+impl SimpleTable for SsoConnectionRecord {
+    const TABLE: &'static Table = &Table {
+        entity: "SSO connection",
+        name: "sso_connections",
+        columns: &[
+            column("id", CellKind::Text, false),
+            column("name", CellKind::Text, true),
+            column("issuer", CellKind::Text, true),
+            column("client_id", CellKind::Text, true),
+            column("client_secret", CellKind::OptText, true),
+            column("settings", CellKind::Text, true),
+            column("created_at", CellKind::Millis, false),
+            column("updated_at", CellKind::Millis, true),
+        ],
+        publishes: None,
+    };
+
+    fn key(&self) -> &str {
+        &self.id
+    }
+
+    fn to_cells(&self) -> Result<Vec<Cell>, StoreError> {
+        Ok(vec![
+            Cell::Text(self.id.clone()),
+            Cell::Text(self.name.clone()),
+            Cell::Text(self.issuer.clone()),
+            Cell::Text(self.client_id.clone()),
+            Cell::OptText(self.client_secret.as_ref().map(sealed_text)),
+            Cell::Text(encode(&self.settings)?),
+            Cell::Millis(self.created_at.as_millis()),
+            Cell::Millis(self.updated_at.as_millis()),
+        ])
+    }
+
+    fn from_cells(cells: Vec<Cell>) -> Result<Self, StoreError> {
+        let mut c = Cells::<Self>::new(cells);
+        Ok(Self {
+            id: c.text()?,
+            name: c.text()?,
+            issuer: c.text()?,
+            client_id: c.text()?,
+            client_secret: match c.opt_text()? {
+                Some(t) => Some(
+                    sealed_from_text(&t)
+                        .ok_or_else(|| Cells::<Self>::unreadable("a malformed sealed secret"))?,
+                ),
+                None => None,
+            },
+            settings: {
+                let text = c.text()?;
+                serde_json::from_str::<SsoSettings>(&text)
+                    .map_err(|e| Cells::<Self>::unreadable(&e.to_string()))?
+            },
+            created_at: c.timestamp()?,
+            updated_at: c.timestamp()?,
+        })
+    }
+}
+
+/// A sealed secret in a text column: `<key id>:<hex of the sealed bytes>`.
+fn sealed_text(c: &Ciphertext) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("{}:", c.key_id);
+    for b in &c.bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+fn sealed_from_text(t: &str) -> Option<Ciphertext> {
+    let (key, hex) = t.split_once(':')?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(Ciphertext {
+        key_id: key.parse().ok()?,
+        bytes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sealed_secrets_read_back_from_text() {
+        let c = Ciphertext {
+            key_id: 7,
+            bytes: vec![0, 1, 0xab, 0xff],
+        };
+        assert_eq!(sealed_text(&c), "7:0001abff");
+        assert_eq!(sealed_from_text(&sealed_text(&c)), Some(c));
+        for bad in ["7", "x:00", "7:0", "7:zz"] {
+            assert_eq!(sealed_from_text(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     fn role() -> Role {

@@ -31,6 +31,15 @@ fn csrf_field(token: &str) -> String {
     )
 }
 
+/// The single sign-on buttons of this page's sign-in form: back here once signed in.
+async fn sso_fields(state: &AppState, token: &str) -> String {
+    let hidden = format!(
+        "{}<input type=\"hidden\" name=\"return\" value=\"{PATH}\">",
+        csrf_field(token)
+    );
+    crate::sso::sso_form(&crate::sso::buttons(state).await, &hidden)
+}
+
 /// Your consents
 ///
 /// The signed-in user's remembered consents, each with a button that revokes it (and the refresh
@@ -51,7 +60,10 @@ async fn show(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let cookies: Vec<String> = set.into_iter().collect();
     let s = match session(&state, &headers).await {
         Ok(Some(s)) => s,
-        Ok(None) => return sign_in_form(PATH, &csrf_field(&token), None, cookies),
+        Ok(None) => {
+            let sso = sso_fields(&state, &token).await;
+            return sign_in_form(PATH, &csrf_field(&token), &sso, None, cookies);
+        }
         Err(resp) => return resp,
     };
     let list = match state.core.list_consents(&s.user_id).await {
@@ -139,6 +151,7 @@ async fn act(
                 Err((status, message)) => sign_in_form(
                     PATH,
                     &csrf_field(field("csrf")),
+                    &sso_fields(&state, field("csrf")).await,
                     Some((status, &message)),
                     Vec::new(),
                 ),

@@ -136,7 +136,7 @@ pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
 }
 
 /// The cookie attributes: `Secure` when Portcullis is served over https.
-fn cookie_attrs(state: &AppState, same_site: &str, max_age: i64) -> String {
+pub(crate) fn cookie_attrs(state: &AppState, same_site: &str, max_age: i64) -> String {
     let secure = if state.core.settings().public_url.starts_with("https://") {
         "; Secure"
     } else {
@@ -199,7 +199,7 @@ fn hidden(sealed: &str, csrf: &str) -> String {
     )
 }
 
-fn sign_in_page(
+async fn sign_in_page(
     state: &AppState,
     headers: &HeaderMap,
     pending: &PendingAuthorization,
@@ -210,19 +210,23 @@ fn sign_in_page(
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
     let (token, set) = csrf(state, headers);
+    let fields = hidden(&sealed, &token);
+    let sso = crate::sso::sso_form(&crate::sso::buttons(state).await, &fields);
     sign_in_form(
         "/oauth2/authorize",
-        &hidden(&sealed, &token),
+        &fields,
+        &sso,
         problem,
         set.into_iter().collect(),
     )
 }
 
 /// The sign-in page: a form posting `action=sign_in`, `login` and `password` (with `hidden`) to
-/// `target`.
+/// `target`, then `sso` (the single sign-on buttons' form, if any).
 pub(crate) fn sign_in_form(
     target: &str,
     hidden: &str,
+    sso: &str,
     problem: Option<(StatusCode, &str)>,
     cookies: Vec<String>,
 ) -> Response {
@@ -238,11 +242,26 @@ pub(crate) fn sign_in_form(
 <input type=\"text\" id=\"login\" name=\"login\" autocomplete=\"username\" required>\
 <label for=\"password\">Password</label>\
 <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-<button type=\"submit\" name=\"action\" value=\"sign_in\">Sign in</button></form>"
+<button type=\"submit\" name=\"action\" value=\"sign_in\">Sign in</button></form>{sso}"
         ),
         cookies,
     }
     .into_response()
+}
+
+/// The session cookie of a signed-in browser (`SameSite=Lax`: it must reach the authorization
+/// endpoint when a client's link opens it); `None` when it cannot be sealed (logged).
+pub(crate) fn session_cookie(state: &AppState, s: &Session) -> Option<String> {
+    let sealed = state
+        .core
+        .seal_session(s)
+        .map_err(|e| tracing::error!(error = %e, "sealing a session failed"))
+        .ok()?;
+    let ttl = s.expires_at - s.auth_time;
+    Some(format!(
+        "{SESSION_COOKIE}={sealed}{}",
+        cookie_attrs(state, "Lax", ttl)
+    ))
 }
 
 /// Signs in from a form; the session cookie to set, or the page that says why not.
@@ -253,21 +272,13 @@ pub(crate) async fn sign_in_cookie(
     from: Option<std::net::IpAddr>,
 ) -> Result<(Session, String), (StatusCode, String)> {
     match state.core.sign_in(login, password, from).await {
-        Ok(s) => {
-            let sealed = state.core.seal_session(&s).map_err(|e| {
-                tracing::error!(error = %e, "sealing a session failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "The server failed.".to_owned(),
-                )
-            })?;
-            let ttl = s.expires_at - s.auth_time;
-            let set = format!(
-                "{SESSION_COOKIE}={sealed}{}",
-                cookie_attrs(state, "Lax", ttl)
-            );
-            Ok((s, set))
-        }
+        Ok(s) => match session_cookie(state, &s) {
+            Some(set) => Ok((s, set)),
+            None => Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server failed.".to_owned(),
+            )),
+        },
         Err(SignInError::Invalid) => Err((
             StatusCode::UNAUTHORIZED,
             "Wrong user id, email or password.".into(),
@@ -350,7 +361,7 @@ pub(crate) async fn session(
 }
 
 /// Signed in: answer at once if the user consented before, else ask.
-async fn after_sign_in(
+pub(crate) async fn after_sign_in(
     state: &AppState,
     headers: &HeaderMap,
     session: &Session,
@@ -423,6 +434,7 @@ async fn authorize(
             "code_challenge" => p.code_challenge = Some(v),
             "code_challenge_method" => p.code_challenge_method = Some(v),
             "resource" => p.resources.push(v),
+            "nonce" => p.nonce = Some(v),
             _ => {}
         }
     }
@@ -434,7 +446,7 @@ async fn authorize(
     };
     match session(&state, &headers).await {
         Ok(Some(s)) => after_sign_in(&state, &headers, &s, &pending, Vec::new()).await,
-        Ok(None) => sign_in_page(&state, &headers, &pending, None),
+        Ok(None) => sign_in_page(&state, &headers, &pending, None).await,
         Err(resp) => resp,
     }
 }
@@ -499,7 +511,7 @@ async fn submit(
                     error_page(status, &message)
                 }
                 Err((status, message)) => {
-                    sign_in_page(&state, &headers, &pending, Some((status, &message)))
+                    sign_in_page(&state, &headers, &pending, Some((status, &message))).await
                 }
             }
         }
@@ -512,7 +524,7 @@ async fn submit(
                 Ok(to) => redirect(&to, Vec::new()),
                 Err(e) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
             },
-            Ok(None) => sign_in_page(&state, &headers, &pending, None),
+            Ok(None) => sign_in_page(&state, &headers, &pending, None).await,
             Err(resp) => resp,
         },
         "deny" => redirect(&state.core.deny_authorization(&pending), Vec::new()),
@@ -536,7 +548,8 @@ struct AuthorizeQuery {
     /// One of the client's redirect URIs (a loopback one on any port); required when it has
     /// several.
     redirect_uri: Option<String>,
-    /// The scopes wanted, space-separated, among the resource's (absent: all of them).
+    /// The scopes wanted, space-separated: among the resource's, and the OpenID Connect scopes
+    /// `openid` (an ID token), `profile` and `email` (absent: all of the resource's).
     scope: Option<String>,
     /// Returned as given (at most 1024 characters).
     state: Option<String>,
@@ -546,6 +559,8 @@ struct AuthorizeQuery {
     code_challenge_method: Option<String>,
     /// The MCP server's canonical URI: the token's audience (exactly one).
     resource: Option<Vec<String>>,
+    /// OpenID Connect: returned in the ID token (at most 512 characters, no control character).
+    nonce: Option<String>,
 }
 
 /// What the pages' forms send.

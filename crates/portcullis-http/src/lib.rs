@@ -10,12 +10,14 @@
 mod account;
 mod auth;
 mod authorize;
+mod connect;
 mod error;
 mod mgmt;
 mod oauth;
 pub(crate) mod openapi;
 mod ops;
 mod outbound;
+mod sso;
 mod wellknown;
 
 use std::net::SocketAddr;
@@ -62,6 +64,8 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(authorize::routes())
         .merge(account::routes())
+        .merge(sso::routes())
+        .merge(connect::routes())
         .merge(wellknown::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_address));
     Router::new()

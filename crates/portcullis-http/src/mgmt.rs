@@ -8,6 +8,7 @@ mod audit;
 mod directory;
 mod grants;
 mod resources;
+mod sso;
 mod vault;
 
 use axum::Router;
@@ -26,6 +27,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(apply::routes())
         .merge(resources::routes())
         .merge(grants::routes())
+        .merge(sso::routes())
 }
 
 /// The management API's part of the OpenAPI document.
@@ -39,6 +41,7 @@ pub(crate) fn doc() -> utoipa::openapi::OpenApi {
     api.merge(apply::Doc::openapi());
     api.merge(resources::Doc::openapi());
     api.merge(grants::Doc::openapi());
+    api.merge(sso::Doc::openapi());
     api
 }
 

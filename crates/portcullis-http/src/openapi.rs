@@ -41,6 +41,8 @@ fn build() -> (Value, Vec<String>) {
     api.merge(crate::wellknown::Doc::openapi());
     api.merge(crate::authorize::Doc::openapi());
     api.merge(crate::account::Doc::openapi());
+    api.merge(crate::sso::Doc::openapi());
+    api.merge(crate::connect::Doc::openapi());
     api.merge(crate::mgmt::doc());
     match serde_json::to_value(&api) {
         Ok(mut doc) => {
@@ -80,6 +82,7 @@ Every error but those of `/oauth2/token` has one shape: `{\"error\": \"<code>\",
         (name = "Users", description = "The directory's users: their roles and tenant memberships feed the policies on the very next request."),
         (name = "Roles", description = "The roles users may hold."),
         (name = "Tenants", description = "Tenants (organizations): a user's tenant roles apply to requests naming the tenant, and a tenant can share one connection."),
+        (name = "Single sign-on", description = "Upstream OpenID Connect providers (Entra ID, Okta, Google...) users sign in with, and the rules mapping their claims (groups, roles) to roles and tenants at every sign-in."),
         (name = "Issuers", description = "Trusted issuers of inbound tokens: their keys (JWKS), audiences and claim mapping."),
         (name = "Clients", description = "Confidential OAuth clients allowed to use token exchange."),
         (name = "Resources", description = "Resource servers (MCP servers) Portcullis issues tokens for: their canonical URIs, their scopes, their RFC 9728 metadata."),

@@ -4,7 +4,7 @@
 use crate::openapi::services as doc;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use portcullis_core::refusal::MISSING_TOKEN;
@@ -23,7 +23,6 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/outbound/apps/{app_id}/token", post(token))
         .route("/v1/outbound/apps/{app_id}/connect", post(connect))
-        .route("/v1/outbound/connect/{ticket}", get(open_ticket))
         .route("/v1/outbound/callback", get(callback))
         .route("/v1/outbound/callback/{app_id}", get(app_callback))
 }
@@ -199,10 +198,13 @@ fn challenge_safe(s: &str) -> String {
 
 /// Start connecting an outbound app
 ///
-/// Returns the provider's authorization URL for the user named by the inbound token. Open it in
-/// the user's browser: after the user consents, the provider sends the browser back to
-/// `/v1/outbound/callback`, where Portcullis stores the tokens, then on to `returnUrl` when one
-/// was given. With an existing connection, the requested scopes are added to the grant
+/// Returns a connect link for the user named by the inbound token: a page of Portcullis
+/// (`/v1/outbound/connect/{ticket}`), bound to that user, to open in the user's browser. The page
+/// requires the browser to be signed in as that user (or, for a user Portcullis cannot sign in,
+/// to be the first browser to open it), shows what is connected, and on "Continue" sends the
+/// browser to the provider; after the user consents, the provider sends it back to the app's
+/// callback, where Portcullis stores the tokens — only in that browser — then on to `returnUrl`
+/// when one was given. With an existing connection, the requested scopes are added to the grant
 /// (incremental consent).
 #[utoipa::path(
     post,
@@ -238,70 +240,7 @@ async fn connect(
     }
 }
 
-/// Open a connect link
-///
-/// The `connectUrl` of a `not_connected` or `consent_required` answer: a sealed ticket naming the
-/// app, the user and the scopes, that stores nothing until the user opens it. Opening it starts
-/// the consent flow (a pending consent, single use) and sends the browser to the provider. A
-/// ticket lives as long as a pending consent (`consent_ttl_seconds`); whoever holds it can start
-/// the flow, as with any connect link.
-#[utoipa::path(
-    get,
-    path = "/v1/outbound/connect/{ticket}",
-    operation_id = "openConnectLink",
-    tag = "Outbound tokens",
-    params(("ticket" = String, Path, description = "The sealed ticket of a connect link.", max_length = 4096)),
-    responses(
-        (status = 303, description = "Sent to the provider's consent page.",
-            headers(("Location" = String, description = "The provider's authorization URL."))),
-        (status = 404, description = "The link is not one Portcullis made, or its app no longer exists: a page saying so; a path with a control character is answered in the API's JSON error shape.", content(
-            (String = "text/html"),
-            (ErrorBody = "application/json"),
-        )),
-        (status = 410, description = "The link was already used or has expired: a page saying so.", body = String, content_type = "text/html"),
-        (status = 503, description = "The database is unavailable: a page asking to try again.", body = String, content_type = "text/html"),
-    )
-)]
-async fn open_ticket(
-    State(state): State<AppState>,
-    PathParams(ticket): PathParams<String>,
-) -> Response {
-    match state.core.open_connect_ticket(&ticket).await {
-        Ok(url) => Redirect::to(&url).into_response(),
-        Err(e) => {
-            let (status, message) = match &e {
-                portcullis_core::ServiceError::NotFound { .. } => (
-                    StatusCode::NOT_FOUND,
-                    "This app no longer exists.".to_owned(),
-                ),
-                portcullis_core::ServiceError::Unavailable(_) => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Portcullis cannot reach its database right now; try again.".to_owned(),
-                ),
-                // A link that was never issued is not found; one that was, but is used up or
-                // expired, is gone.
-                portcullis_core::ServiceError::Invalid { code, message, .. } => (
-                    if *code == "invalid_ticket" {
-                        StatusCode::NOT_FOUND
-                    } else {
-                        StatusCode::GONE
-                    },
-                    format!("{}.", capitalize(message)),
-                ),
-                _ => {
-                    tracing::error!(error = %e, "opening a connect link failed");
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Portcullis could not start the connection; try again.".to_owned(),
-                    )
-                }
-            };
-            html_page(status, "Not connected", &message)
-        }
-    }
-}
-
-fn capitalize(s: &str) -> String {
+pub(crate) fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     c.next()
         .map(|f| f.to_uppercase().chain(c).collect())
@@ -309,7 +248,7 @@ fn capitalize(s: &str) -> String {
 }
 
 /// A short HTML page for the user's browser.
-fn html_page(status: StatusCode, title: &str, message: &str) -> Response {
+pub(crate) fn html_page(status: StatusCode, title: &str, message: &str) -> Response {
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head>\
          <body style=\"font-family:system-ui;max-width:36rem;margin:4rem auto\"><h1>{t}</h1><p>{m}</p></body></html>",
@@ -347,16 +286,17 @@ fn html_page(status: StatusCode, title: &str, message: &str) -> Response {
             (String = "text/html"),
             (ErrorBody = "application/json"),
         )),
-        (status = 403, description = "The user was disabled after the link was made: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
+        (status = 403, description = "The answer reached another browser than the one that continued the connect link (no binding cookie for this `state`), or the user was disabled after the link was made: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
         (status = 502, description = "The provider did not complete the code exchange: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
         (status = 503, description = "The database is unavailable: a page asking to try again.", body = String, content_type = "text/html"),
     )
 )]
 async fn callback(
     State(state): State<AppState>,
+    headers: HeaderMap,
     QueryParams(params): QueryParams<CallbackQuery>,
 ) -> Response {
-    complete(&state, params, None).await
+    complete(&state, &headers, params, None).await
 }
 
 /// Complete a connection (the provider's redirect)
@@ -383,21 +323,44 @@ async fn callback(
             (String = "text/html"),
             (ErrorBody = "application/json"),
         )),
-        (status = 403, description = "The user was disabled after the link was made: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
+        (status = 403, description = "The answer reached another browser than the one that continued the connect link (no binding cookie for this `state`), or the user was disabled after the link was made: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
         (status = 502, description = "The provider did not complete the code exchange: a page saying so; nothing was changed.", body = String, content_type = "text/html"),
         (status = 503, description = "The database is unavailable: a page asking to try again.", body = String, content_type = "text/html"),
     )
 )]
 async fn app_callback(
     State(state): State<AppState>,
+    headers: HeaderMap,
     PathParams(app_id): PathParams<String>,
     QueryParams(params): QueryParams<CallbackQuery>,
 ) -> Response {
-    complete(&state, params, Some(&app_id)).await
+    complete(&state, &headers, params, Some(&app_id)).await
 }
 
-async fn complete(state: &AppState, params: CallbackQuery, via_app: Option<&str>) -> Response {
+async fn complete(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: CallbackQuery,
+    via_app: Option<&str>,
+) -> Response {
+    // The binding cookie of this flow, named after its state. It is left to expire with the
+    // flow: a replay in the same browser then finds the flow used (404), not a stranger (403).
+    let binding = params
+        .state
+        .as_deref()
+        .map(portcullis_core::binding_cookie_name)
+        .and_then(|n| crate::authorize::cookie(headers, &n));
+    complete_flow(state, params, binding, via_app).await
+}
+
+async fn complete_flow(
+    state: &AppState,
+    params: CallbackQuery,
+    binding: Option<String>,
+    via_app: Option<&str>,
+) -> Response {
     let params = CallbackParams {
+        binding: binding.map(portcullis_crypto::SecretString::from),
         state: params.state.map(portcullis_crypto::SecretString::from),
         code: params.code.map(portcullis_crypto::SecretString::from),
         error: params.error,
@@ -422,8 +385,10 @@ async fn complete(state: &AppState, params: CallbackQuery, via_app: Option<&str>
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct CallbackQuery {
-    /// The `state` Portcullis sent to the provider (identifies the pending consent). Without it
-    /// the answer is a 400 page; with one no pending flow has, a 404 page.
+    /// The `state` Portcullis sent to the provider (identifies the pending consent, and is the
+    /// hash of the binding cookie only the browser that continued the link holds). Without it the
+    /// answer is a 400 page; without that cookie, a 403 page; with one no pending flow has, a 404
+    /// page.
     #[param(required = true, value_type = String, min_length = 1, max_length = 512)]
     state: Option<String>,
     /// The authorization code, when the user consented.
@@ -438,7 +403,7 @@ pub(crate) struct CallbackQuery {
 
 /// The outbound surface's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(token, connect, open_ticket, callback, app_callback))]
+#[openapi(paths(token, connect, callback, app_callback))]
 pub(crate) struct Doc;
 
 fn escape(s: &str) -> String {

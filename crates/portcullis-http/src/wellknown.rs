@@ -9,7 +9,7 @@ use axum::routing::get;
 use portcullis_core::TOKEN_EXCHANGE_GRANT;
 use portcullis_core::authz::{
     GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_REFRESH_TOKEN,
-    ID_JAG_PROFILE,
+    ID_JAG_PROFILE, OPENID_SCOPES,
 };
 use portcullis_core::manage::CLIENT_AUTH_METHODS;
 use serde_json::json;
@@ -21,6 +21,10 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
 }
 
 /// A public document, cacheable for a short while: a rotation is seen within a minute.
@@ -68,6 +72,29 @@ async fn jwks(State(s): State<AppState>) -> Response {
     )
 )]
 async fn metadata(State(s): State<AppState>) -> Response {
+    public_json(metadata_document(&s))
+}
+
+/// OpenID Connect discovery
+///
+/// The same document as the RFC 8414 metadata, at the OpenID Connect Discovery 1.0 location: a
+/// client that asks for `openid` gets an ID token from the token endpoint (`aud` the client, the
+/// request's `nonce`, `at_hash`), signed with the key of the JWK set.
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    operation_id = "getOpenIdConfiguration",
+    tag = "Authorization server",
+    responses(
+        (status = 200, description = "The metadata.", body = AuthorizationServerMetadata,
+            headers(("Cache-Control" = String, description = "`public, max-age=60`."))),
+    )
+)]
+async fn openid_configuration(State(s): State<AppState>) -> Response {
+    public_json(metadata_document(&s))
+}
+
+fn metadata_document(s: &AppState) -> serde_json::Value {
     let issuer = s
         .core
         .settings()
@@ -79,7 +106,7 @@ async fn metadata(State(s): State<AppState>) -> Response {
         .settings()
         .dynamic_registration
         .then(|| format!("{issuer}/oauth2/register"));
-    public_json(json!({
+    json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "authorization_endpoint": format!("{issuer}/oauth2/authorize"),
@@ -104,10 +131,14 @@ async fn metadata(State(s): State<AppState>) -> Response {
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": true,
         "registration_endpoint": registration,
-    }))
+        "scopes_supported": OPENID_SCOPES,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [s.core.settings().signing_alg.as_str()],
+        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "email"],
+    })
 }
 
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(jwks, metadata))]
+#[openapi(paths(jwks, metadata, openid_configuration))]
 pub(crate) struct Doc;

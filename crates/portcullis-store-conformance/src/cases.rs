@@ -1947,6 +1947,8 @@ fn code(hash: &str, family: &str) -> portcullis_domain::CodeRecord {
         auth_time: T0,
         created_at: T0,
         expires_at: T0.add_secs(60),
+        // One code with an OpenID Connect nonce, the others without: both read back as written.
+        nonce: (hash == "c1").then(|| "n-0S6_WzA2Mj".to_owned()),
     }
 }
 

@@ -21,7 +21,7 @@ fn scopes(s: String) -> Vec<String> {
         .collect()
 }
 
-const CODE_COLUMNS: &str = "hash, family_id, client_id, user_id, resource, scopes, redirect_uri, code_challenge, auth_time, created_at, expires_at";
+const CODE_COLUMNS: &str = "hash, family_id, client_id, user_id, resource, scopes, redirect_uri, code_challenge, auth_time, created_at, expires_at, nonce";
 
 fn code_row(row: &Row) -> Result<CodeRecord, StoreError> {
     Ok(CodeRecord {
@@ -36,6 +36,7 @@ fn code_row(row: &Row) -> Result<CodeRecord, StoreError> {
         auth_time: ts(row, 8)?,
         created_at: ts(row, 9)?,
         expires_at: ts(row, 10)?,
+        nonce: get(row, 11)?,
     })
 }
 
@@ -144,7 +145,7 @@ impl GrantStore for PostgresStore {
         execute(
             &client,
             &format!(
-                "INSERT INTO oauth_codes ({CODE_COLUMNS}, redeemed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL)"
+                "INSERT INTO oauth_codes ({CODE_COLUMNS}, redeemed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)"
             ),
             &[
                 &c.hash,
@@ -158,6 +159,7 @@ impl GrantStore for PostgresStore {
                 &c.auth_time.as_millis(),
                 &c.created_at.as_millis(),
                 &c.expires_at.as_millis(),
+                &c.nonce,
             ],
         )
         .await

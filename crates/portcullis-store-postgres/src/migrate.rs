@@ -23,6 +23,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/0013_grants.sql")),
     (15, include_str!("../migrations/0015_used_assertions.sql")),
     (16, include_str!("../migrations/0016_code_replays.sql")),
+    (17, include_str!("../migrations/0017_sso_connections.sql")),
+    (18, include_str!("../migrations/0018_code_nonces.sql")),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

@@ -108,6 +108,8 @@ impl TableStore for PostgresStore {
 
 impl portcullis_domain::ResourceStore for PostgresStore {}
 
+impl portcullis_domain::SsoStore for PostgresStore {}
+
 /// Inserts a row (all its cells) within a transaction; the changes to publish after it commits.
 pub(crate) async fn insert_tx<C: GenericClient>(
     c: &C,

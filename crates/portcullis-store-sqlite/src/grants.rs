@@ -17,7 +17,7 @@ fn scopes(s: String) -> Vec<String> {
         .collect()
 }
 
-const CODE_COLUMNS: &str = "hash, family_id, client_id, user_id, resource, scopes, redirect_uri, code_challenge, auth_time, created_at, expires_at";
+const CODE_COLUMNS: &str = "hash, family_id, client_id, user_id, resource, scopes, redirect_uri, code_challenge, auth_time, created_at, expires_at, nonce";
 
 fn code_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(CodeRecord, bool)> {
     Ok((
@@ -33,8 +33,9 @@ fn code_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(CodeRecord, bool)> {
             auth_time: ts(row, 8)?,
             created_at: ts(row, 9)?,
             expires_at: ts(row, 10)?,
+            nonce: row.get(11)?,
         },
-        row.get::<_, Option<i64>>(11)?.is_some(),
+        row.get::<_, Option<i64>>(12)?.is_some(),
     ))
 }
 
@@ -139,7 +140,7 @@ impl GrantStore for SqliteStore {
         let c = code.clone();
         self.write(move |tx| {
             tx.prepare_cached(&format!(
-                "INSERT INTO oauth_codes ({CODE_COLUMNS}, redeemed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL)"
+                "INSERT INTO oauth_codes ({CODE_COLUMNS}, redeemed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL)"
             ))
             .and_then(|mut s| {
                 s.execute(params![
@@ -154,6 +155,7 @@ impl GrantStore for SqliteStore {
                     c.auth_time.as_millis(),
                     c.created_at.as_millis(),
                     c.expires_at.as_millis(),
+                    c.nonce,
                 ])
             })
             .map_err(write_error("authorization code"))?;

@@ -43,6 +43,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (15, include_str!("../migrations/0015_used_assertions.sql")),
     (16, include_str!("../migrations/0016_code_replays.sql")),
+    (17, include_str!("../migrations/0017_sso_connections.sql")),
+    (18, include_str!("../migrations/0018_code_nonces.sql")),
 ];
 const READERS: usize = 4;
 

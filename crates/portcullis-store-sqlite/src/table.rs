@@ -94,6 +94,8 @@ impl TableStore for SqliteStore {
 
 impl portcullis_domain::ResourceStore for SqliteStore {}
 
+impl portcullis_domain::SsoStore for SqliteStore {}
+
 /// Inserts a row (all its cells) within a transaction; the changes to publish after it commits.
 pub(crate) fn insert_tx(
     tx: &Transaction<'_>,

@@ -2,8 +2,8 @@
 // (RFC 8414 discovery, authorization request with PKCE S256 and RFC 8707 resource, RFC 9207
 // `iss` validation, code exchange, refresh with rotation and reuse detection, introspection,
 // revocation, RFC 9068 access-token validation), openid-client (the same flow through its
-// Configuration), and jose (the access token verified with the published JWK set, its issuer,
-// audience and `typ`). The sign-in and consent pages are answered through their real forms.
+// Configuration, and OpenID Connect: discovery and the ID token it validates), and jose (the
+// access and ID tokens verified with the published JWK set, their issuer, audience and `typ`). The sign-in and consent pages are answered through their real forms.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -252,6 +252,59 @@ describe('Portcullis as an authorization server, with real clients', { timeout: 
     await assert.rejects(client.refreshTokenGrant(config, refreshed.refresh_token));
     // A code the library presents twice is refused.
     await assert.rejects(client.authorizationCodeGrant(config, back, { pkceCodeVerifier: verifier, expectedState: state }));
+  });
+
+  test('openid-client: OpenID Connect discovery, and an ID token it validates (nonce, at_hash, signature)', async () => {
+    // The library's default: OpenID Connect Discovery 1.0 (/.well-known/openid-configuration).
+    const config = await client.discovery(new URL(server.url), 'notes-app', undefined, client.None(), {
+      execute: [client.allowInsecureRequests],
+    });
+    assert.deepEqual(config.serverMetadata().id_token_signing_alg_values_supported, ['ES256']);
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT,
+      scope: 'openid email notes.read',
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      resource: RESOURCE,
+    });
+    const back = await authorizeInBrowser(new Browser(), server, url.href);
+    const tokens = await client.authorizationCodeGrant(config, back, {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+      expectedNonce: nonce,
+      idTokenExpected: true,
+    });
+    const claims = tokens.claims();
+    assert.equal(claims.sub, 'ada');
+    assert.equal(claims.aud, 'notes-app');
+    assert.equal(claims.nonce, nonce);
+    assert.equal(claims.email, 'ada@example.com');
+    // Verified once more with jose against the published keys.
+    const jwks = jose.createRemoteJWKSet(new URL(`${server.url}/.well-known/jwks.json`));
+    const { protectedHeader } = await jose.jwtVerify(tokens.id_token, jwks, {
+      issuer: server.url,
+      audience: 'notes-app',
+    });
+    assert.equal(protectedHeader.alg, 'ES256');
+    // A wrong expected nonce is caught by the library.
+    const other = client.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT,
+      scope: 'openid notes.read',
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce: client.randomNonce(),
+      resource: RESOURCE,
+    });
+    const back2 = await authorizeInBrowser(new Browser(), server, other.href);
+    await assert.rejects(
+      client.authorizationCodeGrant(config, back2, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce }),
+    );
   });
 
   test('oauth4webapi: dynamic client registration (RFC 7591), then the code flow', async () => {

@@ -183,6 +183,40 @@ export class Portcullis {
     /** The bootstrap admin key. */
     this.adminKey = adminKey;
     this.env = env;
+    /** The cookies Portcullis set in "the user's browser" these helpers play (connect links). */
+    this.jar = new Map();
+  }
+
+  /** A request as the helpers' browser: with its cookies, keeping those set; no redirects followed. */
+  async browse(url, init = {}) {
+    const cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const resp = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers || {}), cookie } });
+    for (const set of resp.headers.getSetCookie()) {
+      assert.match(set, /HttpOnly/, set);
+      const [pair] = set.split(';');
+      const i = pair.indexOf('=');
+      this.jar.set(pair.slice(0, i), pair.slice(i + 1));
+    }
+    return resp;
+  }
+
+  /**
+   * A connect link's page, then "Continue", in the helpers' browser: `{url}` of the provider, or
+   * `{status, page}` where it stopped.
+   */
+  async continueLink(link) {
+    const page = await this.browse(link);
+    const html = await page.text();
+    if (page.status !== 200) return { status: page.status, page: html };
+    const csrf = /name="csrf" value="([^"]*)"/.exec(html)?.[1];
+    assert.ok(csrf, `the link's page has a form: ${html}`);
+    const go = await this.browse(link, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ action: 'continue', csrf }).toString(),
+    });
+    if (go.status !== 303) return { status: go.status, page: await go.text() };
+    return { url: go.headers.get('location') };
   }
 
   /** What the server logged last (for failure messages). */
@@ -233,11 +267,11 @@ export class Portcullis {
     return r.body;
   }
 
-  /** Opens a connect link (a ticket on Portcullis): the provider's authorization URL it leads to. */
+  /** Opens and continues a connect link (a page of Portcullis): the provider's authorization URL. */
   async openLink(link) {
-    const opened = await fetch(link, { redirect: 'manual' });
-    assert.equal(opened.status, 303, `the connect link leads to the provider (it answered ${opened.status})`);
-    return opened.headers.get('location');
+    const opened = await this.continueLink(link);
+    assert.ok(opened.url, `the connect link leads to the provider (it answered ${opened.status}: ${opened.page})`);
+    return opened.url;
   }
 
   /** Trusts `idp`'s tokens. */
@@ -285,7 +319,7 @@ export class Portcullis {
     return this.request('POST', `/v1/outbound/apps/${appId}/token`, { token, json: body });
   }
 
-  /** Starts a consent for the token's user: the provider's authorization URL. */
+  /** Starts a consent for the token's user: the connect link (a page of Portcullis). */
   async connectUrl(token, appId, body = {}) {
     const r = await this.request('POST', `/v1/outbound/apps/${appId}/connect`, { token, json: body });
     assert.equal(r.status, 200, `connect answered ${r.status}: ${r.text}`);
@@ -299,17 +333,17 @@ export class Portcullis {
    * status, its `Location` (when it redirects) and its page.
    */
   async consent(authorizationUrl) {
-    // A refusal's connect link is a ticket on Portcullis that leads to the provider.
+    // A connect link is a page of Portcullis that leads to the provider.
     if (authorizationUrl.startsWith(`${this.url}/v1/outbound/connect/`)) {
-      const opened = await fetch(authorizationUrl, { redirect: 'manual' });
-      if (opened.status !== 303) return { status: opened.status, location: null, page: await opened.text() };
-      authorizationUrl = opened.headers.get('location');
+      const opened = await this.continueLink(authorizationUrl);
+      if (!opened.url) return { status: opened.status, location: null, page: opened.page };
+      authorizationUrl = opened.url;
     }
     const auth = await fetch(authorizationUrl, { redirect: 'manual' });
     assert.equal(auth.status, 302, `the provider redirects back (it answered ${auth.status})`);
     const callback = auth.headers.get('location');
     assert.ok(callback.startsWith(`${this.url}/v1/outbound/callback/`), `the provider redirects to the app's callback, not ${callback}`);
-    const cb = await fetch(callback, { redirect: 'manual' });
+    const cb = await this.browse(callback);
     return { status: cb.status, location: cb.headers.get('location'), page: await cb.text() };
   }
 

@@ -15,25 +15,25 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::support::{Backend, TestServer};
 
-const RESOURCE: &str = "http://127.0.0.1:9/mcp";
-const REDIRECT: &str = "http://127.0.0.1:5555/callback";
+pub(crate) const RESOURCE: &str = "http://127.0.0.1:9/mcp";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:5555/callback";
 
 /// A browser: no automatic redirects, cookies kept by name.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
-    cookies: HashMap<String, String>,
+    pub(crate) cookies: HashMap<String, String>,
 }
 
 /// A page or a redirect.
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) body: String,
 }
 
 impl Answer {
     /// A hidden field's value on the page.
-    fn field(&self, name: &str) -> String {
+    pub(crate) fn field(&self, name: &str) -> String {
         let marker = format!("name=\"{name}\" value=\"");
         let start = self
             .body
@@ -45,7 +45,7 @@ impl Answer {
     }
 
     /// A query parameter of the redirect.
-    fn param(&self, name: &str) -> Option<String> {
+    pub(crate) fn param(&self, name: &str) -> Option<String> {
         let loc = url::Url::parse(self.location.as_deref()?).ok()?;
         loc.query_pairs()
             .find(|(k, _)| k == name)
@@ -54,7 +54,7 @@ impl Answer {
 }
 
 impl Browser {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -93,12 +93,12 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, url: &str) -> Answer {
+    pub(crate) async fn get(&mut self, url: &str) -> Answer {
         let req = self.http.get(url);
         self.send(req).await
     }
 
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Answer {
         let req = self.http.post(url).form(form);
         self.send(req).await
     }
@@ -127,7 +127,7 @@ impl Browser {
     }
 
     /// Allows on a consent screen (remembered or not).
-    async fn allow(&mut self, s: &TestServer, page: &Answer, remember: bool) -> Answer {
+    pub(crate) async fn allow(&mut self, s: &TestServer, page: &Answer, remember: bool) -> Answer {
         let mut form = vec![
             ("request".to_owned(), page.field("request")),
             ("csrf".to_owned(), page.field("csrf")),
@@ -145,7 +145,7 @@ impl Browser {
 }
 
 /// A PKCE verifier and its S256 challenge.
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = portcullis_crypto::random_token(32);
     (
         verifier.clone(),
@@ -153,7 +153,12 @@ fn pkce() -> (String, String) {
     )
 }
 
-fn authorize_url(s: &TestServer, client: &str, challenge: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_url(
+    s: &TestServer,
+    client: &str,
+    challenge: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let mut u = url::Url::parse(&format!("{}/oauth2/authorize", s.url)).unwrap();
     {
         let mut q = u.query_pairs_mut();
@@ -181,7 +186,7 @@ fn authorize_url(s: &TestServer, client: &str, challenge: &str, extra: &[(&str, 
 }
 
 /// A resource, a role, a user with a password, a public client and a confidential one.
-async fn setup(s: &TestServer) -> String {
+pub(crate) async fn setup(s: &TestServer) -> String {
     s.must_post(
         "/v1/mgmt/resources",
         json!({"id": "mcp", "uri": RESOURCE, "name": "Calendar MCP",
@@ -270,7 +275,7 @@ async fn token(s: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
     (status, resp.json().await.unwrap())
 }
 
-async fn redeem(s: &TestServer, code: &str, verifier: &str) -> (u16, Value) {
+pub(crate) async fn redeem(s: &TestServer, code: &str, verifier: &str) -> (u16, Value) {
     token(
         s,
         &[
@@ -296,7 +301,7 @@ async fn refresh(s: &TestServer, rt: &str) -> (u16, Value) {
     .await
 }
 
-fn claims(jwt: &str) -> (Value, Value) {
+pub(crate) fn claims(jwt: &str) -> (Value, Value) {
     let mut parts = jwt.split('.');
     let header = serde_json::from_slice(&B64.decode(parts.next().unwrap()).unwrap()).unwrap();
     let claims = serde_json::from_slice(&B64.decode(parts.next().unwrap()).unwrap()).unwrap();
@@ -345,6 +350,10 @@ async fn the_code_flow_issues_tokens_the_plane_accepts(backend: Backend) {
     assert_eq!(st, 200, "{t}");
     assert_eq!(t["token_type"], "Bearer");
     assert_eq!(t["scope"], "tools.read outbound.token.fetch");
+    assert!(
+        t.get("id_token").is_none(),
+        "no ID token without openid: {t}"
+    );
     let at = t["access_token"].as_str().unwrap();
     let (header, c) = claims(at);
     assert_eq!(header["typ"], "at+jwt");
@@ -1327,7 +1336,142 @@ async fn refresh_as(s: &TestServer, client: &str, rt: &str) -> (u16, Value) {
     .await
 }
 
+/// OpenID Connect: discovery at its well-known location, and an ID token for a code flow that
+/// asks for `openid` — for the client, with the request's nonce, bound to the access token by
+/// `at_hash`, signed with a key of the JWK set — and again on refresh, without the nonce.
+async fn openid_connect_adds_id_tokens(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    setup(&s).await;
+    let issuer = s.core.settings().public_url.clone();
+    let (st, e) = s
+        .put(
+            "/v1/mgmt/users/alice",
+            json!({"email": "Alice@Example.com", "name": "Alice Liddell", "roles": ["engineer"]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{e}");
+    let http = reqwest::Client::new();
+    let discovery: Value = http
+        .get(format!("{}/.well-known/openid-configuration", s.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let metadata: Value = http
+        .get(format!("{}/.well-known/oauth-authorization-server", s.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery, metadata, "one document at both locations");
+    assert_eq!(discovery["issuer"], issuer.as_str());
+    assert_eq!(discovery["subject_types_supported"], json!(["public"]));
+    assert_eq!(
+        discovery["id_token_signing_alg_values_supported"],
+        json!(["ES256"])
+    );
+    assert_eq!(
+        discovery["scopes_supported"],
+        json!(["openid", "profile", "email"])
+    );
+
+    let mut b = Browser::new();
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(
+        &s,
+        "desktop",
+        &challenge,
+        &[
+            ("scope", "openid profile email tools.read"),
+            ("nonce", "n-0S6_WzA2Mj"),
+        ],
+    );
+    let page = b.get(&url).await;
+    let consent = b.sign_in(&s, &page, "alice", "correct horse battery").await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    for shown in [
+        "Know who you are",
+        "See your name",
+        "See your email address",
+    ] {
+        assert!(consent.body.contains(shown), "{shown}: {}", consent.body);
+    }
+    let back = b.allow(&s, &consent, false).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let (st, t) = redeem(&s, &back.param("code").unwrap(), &verifier).await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["scope"], "openid profile email tools.read");
+    let at = t["access_token"].as_str().unwrap();
+    let id_token = t["id_token"].as_str().unwrap();
+    let (header, c) = claims(id_token);
+    assert_eq!(
+        (header["typ"].as_str(), header["alg"].as_str()),
+        (Some("JWT"), Some("ES256"))
+    );
+    assert_eq!(c["iss"], issuer.as_str());
+    assert_eq!(c["aud"], "desktop");
+    assert_eq!(c["azp"], "desktop");
+    assert_eq!(c["sub"], "alice");
+    assert_eq!(c["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(c["name"], "Alice Liddell");
+    assert_eq!(c["email"], "Alice@Example.com");
+    assert!(c["auth_time"].as_i64().unwrap() <= c["iat"].as_i64().unwrap());
+    let digest = portcullis_crypto::sha256(at.as_bytes());
+    assert_eq!(c["at_hash"], B64.encode(&digest[..16]));
+    // Signed with a key of the JWK set.
+    let jwks: portcullis_crypto::jws::JwkSet = http
+        .get(format!("{}/.well-known/jwks.json", s.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (keys, _) = portcullis_crypto::jws::KeySet::from_jwks(&jwks);
+    portcullis_crypto::jws::Unverified::parse(id_token, 16 * 1024)
+        .unwrap()
+        .verify_with(&keys)
+        .unwrap();
+    // A refresh returns a new ID token, without the nonce.
+    let (st, r) = refresh(&s, t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(st, 200, "{r}");
+    let (_, c) = claims(r["id_token"].as_str().unwrap());
+    assert_eq!(
+        (c["sub"].as_str(), c["aud"].as_str()),
+        (Some("alice"), Some("desktop"))
+    );
+    assert!(c.get("nonce").is_none(), "{c}");
+    // Narrowed to the resource's scopes, it returns none.
+    let (st, r) = token(
+        &s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", "desktop"),
+            ("refresh_token", r["refresh_token"].as_str().unwrap()),
+            ("scope", "tools.read"),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    assert!(r.get("id_token").is_none(), "{r}");
+    // A nonce with a control character is refused back at the client.
+    let url = authorize_url(
+        &s,
+        "desktop",
+        &challenge,
+        &[("scope", "openid"), ("nonce", "a\u{7}b")],
+    );
+    let answer = b.get(&url).await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert_eq!(answer.param("error").as_deref(), Some("invalid_request"));
+}
+
 both_backends!(
+    openid_connect_adds_id_tokens,
     client_id_metadata_documents_are_fetched_with_guards,
     id_jag_grants_are_exchanged_within_what_they_grant,
     clients_register_themselves_as_public_clients,

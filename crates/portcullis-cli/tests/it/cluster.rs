@@ -178,21 +178,16 @@ impl Cluster {
             .send()
             .await
             .unwrap();
-        let url = resp.json::<Value>().await.unwrap()["url"]
+        let link = resp.json::<Value>().await.unwrap()["url"]
             .as_str()
             .unwrap()
             .to_owned();
-        let back = self.http.get(&url).send().await.unwrap();
-        let callback = back.headers()["location"].to_str().unwrap().to_owned();
+        let (url, cookies) = crate::support::server::continue_link(&self.http, &link)
+            .await
+            .expect("the link leads to the provider");
         assert_eq!(
-            self.http
-                .get(&callback)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-            200
+            crate::support::server::finish_at_provider(&self.http, &url, &cookies).await,
+            Some(200)
         );
         // Every node has heard of the new issuer (a notification away) before the test goes on.
         let token = idp.token(user);

@@ -130,16 +130,14 @@ impl Load {
         let Ok(v) = resp.json::<Value>().await else {
             return false;
         };
-        let Some(url) = v["url"].as_str() else {
+        let Some(link) = v["url"].as_str() else {
             return false;
         };
-        let Ok(back) = self.http.get(url).send().await else {
+        let Some((url, cookies)) = crate::support::server::continue_link(&self.http, link).await
+        else {
             return false;
         };
-        let Some(callback) = back.headers().get("location").and_then(|l| l.to_str().ok()) else {
-            return false;
-        };
-        matches!(self.http.get(callback).send().await, Ok(r) if r.status() == 200)
+        crate::support::server::finish_at_provider(&self.http, &url, &cookies).await == Some(200)
     }
 
     /// Runs the four kinds of writes until `stop`.

@@ -519,14 +519,14 @@ async fn callback_errors_leave_the_stored_connection_alone(backend: Backend) {
         }
     };
 
-    // An unknown state (no pending flow has it: 404), and no state at all (400).
+    // An unknown state (no browser holds its binding: 403), and no state at all (400).
     let (st, page) =
         w.s.follow_callback(&callback(
             &w.s,
             &[("state", "made-up-state-0123456789abcdef"), ("code", "c")],
         ))
         .await;
-    assert_eq!(st, 404, "{page}");
+    assert_eq!(st, 403, "{page}");
     let (st, page) = w.s.follow_callback(&callback(&w.s, &[("code", "c")])).await;
     assert_eq!(st, 400, "{page}");
     let (st, page) =
@@ -1505,7 +1505,7 @@ async fn tenant_connections_for_members_and_tenant_admins(backend: Backend) {
             json!({ "tenantId": "acme", "scopes": [READ] }),
         )
         .await;
-    let url = link["url"].as_str().unwrap();
+    let url = &s.open_link(link["url"].as_str().unwrap()).await;
     assert_eq!(param(url, "scope").as_deref(), Some(READ));
     let (st, page) = s.consent(url).await;
     assert_eq!(st, 200, "{page}");

@@ -36,7 +36,16 @@ pub struct AuthorizeParams {
     pub code_challenge_method: Option<String>,
     /// `resource` (RFC 8707).
     pub resources: Vec<String>,
+    /// `nonce` (OpenID Connect Core §3.1.2.1), returned in the ID token.
+    pub nonce: Option<String>,
 }
+
+/// The OpenID Connect scopes: asked beside a resource's own, for an ID token (`openid`) and the
+/// claims it carries (`profile`: the name; `email`).
+pub const OPENID_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
+/// The longest `nonce` accepted, in characters.
+pub const MAX_NONCE_CHARS: usize = 512;
 
 /// A checked authorization request waiting for the user to sign in and consent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +71,9 @@ pub struct PendingAuthorization {
     /// The PKCE S256 challenge.
     #[serde(rename = "p")]
     pub code_challenge: String,
+    /// The OpenID Connect `nonce`, for the ID token.
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     /// When the request stops being answerable, in milliseconds.
     #[serde(rename = "e")]
     pub expires_at: i64,
@@ -265,11 +277,22 @@ impl Core {
         if requested.len() > 100 || !requested.iter().all(|s| scope_token_ok(s)) {
             return fail(OAuthCode::InvalidScope, "the scope is malformed");
         }
-        if let Some(unknown) = requested.iter().find(|s| !offered.contains(&s.as_str())) {
+        if let Some(unknown) = requested
+            .iter()
+            .find(|s| !offered.contains(&s.as_str()) && !OPENID_SCOPES.contains(&s.as_str()))
+        {
             let shown: String = unknown.chars().take(64).collect();
             return fail(
                 OAuthCode::InvalidScope,
                 &format!("the resource does not offer the scope {shown}"),
+            );
+        }
+        if let Some(n) = &p.nonce
+            && (n.chars().count() > MAX_NONCE_CHARS || n.chars().any(char::is_control))
+        {
+            return fail(
+                OAuthCode::InvalidRequest,
+                "nonce must be at most 512 characters, without control characters",
             );
         }
         // No scope asked: every scope the resource offers (the consent screen lists them).
@@ -286,6 +309,7 @@ impl Core {
             scopes,
             state: p.state.clone(),
             code_challenge: challenge,
+            nonce: p.nonce.clone(),
             expires_at: self
                 .clock
                 .now()
@@ -355,7 +379,12 @@ impl Core {
                     .cloned()
                     .unwrap_or_else(|| ScopeDef {
                         name: name.clone(),
-                        description: None,
+                        description: match name.as_str() {
+                            "openid" => Some("Know who you are (your user id)".into()),
+                            "profile" => Some("See your name".into()),
+                            "email" => Some("See your email address".into()),
+                            _ => None,
+                        },
                     })
             })
             .collect();
@@ -448,6 +477,7 @@ impl Core {
                 auth_time: Timestamp::from_secs(session.auth_time),
                 created_at: now,
                 expires_at: now.add_secs(CODE_TTL_SECS),
+                nonce: p.nonce.clone(),
             })
             .await?;
         let mut params = vec![("code", code.as_str())];

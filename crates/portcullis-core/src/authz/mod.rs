@@ -12,6 +12,7 @@ mod consents;
 mod metadata_document;
 mod register;
 mod session;
+mod sso;
 mod tokens;
 
 use std::collections::HashMap;
@@ -26,7 +27,10 @@ use portcullis_domain::{Ciphertext, PageRequest, ResourceRecord};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use authorize::{AuthorizeOutcome, AuthorizeParams, ConsentScreen, PendingAuthorization};
+pub use authorize::{
+    AuthorizeOutcome, AuthorizeParams, ConsentScreen, MAX_NONCE_CHARS, OPENID_SCOPES,
+    PendingAuthorization,
+};
 pub use consents::{ConsentList, ConsentView, PasswordInput};
 pub(crate) use metadata_document::{CachedDocument, metadata_http};
 pub use metadata_document::{
@@ -34,6 +38,8 @@ pub use metadata_document::{
 };
 pub use register::{NEVER_USED_TTL_SECS, RegisteredClient, RegistrationError, RegistrationRequest};
 pub use session::{Session, SignInError};
+pub(crate) use sso::Upstream;
+pub use sso::{SSO_FLOW_TTL_SECS, SsoButton, SsoError, SsoStart, SsoThen};
 pub use tokens::{TokenParams, TokenResponse};
 
 use crate::inbound::{IssuerSpec, KeySource};

@@ -3,6 +3,7 @@
 //! one revokes its family), client credentials (confidential clients, no user), RFC 9068 access
 //! tokens, introspection (RFC 7662), revocation (RFC 7009) and userinfo.
 
+use base64::Engine as _;
 use portcullis_crypto::{SecretString, random_token, sha256};
 use portcullis_domain::{Redemption, RefreshRecord, Rotation, Timestamp, UserRecord};
 use serde::Serialize;
@@ -49,6 +50,9 @@ pub struct TokenResponse {
     /// A refresh token, for clients that may use them.
     #[serde(serialize_with = "expose_opt", skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<SecretString>,
+    /// An OpenID Connect ID token, when the grant's scopes hold `openid`.
+    #[serde(serialize_with = "expose_opt", skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<SecretString>,
 }
 
 fn expose_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -149,6 +153,63 @@ impl Core {
         }
         let jwt = self.sign_jwt(&claims, Some(ACCESS_TOKEN_TYP))?;
         Ok((SecretString::from(jwt), ttl))
+    }
+
+    /// An OpenID Connect ID token (Core §2, §3.1.3.6) for `user`, to `client_id`, when `scopes`
+    /// hold `openid`: `at_hash` binds it to the access token; `profile` adds the name, `email`
+    /// the email address.
+    fn mint_id_token(
+        &self,
+        client_id: &str,
+        user: &UserRecord,
+        scopes: &[String],
+        auth_time: Timestamp,
+        nonce: Option<&str>,
+        access_token: &SecretString,
+    ) -> Result<Option<SecretString>, OAuthError> {
+        if !scopes.iter().any(|s| s == "openid") {
+            return Ok(None);
+        }
+        let now = self.clock.now().as_secs();
+        // `at_hash` (optional in the code flow): the left half of the access token's hash with
+        // the signature's hash function — given for the SHA-256 algorithms, left out otherwise.
+        let at_hash = matches!(
+            self.settings.signing_alg,
+            portcullis_crypto::jws::Algorithm::ES256
+                | portcullis_crypto::jws::Algorithm::RS256
+                | portcullis_crypto::jws::Algorithm::PS256
+        )
+        .then(|| {
+            let digest = portcullis_crypto::sha256(access_token.expose().as_bytes());
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+        });
+        let mut claims = json!({
+            "iss": self.settings.public_url,
+            "sub": user.id,
+            "aud": client_id,
+            "azp": client_id,
+            "iat": now,
+            "exp": now + self.settings.access_token_ttl_secs,
+            "auth_time": auth_time.as_secs(),
+        });
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
+        if let Some(h) = at_hash {
+            claims["at_hash"] = json!(h);
+        }
+        if scopes.iter().any(|s| s == "profile")
+            && let Some(name) = &user.name
+        {
+            claims["name"] = json!(name);
+        }
+        if scopes.iter().any(|s| s == "email")
+            && let Some(email) = &user.email
+        {
+            claims["email"] = json!(email);
+        }
+        let jwt = self.sign_jwt(&claims, Some("JWT"))?;
+        Ok(Some(SecretString::from(jwt)))
     }
 
     /// Keeps a dynamically registered client from being removed as unused.
@@ -270,6 +331,14 @@ impl Core {
         } else {
             None
         };
+        let id_token = self.mint_id_token(
+            &client.client_id,
+            &user,
+            &record.scopes,
+            record.auth_time,
+            record.nonce.as_deref(),
+            &access_token,
+        )?;
         self.note_use(&client.client_id).await;
         Ok(TokenResponse {
             access_token,
@@ -277,6 +346,7 @@ impl Core {
             expires_in,
             scope: record.scopes.join(" "),
             refresh_token,
+            id_token,
         })
     }
 
@@ -321,6 +391,15 @@ impl Core {
             &scopes,
             Some(rotated.auth_time),
         )?;
+        // OpenID Connect Core §12.2: a refresh may return an ID token; its nonce is not repeated.
+        let id_token = self.mint_id_token(
+            &client.client_id,
+            &user,
+            &scopes,
+            rotated.auth_time,
+            None,
+            &access_token,
+        )?;
         self.note_use(&client.client_id).await;
         Ok(TokenResponse {
             access_token,
@@ -328,6 +407,7 @@ impl Core {
             expires_in,
             scope: scopes.join(" "),
             refresh_token: Some(token),
+            id_token,
         })
     }
 
@@ -388,6 +468,7 @@ impl Core {
             expires_in,
             scope: scopes.join(" "),
             refresh_token: None,
+            id_token: None,
         })
     }
 
@@ -465,6 +546,7 @@ impl Core {
             expires_in,
             scope: scopes.join(" "),
             refresh_token: None,
+            id_token: None,
         })
     }
 

@@ -29,6 +29,7 @@ mod keys;
 mod policies;
 mod resources;
 mod simulate;
+mod sso;
 
 pub use apps::*;
 pub use audit::*;
@@ -39,6 +40,7 @@ pub use keys::*;
 pub use policies::*;
 pub use resources::*;
 pub use simulate::*;
+pub use sso::*;
 
 /// Serializes a secret on purpose (answers that show a secret once).
 pub(crate) fn expose<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {

@@ -47,7 +47,7 @@ impl Core {
             };
             if !scopes.is_empty() {
                 let key = ConnectionKey::user(&app.id, &caller.id, tenant);
-                match self.connect_ticket_url(&key, scopes, &format!("user:{}", caller.id)) {
+                match self.connect_ticket_url(&key, scopes, &format!("user:{}", caller.id), None) {
                     Ok(connect_url) => {
                         return Refusal::ConsentRequired {
                             reason,
@@ -103,7 +103,7 @@ impl Core {
                 }
             }
             let key = ConnectionKey::user(&app.id, &caller.id, tenant);
-            match self.connect_ticket_url(&key, scopes, &format!("user:{}", caller.id)) {
+            match self.connect_ticket_url(&key, scopes, &format!("user:{}", caller.id), None) {
                 Ok(url) => Some(url),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot build a connect link");

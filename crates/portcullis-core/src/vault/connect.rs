@@ -120,7 +120,8 @@ impl Core {
             .await?)
     }
 
-    /// Creates a pending consent and returns the provider's authorization URL for it.
+    /// A connect link for a checked request: a page of Portcullis bound to the user it is made
+    /// for (see [`crate::tickets`]), which starts the flow. Nothing is stored until it is used.
     pub async fn consent_link(
         &self,
         app: &AppRecord,
@@ -129,12 +130,13 @@ impl Core {
         return_url: Option<String>,
         initiated_by: &str,
     ) -> Result<String, ServiceError> {
-        self.consent_link_with_state(app, key, scopes, return_url, initiated_by, random_token(32))
-            .await
+        debug_assert_eq!(app.id, key.app_id);
+        self.connect_ticket_url(&key, scopes, initiated_by, return_url)
     }
 
-    /// [`Self::consent_link`] with the given `state` (unguessable; a second flow with the same
-    /// state is refused as `AlreadyExists`).
+    /// Creates a pending consent with the given `state` (unguessable, bound to the browser that
+    /// continues the link; a second flow with the same state is refused as `AlreadyExists`) and
+    /// returns the provider's authorization URL for it.
     pub(crate) async fn consent_link_with_state(
         &self,
         app: &AppRecord,
@@ -213,6 +215,18 @@ impl Core {
                 "The request carries no valid state.".into(),
             );
         };
+        // Only the browser that continued the link holds the value the state is the hash of:
+        // checked before the state is spent, so another browser cannot burn the user's flow.
+        if !Self::holds_connect_binding(state, params.binding.as_ref().map(SecretString::expose)) {
+            tracing::warn!(
+                "a provider's answer reached a browser that did not start its flow; refused"
+            );
+            return page(
+                403,
+                "Not connected",
+                "This answer reached another browser than the one that started the connection. Nothing was changed: open the connect link again in the browser you use with the application.".into(),
+            );
+        }
         let id = hex(&sha256(state.as_bytes()));
         let pending = match self.stores.consent_states.take_state(&id).await {
             Ok(Some(p)) => p,

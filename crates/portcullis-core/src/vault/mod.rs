@@ -126,7 +126,7 @@ pub struct ConnectRequest {
 /// The provider's redirect back to Portcullis.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CallbackParams {
-    /// The `state` Portcullis sent (a capability: whoever holds it completes the flow).
+    /// The `state` Portcullis sent: the hash of the browser's binding value.
     pub state: Option<SecretString>,
     /// The authorization code.
     pub code: Option<SecretString>,
@@ -136,6 +136,9 @@ pub struct CallbackParams {
     pub error_description: Option<String>,
     /// The provider's issuer identifier (RFC 9207), when it sends one.
     pub iss: Option<String>,
+    /// The browser's binding cookie for this `state` (see [`crate::tickets`]): the callback
+    /// completes only in the browser that continued the connect link.
+    pub binding: Option<SecretString>,
 }
 
 /// How the callback ends for the user's browser.

@@ -206,7 +206,9 @@ async fn import_tokens(
 /// Create a connect link
 ///
 /// Creates a consent link for a tenant's shared connection (`tenantId`) or for a named user
-/// (`userId`, who must open it). This is how tenant-wide connections are provisioned by an admin.
+/// (`userId`, who must open it: signed in as that user when Portcullis can sign them in;
+/// otherwise the first browser to open it claims it). This is how tenant-wide connections are
+/// provisioned by an admin.
 #[utoipa::path(
     post,
     path = "/v1/mgmt/outbound-apps/{appId}/connect",

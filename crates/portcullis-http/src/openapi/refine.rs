@@ -195,6 +195,17 @@ fn item_refinements() -> Vec<(&'static str, &'static str, Value)> {
             "algorithms",
             json!({ "type": "string", "enum": ALGORITHMS }),
         ),
+        (
+            "SsoConnectionInput",
+            "scopes",
+            json!({ "type": "string", "minLength": 1, "maxLength": 128,
+                    "pattern": r"^[\u0021\u0023-\u005b\u005d-\u007e]+$" }),
+        ),
+        (
+            "ClaimMapping",
+            "roles",
+            json!({ "type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL }),
+        ),
     ]
 }
 
@@ -344,7 +355,7 @@ fn hoist_descriptions(doc: &mut Value) {
 /// `(PUT path, create schema, update schema, id property)`: an update's body is the create body
 /// whose id is optional: the path names the entity, and a body may repeat the path's id (as a
 /// GET-edit-PUT round trip does) but never change it.
-const UPDATES: [(&str, &str, &str, &str); 6] = [
+const UPDATES: [(&str, &str, &str, &str); 7] = [
     (
         "/v1/mgmt/outbound-apps/{appId}",
         "AppInput",
@@ -369,6 +380,12 @@ const UPDATES: [(&str, &str, &str, &str); 6] = [
         "/v1/mgmt/resources/{resourceId}",
         "ResourceInput",
         "ResourceUpdate",
+        "id",
+    ),
+    (
+        "/v1/mgmt/sso-connections/{connectionId}",
+        "SsoConnectionInput",
+        "SsoConnectionUpdate",
         "id",
     ),
 ];

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use super::services::{
     AdminKeyInfo, AppView, ClientView, ConnectionInfo, IssuerView, PolicyView, ResourceView,
-    RevokeReport, RoleView, TenantView, UserView,
+    RevokeReport, RoleView, SsoConnectionView, TenantView, UserView,
 };
 use serde_json::Value;
 use utoipa::openapi::RefOr;
@@ -66,9 +66,9 @@ pub(crate) struct OutboundError {
     /// `app_not_found`).
     details: Option<Value>,
     /// Where to send the user's browser to connect the app or grant the missing scopes
-    /// (`not_connected` with an OAuth app, and `consent_required`): the provider's authorization
-    /// URL for this user, valid once and for a limited time, that comes back to
-    /// `/v1/outbound/callback`.
+    /// (`not_connected` with an OAuth app, and `consent_required`): a connect link for this user
+    /// (a page of Portcullis, `/v1/outbound/connect/{ticket}`, bound to the user), valid once
+    /// and for a limited time, that leads to the provider.
     #[schema(format = "uri")]
     connect_url: Option<String>,
     /// The policy decision that refused the request, with every policy's verdict
@@ -874,6 +874,11 @@ page!(
     ResourceView
 );
 page!(
+    /// A page of SSO connections, by id.
+    SsoConnectionPage,
+    SsoConnectionView
+);
+page!(
     /// A page of admin keys, oldest first.
     AdminKeyPage,
     AdminKeyInfo
@@ -920,8 +925,10 @@ pub(crate) struct RevokeReportList {
 /// A link that starts a consent flow.
 #[derive(ToSchema)]
 pub(crate) struct ConnectLink {
-    /// The URL to open in the user's browser: the provider's authorization page, which comes back
-    /// to Portcullis's callback. It is valid for a single use, for a limited time.
+    /// The URL to open in the user's browser: a connect link, a page of Portcullis bound to the
+    /// user it was made for, which leads to the provider's authorization page; the provider comes
+    /// back to Portcullis's callback in that browser only. Valid for a single use, for a limited
+    /// time.
     #[schema(format = "uri")]
     url: String,
 }
@@ -1212,6 +1219,9 @@ pub(crate) struct TokenResponse {
     /// A refresh token (`authorization_code` and `refresh_token` grants, for clients that may
     /// refresh). Rotated on every use.
     refresh_token: Option<String>,
+    /// An OpenID Connect ID token (`authorization_code` and `refresh_token` grants whose scopes
+    /// hold `openid`): `aud` the client, `nonce` of the authorization request, `at_hash`.
+    id_token: Option<String>,
 }
 
 // ----- Operations ----------------------------------------------------------------------------
@@ -1278,6 +1288,15 @@ pub(crate) struct AuthorizationServerMetadata {
     registration_endpoint: Option<String>,
     /// The authorization grant profiles of the jwt-bearer grant: ID-JAG.
     authorization_grant_profiles_supported: Vec<String>,
+    /// The scopes beyond the resources' own: the OpenID Connect ones (`openid`, `profile`,
+    /// `email`).
+    scopes_supported: Vec<String>,
+    /// OpenID Connect: `public` subjects (directory user ids).
+    subject_types_supported: Vec<String>,
+    /// OpenID Connect: how ID tokens are signed (the signing key's algorithm).
+    id_token_signing_alg_values_supported: Vec<String>,
+    /// OpenID Connect: the claims ID tokens and userinfo may carry.
+    claims_supported: Vec<String>,
 }
 
 /// The liveness answer.

@@ -1303,3 +1303,131 @@ pub(crate) struct ConsentParams {
     /// Only this client's (every client's when absent).
     client_id: Option<String>,
 }
+
+/// A rule of an SSO connection: when the id_token's `claim` holds `value` (equals it, or is an
+/// array holding it; numbers and booleans compared as their JSON text), the user holds `roles` —
+/// across the deployment, or in `tenant` (and is its member).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ClaimMapping {
+    /// The claim: a top-level name (`groups`, `roles`) or a dotted path (`\.` a literal dot).
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^(?:[^.\\\u0000-\u001f\u007f-\u009f]|\\[.\\])+(?:\.(?:[^.\\\u0000-\u001f\u007f-\u009f]|\\[.\\])+){0,15}$",
+        example = "groups"
+    )]
+    claim: String,
+    /// The value it must hold: a group's object id, a role's name.
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
+    value: String,
+    /// The roles it gives (each must exist).
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    roles: Vec<String>,
+    /// The tenant the roles are held in (it must exist); absent: deployment-wide.
+    #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
+    tenant: Option<String>,
+}
+
+/// A single sign-on connection as written by the management API: an upstream OpenID Connect
+/// provider (Entra ID, Okta, Google...) users sign in with. Register
+/// `{publicUrl}/oauth2/sso/callback` as the redirect URI at the provider.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct SsoConnectionInput {
+    /// Its id: a slug, immutable (required on create).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+    )]
+    id: String,
+    /// What the sign-in button says: "Sign in with {name}".
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]{0,126}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$",
+        example = "Entra ID"
+    )]
+    name: String,
+    /// The provider's exact issuer (its id_tokens' `iss`); its discovery document is read at
+    /// `{issuer}/.well-known/openid-configuration`. `https://` and a DNS host name (or, outside
+    /// production, `http://` on a loopback host), a port, a path, no query.
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?$",
+        example = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"
+    )]
+    issuer: String,
+    /// Portcullis's client id at the provider.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
+    client_id: String,
+    /// Portcullis's client secret at the provider (sent with HTTP Basic): write-only, sealed at
+    /// rest. Absent on create: a public client (PKCE only); absent on update: the stored one stays.
+    #[serde(default)]
+    #[schema(
+        write_only,
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
+    client_secret: Option<String>,
+    /// The scopes asked for (at most 32); `openid` is added when absent. Default
+    /// `openid email profile`.
+    #[serde(default)]
+    #[schema(max_items = 32)]
+    scopes: Option<Vec<String>>,
+    /// Whether a first sign-in creates the user, linked to the provider's issuer and subject
+    /// (default true). Without it, only users an admin linked (`identities`) can sign in.
+    #[serde(default)]
+    provision: Option<bool>,
+    /// The rules mapping the id_token's claims to roles and tenants (at most 256), applied at
+    /// every sign-in: the deployment-wide roles the rules name, and the memberships of the
+    /// tenants they name, follow the rules; the user's other roles and tenants are left alone.
+    #[serde(default)]
+    #[schema(max_items = 256)]
+    mappings: Vec<ClaimMapping>,
+}
+
+/// A single sign-on connection as the management API shows it (never its secret).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SsoConnectionView {
+    /// Its id.
+    id: String,
+    /// Its name.
+    name: String,
+    /// The provider's issuer.
+    issuer: String,
+    /// Portcullis's client id at the provider.
+    client_id: String,
+    /// Whether a client secret is stored.
+    has_client_secret: bool,
+    /// The scopes asked for (`openid` first).
+    scopes: Vec<String>,
+    /// Whether a first sign-in creates the user.
+    provision: bool,
+    /// The claim-mapping rules.
+    mappings: Vec<ClaimMapping>,
+    /// When it was created.
+    #[schema(value_type = String, format = DateTime)]
+    created_at: String,
+    /// When it last changed.
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: String,
+}

@@ -783,6 +783,8 @@ struct Mock {
     url: String,
     key: SigningKey,
     tokens: Arc<AtomicUsize>,
+    /// The id_token the next code exchange answers with (as an OpenID provider).
+    id_token: Arc<std::sync::Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -798,7 +800,24 @@ impl Mock {
         let jwks = json!({ "keys": [serde_json::to_value(key.public_jwk()).unwrap()] });
         let tokens = Arc::new(AtomicUsize::new(0));
         let issued = tokens.clone();
+        let id_token = Arc::new(std::sync::Mutex::new(None::<String>));
+        let next_id_token = id_token.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let discovery = json!({
+            "issuer": url,
+            "authorization_endpoint": format!("{url}/authorize"),
+            "token_endpoint": format!("{url}/token"),
+            "jwks_uri": format!("{url}/jwks.json"),
+        });
         let app = Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || {
+                    let d = discovery.clone();
+                    async move { axum::Json(d) }
+                }),
+            )
             .route(
                 "/jwks.json",
                 axum::routing::get(move || {
@@ -810,19 +829,22 @@ impl Mock {
                 "/token",
                 axum::routing::post(move || {
                     let n = issued.fetch_add(1, Ordering::SeqCst);
+                    let id_token = next_id_token.lock().unwrap().take();
                     async move {
-                        axum::Json(json!({
+                        let mut answer = json!({
                             "access_token": format!("provider-at-{n}"),
                             "token_type": "Bearer",
                             "expires_in": 3600,
                             "refresh_token": format!("provider-rt-{n}"),
-                        }))
+                        });
+                        if let Some(t) = id_token {
+                            answer["id_token"] = json!(t);
+                        }
+                        axum::Json(answer)
                     }
                 }),
             )
             .route("/revoke", axum::routing::post(|| async { StatusCode::OK }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -830,6 +852,7 @@ impl Mock {
             url,
             key,
             tokens,
+            id_token,
             task,
         }
     }
@@ -869,6 +892,8 @@ enum Payload {
     Form(String),
     /// A browser's form: the form and its `Cookie` header.
     Browser(String, String),
+    /// A browser's request without a body: its `Cookie` header.
+    Cookie(String),
 }
 
 impl Harness {
@@ -942,6 +967,10 @@ impl Harness {
                     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .header(header::COOKIE, cookie);
                 Body::from(f)
+            }
+            Some(Payload::Cookie(cookie)) => {
+                req = req.header(header::COOKIE, cookie);
+                Body::empty()
             }
             None => Body::empty(),
         };
@@ -1111,6 +1140,41 @@ impl Scenario {
                 "{at}: the request body {errors:#?}\n{body:#}"
             );
         }
+    }
+
+    /// A connect link's page, then "Continue", as one browser: the provider's authorization URL
+    /// and the browser's `Cookie` header (the flow's binding among them).
+    async fn continue_link(&mut self, link: &str) -> (String, String) {
+        let path = link[link.find("/v1/outbound/connect/").unwrap()..].to_owned();
+        let set_cookies = |h: &HeaderMap| -> Vec<String> {
+            h.get_all(header::SET_COOKIE)
+                .iter()
+                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+                .collect()
+        };
+        let (headers, page) = self.call("GET", &path, None, None, 200).await;
+        let mut cookies = set_cookies(&headers);
+        let html = page.as_str().unwrap();
+        let marker = "name=\"csrf\" value=\"";
+        let start = html.find(marker).unwrap() + marker.len();
+        let csrf = &html[start..start + html[start..].find('"').unwrap()];
+        let (headers, _) = self
+            .call(
+                "POST",
+                &path,
+                None,
+                Some(Payload::Browser(
+                    format!("action=continue&csrf={csrf}"),
+                    cookies.join("; "),
+                )),
+                303,
+            )
+            .await;
+        cookies.extend(set_cookies(&headers));
+        (
+            headers[header::LOCATION].to_str().unwrap().to_owned(),
+            cookies.join("; "),
+        )
     }
 
     async fn admin(
@@ -1500,6 +1564,8 @@ async fn every_operation_answers_as_documented() {
         200,
     )
     .await;
+    s.call("GET", "/.well-known/openid-configuration", None, None, 200)
+        .await;
 
     // Resource servers.
     let crm = json!({
@@ -1788,6 +1854,111 @@ async fn every_operation_answers_as_documented() {
         204,
     )
     .await;
+    // Single sign-on through the stand-in IdP (its discovery document, keys and token endpoint):
+    // started from the consents page's sign-in form, completed at the callback.
+    let corp = json!({"id": "corp", "name": "Corp SSO", "issuer": m, "clientId": "portcullis",
+                      "clientSecret": "sso-secret",
+                      "mappings": [{"claim": "groups", "value": "g-eng", "roles": ["eng"]}]});
+    s.admin("POST", "/v1/mgmt/sso-connections", Some(corp.clone()), 201)
+        .await;
+    s.admin("POST", "/v1/mgmt/sso-connections", Some(corp.clone()), 409)
+        .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/sso-connections",
+        Some(json!({"id": "bad", "name": "Bad", "issuer": "ftp://idp.example", "clientId": "c"})),
+        400,
+    )
+    .await;
+    s.admin("GET", "/v1/mgmt/sso-connections", None, 200).await;
+    s.admin("GET", "/v1/mgmt/sso-connections/corp", None, 200)
+        .await;
+    s.admin("GET", "/v1/mgmt/sso-connections/nope", None, 404)
+        .await;
+    let mut corp_update = corp.clone();
+    corp_update.as_object_mut().unwrap().remove("clientSecret");
+    s.admin(
+        "PUT",
+        "/v1/mgmt/sso-connections/corp",
+        Some(corp_update),
+        200,
+    )
+    .await;
+    let (_, page) = s.call("GET", "/oauth2/consents", None, None, 200).await;
+    assert!(
+        page.as_str().unwrap().contains("Sign in with Corp SSO"),
+        "{page}"
+    );
+    let (to_idp, _) = s
+        .call(
+            "POST",
+            "/oauth2/sso/start",
+            None,
+            Some(Payload::Browser(
+                format!("connection=corp&return=%2Foauth2%2Fconsents&csrf={csrf_value}"),
+                csrf_cookie.clone(),
+            )),
+            303,
+        )
+        .await;
+    let idp_url = to_idp[header::LOCATION].to_str().unwrap().to_owned();
+    let flow_cookie = to_idp[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let id_token = s
+        .mock
+        .key
+        .sign_jwt(
+            &json!({"iss": m, "aud": "portcullis", "sub": "corp-user", "iat": now, "exp": now + 300,
+                    "nonce": query_param(&idp_url, "nonce"), "groups": []}),
+            None,
+        )
+        .unwrap();
+    *s.mock.id_token.lock().unwrap() = Some(id_token);
+    let (signed_in, _) = s
+        .call(
+            "GET",
+            &format!(
+                "/oauth2/sso/callback?code=c1&state={}",
+                query_param(&idp_url, "state")
+            ),
+            None,
+            Some(Payload::Cookie(flow_cookie)),
+            303,
+        )
+        .await;
+    assert_eq!(signed_in[header::LOCATION], "/oauth2/consents");
+    s.call(
+        "GET",
+        "/oauth2/sso/callback?code=c1&state=forged",
+        None,
+        None,
+        400,
+    )
+    .await;
+    s.call(
+        "POST",
+        "/oauth2/sso/start",
+        None,
+        Some(Payload::Browser(
+            format!("connection=nope&return=%2Foauth2%2Fconsents&csrf={csrf_value}"),
+            csrf_cookie.clone(),
+        )),
+        404,
+    )
+    .await;
+    s.admin("DELETE", "/v1/mgmt/sso-connections/corp", None, 204)
+        .await;
+    s.admin("DELETE", "/v1/mgmt/sso-connections/corp", None, 404)
+        .await;
     s.call(
         "POST",
         "/oauth2/register",
@@ -1869,12 +2040,8 @@ async fn every_operation_answers_as_documented() {
             200,
         )
         .await;
-    assert!(
-        link["url"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("{m}/authorize"))
-    );
+    let (provider_url, _) = s.continue_link(link["url"].as_str().unwrap()).await;
+    assert!(provider_url.starts_with(&format!("{m}/authorize")));
     s.admin(
         "POST",
         "/v1/mgmt/outbound-apps/gh/connect",
@@ -1926,16 +2093,13 @@ async fn every_operation_answers_as_documented() {
         )
         .await;
     assert_eq!(missing["error"], "not_connected");
-    // The connect link is a ticket that leads to the provider when opened.
-    let link = missing["connectUrl"].as_str().unwrap();
+    // The connect link is a page of Portcullis that leads to the provider once continued.
+    let link = missing["connectUrl"].as_str().unwrap().to_owned();
+    let (provider_url, _) = s.continue_link(&link).await;
+    assert!(provider_url.contains("/authorize?"));
+    // ... once: opened in another browser, it is gone.
     let path = &link[link.find("/v1/outbound/connect/").unwrap()..];
-    let (headers, _) = s.call("GET", path, None, None, 303).await;
-    assert!(
-        headers[header::LOCATION]
-            .to_str()
-            .unwrap()
-            .contains("/authorize?")
-    );
+    s.call("GET", path, None, None, 410).await;
     s.call("GET", "/v1/outbound/connect/not-a-ticket", None, None, 404)
         .await;
     s.user("/v1/outbound/apps/nope/token", &alice_token, json!({}), 404)
@@ -1980,13 +2144,14 @@ async fn every_operation_answers_as_documented() {
             200,
         )
         .await;
-    let state = query_param(link["url"].as_str().unwrap(), "state");
+    let (provider_url, browser) = s.continue_link(link["url"].as_str().unwrap()).await;
+    let state = query_param(&provider_url, "state");
     let (headers, _) = s
         .call(
             "GET",
             &format!("/v1/outbound/callback/gh?state={state}&code=the-code"),
             None,
-            None,
+            Some(Payload::Cookie(browser)),
             303,
         )
         .await;
@@ -1995,12 +2160,22 @@ async fn every_operation_answers_as_documented() {
     let (_, link) = s
         .user("/v1/outbound/apps/gh/connect", &alice_token, json!({}), 200)
         .await;
-    let state = query_param(link["url"].as_str().unwrap(), "state");
+    let (provider_url, browser) = s.continue_link(link["url"].as_str().unwrap()).await;
+    let state = query_param(&provider_url, "state");
+    // Another browser (without the flow's binding) is refused; the flow stays.
     s.call(
         "GET",
         &format!("/v1/outbound/callback/gh?state={state}&code=the-code"),
         None,
         None,
+        403,
+    )
+    .await;
+    s.call(
+        "GET",
+        &format!("/v1/outbound/callback/gh?state={state}&code=the-code"),
+        None,
+        Some(Payload::Cookie(browser.clone())),
         200,
     )
     .await;
@@ -2008,7 +2183,7 @@ async fn every_operation_answers_as_documented() {
         "GET",
         &format!("/v1/outbound/callback/gh?state={state}&code=the-code"),
         None,
-        None,
+        Some(Payload::Cookie(browser)),
         404,
     )
     .await;
@@ -2020,12 +2195,13 @@ async fn every_operation_answers_as_documented() {
     let (_, link) = s
         .user("/v1/outbound/apps/gh/connect", &alice_token, json!({}), 200)
         .await;
-    let state = query_param(link["url"].as_str().unwrap(), "state");
+    let (provider_url, browser) = s.continue_link(link["url"].as_str().unwrap()).await;
+    let state = query_param(&provider_url, "state");
     s.call(
         "GET",
         &format!("/v1/outbound/callback?state={state}&code=the-code"),
         None,
-        None,
+        Some(Payload::Cookie(browser)),
         200,
     )
     .await;

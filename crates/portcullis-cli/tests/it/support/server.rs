@@ -36,6 +36,8 @@ pub struct TestServer {
     pub env: HashMap<String, String>,
     /// An HTTP client that does not follow redirects.
     pub http: reqwest::Client,
+    /// The cookies Portcullis set in "the user's browser" the helpers play (connect links).
+    pub jar: std::sync::Mutex<HashMap<String, String>>,
     running: Option<Running>,
     /// The data directory.
     pub dir: tempfile::TempDir,
@@ -118,6 +120,7 @@ impl TestServer {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            jar: std::sync::Mutex::new(HashMap::new()),
             running: Some(running),
             dir,
             db,
@@ -238,8 +241,15 @@ impl TestServer {
         (status, v, headers)
     }
 
-    /// Starts a consent flow for the token's user: the provider's authorization URL.
+    /// Starts a consent flow for the token's user: the connect link is opened and continued in
+    /// the helpers' browser; the provider's authorization URL.
     pub async fn connect_url(&self, token: &str, app: &str, body: Value) -> String {
+        let link = self.connect_link(token, app, body).await;
+        self.open_link(&link).await
+    }
+
+    /// The connect link `POST /v1/outbound/apps/{app}/connect` answers (a page of Portcullis).
+    pub async fn connect_link(&self, token: &str, app: &str, body: Value) -> String {
         let resp = self
             .http
             .post(format!("{}/v1/outbound/apps/{app}/connect", self.url))
@@ -254,44 +264,99 @@ impl TestServer {
         v["url"].as_str().unwrap().to_owned()
     }
 
-    /// Plays the user's browser through a consent: the provider's authorization endpoint (which
-    /// redirects with a code at once), then Portcullis's callback. Returns the callback's status
-    /// and its `Location` (or page body).
-    pub async fn consent(&self, authorization_url: &str) -> (u16, String) {
-        // A connect link of a refusal is a ticket on Portcullis that leads to the provider.
-        let mut authorization_url = authorization_url.to_owned();
-        if authorization_url.starts_with(&format!("{}/v1/outbound/connect/", self.url)) {
-            let opened = self.http.get(&authorization_url).send().await.unwrap();
-            let status = opened.status().as_u16();
-            if status != 303 {
-                return (status, opened.text().await.unwrap());
+    /// Plays the user's browser through a consent: the connect link's page ("Continue"), the
+    /// provider's authorization endpoint (which redirects with a code at once), then Portcullis's
+    /// callback. Returns the callback's status and its `Location` (or page body) — or the status
+    /// and page of the first step that did not go on.
+    pub async fn consent(&self, link: &str) -> (u16, String) {
+        let authorization_url = if self.is_connect_link(link) {
+            match self.try_open_link(link).await {
+                Ok(url) => url,
+                Err(stopped) => return stopped,
             }
-            authorization_url = opened.headers()["location"].to_str().unwrap().to_owned();
-        }
+        } else {
+            link.to_owned()
+        };
         let resp = self.http.get(&authorization_url).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 302, "the provider redirects back");
         let callback = resp.headers()["location"].to_str().unwrap().to_owned();
         self.follow_callback(&callback).await
     }
 
-    /// Where a connect link leads: a ticket on Portcullis is opened (starting the flow) and the
-    /// provider's authorization URL returned; any other URL as it is.
+    /// Where a connect link leads: its page is opened and continued in the helpers' browser,
+    /// and the provider's authorization URL returned.
     pub async fn open_link(&self, link: &str) -> String {
-        if !link.starts_with(&format!("{}/v1/outbound/connect/", self.url)) {
-            return link.to_owned();
-        }
-        let opened = self.http.get(link).send().await.unwrap();
-        assert_eq!(
-            opened.status().as_u16(),
-            303,
-            "the link leads to the provider"
+        assert!(
+            self.is_connect_link(link),
+            "a connect link is a page of Portcullis: {link}"
         );
-        opened.headers()["location"].to_str().unwrap().to_owned()
+        match self.try_open_link(link).await {
+            Ok(url) => url,
+            Err((status, page)) => {
+                panic!("the link does not lead to the provider: {status} {page}")
+            }
+        }
     }
 
-    /// GETs a callback URL; its status and `Location` (or body).
+    /// Whether `link` is one of Portcullis's connect links.
+    pub fn is_connect_link(&self, link: &str) -> bool {
+        link.starts_with(&format!("{}/v1/outbound/connect/", self.url))
+    }
+
+    /// Sends a request as the helpers' browser: with its cookies, keeping those set.
+    pub async fn browse(&self, req: reqwest::RequestBuilder) -> reqwest::Response {
+        let cookies: Vec<String> = self
+            .jar
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let resp = req
+            .header("cookie", cookies.join("; "))
+            .send()
+            .await
+            .unwrap();
+        let mut jar = self.jar.lock().unwrap();
+        for set in resp.headers().get_all("set-cookie") {
+            let set = set.to_str().unwrap();
+            assert!(set.contains("HttpOnly"), "{set}");
+            if let Some((k, v)) = set.split(';').next().and_then(|p| p.split_once('=')) {
+                jar.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        resp
+    }
+
+    /// The link's page, then "Continue": the provider's authorization URL, or the status and
+    /// page where it stopped.
+    pub async fn try_open_link(&self, link: &str) -> Result<String, (u16, String)> {
+        let page = self.browse(self.http.get(link)).await;
+        let status = page.status().as_u16();
+        let body = page.text().await.unwrap();
+        if status != 200 {
+            return Err((status, body));
+        }
+        let marker = "name=\"csrf\" value=\"";
+        let start = body.find(marker).expect("the page has a form") + marker.len();
+        let csrf = &body[start..start + body[start..].find('"').unwrap()];
+        let resp = self
+            .browse(
+                self.http
+                    .post(link)
+                    .form(&[("action", "continue"), ("csrf", csrf)]),
+            )
+            .await;
+        let status = resp.status().as_u16();
+        if status != 303 {
+            return Err((status, resp.text().await.unwrap()));
+        }
+        Ok(resp.headers()["location"].to_str().unwrap().to_owned())
+    }
+
+    /// GETs a callback URL in the helpers' browser; its status and `Location` (or body).
     pub async fn follow_callback(&self, callback: &str) -> (u16, String) {
-        let resp = self.http.get(callback).send().await.unwrap();
+        let resp = self.browse(self.http.get(callback)).await;
         let status = resp.status().as_u16();
         match resp.headers().get("location") {
             Some(l) => (status, l.to_str().unwrap().to_owned()),
@@ -312,4 +377,55 @@ impl TestServer {
     pub async fn flush_audit(&self) {
         self.core.flush_audit().await;
     }
+}
+
+/// A connect link continued in a fresh browser of its own (`http` must not follow redirects):
+/// the provider's authorization URL and the cookies the browser holds then (the binding cookie
+/// among them), or `None` when a step failed.
+pub async fn continue_link(http: &reqwest::Client, link: &str) -> Option<(String, Vec<String>)> {
+    let mut cookies: Vec<String> = Vec::new();
+    let keep = |resp: &reqwest::Response, cookies: &mut Vec<String>| {
+        for set in resp.headers().get_all("set-cookie") {
+            if let Some(pair) = set.to_str().ok().and_then(|s| s.split(';').next()) {
+                cookies.push(pair.to_owned());
+            }
+        }
+    };
+    let page = http.get(link).send().await.ok()?;
+    keep(&page, &mut cookies);
+    let body = page.text().await.ok()?;
+    let csrf = body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)?
+        .split('"')
+        .next()?
+        .to_owned();
+    let go = http
+        .post(link)
+        .header("cookie", cookies.join("; "))
+        .form(&[("action", "continue"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .ok()?;
+    keep(&go, &mut cookies);
+    let url = go.headers().get("location")?.to_str().ok()?.to_owned();
+    Some((url, cookies))
+}
+
+/// Goes to the provider (which answers at once) and back to the callback with `cookies`: the
+/// callback's status.
+pub async fn finish_at_provider(
+    http: &reqwest::Client,
+    provider_url: &str,
+    cookies: &[String],
+) -> Option<u16> {
+    let back = http.get(provider_url).send().await.ok()?;
+    let callback = back.headers().get("location")?.to_str().ok()?.to_owned();
+    let done = http
+        .get(callback)
+        .header("cookie", cookies.join("; "))
+        .send()
+        .await
+        .ok()?;
+    Some(done.status().as_u16())
 }
