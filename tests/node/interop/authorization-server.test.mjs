@@ -1,11 +1,14 @@
 // Portcullis as the MCP servers' authorization server, driven by real clients: oauth4webapi
 // (RFC 8414 discovery, authorization request with PKCE S256 and RFC 8707 resource, RFC 9207
 // `iss` validation, code exchange, refresh with rotation and reuse detection, introspection,
-// revocation, RFC 9068 access-token validation), openid-client (the same flow through its
-// Configuration, and OpenID Connect: discovery and the ID token it validates), and jose (the
-// access and ID tokens verified with the published JWK set, their issuer, audience and `typ`). The sign-in and consent pages are answered through their real forms.
+// revocation, RFC 9068 access-token validation, registration by client ID metadata document and
+// by DCR), openid-client (the same flow through its Configuration, and OpenID Connect: discovery
+// and the ID token it validates), and jose (the access and ID tokens verified with the published
+// JWK set, their issuer, audience and `typ`). The sign-in and consent pages are answered through
+// their real forms.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import * as jose from 'jose';
@@ -75,11 +78,28 @@ describe('Portcullis as an authorization server, with real clients', { timeout: 
   let server;
   let as;
   let gatewaySecret;
+  let documents;
+  let documentUrl;
   const app = { client_id: 'notes-app' };
   const options = { [oauth.allowInsecureRequests]: true };
 
   before(async () => {
-    server = await Portcullis.start();
+    // A client ID metadata document, served on loopback: the tests' danger_ switch lets
+    // Portcullis fetch it there (production refuses private addresses and plain http).
+    documents = http.createServer((req, res) => {
+      if (req.url !== '/notes-client.json') return res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=60' });
+      res.end(JSON.stringify({
+        client_id: documentUrl,
+        client_name: 'Notes by document',
+        redirect_uris: ['http://127.0.0.1/callback'],
+        grant_types: ['authorization_code', 'refresh_token'],
+        token_endpoint_auth_method: 'none',
+      }));
+    });
+    await new Promise((r) => documents.listen(0, '127.0.0.1', r));
+    documentUrl = `http://127.0.0.1:${documents.address().port}/notes-client.json`;
+    server = await Portcullis.start({ env: { PORTCULLIS_DANGER_ALLOW_PRIVATE_CLIENT_METADATA: 'true' } });
     await server.must('POST', '/v1/mgmt/resources', {
       id: 'notes',
       uri: RESOURCE,
@@ -103,6 +123,7 @@ describe('Portcullis as an authorization server, with real clients', { timeout: 
   });
 
   after(async () => {
+    documents?.close();
     await server?.stop();
   });
 
@@ -305,6 +326,18 @@ describe('Portcullis as an authorization server, with real clients', { timeout: 
     await assert.rejects(
       client.authorizationCodeGrant(config, back2, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce }),
     );
+  });
+
+  test('oauth4webapi: a client named by its metadata document URL, then the code flow', async () => {
+    assert.equal(as.client_id_metadata_document_supported, true);
+    const tokens = await codeFlow(new Browser(), { client_id: documentUrl });
+    const { payload } = await jose.jwtVerify(
+      tokens.access_token,
+      jose.createRemoteJWKSet(new URL(as.jwks_uri)),
+      { issuer: server.url, audience: RESOURCE, typ: 'at+jwt' },
+    );
+    assert.equal(payload.client_id, documentUrl);
+    assert.equal(payload.sub, 'ada');
   });
 
   test('oauth4webapi: dynamic client registration (RFC 7591), then the code flow', async () => {
