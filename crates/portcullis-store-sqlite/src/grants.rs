@@ -252,11 +252,9 @@ impl GrantStore for SqliteStore {
                 revoke_family(tx, &old.family_id, now)?;
                 Rotation::Reused(old)
             } else {
-                tx.execute(
-                    "UPDATE refresh_tokens SET rotated_at = ?2 WHERE hash = ?1",
-                    params![hash, now.as_millis()],
-                )
-                .map_err(backend)?;
+                tx.prepare_cached("UPDATE refresh_tokens SET rotated_at = ?2 WHERE hash = ?1")
+                    .and_then(|mut s| s.execute(params![hash, now.as_millis()]))
+                    .map_err(backend)?;
                 let successor = RefreshRecord {
                     hash: next.hash,
                     created_at: next.created_at,
