@@ -40,6 +40,10 @@ pub struct SsoSettings {
     pub provision: bool,
     /// The rules mapping the id_token's claims to roles and tenants.
     pub mappings: Vec<ClaimMapping>,
+    /// The id_token claims copied to the user at every sign-in (`department`, `employee_id`...),
+    /// which Portcullis's access tokens then carry for policies' `jwtClaims` conditions.
+    #[serde(default)]
+    pub claims: Vec<String>,
 }
 
 /// One rule: when the claim holds the value (equals it, or an array holding it), the user holds

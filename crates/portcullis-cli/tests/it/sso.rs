@@ -29,6 +29,7 @@ async fn world(backend: Backend) -> (TestServer, Provider) {
             json!({
                 "id": "entra", "name": "Entra ID", "issuer": p.url,
                 "clientId": "portcullis-at-entra", "clientSecret": "entra-secret",
+                "claims": ["department"],
                 "mappings": [
                     {"claim": "groups", "value": "g-viewers", "roles": ["Viewer"]},
                     {"claim": "groups", "value": "g-editors", "roles": ["Editor"]},
@@ -47,6 +48,7 @@ async fn world(backend: Backend) -> (TestServer, Provider) {
 async fn entra_says(p: &Provider, groups: &[&str], extra: Value) {
     let mut claims = json!({
         "sub": "entra-oid-1", "email": "Bob@Contoso.com", "name": "Bob Contoso", "groups": groups,
+        "department": "engineering",
     });
     for (k, v) in extra.as_object().unwrap() {
         claims[k] = v.clone();
@@ -130,6 +132,8 @@ async fn groups_become_roles_at_every_sign_in(backend: Backend) {
     let user_id = c["sub"].as_str().unwrap().to_owned();
     assert!(user_id.starts_with("sso-entra-"), "{c}");
     assert_eq!(c["roles"], json!(["Viewer"]));
+    // The claim the connection copies rides in the access token (for `jwtClaims` policies).
+    assert_eq!(c["department"], "engineering");
     let (_, user) = s.get(&format!("/v1/mgmt/users/{user_id}")).await;
     assert_eq!(
         user["identities"],
@@ -171,9 +175,10 @@ async fn groups_become_roles_at_every_sign_in(backend: Backend) {
 
     // Moved from the viewers' group to the editors' and Acme's: at the next sign-in the user
     // loses Viewer, gains Editor and Acme's membership, keeps Auditor.
-    entra_says(&p, &["g-editors", "g-acme"], json!({})).await;
+    entra_says(&p, &["g-editors", "g-acme"], json!({"department": "sales"})).await;
     let (c, _) = roles_after_sign_in(&s).await;
     assert_eq!(c["sub"], user_id.as_str(), "the same user");
+    assert_eq!(c["department"], "sales");
     assert_eq!(c["roles"], json!(["Auditor", "Editor"]));
     let (_, user) = s.get(&format!("/v1/mgmt/users/{user_id}")).await;
     assert_eq!(user["roles"], json!(["Auditor", "Editor"]));
@@ -220,6 +225,18 @@ async fn groups_become_roles_at_every_sign_in(backend: Backend) {
         )
         .await;
     assert_eq!((st, e["error"].as_str()), (400, Some("invalid_url")));
+    let (st, e) = s
+        .admin(
+            Method::POST,
+            "/v1/mgmt/sso-connections",
+            Some(json!({"id": "bad", "name": "Bad", "issuer": p.url, "clientId": "x", "claims": ["roles"]})),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
     let (st, e) = s.delete("/v1/mgmt/sso-connections/entra").await;
     assert_eq!(st, 204, "{e}");
     let page = Browser::new()

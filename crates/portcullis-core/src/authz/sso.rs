@@ -238,6 +238,47 @@ pub(crate) fn apply_mappings(
     changed
 }
 
+/// The user attribute holding the id_token claims a connection copies (see
+/// [`SsoSettings::claims`]); Portcullis's access tokens carry them.
+pub const COPIED_CLAIMS_ATTRIBUTE: &str = "upstreamClaims";
+/// The largest copied claim, and all of them together, as JSON.
+const MAX_COPIED_CLAIM_BYTES: usize = 1024;
+const MAX_COPIED_BYTES: usize = 8 * 1024;
+
+/// Copies the connection's claims from the id_token to the user (those absent, larger than 1 KiB
+/// as JSON, or past 8 KiB in all are left out: the set is what the last sign-in said). Whether
+/// anything changed.
+pub(crate) fn copy_claims(
+    settings: &SsoSettings,
+    claims: &Map<String, Value>,
+    user: &mut UserRecord,
+) -> bool {
+    if settings.claims.is_empty() {
+        return false;
+    }
+    let mut total = 0;
+    let copied: Map<String, Value> = settings
+        .claims
+        .iter()
+        .filter_map(|name| {
+            let v = claims.get(name)?;
+            let size = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+            if size > MAX_COPIED_CLAIM_BYTES || total + size > MAX_COPIED_BYTES {
+                return None;
+            }
+            total += size;
+            Some((name.clone(), v.clone()))
+        })
+        .collect();
+    let copied = Value::Object(copied);
+    if user.attributes.get(COPIED_CLAIMS_ATTRIBUTE) == Some(&copied) {
+        return false;
+    }
+    user.attributes
+        .insert(COPIED_CLAIMS_ATTRIBUTE.to_owned(), copied);
+    true
+}
+
 /// The directory id of a user provisioned by a connection: stable for the provider's subject, so
 /// that two first sign-ins racing on two nodes make one user.
 fn provisioned_id(connection: &str, issuer: &str, subject: &str) -> String {
@@ -472,7 +513,8 @@ impl Core {
         if user.disabled {
             return Err(SsoError::Disabled);
         }
-        if apply_mappings(&conn.settings, claims, &mut user) {
+        let copied = copy_claims(&conn.settings, claims, &mut user);
+        if apply_mappings(&conn.settings, claims, &mut user) | copied {
             user.updated_at = self.clock.now();
             match directory.update_user(&user).await {
                 Ok(()) => {}
@@ -641,6 +683,7 @@ mod tests {
         let settings = SsoSettings {
             scopes: vec!["openid".into()],
             provision: true,
+            claims: Vec::new(),
             mappings: vec![
                 rule("groups", "g-viewers", &["Viewer"], None),
                 rule("groups", "g-editors", &["Editor"], None),

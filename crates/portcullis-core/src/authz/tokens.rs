@@ -142,6 +142,16 @@ impl Core {
             "exp": now + ttl,
         });
         if let Some(u) = user {
+            // Claims an SSO connection copied from the provider: never one set here.
+            if let Some(Value::Object(copied)) =
+                u.attributes.get(super::sso::COPIED_CLAIMS_ATTRIBUTE)
+            {
+                for (k, v) in copied {
+                    if !crate::manage::RESERVED_CLAIMS.contains(&k.as_str()) {
+                        claims[k] = v.clone();
+                    }
+                }
+            }
             claims["roles"] = json!(u.roles);
             claims["tenants"] = json!(u.tenants.iter().map(|m| &m.tenant_id).collect::<Vec<_>>());
             if let Some(email) = &u.email {

@@ -8,6 +8,28 @@ use super::*;
 
 /// The most claim-mapping rules a connection may have.
 pub const MAX_SSO_MAPPINGS: usize = 256;
+/// The most id_token claims a connection copies to its users.
+pub const MAX_COPIED_CLAIMS: usize = 32;
+/// The claims Portcullis sets in its own tokens: never copied from a provider.
+pub const RESERVED_CLAIMS: [&str; 17] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "roles",
+    "tenants",
+    "email",
+    "auth_time",
+    "azp",
+    "nonce",
+    "at_hash",
+    "name",
+];
 /// The scopes asked for when none are given.
 const DEFAULT_SSO_SCOPES: [&str; 3] = ["openid", "email", "profile"];
 
@@ -37,6 +59,10 @@ pub struct SsoConnectionInput {
     /// The rules mapping claims to roles and tenants, applied at every sign-in.
     #[serde(default)]
     pub mappings: Vec<ClaimMapping>,
+    /// The id_token claims copied to the user at every sign-in, carried by access tokens (at most
+    /// 32 top-level names; not a claim Portcullis sets itself).
+    #[serde(default)]
+    pub claims: Vec<String>,
 }
 
 /// An SSO connection as the management API shows it (never its secret).
@@ -59,6 +85,8 @@ pub struct SsoConnectionView {
     pub provision: bool,
     /// The claim-mapping rules.
     pub mappings: Vec<ClaimMapping>,
+    /// The id_token claims copied to the user.
+    pub claims: Vec<String>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last changed.
@@ -76,6 +104,7 @@ impl From<&SsoConnectionRecord> for SsoConnectionView {
             scopes: r.settings.scopes.clone(),
             provision: r.settings.provision,
             mappings: r.settings.mappings.clone(),
+            claims: r.settings.claims.clone(),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -199,6 +228,32 @@ impl Core {
                 }
             }
         }
+        if input.claims.len() > MAX_COPIED_CLAIMS {
+            return Err(ServiceError::invalid(
+                "invalid_request",
+                format!("claims lists at most {MAX_COPIED_CLAIMS} names"),
+            ));
+        }
+        for c in &input.claims {
+            let shape = !c.is_empty()
+                && c.len() <= 64
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+            if !shape || RESERVED_CLAIMS.contains(&c.as_str()) {
+                return Err(ServiceError::invalid(
+                    "invalid_request",
+                    format!(
+                        "claims: {c:?} is not a claim to copy (1 to 64 letters, digits, _ - . :; not one Portcullis sets itself)"
+                    ),
+                ));
+            }
+        }
+        let mut claims: Vec<String> = Vec::new();
+        for c in &input.claims {
+            if !claims.contains(c) {
+                claims.push(c.clone());
+            }
+        }
         let client_secret = match &input.client_secret {
             Some(s) if !visible(s.expose(), 1024) => {
                 return Err(ServiceError::invalid(
@@ -223,6 +278,7 @@ impl Core {
                 scopes,
                 provision: input.provision.unwrap_or(true),
                 mappings: input.mappings.clone(),
+                claims,
             },
             created_at: current.map_or(now, |c| c.created_at),
             updated_at: now,

@@ -202,6 +202,15 @@ fn item_refinements() -> Vec<(&'static str, &'static str, Value)> {
                     "pattern": r"^[\u0021\u0023-\u005b\u005d-\u007e]+$" }),
         ),
         (
+            "SsoConnectionInput",
+            "claims",
+            json!({ "type": "string", "minLength": 1, "maxLength": 64,
+                    "pattern": "^[A-Za-z0-9_.:-]+$",
+                    "not": { "enum": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id",
+                                      "scope", "roles", "tenants", "email", "auth_time", "azp",
+                                      "nonce", "at_hash", "name"] } }),
+        ),
+        (
             "ClaimMapping",
             "roles",
             json!({ "type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL }),

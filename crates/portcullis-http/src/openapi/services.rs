@@ -1402,6 +1402,14 @@ pub(crate) struct SsoConnectionInput {
     #[serde(default)]
     #[schema(max_items = 256)]
     mappings: Vec<ClaimMapping>,
+    /// The id_token claims copied to the user at every sign-in (at most 32 top-level names of 1
+    /// to 64 letters, digits, `_`, `-`, `.`, `:`; not one Portcullis sets itself: `iss`, `sub`,
+    /// `aud`, `exp`, `iat`, `nbf`, `jti`, `client_id`, `scope`, `roles`, `tenants`, `email`,
+    /// `auth_time`, `azp`, `nonce`, `at_hash`, `name`). Portcullis's access tokens carry them,
+    /// for policies' `jwtClaims` conditions; the user's attribute `upstreamClaims` holds them.
+    #[serde(default)]
+    #[schema(max_items = 32)]
+    claims: Vec<String>,
 }
 
 /// A single sign-on connection as the management API shows it (never its secret).
@@ -1424,6 +1432,8 @@ pub(crate) struct SsoConnectionView {
     provision: bool,
     /// The claim-mapping rules.
     mappings: Vec<ClaimMapping>,
+    /// The id_token claims copied to the user.
+    claims: Vec<String>,
     /// When it was created.
     #[schema(value_type = String, format = DateTime)]
     created_at: String,
