@@ -26,7 +26,7 @@ mod sealer;
 mod settings;
 mod signing;
 mod tickets;
-pub use tickets::{ConnectLinkPage, ConnectStart, binding_cookie_name};
+pub use tickets::{ConnectLinkPage, ConnectStart, binding_cookie_name, claim_cookie_name};
 mod urls;
 mod vault;
 

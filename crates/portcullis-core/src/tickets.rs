@@ -320,6 +320,18 @@ fn binding_state(binding: &str) -> String {
     B64.encode(sha256(&h))
 }
 
+/// The name of the cookie holding a browser's claim of the link `ticket`: several links may be
+/// claimed in one browser at once.
+pub fn claim_cookie_name(ticket: &str) -> String {
+    let tag: String = B64
+        .encode(sha256(ticket.as_bytes()))
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    format!("portcullis_claim_{tag}")
+}
+
 /// The name of the cookie holding the binding of the flow with `state`: several flows may run in
 /// one browser at once.
 pub fn binding_cookie_name(state: &str) -> String {

@@ -22,7 +22,6 @@ use crate::authorize::{
 use crate::error::PathParams;
 use crate::outbound::{capitalize, html_page};
 
-const CLAIM_COOKIE: &str = "portcullis_claim";
 /// The largest form read, in bytes.
 const MAX_FORM: usize = 16 * 1024;
 
@@ -179,7 +178,8 @@ async fn show(
         },
         None => {
             // Reopened in the browser that claimed it: the page again.
-            let claim = cookie(&headers, CLAIM_COOKIE);
+            let claim_cookie = portcullis_core::claim_cookie_name(&ticket);
+            let claim = cookie(&headers, &claim_cookie);
             if state
                 .core
                 .holds_connect_claim(&ticket, claim.as_deref())
@@ -191,7 +191,7 @@ async fn show(
                 Ok(value) => {
                     let ttl = state.core.settings().consent_ttl_secs;
                     cookies.push(format!(
-                        "{CLAIM_COOKIE}={value}{}",
+                        "{claim_cookie}={value}{}",
                         cookie_attrs(&state, "Strict", ttl)
                     ));
                     confirm_page(&path, &page, &token, cookies)
@@ -277,7 +277,7 @@ async fn act(
                     Err(resp) => return resp,
                 },
                 None => {
-                    let claim = cookie(&headers, CLAIM_COOKIE);
+                    let claim = cookie(&headers, &portcullis_core::claim_cookie_name(&ticket));
                     state
                         .core
                         .holds_connect_claim(&ticket, claim.as_deref())

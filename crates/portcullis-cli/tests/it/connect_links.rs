@@ -101,7 +101,15 @@ async fn a_link_belongs_to_the_first_browser_that_opens_it(backend: Backend) {
     ] {
         assert!(page.body.contains(shown), "{shown}: {}", page.body);
     }
-    assert!(first.cookies.contains_key("portcullis_claim"));
+    let ticket = link.rsplit('/').next().unwrap();
+    assert!(
+        first
+            .cookies
+            .contains_key(&portcullis_core::claim_cookie_name(ticket))
+    );
+    // Another link claimed in the same browser meanwhile does not take this one's claim.
+    let other = link_for(&s, &idp.token("mallory")).await;
+    assert_eq!(first.get(&other).await.status, 200);
     // Any other browser is refused, before and after the first continues.
     let mut second = Browser::new();
     let other = second.get(&link).await;
