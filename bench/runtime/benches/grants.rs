@@ -1,5 +1,5 @@
 //! What a refresh-token rotation costs the store: the writer's time per `rotate_refresh` (read
-//! the presented token, mark it rotated, insert its successor, in one write transaction) on
+//! the presented token, mark it rotated, insert its successor beside it, in one write transaction) on
 //! SQLite, over a pool of 10,000 live refresh-token families, one rotation after another.
 //!
 //! `cargo bench -p portcullis-bench-runtime --bench grants`
@@ -77,10 +77,11 @@ fn grants(c: &mut Criterion) {
             let next = record(hash(n), family, now);
             let presented = std::mem::replace(&mut current[family], next.hash.clone());
             let stores = stores.clone();
+            let family_id = next.family_id.clone();
             async move {
                 match stores
                     .grants
-                    .rotate_refresh(&presented, &next, now.add_secs(1))
+                    .rotate_refresh(&family_id, &presented, &next, now.add_secs(1))
                     .await
                     .unwrap()
                 {

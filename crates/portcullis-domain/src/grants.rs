@@ -145,13 +145,19 @@ pub trait GrantStore: Send + Sync {
         code_hash: &str,
         token: &RefreshRecord,
     ) -> Result<bool, StoreError>;
-    /// Reads a refresh token.
-    async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRecord>, StoreError>;
+    /// Reads a refresh token of a family (a token names its family, so that a family's tokens
+    /// are stored together).
+    async fn refresh_token(
+        &self,
+        family_id: &str,
+        hash: &str,
+    ) -> Result<Option<RefreshRecord>, StoreError>;
     /// Presents a refresh token, in one transaction: an active token is spent and `next` (its
     /// hash, creation and expiry; everything else is copied from the spent token) stored as its
     /// successor; a spent one revokes its family.
     async fn rotate_refresh(
         &self,
+        family_id: &str,
         hash: &str,
         next: &RefreshRecord,
         now: Timestamp,

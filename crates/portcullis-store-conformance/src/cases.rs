@@ -2014,7 +2014,7 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
     };
     let Rotation::Rotated(r2) = s
         .grants
-        .rotate_refresh("r1", &next, T0.add_secs(10))
+        .rotate_refresh("f1", "r1", &next, T0.add_secs(10))
         .await
         .unwrap()
     else {
@@ -2024,28 +2024,28 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
     assert_eq!(r2.client_id, "cli");
     assert_eq!(r2.expires_at, T0.add_secs(3610));
     assert!(r2.is_active(T0.add_secs(10)));
-    let spent = s.grants.refresh_token("r1").await.unwrap().unwrap();
+    let spent = s.grants.refresh_token("f1", "r1").await.unwrap().unwrap();
     assert_eq!(spent.rotated_at, Some(T0.add_secs(10)));
     // Replaying the spent token revokes the family, its successor included.
     let replay = s
         .grants
-        .rotate_refresh("r1", &refresh("r3", "f1", "cli"), T0.add_secs(20))
+        .rotate_refresh("f1", "r1", &refresh("r3", "f1", "cli"), T0.add_secs(20))
         .await
         .unwrap();
     assert!(matches!(replay, Rotation::Reused(ref r) if r.hash == "r1"));
-    assert!(s.grants.refresh_token("r3").await.unwrap().is_none());
-    let r2 = s.grants.refresh_token("r2").await.unwrap().unwrap();
+    assert!(s.grants.refresh_token("f1", "r3").await.unwrap().is_none());
+    let r2 = s.grants.refresh_token("f1", "r2").await.unwrap().unwrap();
     assert_eq!(r2.revoked_at, Some(T0.add_secs(20)));
     assert!(matches!(
         s.grants
-            .rotate_refresh("r2", &refresh("r4", "f1", "cli"), T0.add_secs(21))
+            .rotate_refresh("f1", "r2", &refresh("r4", "f1", "cli"), T0.add_secs(21))
             .await
             .unwrap(),
         Rotation::Inactive(_)
     ));
     assert_eq!(
         s.grants
-            .rotate_refresh("nope", &refresh("r5", "f1", "cli"), T0)
+            .rotate_refresh("f1", "nope", &refresh("r5", "f1", "cli"), T0)
             .await
             .unwrap(),
         Rotation::Unknown
@@ -2057,7 +2057,7 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
         .unwrap();
     assert!(matches!(
         s.grants
-            .rotate_refresh("e1", &refresh("e2", "f2", "cli"), T0.add_secs(3600))
+            .rotate_refresh("f2", "e1", &refresh("e2", "f2", "cli"), T0.add_secs(3600))
             .await
             .unwrap(),
         Rotation::Inactive(_)
@@ -2077,7 +2077,7 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
         s.grants.redeem_code("c2", T0.add_secs(5)).await.unwrap(),
         Redemption::Reused(_)
     ));
-    let g1 = s.grants.refresh_token("g1").await.unwrap().unwrap();
+    let g1 = s.grants.refresh_token("f3", "g1").await.unwrap().unwrap();
     assert_eq!(g1.revoked_at, Some(T0.add_secs(5)));
     // A first redemption storing its token after the replay was seen stores nothing.
     assert!(
@@ -2086,7 +2086,7 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
             .await
             .unwrap()
     );
-    assert!(s.grants.refresh_token("g2").await.unwrap().is_none());
+    assert!(s.grants.refresh_token("f3", "g2").await.unwrap().is_none());
     s.grants.insert_code(&code("c3", "f6")).await.unwrap();
     s.grants.redeem_code("c3", T0).await.unwrap();
     let mut g3 = refresh("g3", "f6", "cli");
@@ -2111,7 +2111,7 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
     );
     assert!(
         s.grants
-            .refresh_token("h2")
+            .refresh_token("f5", "h2")
             .await
             .unwrap()
             .unwrap()
@@ -2131,8 +2131,10 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
     assert!(!s.grants.use_assertion("a1", T0.add_secs(60)).await.unwrap());
     // Expired grants are purged.
     assert!(s.grants.purge_grants(T0.add_secs(3601)).await.unwrap() >= 7);
-    assert!(s.grants.refresh_token("h1").await.unwrap().is_none());
-    assert!(s.grants.refresh_token("r2").await.unwrap().is_some());
+    assert!(s.grants.refresh_token("f4", "h1").await.unwrap().is_none());
+    assert!(s.grants.refresh_token("f1", "r2").await.unwrap().is_some());
+    // A token is found only with its own family.
+    assert!(s.grants.refresh_token("f2", "r2").await.unwrap().is_none());
     assert!(s.grants.use_assertion("a1", T0.add_secs(60)).await.unwrap());
 }
 
@@ -2251,7 +2253,7 @@ pub async fn refresh_rotations_race(s: &Stores) {
                 let next = refresh(&format!("t{i}-{twin}"), "x", "x");
                 (
                     i,
-                    g.rotate_refresh(&format!("t{i}"), &next, T0.add_secs(1))
+                    g.rotate_refresh(&format!("fam{i}"), &format!("t{i}"), &next, T0.add_secs(1))
                         .await
                         .unwrap(),
                 )
@@ -2277,7 +2279,7 @@ pub async fn refresh_rotations_race(s: &Stores) {
         for twin in 0..2 {
             if let Some(r) = s
                 .grants
-                .refresh_token(&format!("t{i}-{twin}"))
+                .refresh_token(&format!("fam{i}"), &format!("t{i}-{twin}"))
                 .await
                 .unwrap()
             {

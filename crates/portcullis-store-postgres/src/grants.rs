@@ -83,14 +83,15 @@ async fn insert_refresh<C: GenericClient>(c: &C, t: &RefreshRecord) -> Result<()
     Ok(())
 }
 
-async fn refresh_by_hash<C: GenericClient>(
+async fn refresh_by_key<C: GenericClient>(
     c: &C,
+    family_id: &str,
     hash: &str,
 ) -> Result<Option<RefreshRecord>, StoreError> {
     query_opt(
         c,
-        &format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = $1"),
-        &[&hash],
+        &format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE family_id = $1 AND hash = $2"),
+        &[&family_id, &hash],
     )
     .await
     .map_err(db)?
@@ -215,9 +216,13 @@ impl GrantStore for PostgresStore {
         insert_refresh(&client, token).await
     }
 
-    async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
+    async fn refresh_token(
+        &self,
+        family_id: &str,
+        hash: &str,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
         let client = self.client().await?;
-        refresh_by_hash(&client, hash).await
+        refresh_by_key(&client, family_id, hash).await
     }
 
     async fn insert_code_refresh(
@@ -250,6 +255,7 @@ impl GrantStore for PostgresStore {
 
     async fn rotate_refresh(
         &self,
+        family_id: &str,
         hash: &str,
         next: &RefreshRecord,
         now: Timestamp,
@@ -259,9 +265,9 @@ impl GrantStore for PostgresStore {
         let spent = query_opt(
             &tx,
             &format!(
-                "UPDATE refresh_tokens SET rotated_at = $2 WHERE hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $2 RETURNING {REFRESH_COLUMNS}"
+                "UPDATE refresh_tokens SET rotated_at = $3 WHERE family_id = $1 AND hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3 RETURNING {REFRESH_COLUMNS}"
             ),
-            &[&hash, &now.as_millis()],
+            &[&family_id, &hash, &now.as_millis()],
         )
         .await
         .map_err(db)?;
@@ -278,7 +284,7 @@ impl GrantStore for PostgresStore {
             insert_refresh(&tx, &successor).await?;
             Rotation::Rotated(successor)
         } else {
-            match refresh_by_hash(&tx, hash).await? {
+            match refresh_by_key(&tx, family_id, hash).await? {
                 None => Rotation::Unknown,
                 Some(old) if old.revoked_at.is_some() || now >= old.expires_at => {
                     Rotation::Inactive(old)

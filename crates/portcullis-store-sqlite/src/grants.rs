@@ -80,14 +80,15 @@ fn insert_refresh(tx: &rusqlite::Connection, t: &RefreshRecord) -> Result<(), St
     Ok(())
 }
 
-fn refresh_by_hash(
+fn refresh_by_key(
     c: &rusqlite::Connection,
+    family_id: &str,
     hash: &str,
 ) -> Result<Option<RefreshRecord>, StoreError> {
     c.prepare_cached(&format!(
-        "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = ?1"
+        "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE family_id = ?1 AND hash = ?2"
     ))
-    .and_then(|mut s| s.query_row([hash], refresh_row).optional())
+    .and_then(|mut s| s.query_row([family_id, hash], refresh_row).optional())
     .map_err(read_err)
 }
 
@@ -207,9 +208,14 @@ impl GrantStore for SqliteStore {
         .await
     }
 
-    async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
-        let hash = hash.to_owned();
-        self.read(move |c| refresh_by_hash(c, &hash)).await
+    async fn refresh_token(
+        &self,
+        family_id: &str,
+        hash: &str,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
+        let (family_id, hash) = (family_id.to_owned(), hash.to_owned());
+        self.read(move |c| refresh_by_key(c, &family_id, &hash))
+            .await
     }
 
     async fn insert_code_refresh(
@@ -237,13 +243,14 @@ impl GrantStore for SqliteStore {
 
     async fn rotate_refresh(
         &self,
+        family_id: &str,
         hash: &str,
         next: &RefreshRecord,
         now: Timestamp,
     ) -> Result<Rotation, StoreError> {
-        let (hash, next) = (hash.to_owned(), next.clone());
+        let (family_id, hash, next) = (family_id.to_owned(), hash.to_owned(), next.clone());
         self.write(move |tx| {
-            let Some(old) = refresh_by_hash(tx, &hash)? else {
+            let Some(old) = refresh_by_key(tx, &family_id, &hash)? else {
                 return Ok((Rotation::Unknown, vec![]));
             };
             let outcome = if old.revoked_at.is_some() || now >= old.expires_at {
@@ -252,9 +259,11 @@ impl GrantStore for SqliteStore {
                 revoke_family(tx, &old.family_id, now)?;
                 Rotation::Reused(old)
             } else {
-                tx.prepare_cached("UPDATE refresh_tokens SET rotated_at = ?2 WHERE hash = ?1")
-                    .and_then(|mut s| s.execute(params![hash, now.as_millis()]))
-                    .map_err(backend)?;
+                tx.prepare_cached(
+                    "UPDATE refresh_tokens SET rotated_at = ?3 WHERE family_id = ?1 AND hash = ?2",
+                )
+                .and_then(|mut s| s.execute(params![family_id, hash, now.as_millis()]))
+                .map_err(backend)?;
                 let successor = RefreshRecord {
                     hash: next.hash,
                     created_at: next.created_at,

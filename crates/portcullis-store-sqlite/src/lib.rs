@@ -45,6 +45,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("../migrations/0016_code_replays.sql")),
     (17, include_str!("../migrations/0017_sso_connections.sql")),
     (18, include_str!("../migrations/0018_code_nonces.sql")),
+    (
+        19,
+        include_str!("../migrations/0019_refresh_tokens_by_family.sql"),
+    ),
 ];
 const READERS: usize = 4;
 

@@ -74,6 +74,18 @@ fn grant_error(d: impl Into<String>) -> OAuthError {
     OAuthError::new(OAuthCode::InvalidGrant, d)
 }
 
+/// The family a refresh token names (`pcr_<family>.<secret>`): where its row is stored.
+fn refresh_family(token: &str) -> Option<&str> {
+    let (family, secret) = token.strip_prefix("pcr_")?.split_once('.')?;
+    let ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 64
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    (ok(family) && ok(secret)).then_some(family)
+}
+
 fn token_hash(token: &str) -> String {
     hex(&sha256(token.as_bytes()))
 }
@@ -238,7 +250,8 @@ impl Core {
     }
 
     fn new_refresh(&self, family_id: &str) -> (SecretString, RefreshRecord) {
-        let token = format!("pcr_{}", random_token(32));
+        // The token names its family, so that a family's tokens are stored (and rotated) together.
+        let token = format!("pcr_{family_id}.{}", random_token(32));
         let now = self.clock.now();
         let record = RefreshRecord {
             hash: token_hash(&token),
@@ -368,9 +381,12 @@ impl Core {
     ) -> Result<TokenResponse, OAuthError> {
         Self::require_grant(client, GRANT_REFRESH_TOKEN)?;
         let presented = required(&p.refresh_token, "refresh_token")?;
+        let Some(family) = refresh_family(presented) else {
+            return Err(grant_error("the refresh token is not valid"));
+        };
         let hash = token_hash(presented);
         // Bound to its client: another client's presentation changes nothing.
-        let current = self.stores.grants.refresh_token(&hash).await?;
+        let current = self.stores.grants.refresh_token(family, &hash).await?;
         let current = match current {
             Some(r) if r.client_id == client.client_id => r,
             _ => return Err(grant_error("the refresh token is not valid")),
@@ -378,9 +394,14 @@ impl Core {
         // A request that would be refused spends nothing.
         same_resource(&p.resources, &current.resource)?;
         let scopes = narrowed(&current.scopes, p.scope.as_deref())?;
-        let (token, next) = self.new_refresh("");
+        let (token, next) = self.new_refresh(family);
         let now = self.clock.now();
-        let rotated = match self.stores.grants.rotate_refresh(&hash, &next, now).await? {
+        let rotated = match self
+            .stores
+            .grants
+            .rotate_refresh(family, &hash, &next, now)
+            .await?
+        {
             Rotation::Rotated(r) => r,
             Rotation::Reused(r) => {
                 tracing::warn!(client = %r.client_id, user = %r.user_id, "a spent refresh token was presented again; its family is revoked");
@@ -569,7 +590,15 @@ impl Core {
             return Ok(inactive);
         }
         if token.starts_with("pcr_") {
-            let Some(r) = self.stores.grants.refresh_token(&token_hash(token)).await? else {
+            let Some(family) = refresh_family(token) else {
+                return Ok(inactive);
+            };
+            let Some(r) = self
+                .stores
+                .grants
+                .refresh_token(family, &token_hash(token))
+                .await?
+            else {
                 return Ok(inactive);
             };
             if !r.is_active(self.clock.now()) || self.active_user(&r.user_id).await.is_err() {
@@ -614,10 +643,14 @@ impl Core {
         client: &ClientIdentity,
         token: &str,
     ) -> Result<(), OAuthError> {
-        if token.is_empty() || token.len() > 256 || !token.starts_with("pcr_") {
+        let Some(family) = refresh_family(token).filter(|_| token.len() <= 256) else {
             return Ok(());
-        }
-        if let Some(r) = self.stores.grants.refresh_token(&token_hash(token)).await?
+        };
+        if let Some(r) = self
+            .stores
+            .grants
+            .refresh_token(family, &token_hash(token))
+            .await?
             && r.client_id == client.client_id
         {
             self.stores
@@ -655,6 +688,21 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn refresh_tokens_name_their_family() {
+        assert_eq!(refresh_family("pcr_fam-1_A.s3cr3t_-x"), Some("fam-1_A"));
+        for bad in [
+            "pcr_nofamily",
+            "pcr_.secret",
+            "pcr_fam.",
+            "pcx_fam.s",
+            "pcr_fa.m.s",
+            "pcr_f/m.s",
+        ] {
+            assert_eq!(refresh_family(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]
