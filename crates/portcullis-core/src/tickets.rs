@@ -100,7 +100,7 @@ impl Core {
     /// Reads a connect link: the page to show, or why the link cannot be used (not one
     /// Portcullis made, expired, its app gone or not OAuth, a connection made since).
     pub async fn read_connect_link(&self, ticket: &str) -> Result<ConnectLinkPage, ServiceError> {
-        let (t, _, app) = self.open_ticket(ticket).await?;
+        let (t, digest, app) = self.open_ticket(ticket).await?;
         let principal = t
             .user_id
             .clone()
@@ -132,6 +132,8 @@ impl Core {
             tenant_id: t.tenant_id.clone(),
             scopes: t.scopes.clone(),
             sign_in_as,
+            digest,
+            expires_at: t.expires_at,
         })
     }
 
@@ -170,12 +172,12 @@ impl Core {
         }
     }
 
-    /// Claims a link for the browser opening it (a link made for someone Portcullis cannot sign
-    /// in): the claim cookie's value. Once per link in the whole cluster: `used_ticket` after.
-    pub async fn claim_connect_link(&self, ticket: &str) -> Result<String, ServiceError> {
-        let (t, digest, _) = self.open_ticket(ticket).await?;
-        let until = Timestamp::from_millis(t.expires_at);
-        let claim_key = format!("connect-claim:{digest}");
+    /// Claims the link `page` shows for the browser opening it (a link made for someone
+    /// Portcullis cannot sign in): the claim cookie's value. Once per link in the whole cluster:
+    /// `claimed_ticket` after.
+    pub async fn claim_connect_link(&self, page: &ConnectLinkPage) -> Result<String, ServiceError> {
+        let until = Timestamp::from_millis(page.expires_at);
+        let claim_key = format!("connect-claim:{}", page.digest);
         if !self.stores.grants.use_assertion(&claim_key, until).await? {
             return Err(ServiceError::invalid(
                 "claimed_ticket",
@@ -184,21 +186,21 @@ impl Core {
         }
         self.seal_value(
             &Claim {
-                ticket: digest,
-                expires_at: t.expires_at,
+                ticket: page.digest.clone(),
+                expires_at: page.expires_at,
             },
             CLAIM_AAD,
         )
     }
 
-    /// Whether `cookie` is this browser's claim of the link.
-    pub async fn holds_connect_claim(&self, ticket: &str, cookie: Option<&str>) -> bool {
-        let (Some(cookie), Ok((_, digest, _))) = (cookie, self.open_ticket(ticket).await) else {
+    /// Whether `cookie` is this browser's claim of the link `page` shows.
+    pub async fn holds_connect_claim(&self, page: &ConnectLinkPage, cookie: Option<&str>) -> bool {
+        let Some(cookie) = cookie else {
             return false;
         };
         match self.open_value::<Claim>(cookie, CLAIM_AAD).await {
             Some(c) => {
-                constant_time_eq(c.ticket.as_bytes(), digest.as_bytes())
+                constant_time_eq(c.ticket.as_bytes(), page.digest.as_bytes())
                     && self.clock.now().as_millis() <= c.expires_at
             }
             None => false,
@@ -359,6 +361,10 @@ pub struct ConnectLinkPage {
     pub scopes: Vec<String>,
     /// The directory user the browser must be signed in as; `None`: the first browser claims it.
     pub sign_in_as: Option<String>,
+    /// What the link's claims are recorded under.
+    digest: String,
+    /// When the link expires, in milliseconds.
+    expires_at: i64,
 }
 
 /// A started connect flow.

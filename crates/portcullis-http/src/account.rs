@@ -13,7 +13,8 @@ use axum::routing::get;
 
 use crate::AppState;
 use crate::authorize::{
-    Page, csrf, error_page, esc, read_form, redirect, session, sign_in_cookie, sign_in_form,
+    Page, csrf, csrf_field, error_page, esc, read_form, redirect, session, sign_in_cookie,
+    sign_in_returning,
 };
 
 const PATH: &str = "/oauth2/consents";
@@ -22,22 +23,6 @@ const MAX_FORM: usize = 4 * 1024;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/oauth2/consents", get(show).post(act))
-}
-
-fn csrf_field(token: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(token)
-    )
-}
-
-/// The single sign-on buttons of this page's sign-in form: back here once signed in.
-async fn sso_fields(state: &AppState, token: &str) -> String {
-    let hidden = format!(
-        "{}<input type=\"hidden\" name=\"return\" value=\"{PATH}\">",
-        csrf_field(token)
-    );
-    crate::sso::sso_form(&crate::sso::buttons(state).await, &hidden)
 }
 
 /// Your consents
@@ -60,10 +45,7 @@ async fn show(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let cookies: Vec<String> = set.into_iter().collect();
     let s = match session(&state, &headers).await {
         Ok(Some(s)) => s,
-        Ok(None) => {
-            let sso = sso_fields(&state, &token).await;
-            return sign_in_form(PATH, &csrf_field(&token), &sso, None, cookies);
-        }
+        Ok(None) => return sign_in_returning(&state, PATH, &token, None, cookies).await,
         Err(resp) => return resp,
     };
     let list = match state.core.list_consents(&s.user_id).await {
@@ -148,13 +130,16 @@ async fn act(
             let from = peer.map(|ConnectInfo(a)| a.ip());
             match sign_in_cookie(&state, field("login"), field("password"), from).await {
                 Ok((_, set)) => redirect(PATH, vec![set]),
-                Err((status, message)) => sign_in_form(
-                    PATH,
-                    &csrf_field(field("csrf")),
-                    &sso_fields(&state, field("csrf")).await,
-                    Some((status, &message)),
-                    Vec::new(),
-                ),
+                Err((status, message)) => {
+                    sign_in_returning(
+                        &state,
+                        PATH,
+                        field("csrf"),
+                        Some((status, &message)),
+                        Vec::new(),
+                    )
+                    .await
+                }
             }
         }
         "revoke" => match session(&state, &headers).await {

@@ -264,6 +264,32 @@ pub(crate) fn session_cookie(state: &AppState, s: &Session) -> Option<String> {
     ))
 }
 
+/// The hidden field carrying a page's CSRF token.
+pub(crate) fn csrf_field(token: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(token)
+    )
+}
+
+/// The sign-in page of a page of Portcullis at `path` (the consents page, a connect link): the
+/// password form posts there, and the single sign-on buttons come back there once signed in.
+pub(crate) async fn sign_in_returning(
+    state: &AppState,
+    path: &str,
+    token: &str,
+    problem: Option<(StatusCode, &str)>,
+    cookies: Vec<String>,
+) -> Response {
+    let hidden = format!(
+        "{}<input type=\"hidden\" name=\"return\" value=\"{}\">",
+        csrf_field(token),
+        esc(path)
+    );
+    let sso = crate::sso::sso_form(&crate::sso::buttons(state).await, &hidden);
+    sign_in_form(path, &csrf_field(token), &sso, problem, cookies)
+}
+
 /// Signs in from a form; the session cookie to set, or the page that says why not.
 pub(crate) async fn sign_in_cookie(
     state: &AppState,

@@ -16,8 +16,8 @@ use portcullis_core::{ConnectLinkPage, ServiceError};
 
 use crate::AppState;
 use crate::authorize::{
-    Page, cookie, cookie_attrs, csrf, esc, read_form, redirect, session, sign_in_cookie,
-    sign_in_form,
+    Page, cookie, cookie_attrs, csrf, csrf_field, esc, read_form, redirect, session,
+    sign_in_cookie, sign_in_returning,
 };
 use crate::error::PathParams;
 use crate::outbound::{capitalize, html_page};
@@ -58,13 +58,6 @@ fn link_error(e: &ServiceError) -> Response {
         }
     };
     html_page(status, "Not connected", &message)
-}
-
-fn csrf_field(token: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(token)
-    )
 }
 
 /// The page asking to continue: who, which app, which scopes.
@@ -109,23 +102,6 @@ fn wrong_user() -> Response {
         StatusCode::FORBIDDEN,
         "This connect link was made for another account than the one signed in here. Open it in the browser where that account is signed in, or start again from the application.",
     )
-}
-
-/// The sign-in form of this page, with the single sign-on buttons (back here once signed in).
-async fn sign_in(
-    state: &AppState,
-    path: &str,
-    token: &str,
-    problem: Option<(StatusCode, &str)>,
-    cookies: Vec<String>,
-) -> Response {
-    let hidden = format!(
-        "{}<input type=\"hidden\" name=\"return\" value=\"{}\">",
-        csrf_field(token),
-        esc(path)
-    );
-    let sso = crate::sso::sso_form(&crate::sso::buttons(state).await, &hidden);
-    sign_in_form(path, &csrf_field(token), &sso, problem, cookies)
 }
 
 /// Open a connect link
@@ -173,7 +149,7 @@ async fn show(
         Some(user) => match session(&state, &headers).await {
             Ok(Some(s)) if &s.user_id == user => confirm_page(&path, &page, &token, cookies),
             Ok(Some(_)) => wrong_user(),
-            Ok(None) => sign_in(&state, &path, &token, None, cookies).await,
+            Ok(None) => sign_in_returning(&state, &path, &token, None, cookies).await,
             Err(resp) => resp,
         },
         None => {
@@ -182,12 +158,12 @@ async fn show(
             let claim = cookie(&headers, &claim_cookie);
             if state
                 .core
-                .holds_connect_claim(&ticket, claim.as_deref())
+                .holds_connect_claim(&page, claim.as_deref())
                 .await
             {
                 return confirm_page(&path, &page, &token, cookies);
             }
-            match state.core.claim_connect_link(&ticket).await {
+            match state.core.claim_connect_link(&page).await {
                 Ok(value) => {
                     let ttl = state.core.settings().consent_ttl_secs;
                     cookies.push(format!(
@@ -258,7 +234,7 @@ async fn act(
             match sign_in_cookie(&state, field("login"), field("password"), from).await {
                 Ok((_, set)) => redirect(&path, vec![set]),
                 Err((status, message)) => {
-                    sign_in(
+                    sign_in_returning(
                         &state,
                         &path,
                         field("csrf"),
@@ -280,7 +256,7 @@ async fn act(
                     let claim = cookie(&headers, &portcullis_core::claim_cookie_name(&ticket));
                     state
                         .core
-                        .holds_connect_claim(&ticket, claim.as_deref())
+                        .holds_connect_claim(&page, claim.as_deref())
                         .await
                 }
             };

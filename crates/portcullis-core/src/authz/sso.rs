@@ -431,7 +431,7 @@ impl Core {
             .id_token
             .ok_or_else(|| SsoError::IdToken("the token response has no id_token".into()))?;
         let claims = self
-            .verify_id_token(&conn, id_token.expose(), &flow.nonce)
+            .verify_id_token(&conn, upstream, id_token.expose(), &flow.nonce)
             .await?;
         let user = self.sso_user(&conn, &claims).await?;
         tracing::info!(connection = %conn.id, user = %user.id, "signed in through single sign-on");
@@ -446,10 +446,12 @@ impl Core {
         ))
     }
 
-    /// Validates an id_token (OpenID Connect Core §3.1.3.7); its claims.
+    /// Validates an id_token (OpenID Connect Core §3.1.3.7) with the provider's keys (fetched
+    /// again when the token names a key not held); its claims.
     async fn verify_id_token(
         &self,
         conn: &SsoConnectionRecord,
+        mut upstream: Arc<Upstream>,
         token: &str,
         nonce: &str,
     ) -> Result<Map<String, Value>, SsoError> {
@@ -468,7 +470,6 @@ impl Core {
             })
             .map_err(|e| bad(&e))?;
         let (kid, alg) = (unverified.header().kid(), unverified.header().alg());
-        let mut upstream = self.upstream(&conn.issuer, false).await?;
         if upstream.keys.find(kid, alg).is_none() {
             upstream = self.upstream(&conn.issuer, true).await?;
         }

@@ -67,7 +67,7 @@ impl From<&ResourceRecord> for ResourceView {
 }
 
 /// Whether `c` may appear in an OAuth scope token (RFC 6749 §3.3).
-fn scope_char(c: char) -> bool {
+pub(super) fn scope_char(c: char) -> bool {
     matches!(c, '\u{21}' | '\u{23}'..='\u{5b}' | '\u{5d}'..='\u{7e}')
 }
 

@@ -151,11 +151,7 @@ impl Core {
         };
         if asked.len() > 32
             || asked.iter().any(|s| {
-                s.is_empty()
-                    || s.len() > 128
-                    || !s
-                        .chars()
-                        .all(|c| matches!(c, '\u{21}' | '\u{23}'..='\u{5b}' | '\u{5d}'..='\u{7e}'))
+                s.is_empty() || s.len() > 128 || !s.chars().all(super::resources::scope_char)
             })
         {
             return Err(ServiceError::invalid(
