@@ -81,7 +81,13 @@ fn grants(c: &mut Criterion) {
             async move {
                 match stores
                     .grants
-                    .rotate_refresh(&family_id, &presented, &next, now.add_secs(1))
+                    .rotate_refresh(
+                        &family_id,
+                        &presented,
+                        &next,
+                        now.add_secs(1),
+                        Box::new(|_| true),
+                    )
                     .await
                     .unwrap()
                 {

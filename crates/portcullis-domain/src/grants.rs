@@ -89,9 +89,16 @@ pub enum Rotation {
     Reused(RefreshRecord),
     /// Revoked or expired (nothing changed).
     Inactive(RefreshRecord),
+    /// The check refused it (nothing changed).
+    Refused(RefreshRecord),
     /// No such token.
     Unknown,
 }
+
+/// What a token must satisfy, read inside the rotation's transaction, for it to be spent: a
+/// token the presenter may not use (another client's, or asked for another resource or more
+/// scopes) changes nothing, whatever its state.
+pub type RotationCheck = Box<dyn FnOnce(&RefreshRecord) -> bool + Send>;
 
 /// A consent a user gave a client for a resource, remembered so that the next authorization
 /// asking for no more is not asked again.
@@ -152,15 +159,17 @@ pub trait GrantStore: Send + Sync {
         family_id: &str,
         hash: &str,
     ) -> Result<Option<RefreshRecord>, StoreError>;
-    /// Presents a refresh token, in one transaction: an active token is spent and `next` (its
-    /// hash, creation and expiry; everything else is copied from the spent token) stored as its
-    /// successor; a spent one revokes its family.
+    /// Presents a refresh token, in one transaction: a token `check` refuses changes nothing;
+    /// otherwise an active token is spent and `next` (its hash, creation and expiry; everything
+    /// else is copied from the spent token) stored as its successor, and a spent one revokes its
+    /// family.
     async fn rotate_refresh(
         &self,
         family_id: &str,
         hash: &str,
         next: &RefreshRecord,
         now: Timestamp,
+        check: RotationCheck,
     ) -> Result<Rotation, StoreError>;
     /// Revokes a family; returns how many tokens it revoked.
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> Result<u64, StoreError>;

@@ -39,6 +39,7 @@ pub use connection::{
 pub use directory::{Identity, Role, TenantMembership, TenantRecord, UserRecord};
 pub use grants::{
     CodeRecord, ConsentRecord, GrantStore, PasswordRecord, Redemption, RefreshRecord, Rotation,
+    RotationCheck,
 };
 pub use management::{ManagementAuditStore, ManagementEvent, ManagementQuery};
 pub use principal::{AdminKeyRecord, ClientRecord, DataKeyRecord, IssuerRecord};

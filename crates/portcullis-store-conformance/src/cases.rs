@@ -2012,9 +2012,25 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
         expires_at: T0.add_secs(3610),
         ..refresh("r2", "ignored", "ignored")
     };
+    // A presentation the check refuses changes nothing, whatever the token's state.
+    let refused = s
+        .grants
+        .rotate_refresh(
+            "f1",
+            "r1",
+            &next,
+            T0.add_secs(10),
+            Box::new(|r| r.client_id == "other"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, Rotation::Refused(ref r) if r.hash == "r1" && r.rotated_at.is_none())
+    );
+    assert!(s.grants.refresh_token("f1", "r2").await.unwrap().is_none());
     let Rotation::Rotated(r2) = s
         .grants
-        .rotate_refresh("f1", "r1", &next, T0.add_secs(10))
+        .rotate_refresh("f1", "r1", &next, T0.add_secs(10), any())
         .await
         .unwrap()
     else {
@@ -2026,10 +2042,38 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
     assert!(r2.is_active(T0.add_secs(10)));
     let spent = s.grants.refresh_token("f1", "r1").await.unwrap().unwrap();
     assert_eq!(spent.rotated_at, Some(T0.add_secs(10)));
+    // A spent token the check refuses revokes nothing.
+    let refused = s
+        .grants
+        .rotate_refresh(
+            "f1",
+            "r1",
+            &refresh("r3", "f1", "cli"),
+            T0.add_secs(15),
+            Box::new(|_| false),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(refused, Rotation::Refused(_)));
+    assert!(
+        s.grants
+            .refresh_token("f1", "r2")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
     // Replaying the spent token revokes the family, its successor included.
     let replay = s
         .grants
-        .rotate_refresh("f1", "r1", &refresh("r3", "f1", "cli"), T0.add_secs(20))
+        .rotate_refresh(
+            "f1",
+            "r1",
+            &refresh("r3", "f1", "cli"),
+            T0.add_secs(20),
+            any(),
+        )
         .await
         .unwrap();
     assert!(matches!(replay, Rotation::Reused(ref r) if r.hash == "r1"));
@@ -2038,14 +2082,20 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
     assert_eq!(r2.revoked_at, Some(T0.add_secs(20)));
     assert!(matches!(
         s.grants
-            .rotate_refresh("f1", "r2", &refresh("r4", "f1", "cli"), T0.add_secs(21))
+            .rotate_refresh(
+                "f1",
+                "r2",
+                &refresh("r4", "f1", "cli"),
+                T0.add_secs(21),
+                any()
+            )
             .await
             .unwrap(),
         Rotation::Inactive(_)
     ));
     assert_eq!(
         s.grants
-            .rotate_refresh("f1", "nope", &refresh("r5", "f1", "cli"), T0)
+            .rotate_refresh("f1", "nope", &refresh("r5", "f1", "cli"), T0, any())
             .await
             .unwrap(),
         Rotation::Unknown
@@ -2057,7 +2107,13 @@ pub async fn grants_redeem_once_and_rotate(s: &Stores) {
         .unwrap();
     assert!(matches!(
         s.grants
-            .rotate_refresh("f2", "e1", &refresh("e2", "f2", "cli"), T0.add_secs(3600))
+            .rotate_refresh(
+                "f2",
+                "e1",
+                &refresh("e2", "f2", "cli"),
+                T0.add_secs(3600),
+                any()
+            )
             .await
             .unwrap(),
         Rotation::Inactive(_)
@@ -2253,9 +2309,15 @@ pub async fn refresh_rotations_race(s: &Stores) {
                 let next = refresh(&format!("t{i}-{twin}"), "x", "x");
                 (
                     i,
-                    g.rotate_refresh(&format!("fam{i}"), &format!("t{i}"), &next, T0.add_secs(1))
-                        .await
-                        .unwrap(),
+                    g.rotate_refresh(
+                        &format!("fam{i}"),
+                        &format!("t{i}"),
+                        &next,
+                        T0.add_secs(1),
+                        any(),
+                    )
+                    .await
+                    .unwrap(),
                 )
             }));
         }
@@ -2287,4 +2349,9 @@ pub async fn refresh_rotations_race(s: &Stores) {
             }
         }
     }
+}
+
+/// A rotation check that admits every presentation.
+fn any() -> portcullis_domain::RotationCheck {
+    Box::new(|_| true)
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use portcullis_domain::{
     CodeRecord, ConsentRecord, GrantStore, PasswordRecord, Redemption, RefreshRecord, Rotation,
-    StoreError, Timestamp,
+    RotationCheck, StoreError, Timestamp,
 };
 use tokio_postgres::Row;
 
@@ -259,6 +259,7 @@ impl GrantStore for PostgresStore {
         hash: &str,
         next: &RefreshRecord,
         now: Timestamp,
+        check: RotationCheck,
     ) -> Result<Rotation, StoreError> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
@@ -273,6 +274,15 @@ impl GrantStore for PostgresStore {
         .map_err(db)?;
         let outcome = if let Some(row) = spent {
             let old = refresh_row(&row)?;
+            if !check(&old) {
+                // The spend is undone: a refused presentation changes nothing.
+                tx.rollback().await.map_err(db)?;
+                // The row as it was: the update matched only an unspent token.
+                return Ok(Rotation::Refused(RefreshRecord {
+                    rotated_at: None,
+                    ..old
+                }));
+            }
             let successor = RefreshRecord {
                 hash: next.hash.clone(),
                 created_at: next.created_at,
@@ -286,6 +296,7 @@ impl GrantStore for PostgresStore {
         } else {
             match refresh_by_key(&tx, family_id, hash).await? {
                 None => Rotation::Unknown,
+                Some(old) if !check(&old) => Rotation::Refused(old),
                 Some(old) if old.revoked_at.is_some() || now >= old.expires_at => {
                     Rotation::Inactive(old)
                 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use portcullis_domain::{
     CodeRecord, ConsentRecord, GrantStore, PasswordRecord, Redemption, RefreshRecord, Rotation,
-    StoreError, Timestamp,
+    RotationCheck, StoreError, Timestamp,
 };
 use rusqlite::{OptionalExtension, params};
 
@@ -57,6 +57,17 @@ fn refresh_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RefreshRecord> {
     })
 }
 
+/// Stores the first token of a family, and the family.
+fn insert_family(tx: &rusqlite::Connection, t: &RefreshRecord) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO refresh_families (family_id, user_id, client_id) VALUES (?1, ?2, ?3) ON CONFLICT (family_id) DO NOTHING",
+    )
+    .and_then(|mut s| s.execute(params![t.family_id, t.user_id, t.client_id]))
+    .map_err(write_error("refresh token family"))?;
+    insert_refresh(tx, t)
+}
+
+/// Stores a token of a family already stored (a successor copies its family's user and client).
 fn insert_refresh(tx: &rusqlite::Connection, t: &RefreshRecord) -> Result<(), StoreError> {
     tx.prepare_cached(&format!(
         "INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
@@ -202,7 +213,7 @@ impl GrantStore for SqliteStore {
     async fn insert_refresh(&self, token: &RefreshRecord) -> Result<(), StoreError> {
         let t = token.clone();
         self.write(move |tx| {
-            insert_refresh(tx, &t)?;
+            insert_family(tx, &t)?;
             Ok(((), vec![]))
         })
         .await
@@ -235,7 +246,7 @@ impl GrantStore for SqliteStore {
             if replayed {
                 return Ok((false, vec![]));
             }
-            insert_refresh(tx, &t)?;
+            insert_family(tx, &t)?;
             Ok((true, vec![]))
         })
         .await
@@ -247,13 +258,16 @@ impl GrantStore for SqliteStore {
         hash: &str,
         next: &RefreshRecord,
         now: Timestamp,
+        check: RotationCheck,
     ) -> Result<Rotation, StoreError> {
         let (family_id, hash, next) = (family_id.to_owned(), hash.to_owned(), next.clone());
         self.write(move |tx| {
             let Some(old) = refresh_by_key(tx, &family_id, &hash)? else {
                 return Ok((Rotation::Unknown, vec![]));
             };
-            let outcome = if old.revoked_at.is_some() || now >= old.expires_at {
+            let outcome = if !check(&old) {
+                Rotation::Refused(old)
+            } else if old.revoked_at.is_some() || now >= old.expires_at {
                 Rotation::Inactive(old)
             } else if old.rotated_at.is_some() {
                 revoke_family(tx, &old.family_id, now)?;
@@ -296,7 +310,7 @@ impl GrantStore for SqliteStore {
         self.write(move |tx| {
             let n = tx
                 .execute(
-                    "UPDATE refresh_tokens SET revoked_at = ?3 WHERE user_id = ?1 AND (?2 IS NULL OR client_id = ?2) AND revoked_at IS NULL",
+                    "UPDATE refresh_tokens SET revoked_at = ?3 WHERE family_id IN (SELECT family_id FROM refresh_families WHERE user_id = ?1 AND (?2 IS NULL OR client_id = ?2)) AND revoked_at IS NULL",
                     params![user_id, client_id, now.as_millis()],
                 )
                 .map_err(backend)?;
@@ -330,6 +344,11 @@ impl GrantStore for SqliteStore {
             let tokens = tx
                 .execute("DELETE FROM refresh_tokens WHERE expires_at < ?1", [at])
                 .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM refresh_families WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_families.family_id)",
+                [],
+            )
+            .map_err(backend)?;
             Ok(((codes + tokens) as u64, vec![]))
         })
         .await

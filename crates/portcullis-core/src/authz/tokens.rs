@@ -108,6 +108,26 @@ fn narrowed(granted: &[String], scope: Option<&str>) -> Result<Vec<String>, OAut
     }
 }
 
+/// A refresh token's presentation: who presents it, for which resource and scopes.
+#[derive(Clone)]
+struct Presentation {
+    client_id: String,
+    resources: Vec<String>,
+    scope: Option<String>,
+}
+
+impl Presentation {
+    /// The scopes the new tokens carry, or why the token may not be used so: it is bound to its
+    /// client (another client's presentation learns nothing), its resource, and its scopes.
+    fn admits(&self, r: &RefreshRecord) -> Result<Vec<String>, OAuthError> {
+        if r.client_id != self.client_id {
+            return Err(grant_error("the refresh token is not valid"));
+        }
+        same_resource(&self.resources, &r.resource)?;
+        narrowed(&r.scopes, self.scope.as_deref())
+    }
+}
+
 /// A `resource` sent to the token endpoint must be the grant's (RFC 8707 §2.2).
 fn same_resource(sent: &[String], granted: &str) -> Result<(), OAuthError> {
     match sent {
@@ -385,24 +405,32 @@ impl Core {
             return Err(grant_error("the refresh token is not valid"));
         };
         let hash = token_hash(presented);
-        // Bound to its client: another client's presentation changes nothing.
-        let current = self.stores.grants.refresh_token(family, &hash).await?;
-        let current = match current {
-            Some(r) if r.client_id == client.client_id => r,
-            _ => return Err(grant_error("the refresh token is not valid")),
-        };
-        // A request that would be refused spends nothing.
-        same_resource(&p.resources, &current.resource)?;
-        let scopes = narrowed(&current.scopes, p.scope.as_deref())?;
         let (token, next) = self.new_refresh(family);
+        // Checked inside the rotation's transaction: a presentation that would be refused (by
+        // another client, for another resource, for more scopes) changes nothing.
+        let presentation = Presentation {
+            client_id: client.client_id.clone(),
+            resources: p.resources.clone(),
+            scope: p.scope.clone(),
+        };
+        let check = {
+            let presentation = presentation.clone();
+            Box::new(move |r: &RefreshRecord| presentation.admits(r).is_ok())
+        };
         let now = self.clock.now();
-        let rotated = match self
+        let rotation = self
             .stores
             .grants
-            .rotate_refresh(family, &hash, &next, now)
-            .await?
-        {
+            .rotate_refresh(family, &hash, &next, now, check)
+            .await?;
+        let rotated = match rotation {
             Rotation::Rotated(r) => r,
+            Rotation::Refused(r) => {
+                return Err(presentation
+                    .admits(&r)
+                    .err()
+                    .unwrap_or_else(|| grant_error("the refresh token is not valid")));
+            }
             Rotation::Reused(r) => {
                 tracing::warn!(client = %r.client_id, user = %r.user_id, "a spent refresh token was presented again; its family is revoked");
                 return Err(grant_error(
@@ -414,6 +442,7 @@ impl Core {
             }
             Rotation::Unknown => return Err(grant_error("the refresh token is not valid")),
         };
+        let scopes = presentation.admits(&rotated)?;
         let user = self.active_user(&rotated.user_id).await?;
         let (access_token, expires_in) = self.mint_access_token(
             &client.client_id,
