@@ -72,14 +72,9 @@ pub(super) fn scope_char(c: char) -> bool {
 }
 
 /// Whether `uri` has the documented shape: `https://` and a DNS host name, or `http://` and
-/// `localhost`, `127.0.0.1` or `[::1]`; a port of at most 4 digits; a path of ASCII letters,
-/// digits, URL punctuation (RFC 3986 `pchar`) and percent-escapes; nothing else.
+/// `localhost`, `127.0.0.1` or `[::1]`; any TCP port (1 to 5 digits, at most 65535); a path of
+/// ASCII letters, digits, URL punctuation (RFC 3986 `pchar`) and percent-escapes; nothing else.
 pub(super) fn uri_shape_ok(uri: &str) -> bool {
-    shape_ok(uri, false)
-}
-
-/// As [`uri_shape_ok`], with any TCP port (1 to 5 digits, at most 65535) when `any_port`.
-pub(super) fn shape_ok(uri: &str, any_port: bool) -> bool {
     let (https, rest) = match (uri.strip_prefix("https://"), uri.strip_prefix("http://")) {
         (Some(rest), _) => (true, rest),
         (None, Some(rest)) => (false, rest),
@@ -90,10 +85,9 @@ pub(super) fn shape_ok(uri: &str, any_port: bool) -> bool {
         Some(i) if !authority.ends_with(']') => (&authority[..i], Some(&authority[i + 1..])),
         _ => (authority, None),
     };
-    let max_digits = if any_port { 5 } else { 4 };
     if port.is_some_and(|p| {
         p.is_empty()
-            || p.len() > max_digits
+            || p.len() > 5
             || !p.bytes().all(|b| b.is_ascii_digit())
             || p.parse::<u16>().is_err()
     }) {
@@ -167,7 +161,7 @@ pub fn canonical_resource_uri(uri: &str, production: bool) -> Result<String, Ser
     }
     if !uri_shape_ok(uri) {
         return Err(bad(
-            "must be a DNS host name (or localhost, 127.0.0.1 or [::1] over http), a port of at most 4 digits, and a path of ASCII letters, digits, URL punctuation and percent-escapes",
+            "must be a DNS host name (or localhost, 127.0.0.1 or [::1] over http), a port, and a path of ASCII letters, digits, URL punctuation and percent-escapes",
         ));
     }
     let mut canonical = parsed.to_string();

@@ -130,7 +130,7 @@ impl Core {
         check_slug("id", &id)?;
         check_name("name", &input.name)?;
         if input.issuer.chars().count() > super::MAX_RESOURCE_URI
-            || !super::resources::shape_ok(&input.issuer, true)
+            || !super::resources::uri_shape_ok(&input.issuer)
         {
             return Err(ServiceError::invalid(
                 "invalid_url",

@@ -846,13 +846,12 @@ pub(crate) struct ResourceInput {
     )]
     id: String,
     /// Its canonical URI: `https://` and a DNS host name, or (outside production) `http://` and
-    /// `localhost`, `127.0.0.1` or `[::1]`; a port of at most 4 digits; no query, no fragment, no
-    /// credentials. Stored canonical (lower-case scheme and host, no lone
+    /// `localhost`, `127.0.0.1` or `[::1]`; any port; no query, no fragment, no credentials. Stored canonical (lower-case scheme and host, no lone
     /// trailing `/`): the `aud` of the tokens issued for it.
     #[schema(
         min_length = 1,
         max_length = 2048,
-        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?$",
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?$",
         example = "https://mcp.example.com/mcp"
     )]
     uri: String,
