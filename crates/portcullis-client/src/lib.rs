@@ -2,7 +2,9 @@
 //!
 //! - [`Client::fetch_token`]: what an MCP server calls on every tool call, with the user's
 //!   inbound token; every outcome (granted, denied, consent required, not connected) is a distinct
-//!   variant of [`TokenOutcome`], never a `None`.
+//!   variant of [`TokenOutcome`] and [`Refusal`], never a `None`.
+//! - [`Client::check`]: the same decision without the credential ([`CheckOutcome`]), to list only
+//!   the tools a user may use.
 //! - The management API (admin key) through small JSON helpers, used by the `portcullis` CLI.
 
 use std::time::Duration;
@@ -70,17 +72,43 @@ pub enum TokenOutcome {
         /// The decision summary.
         decision: Value,
     },
+    /// Refused: denied by policy, or the user must consent or connect first.
+    Refused(Refusal),
+}
+
+/// Every outcome of a check ([`Client::check`]): what a token request would answer, without the
+/// credential.
+#[derive(Debug, Clone)]
+pub enum CheckOutcome {
+    /// A token request would be answered with a credential carrying these scopes.
+    Allowed {
+        /// The scopes the credential would carry (none for an API key).
+        scopes: Vec<String>,
+        /// The decision summary.
+        decision: Value,
+    },
+    /// A token request would be refused so.
+    Refused(Refusal),
+}
+
+/// Why a token request is (or would be) refused, as an MCP server shows it to its user.
+#[derive(Debug, Clone)]
+pub enum Refusal {
     /// Denied by the access control policies (403 `access_denied`), with the explanation.
     Denied {
-        /// The reason code.
+        /// The reason code (`no_policy_matched`, `scopes_not_allowed`...).
         reason: String,
-        /// The decision's explanation.
+        /// The server's message.
+        message: String,
+        /// The decision's explanation (as much as the app's `denialDetail` shows).
         decision: Value,
     },
     /// Denied, and the user may consent again to what the policies allow (403 `consent_required`).
     ConsentRequired {
         /// Where the user consents.
         connect_url: String,
+        /// The server's message.
+        message: String,
         /// The decision's explanation.
         decision: Value,
     },
@@ -88,9 +116,86 @@ pub enum TokenOutcome {
     NotConnected {
         /// Where the user connects, when the app is an OAuth app.
         connect_url: Option<String>,
-        /// Why.
+        /// Why (`no_connection`, `missing_scopes`, `expired`...).
         reason: String,
+        /// The server's message.
+        message: String,
+        /// The scopes the connection lacks.
+        missing_scopes: Vec<String>,
     },
+}
+
+impl Refusal {
+    /// Where the user can lift the refusal (consent again, or connect), if anywhere.
+    pub fn connect_url(&self) -> Option<&str> {
+        match self {
+            Self::Denied { .. } => None,
+            Self::ConsentRequired { connect_url, .. } => Some(connect_url),
+            Self::NotConnected { connect_url, .. } => connect_url.as_deref(),
+        }
+    }
+
+    /// The server's message, for the user.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Denied { message, .. }
+            | Self::ConsentRequired { message, .. }
+            | Self::NotConnected { message, .. } => message,
+        }
+    }
+
+    /// The refusal an error of the token or check endpoint stands for; any other error is
+    /// given back.
+    fn from_error(e: ClientError) -> Result<Self, ClientError> {
+        let ClientError::Api {
+            status,
+            code,
+            message,
+            body,
+        } = e
+        else {
+            return Err(e);
+        };
+        let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+        let reason = body
+            .pointer("/details/reason")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let decision = body.get("decision").cloned().unwrap_or(Value::Null);
+        match code.as_str() {
+            "access_denied" => Ok(Self::Denied {
+                reason,
+                message,
+                decision,
+            }),
+            "consent_required" => match s("connectUrl") {
+                Some(connect_url) => Ok(Self::ConsentRequired {
+                    connect_url,
+                    message,
+                    decision,
+                }),
+                None => Err(ClientError::Decode(
+                    "consent_required without a connectUrl".into(),
+                )),
+            },
+            "not_connected" => Ok(Self::NotConnected {
+                connect_url: s("connectUrl"),
+                reason,
+                message,
+                missing_scopes: body
+                    .pointer("/details/missingScopes")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default(),
+            }),
+            _ => Err(ClientError::Api {
+                status,
+                code,
+                message,
+                body,
+            }),
+        }
+    }
 }
 
 /// A Portcullis client.
@@ -199,8 +304,53 @@ impl Client {
         scopes: &[&str],
         tenant_id: Option<&str>,
     ) -> Result<TokenOutcome, ClientError> {
+        match self
+            .outbound(inbound_token, app_id, "token", scopes, tenant_id)
+            .await
+        {
+            Ok(v) => Ok(TokenOutcome::Granted {
+                token: serde_json::from_value(v.get("token").cloned().unwrap_or(Value::Null))
+                    .map_err(|e| ClientError::Decode(e.to_string()))?,
+                decision: v.get("decision").cloned().unwrap_or(Value::Null),
+            }),
+            Err(e) => Refusal::from_error(e).map(TokenOutcome::Refused),
+        }
+    }
+
+    /// Asks what a token request would answer, without the credential: an MCP server lists
+    /// only the tools whose scopes are [`CheckOutcome::Allowed`] (or refused with a connect
+    /// URL, to offer connecting).
+    pub async fn check(
+        &self,
+        inbound_token: &str,
+        app_id: &str,
+        scopes: &[&str],
+        tenant_id: Option<&str>,
+    ) -> Result<CheckOutcome, ClientError> {
+        match self
+            .outbound(inbound_token, app_id, "check", scopes, tenant_id)
+            .await
+        {
+            Ok(v) => Ok(CheckOutcome::Allowed {
+                scopes: serde_json::from_value(v.get("scopes").cloned().unwrap_or(Value::Null))
+                    .map_err(|e| ClientError::Decode(e.to_string()))?,
+                decision: v.get("decision").cloned().unwrap_or(Value::Null),
+            }),
+            Err(e) => Refusal::from_error(e).map(CheckOutcome::Refused),
+        }
+    }
+
+    /// `POST /v1/outbound/apps/{appId}/{what}` with the user's inbound token.
+    async fn outbound(
+        &self,
+        inbound_token: &str,
+        app_id: &str,
+        what: &str,
+        scopes: &[&str],
+        tenant_id: Option<&str>,
+    ) -> Result<Value, ClientError> {
         let path = format!(
-            "v1/outbound/apps/{}/token",
+            "v1/outbound/apps/{}/{what}",
             url::form_urlencoded::byte_serialize(app_id.as_bytes()).collect::<String>()
         );
         let mut body = json!({ "scopes": scopes });
@@ -215,50 +365,7 @@ impl Client {
             .send()
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        match decode(resp).await {
-            Ok(v) => {
-                let token = serde_json::from_value(v.get("token").cloned().unwrap_or(Value::Null))
-                    .map_err(|e| ClientError::Decode(e.to_string()))?;
-                Ok(TokenOutcome::Granted {
-                    token,
-                    decision: v.get("decision").cloned().unwrap_or(Value::Null),
-                })
-            }
-            Err(ClientError::Api {
-                code,
-                body,
-                status,
-                message,
-            }) => {
-                let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
-                let reason = body
-                    .pointer("/details/reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                match code.as_str() {
-                    "access_denied" => Ok(TokenOutcome::Denied {
-                        reason,
-                        decision: body.get("decision").cloned().unwrap_or(Value::Null),
-                    }),
-                    "consent_required" => Ok(TokenOutcome::ConsentRequired {
-                        connect_url: s("connectUrl").unwrap_or_default(),
-                        decision: body.get("decision").cloned().unwrap_or(Value::Null),
-                    }),
-                    "not_connected" => Ok(TokenOutcome::NotConnected {
-                        connect_url: s("connectUrl"),
-                        reason,
-                    }),
-                    _ => Err(ClientError::Api {
-                        status,
-                        code,
-                        message,
-                        body,
-                    }),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        decode(resp).await
     }
 }
 

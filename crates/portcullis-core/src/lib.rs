@@ -45,7 +45,9 @@ pub use exchange::{
 pub use identity::{EXTERNAL_PREFIX, external_principal};
 pub use ids::{new_event_id, new_id};
 pub use inbound::{Inbound, InboundError, IssuerSpec, KeySource, VerifiedToken};
-pub use plane::{AppSnapshot, DecisionSummary, Granted, OutboundToken, Surface, TokenRequest};
+pub use plane::{
+    AppSnapshot, Checked, DecisionSummary, Granted, OutboundToken, Surface, TokenRequest,
+};
 pub use provider::{Provider, ProviderError, TokenEndpoint, TokenResponse, http_client};
 pub use refusal::{DenialReason, ForbiddenReason, NotConnectedReason, Refusal, RequestProblem};
 pub use sealer::{ReencryptReport, Sealer, SealerError, reencrypt};

@@ -22,6 +22,7 @@ use crate::openapi::schemas::{ConnectLink, ErrorBody, OutboundError};
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/outbound/apps/{app_id}/token", post(token))
+        .route("/v1/outbound/apps/{app_id}/check", post(check))
         .route("/v1/outbound/apps/{app_id}/connect", post(connect))
         .route("/v1/outbound/callback", get(callback))
         .route("/v1/outbound/callback/{app_id}", get(app_callback))
@@ -105,6 +106,68 @@ async fn token(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
+        Err(refusal) => refusal_response(refusal).into_response(),
+    }
+}
+
+/// The body of a check.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct CheckBody {
+    /// The scopes a fetch would ask for (at most 256 of 1 to 256 characters). Empty or absent:
+    /// the app's default scopes.
+    #[serde(default)]
+    #[schema(max_items = 256)]
+    scopes: Vec<String>,
+    /// The tenant a fetch would name; the user must be a member of it.
+    #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
+    tenant_id: Option<String>,
+}
+
+/// Check whether a token request would be allowed
+///
+/// Answers what `POST /v1/outbound/apps/{appId}/token` would answer with the same inbound token,
+/// scopes and tenant — allowed, or the same refusal (`access_denied` and `consent_required` with
+/// the decision's explanation, `not_connected` with a `connectUrl`) — without handing out,
+/// opening or refreshing any credential. An MCP server calls it to list only the tools the user
+/// may use. Every check is recorded in the audit log as the action `check`.
+#[utoipa::path(
+    post,
+    path = "/v1/outbound/apps/{appId}/check",
+    operation_id = "checkToken",
+    tag = "Outbound tokens",
+    security(("inboundToken" = [])),
+    params(("appId" = String, Path, description = "The outbound app's id.")),
+    request_body(content = CheckBody, description = "The scopes to check; the body may be `{}`."),
+    responses(
+        (status = 200, description = "A fetch would be answered with a credential: the scopes it would carry, and the decision.", body = doc::Checked),
+        (status = 400, description = "The request is malformed (`invalid_request`, `invalid_json`, `invalid_body`) or names a scope the app does not offer (`invalid_scope`).", body = OutboundError),
+        (status = 401, description = "The inbound token is missing or not valid (`invalid_token`); `details.reason` says why.", body = OutboundError,
+            headers(("WWW-Authenticate" = String, description = "A `Bearer` challenge (RFC 6750)."))),
+        (status = 403, description = "The inbound token lacks the fetch scope (`insufficient_scope`), the user is disabled or not a member of the tenant (`user_disabled`, `not_a_tenant_member`), or the policies refuse (`access_denied`, or `consent_required` with a `connectUrl`; both with the `decision`).", body = OutboundError),
+        (status = 404, description = "No app has this id (`app_not_found`), or the user has no usable connection to it (`not_connected`, with a `connectUrl` for OAuth apps and `details.missingScopes`).", body = OutboundError),
+        (status = 503, description = "The database is unavailable (`provider_unavailable`); retry shortly.", body = OutboundError),
+    )
+)]
+async fn check(
+    State(state): State<AppState>,
+    Bearer(bearer): Bearer,
+    PathParams(app_id): PathParams<String>,
+    JsonBody(body): JsonBody<CheckBody>,
+) -> Response {
+    let req = TokenRequest {
+        app_id,
+        scopes: body.scopes,
+        tenant_id: body.tenant_id,
+        force_refresh: false,
+    };
+    match state.core.check_token(bearer.as_deref(), &req).await {
+        Ok(checked) => axum::Json(checked).into_response(),
         Err(refusal) => refusal_response(refusal).into_response(),
     }
 }
@@ -403,7 +466,7 @@ pub(crate) struct CallbackQuery {
 
 /// The outbound surface's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(token, connect, callback, app_callback))]
+#[openapi(paths(token, check, connect, callback, app_callback))]
 pub(crate) struct Doc;
 
 fn escape(s: &str) -> String {

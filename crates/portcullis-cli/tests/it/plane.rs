@@ -817,7 +817,162 @@ async fn denial_detail_is_set_per_app(backend: Backend) {
     assert_eq!(w.s.put("/v1/mgmt/outbound-apps/cal", app).await.0, 400);
 }
 
+/// `POST /v1/outbound/apps/{appId}/check`, through the Rust client an MCP server uses: the
+/// answer a token request would get, with nothing handed out, opened or refreshed; audited as
+/// `check`.
+async fn a_check_decides_like_a_fetch_and_hands_nothing_out(backend: Backend) {
+    use portcullis_client::{CheckOutcome, Client, Refusal, TokenOutcome};
+    let w = world(backend).await;
+    let mut app = w.p.app("cal", &SCOPES);
+    app["narrowScopesOnRefresh"] = json!(true);
+    app.as_object_mut().unwrap().remove("clientSecret");
+    assert_eq!(w.s.put("/v1/mgmt/outbound-apps/cal", app).await.0, 200);
+    let client = Client::new(&w.s.url, None).unwrap();
+    // Carol is outside the directory: her token's roles count.
+    let carol = w.idp.token_with(
+        portcullis_crypto::jws::Algorithm::EdDSA,
+        "carol",
+        json!({"roles": ["Viewer"]}),
+    );
+    let (alice, bob) = (w.idp.token("alice"), w.idp.token("bob"));
+    // Alice's grant is broader than the policy will allow: a fetch would narrow it.
+    w.s.connect(&alice, "cal", &SCOPES).await;
+    let pid = policy(&w.s, "cal", viewers_read()).await;
+    w.p.reset().await;
+
+    let CheckOutcome::Allowed { scopes, decision } = client
+        .check(&alice, "cal", &["calendar.readonly"], None)
+        .await
+        .unwrap()
+    else {
+        panic!("alice may read");
+    };
+    assert_eq!(scopes, ["calendar.readonly"]);
+    assert_eq!(decision["decidingPolicies"], json!([pid]));
+    assert_eq!(decision["downscoped"], true);
+    assert_eq!(w.p.refresh_calls().await, 0, "a check refreshes nothing");
+    // Asking for more than allowed, or as someone no policy matches: denied, explained.
+    for (token, scopes, reason) in [
+        (
+            &alice,
+            vec!["calendar.readonly", "calendar"],
+            "scopes_not_allowed",
+        ),
+        (&bob, vec!["calendar.readonly"], "no_policy_matched"),
+    ] {
+        match client.check(token, "cal", &scopes, None).await.unwrap() {
+            CheckOutcome::Refused(Refusal::Denied {
+                reason: r,
+                decision,
+                ..
+            }) => {
+                assert_eq!(r, reason);
+                assert!(decision["policies"].is_array(), "{decision}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Carol has not connected: the same link a fetch would give.
+    let CheckOutcome::Refused(refusal @ Refusal::NotConnected { .. }) = client
+        .check(&carol, "cal", &["calendar.readonly"], None)
+        .await
+        .unwrap()
+    else {
+        panic!("carol is not connected");
+    };
+    assert!(
+        refusal
+            .connect_url()
+            .unwrap()
+            .contains("/v1/outbound/connect/")
+    );
+    let Refusal::NotConnected { missing_scopes, .. } = &refusal else {
+        unreachable!()
+    };
+    assert_eq!(missing_scopes, &["calendar.readonly"]);
+    // The fetch agrees, and only the fetch hands a token out (narrowed by one refresh).
+    let TokenOutcome::Granted { token, .. } = client
+        .fetch_token(&alice, "cal", &["calendar.readonly"], None)
+        .await
+        .unwrap()
+    else {
+        panic!("alice may read");
+    };
+    assert_eq!(token.scopes, ["calendar.readonly"]);
+    assert!(token.access_token.is_some());
+    assert_eq!(w.p.refresh_calls().await, 1);
+    assert!(matches!(
+        client
+            .fetch_token(&carol, "cal", &["calendar.readonly"], None)
+            .await
+            .unwrap(),
+        TokenOutcome::Refused(Refusal::NotConnected { .. })
+    ));
+    // An app that asks for re-consent: the check carries the link.
+    let mut app = w.p.app("cal", &SCOPES);
+    app["onDeny"] = json!("reconsent");
+    app.as_object_mut().unwrap().remove("clientSecret");
+    assert_eq!(w.s.put("/v1/mgmt/outbound-apps/cal", app).await.0, 200);
+    let CheckOutcome::Refused(refusal @ Refusal::ConsentRequired { .. }) = client
+        .check(&alice, "cal", &["calendar"], None)
+        .await
+        .unwrap()
+    else {
+        panic!("alice may consent to less");
+    };
+    assert!(refusal.connect_url().is_some());
+
+    // A client's mistakes are errors, as on the token endpoint.
+    let raw = |token: Option<&str>, body: Value| {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/v1/outbound/apps/cal/check", w.s.url))
+            .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = raw(Some(&alice), json!({"scopes": ["nope"]})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    let (status, body) = raw(Some(&alice), json!({"forceRefresh": true})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_body")),
+        "{body}"
+    );
+    let (status, body) = raw(None, json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+
+    // Every check is recorded, as a check.
+    w.s.flush_audit().await;
+    let (_, audit) =
+        w.s.get("/v1/mgmt/audit?userId=alice&appId=cal&limit=100")
+            .await;
+    let checks: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "check")
+        .collect();
+    assert_eq!(checks.len(), 4, "{audit}");
+    assert!(
+        checks.iter().any(
+            |e| e["outcome"] == "allowed" && e["grantedScopes"] == json!(["calendar.readonly"])
+        )
+    );
+}
+
 both_backends!(
+    a_check_decides_like_a_fetch_and_hands_nothing_out,
     denial_detail_is_set_per_app,
     an_app_without_policies_is_open,
     a_warm_request_reads_nothing_from_the_database,

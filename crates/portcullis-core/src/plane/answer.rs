@@ -65,6 +65,29 @@ impl Core {
         }
     }
 
+    /// A denial because the grant is broader than allowed and cannot be narrowed.
+    pub(super) async fn downscoping_unsupported(
+        &self,
+        snapshot: &AppSnapshot,
+        caller: &Caller,
+        tenant: Option<&str>,
+        requested: &[String],
+        decision: &Decision,
+    ) -> Refusal {
+        let roles = caller.roles_ref(tenant);
+        let subject = Subject::new(&roles, &caller.token.claims);
+        self.refuse(
+            snapshot,
+            caller,
+            tenant,
+            requested,
+            decision,
+            &subject,
+            Some(DenialReason::DownscopingUnsupported),
+        )
+        .await
+    }
+
     #[expect(
         clippy::too_many_arguments,
         reason = "the answer needs the whole request context"
@@ -125,10 +148,11 @@ impl Core {
         req: &TokenRequest,
         surface: &Surface,
         trail: Trail,
-        result: &Result<Granted, Refusal>,
+        result: Result<Vec<String>, &Refusal>,
     ) {
+        let rate_limited = matches!(result, Err(Refusal::RateLimited { .. }));
         let (outcome, reason, granted) = match result {
-            Ok(g) => (AuditOutcome::Allowed, None, g.token.scopes.clone()),
+            Ok(granted) => (AuditOutcome::Allowed, None, granted),
             Err(r) => {
                 let (o, reason) = r.audit_outcome();
                 (o, Some(reason), Vec::new())
@@ -139,7 +163,7 @@ impl Core {
         let at = self.clock.now();
         // Only a decision about an identified caller is an event of its own; what was refused
         // before (no valid token, over a rate limit) is counted, so that it cannot grow the log.
-        if trail.principal.is_none() || matches!(result, Err(Refusal::RateLimited { .. })) {
+        if trail.principal.is_none() || rate_limited {
             self.audit
                 .reject(surface.action(), reason.unwrap_or("unknown"), at);
             return;
@@ -147,7 +171,7 @@ impl Core {
         let latency_us = u64::try_from(trail.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let action = surface.action();
         let exchange_client = match surface {
-            Surface::TokenEndpoint => None,
+            Surface::TokenEndpoint | Surface::Check => None,
             Surface::TokenExchange { client_id } => Some(client_id.clone()),
         };
         let app_id = req.app_id.clone();

@@ -84,14 +84,17 @@ pub enum Surface {
         /// The client's id.
         client_id: String,
     },
+    /// `POST /v1/outbound/apps/{appId}/check`: the decision only.
+    Check,
 }
 
 impl Surface {
-    /// The surface's name in the audit log (`token`, `token_exchange`).
+    /// The surface's name in the audit log (`token`, `token_exchange`, `check`).
     pub const fn action(&self) -> &'static str {
         match self {
             Self::TokenEndpoint => "token",
             Self::TokenExchange { .. } => "token_exchange",
+            Self::Check => "check",
         }
     }
 }
@@ -234,6 +237,35 @@ pub struct Granted {
     pub decision: DecisionSummary,
 }
 
+/// What the policies decided, and the credential a fetch would hand out, before anything is
+/// opened or refreshed.
+struct Decided {
+    caller: Caller,
+    snapshot: Arc<AppSnapshot>,
+    decision: Decision,
+    /// The scopes asked for (the app's default scopes when none were named).
+    requested: Vec<String>,
+    conn: Arc<ConnectionRecord>,
+    /// The grant holds scopes the policies do not allow: the token must be narrowed.
+    excess: bool,
+}
+
+/// Whether a broader grant can be narrowed to what the policies allow (a refresh with fewer
+/// scopes, when the app allows it and the grant has a refresh token).
+fn can_narrow(app: &AppRecord, conn: &ConnectionRecord) -> bool {
+    app.settings.narrow_scopes_on_refresh && conn.refresh.is_some()
+}
+
+/// What a check answers when a fetch with the same token and scopes would hand a credential out.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checked {
+    /// The scopes that credential would carry (none for an API key).
+    pub scopes: Vec<String>,
+    /// Why it is allowed: the decision in short.
+    pub decision: DecisionSummary,
+}
+
 /// What the audit record of a request collects as the request goes.
 struct Trail {
     started: Instant,
@@ -266,16 +298,112 @@ impl Core {
             decided: None,
         };
         let result = self.decide_and_fetch(bearer, req, &mut trail).await;
-        self.audit_fetch(req, surface, trail, &result).await;
+        let granted = result.as_ref().map(|g| g.token.scopes.clone());
+        self.audit_fetch(req, surface, trail, granted).await;
         result
     }
 
-    async fn decide_and_fetch(
+    /// Decides an outbound token request as [`Core::fetch_token`] would, and answers what it
+    /// would: allowed (with the decision), or the same refusal. Nothing is opened, refreshed or
+    /// handed out; the check is audited as `check`.
+    pub async fn check_token(
+        &self,
+        bearer: Option<&str>,
+        req: &TokenRequest,
+    ) -> Result<Checked, Refusal> {
+        let surface = Surface::Check;
+        if let Err(refusal) = check_token_request(req) {
+            let (_, reason) = refusal.audit_outcome();
+            self.audit
+                .reject(surface.action(), reason, self.clock.now());
+            return Err(refusal);
+        }
+        let mut trail = Trail {
+            started: Instant::now(),
+            token: None,
+            principal: None,
+            requested: Vec::new(),
+            decided: None,
+        };
+        let result = self.decide_only(bearer, req, &mut trail).await;
+        let granted = result.as_ref().map(|c| c.scopes.clone());
+        self.audit_fetch(req, &surface, trail, granted).await;
+        result
+    }
+
+    /// The decision of a fetch, and the scopes the token it would hand out would carry.
+    async fn decide_only(
         &self,
         bearer: Option<&str>,
         req: &TokenRequest,
         trail: &mut Trail,
-    ) -> Result<Granted, Refusal> {
+    ) -> Result<Checked, Refusal> {
+        let Decided {
+            caller,
+            snapshot,
+            decision,
+            requested,
+            conn,
+            excess,
+        } = self.decide(bearer, req, trail).await?;
+        let tenant = req.tenant_id.as_deref();
+        if conn.kind == CredentialKind::ApiKey {
+            return Ok(Checked {
+                scopes: Vec::new(),
+                decision: summary(&decision, &snapshot.set, false),
+            });
+        }
+        // What the fetch would meet at the credential: an expired grant that cannot be
+        // refreshed, or one broader than allowed that cannot be narrowed.
+        let now = self.clock.now();
+        if conn.refresh.is_none() && conn.expires_at.is_some_and(|e| e <= now) {
+            let allowed = decision.allowed_scopes(&snapshot.set);
+            return Err(self
+                .not_connected(
+                    &snapshot,
+                    &caller,
+                    tenant,
+                    NotConnectedReason::Expired,
+                    &requested,
+                    &conn.scopes,
+                    &allowed,
+                )
+                .await);
+        }
+        if excess && !can_narrow(&snapshot.app, &conn) {
+            return Err(self
+                .downscoping_unsupported(&snapshot, &caller, tenant, &requested, &decision)
+                .await);
+        }
+        let allowed = decision.allowed_scopes(&snapshot.set);
+        let scopes = if excess {
+            if requested.is_empty() {
+                conn.scopes
+                    .iter()
+                    .filter(|s| allowed.contains(s))
+                    .cloned()
+                    .collect()
+            } else {
+                requested
+            }
+        } else {
+            conn.scopes.clone()
+        };
+        Ok(Checked {
+            scopes,
+            decision: summary(&decision, &snapshot.set, excess),
+        })
+    }
+
+    /// Everything a fetch decides before it touches the credential's secrets: the caller, the
+    /// app, the tenant, the policies' decision, and a connection that holds every requested
+    /// scope.
+    async fn decide(
+        &self,
+        bearer: Option<&str>,
+        req: &TokenRequest,
+        trail: &mut Trail,
+    ) -> Result<Decided, Refusal> {
         let caller = self.authenticate_caller(bearer).await?;
         self.rate_limit_subject(&caller.id)?;
         trail.token = Some(caller.token.clone());
@@ -303,7 +431,6 @@ impl Core {
             req.scopes.clone()
         };
         trail.requested.clone_from(&requested);
-        let now = self.clock.now();
         check_offered(app, &requested)?;
 
         // The decision.
@@ -320,16 +447,15 @@ impl Core {
                 .await);
         }
         let allowed = decision.allowed_scopes(&snapshot.set);
+
+        // The credential.
         let not_connected = async |reason: NotConnectedReason, granted: &[String]| {
             self.not_connected(
                 &snapshot, &caller, tenant, reason, &requested, granted, &allowed,
             )
             .await
         };
-
-        // The credential.
-        let conn = self.find_credential(app, &caller.id, tenant).await?;
-        let Some(conn) = conn else {
+        let Some(conn) = self.find_credential(app, &caller.id, tenant).await? else {
             return Err(not_connected(NotConnectedReason::NoConnection, &[]).await);
         };
         if conn.status == ConnectionStatus::ConsentRequired {
@@ -337,6 +463,59 @@ impl Core {
                 not_connected(NotConnectedReason::ConsentRequiredByProvider, &conn.scopes).await,
             );
         }
+        if conn.kind == CredentialKind::ApiKey {
+            return Ok(Decided {
+                caller,
+                snapshot,
+                decision,
+                requested,
+                conn,
+                excess: false,
+            });
+        }
+        if requested.iter().any(|s| !conn.scopes.contains(s)) {
+            return Err(not_connected(NotConnectedReason::MissingScopes, &conn.scopes).await);
+        }
+        // Never hand out more than allowed: narrow when the grant is broader.
+        let excess = match &allowed {
+            AllowedScopes::All => false,
+            AllowedScopes::List(_) => conn.scopes.iter().any(|s| !allowed.contains(s)),
+        };
+        Ok(Decided {
+            caller,
+            snapshot,
+            decision,
+            requested,
+            conn,
+            excess,
+        })
+    }
+
+    async fn decide_and_fetch(
+        &self,
+        bearer: Option<&str>,
+        req: &TokenRequest,
+        trail: &mut Trail,
+    ) -> Result<Granted, Refusal> {
+        let d = self.decide(bearer, req, trail).await?;
+        let Decided {
+            caller,
+            snapshot,
+            decision,
+            requested,
+            conn,
+            excess,
+        } = d;
+        let app = &snapshot.app;
+        let tenant = req.tenant_id.as_deref();
+        let now = self.clock.now();
+        let allowed = decision.allowed_scopes(&snapshot.set);
+        let not_connected = async |reason: NotConnectedReason, granted: &[String]| {
+            self.not_connected(
+                &snapshot, &caller, tenant, reason, &requested, granted, &allowed,
+            )
+            .await
+        };
         let owner = owner_of(&conn.key);
         if conn.kind == CredentialKind::ApiKey {
             let api_key = self.open_secret(&conn, "access").await?;
@@ -356,14 +535,6 @@ impl Core {
                 decision: summary(&decision, &snapshot.set, false),
             });
         }
-        if requested.iter().any(|s| !conn.scopes.contains(s)) {
-            return Err(not_connected(NotConnectedReason::MissingScopes, &conn.scopes).await);
-        }
-        // Never hand out more than allowed: narrow when the grant is broader.
-        let excess = match &allowed {
-            AllowedScopes::All => false,
-            AllowedScopes::List(_) => conn.scopes.iter().any(|s| !allowed.contains(s)),
-        };
         let stored = conn.clone();
         let granted = &stored.scopes;
         let conn = match self.ensure_fresh(app, conn, req.force_refresh).await {
@@ -394,17 +565,9 @@ impl Core {
             } else {
                 requested.clone()
             };
-            if !app.settings.narrow_scopes_on_refresh || conn.refresh.is_none() {
+            if !can_narrow(app, &conn) {
                 return Err(self
-                    .refuse(
-                        &snapshot,
-                        &caller,
-                        tenant,
-                        &requested,
-                        &decision,
-                        &subject,
-                        Some(DenialReason::DownscopingUnsupported),
-                    )
+                    .downscoping_unsupported(&snapshot, &caller, tenant, &requested, &decision)
                     .await);
             }
             match self.narrowed_token(app, &conn, &target).await {

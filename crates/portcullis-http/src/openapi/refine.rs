@@ -179,6 +179,7 @@ fn item_refinements() -> Vec<(&'static str, &'static str, Value)> {
     let slug = json!({ "type": "string", "minLength": 1, "maxLength": 64, "pattern": SLUG });
     vec![
         ("TokenBody", "scopes", scope_item()),
+        ("CheckBody", "scopes", scope_item()),
         ("ConnectRequest", "scopes", scope_item()),
         ("AdminConnectRequest", "scopes", scope_item()),
         ("SimulateInput", "scopes", scope_item()),

@@ -982,6 +982,16 @@ pub(crate) struct Granted {
     decision: DecisionSummary,
 }
 
+/// A check's answer: a fetch would hand a credential out.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Checked {
+    /// The scopes the credential would carry (none for an API key).
+    scopes: Vec<String>,
+    /// Why it is allowed: the decision in short.
+    decision: DecisionSummary,
+}
+
 /// How far a re-encryption got.
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]

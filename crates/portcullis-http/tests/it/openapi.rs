@@ -2070,6 +2070,33 @@ async fn every_operation_answers_as_documented() {
         )
         .await;
     assert!(granted["token"]["accessToken"].is_string());
+    // The check: the same decisions, no credential.
+    let (_, checked) = s
+        .user(
+            "/v1/outbound/apps/gh/check",
+            &bob_token,
+            json!({"scopes": ["repo"]}),
+            200,
+        )
+        .await;
+    assert_eq!(checked["scopes"], granted["token"]["scopes"], "{checked}");
+    assert!(checked.get("token").is_none());
+    let (_, refused) = s
+        .user(
+            "/v1/outbound/apps/gh/check",
+            &carol_token,
+            json!({"scopes": ["repo"]}),
+            403,
+        )
+        .await;
+    assert_eq!(refused["error"], "access_denied");
+    s.user(
+        "/v1/outbound/apps/gh/check",
+        &alice_token,
+        json!({"scopes": ["repo"]}),
+        404,
+    )
+    .await;
     let (_, denied) = s
         .user(
             "/v1/outbound/apps/gh/token",
