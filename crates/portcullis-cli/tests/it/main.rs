@@ -22,6 +22,7 @@ mod crash;
 mod findings;
 mod identity;
 mod inbound;
+mod mcp;
 mod mgmt;
 mod plane;
 mod resources;
