@@ -407,6 +407,48 @@ cases:
     assert_eq!(portcullis(test(&bad, &[])).await.status.code(), Some(1));
 }
 
+/// `examples/policies.yaml` applies, and `examples/policy-cases.yaml` holds against it: the
+/// files the README shows stay true.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_policies_apply_and_their_cases_pass() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let examples = crate::support::provider::repo_root().join("examples");
+    let run = |args: &[&str]| {
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        args.extend(remote(&s));
+        portcullis(args)
+    };
+    let policies = examples.join("policies.yaml").display().to_string();
+    let out = run(&["apply", "-f", &policies]).await;
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["apply", "-f", &policies, "--output", "json"]).await;
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        report["changes"],
+        json!([]),
+        "applying twice changes nothing"
+    );
+    let cases = examples.join("policy-cases.yaml").display().to_string();
+    let out = run(&["policy", "test", &cases]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("7 passed, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulate_exits_3_when_denied() {
     let s = TestServer::start(Backend::Sqlite).await;
