@@ -201,21 +201,21 @@ pub(crate) struct AppInput {
     #[serde(default)]
     #[schema(
         max_length = 2048,
-        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
     )]
     authorization_url: Option<String>,
     /// The provider's token endpoint, for the code exchange and refreshes (OAuth apps).
     #[serde(default)]
     #[schema(
         max_length = 2048,
-        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
     )]
     token_url: Option<String>,
     /// The provider's token revocation endpoint (RFC 7009), called when a connection is revoked.
     #[serde(default)]
     #[schema(
         max_length = 2048,
-        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
     )]
     revocation_url: Option<String>,
     /// An OpenID Connect userinfo endpoint, read once at connect time for the user's id at the
@@ -223,7 +223,7 @@ pub(crate) struct AppInput {
     #[serde(default)]
     #[schema(
         max_length = 2048,
-        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
     )]
     userinfo_url: Option<String>,
     /// The scopes the app offers, with descriptions; policies may only name these.
@@ -501,14 +501,14 @@ pub(crate) struct IssuerInput {
     #[serde(default)]
     #[schema(
         max_length = 2048,
-        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
     )]
     jwks_url: Option<String>,
     /// Its OpenID Connect discovery URL (used when `jwksUrl` is absent).
     #[serde(default)]
     #[schema(
         max_length = 2048,
-        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::[0-9]{1,4})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+        pattern = r"^(?:https://(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*|http://(?:localhost|127\.0\.0\.1|\[::1\]))(?::(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(?:\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
     )]
     discovery_url: Option<String>,
     /// Accepted audiences (at least one).
