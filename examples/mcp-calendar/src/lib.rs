@@ -8,6 +8,11 @@
 //! - `/calendar/events`: the calendar API. `GET` needs `calendar.readonly` or `calendar.events`,
 //!   `POST` needs `calendar.events`; it takes only this provider's bearer tokens.
 //! - `/crm/customers/{name}`: a CRM that takes API keys (`Authorization: Bearer <key>`).
+//!
+//! [`mcp`] is the MCP server on top: its tools reach these services with the credentials
+//! Portcullis hands out.
+
+pub mod mcp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

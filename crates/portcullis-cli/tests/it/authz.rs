@@ -106,7 +106,7 @@ impl Browser {
 
 impl Browser {
     /// Signs in on a sign-in page.
-    async fn sign_in(
+    pub(crate) async fn sign_in(
         &mut self,
         s: &TestServer,
         page: &Answer,

@@ -16,6 +16,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 
+use crate::authz::Browser;
 use crate::support::{Backend, Idp, TestServer};
 
 /// A calendar MCP server: `list_events` needs `calendar.read`, `create_event` `calendar.write`.
@@ -254,4 +255,315 @@ async fn the_layer_guards_an_rmcp_server_with_portcullis_tokens(backend: Backend
     }
 }
 
-crate::both_backends!(the_layer_guards_an_rmcp_server_with_portcullis_tokens);
+/// A user's access token for `resource`, through the real sign-in and consent pages, and the
+/// browser now signed in at Portcullis.
+async fn user_token(s: &TestServer, resource: &str, login: &str) -> (String, Browser) {
+    let (verifier, challenge) = crate::authz::pkce();
+    let redirect = "http://127.0.0.1:5555/callback";
+    let mut url = url::Url::parse(&format!("{}/oauth2/authorize", s.url)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "desktop")
+        .append_pair("redirect_uri", redirect)
+        .append_pair(
+            "scope",
+            "calendar.read calendar.write crm.read outbound.token.fetch",
+        )
+        .append_pair("state", "st")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", resource);
+    let mut b = Browser::new();
+    let page = b.get(url.as_str()).await;
+    let consent = b.sign_in(s, &page, login, "correct horse battery").await;
+    let back = b.allow(s, &consent, false).await;
+    let code = back
+        .param("code")
+        .unwrap_or_else(|| panic!("{}", back.body));
+    let t: Value = s
+        .http
+        .post(format!("{}/oauth2/token", s.url))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier.as_str()),
+            ("client_id", "desktop"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = t["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{t}"))
+        .to_owned();
+    (token, b)
+}
+
+/// Connects `app` in the user's own browser (signed in at Portcullis): the connect link's page,
+/// "Continue", the provider (which consents at once), the callback.
+async fn connect_in(s: &TestServer, b: &mut Browser, token: &str, app: &str, scopes: &[&str]) {
+    let link = s
+        .connect_link(token, app, json!({ "scopes": scopes }))
+        .await;
+    let page = b.get(&link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let go = b
+        .post(
+            &link,
+            &[("action", "continue"), ("csrf", &page.field("csrf"))],
+        )
+        .await;
+    assert_eq!(go.status, 303, "{}", go.body);
+    let back = b.get(go.location.as_deref().unwrap()).await;
+    assert!([302, 303].contains(&back.status), "{}", back.body);
+    let done = b.get(back.location.as_deref().unwrap()).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+}
+
+/// The JSON-RPC answer in an MCP response body (JSON, or the last event of a stream).
+fn answer(body: &str) -> Value {
+    let data = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .rfind(|d| !d.trim().is_empty())
+        .unwrap_or(body);
+    serde_json::from_str(data.trim()).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// The calendar example end to end: Portcullis, the example's provider, calendar API and CRM,
+/// and its MCP server on rmcp. Users sign in through Portcullis; every tool call is decided by
+/// the policies on the caller's roles at that moment.
+async fn the_calendar_example_decides_every_tool_call(backend: Backend) {
+    use portcullis_example_calendar::{Config, mcp};
+    let s = TestServer::start(backend).await;
+    let services = portcullis_example_calendar::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Config {
+            client_id: "portcullis".into(),
+            client_secret: "calendar-secret".into(),
+            redirect_uris: vec![format!("{}/v1/outbound/callback/calendar", s.url)],
+            crm_keys: vec!["crm-key".into()],
+        },
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resource = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let app = mcp::router(mcp::Settings {
+        portcullis: s.url.clone(),
+        resource: resource.clone(),
+        services: services.base_url.clone(),
+        calendar_app: "calendar".into(),
+        crm_app: "crm".into(),
+    })
+    .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The MCP server, its client, the apps and their policies, two users.
+    s.must_post(
+        "/v1/mgmt/resources",
+        json!({"id": "calendar-mcp", "uri": resource, "name": "Calendar",
+            "scopes": [{"name": "calendar.read"}, {"name": "calendar.write"}, {"name": "crm.read"}]}),
+    )
+    .await;
+    s.must_post(
+        "/v1/mgmt/clients",
+        json!({"id": "desktop", "name": "Desktop", "redirectUris": ["http://127.0.0.1/callback"],
+            "tokenEndpointAuthMethod": "none"}),
+    )
+    .await;
+    s.must_post(
+        "/v1/mgmt/outbound-apps",
+        json!({"id": "calendar", "name": "Calendar", "type": "oauth",
+            "clientId": "portcullis", "clientSecret": "calendar-secret",
+            "authorizationUrl": format!("{}/oauth/authorize", services.base_url),
+            "tokenUrl": format!("{}/oauth/token", services.base_url),
+            "scopes": [{"name": "calendar.readonly"}, {"name": "calendar.events"}],
+            "defaultScopes": ["calendar.readonly"], "pkce": true}),
+    )
+    .await;
+    s.must_post(
+        "/v1/mgmt/outbound-apps",
+        json!({"id": "crm", "name": "CRM", "type": "apiKey"}),
+    )
+    .await;
+    s.must_post(
+        "/v1/mgmt/outbound-apps/crm/api-keys",
+        json!({"apiKey": "crm-key"}),
+    )
+    .await;
+    for role in ["Viewer", "Editor"] {
+        s.must_post("/v1/mgmt/roles", json!({"name": role})).await;
+    }
+    for (id, role) in [("vera", "Viewer"), ("eddie", "Editor")] {
+        s.must_post(
+            "/v1/mgmt/users",
+            json!({"id": id, "email": format!("{id}@example.com"), "roles": [role]}),
+        )
+        .await;
+        s.put(
+            &format!("/v1/mgmt/users/{id}/password"),
+            json!({"password": "correct horse battery"}),
+        )
+        .await;
+    }
+    let viewers_read = s
+        .must_post(
+            "/v1/mgmt/outbound-apps/calendar/policies",
+            json!({"name": "Viewers read", "conditions": [{"source": "userRoles", "operator": "in", "value": ["Viewer", "Editor"]}],
+                "scopes": ["calendar.readonly"]}),
+        )
+        .await;
+    s.must_post(
+        "/v1/mgmt/outbound-apps/calendar/policies",
+        json!({"name": "Editors write", "conditions": [{"source": "userRoles", "operator": "equals", "value": "Editor"}],
+            "scopes": "all"}),
+    )
+    .await;
+    s.must_post(
+        "/v1/mgmt/outbound-apps/crm/policies",
+        json!({"name": "Viewers look up", "conditions": [{"source": "userRoles", "operator": "equals", "value": "Viewer"}],
+            "scopes": "all"}),
+    )
+    .await;
+    let (vera, mut vera_browser) = user_token(&s, &resource, "vera@example.com").await;
+    let (eddie, mut eddie_browser) = user_token(&s, &resource, "eddie@example.com").await;
+    let http = reqwest::Client::new();
+    let call_as = |token: &str, tool: &str, args: Value, caps: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": tool, "arguments": args, "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": caps}}});
+        let (http, resource, token) = (http.clone(), resource.clone(), token.to_owned());
+        async move {
+            let (status, _, body) = rpc(&http, &resource, Some(&token), body).await;
+            assert_eq!(status, 200, "{body}");
+            answer(&body)
+        }
+    };
+    let tools_of = |token: &str| {
+        let (http, resource, token) = (http.clone(), resource.clone(), token.to_owned());
+        async move {
+            let (status, _, body) = rpc(
+                &http,
+                &resource,
+                Some(&token),
+                json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list", "params": {"_meta": request_meta()}}),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            let mut names: Vec<String> = answer(&body)["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    let text_of = |v: &Value| {
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    // Vera (Viewer) sees what her policies allow: no create_event.
+    assert_eq!(tools_of(&vera).await, ["list_events", "lookup_customer"]);
+    // Not connected yet: a client that opens URLs is asked to (URL elicitation); another gets
+    // the link in the result.
+    let asked = call_as(
+        &vera,
+        "list_events",
+        json!({}),
+        json!({"elicitation": {"url": {}}}),
+    )
+    .await;
+    assert_eq!(asked["error"]["code"], -32042, "{asked}");
+    let link = asked["error"]["data"]["elicitations"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(s.is_connect_link(&link), "{link}");
+    let told = call_as(&vera, "list_events", json!({}), json!({})).await;
+    assert_eq!(told["result"]["isError"], true, "{told}");
+    assert!(text_of(&told).contains("/v1/outbound/connect/"), "{told}");
+    // She connects (the example's provider consents at once), then lists her events.
+    connect_in(
+        &s,
+        &mut vera_browser,
+        &vera,
+        "calendar",
+        &["calendar.readonly"],
+    )
+    .await;
+    let listed = call_as(&vera, "list_events", json!({}), json!({})).await;
+    assert_eq!(listed["result"]["isError"], false, "{listed}");
+    assert!(text_of(&listed).contains("\"items\""), "{listed}");
+    // Creating one is denied by the policies, with the explanation, even though she asks.
+    let denied = call_as(
+        &vera,
+        "create_event",
+        json!({"title": "Offsite", "start": "2026-12-10T09:00:00Z"}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(denied["result"]["isError"], true, "{denied}");
+    assert!(text_of(&denied).starts_with("Not allowed:"), "{denied}");
+    // The CRM by its API key.
+    let found = call_as(&vera, "lookup_customer", json!({"name": "Acme"}), json!({})).await;
+    assert!(text_of(&found).contains("Acme Inc."), "{found}");
+
+    // Eddie (Editor) connects with both scopes and creates an event.
+    assert_eq!(tools_of(&eddie).await, ["create_event", "list_events"]);
+    connect_in(
+        &s,
+        &mut eddie_browser,
+        &eddie,
+        "calendar",
+        &["calendar.readonly", "calendar.events"],
+    )
+    .await;
+    let created = call_as(
+        &eddie,
+        "create_event",
+        json!({"title": "Offsite", "start": "2026-12-10T09:00:00Z"}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(created["result"]["isError"], false, "{created}");
+    assert!(
+        services
+            .events_of("demo")
+            .iter()
+            .any(|e| e["title"] == "Offsite")
+    );
+
+    // An admin narrows the policy: the very next call is decided on it.
+    let pid = viewers_read["id"].as_str().unwrap();
+    let (status, _) = s
+        .put(
+            &format!("/v1/mgmt/outbound-apps/calendar/policies/{pid}"),
+            json!({"name": "Viewers read", "conditions": [{"source": "userRoles", "operator": "equals", "value": "Editor"}],
+                "scopes": ["calendar.readonly"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let now_denied = call_as(&vera, "list_events", json!({}), json!({})).await;
+    assert!(
+        text_of(&now_denied).starts_with("Not allowed:"),
+        "{now_denied}"
+    );
+    assert_eq!(tools_of(&vera).await, ["lookup_customer"]);
+}
+
+crate::both_backends!(
+    the_layer_guards_an_rmcp_server_with_portcullis_tokens,
+    the_calendar_example_decides_every_tool_call
+);
