@@ -2,6 +2,7 @@
 
 #![allow(clippy::expect_used, reason = "a benchmark driver")]
 
+use std::collections::HashMap;
 use std::process::Command;
 
 /// What one `wrk` run measured.
@@ -145,4 +146,138 @@ pub fn print_table(title: &str, runs: &[(&str, &Run)]) {
             r.requests_per_sec, r.p50, r.p90, r.p99, r.non_2xx
         );
     }
+}
+
+/// A user's code flow through Portcullis's real pages.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeFlow<'a> {
+    /// The public client.
+    pub client_id: &'a str,
+    /// Its redirect URI.
+    pub redirect_uri: &'a str,
+    /// The resource the token is for.
+    pub resource: &'a str,
+    /// The scopes asked for (the resource's, when `None`).
+    pub scope: Option<&'a str>,
+    /// The user's login.
+    pub login: &'a str,
+    /// The user's password.
+    pub password: &'a str,
+}
+
+/// Runs a code flow with PKCE through the sign-in and consent pages (signing in when asked,
+/// consenting with "remember"), keeping the browser's `cookies`: the token endpoint's answer.
+pub async fn code_flow(
+    http: &reqwest::Client,
+    base: &str,
+    flow: &CodeFlow<'_>,
+    cookies: &mut HashMap<String, String>,
+) -> serde_json::Value {
+    let verifier = portcullis_crypto::pkce::new_verifier();
+    let challenge = portcullis_crypto::pkce::challenge_s256(verifier.expose());
+    let mut url = format!(
+        "{base}/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256&resource={}",
+        urlencode(flow.client_id),
+        urlencode(flow.redirect_uri),
+        urlencode(flow.resource)
+    );
+    if let Some(scope) = flow.scope {
+        url.push_str(&format!("&scope={}", urlencode(scope)));
+    }
+    let mut resp = browse(http.get(&url), cookies).await;
+    let mut steps = 0;
+    while resp.0 == 200 {
+        steps += 1;
+        assert!(steps < 4, "the pages do not end: {}", resp.2);
+        let page = &resp.2;
+        let action = if page.contains("Sign in") {
+            "sign_in"
+        } else {
+            "allow"
+        };
+        let form = [
+            ("request", field(page, "request")),
+            ("csrf", field(page, "csrf")),
+            ("action", action.to_owned()),
+            ("login", flow.login.to_owned()),
+            ("password", flow.password.to_owned()),
+            ("remember", "1".to_owned()),
+        ];
+        resp = browse(
+            http.post(format!("{base}/oauth2/authorize")).form(&form),
+            cookies,
+        )
+        .await;
+    }
+    let location = resp.1.expect("a redirect with the code");
+    let code = location
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .expect("a code")
+        .to_owned();
+    http.post(format!("{base}/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", flow.client_id),
+            ("code", &code),
+            ("redirect_uri", flow.redirect_uri),
+            ("code_verifier", verifier.expose()),
+        ])
+        .send()
+        .await
+        .expect("the token endpoint answers")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A hidden field's value on a page.
+pub fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).expect("the field") + marker.len();
+    let end = start + html[start..].find('"').expect("the field's end");
+    html[start..end].replace("&amp;", "&")
+}
+
+/// Sends `req` as a browser holding `cookies` (keeping those set): the status, the
+/// `Location`, the body.
+pub async fn browse(
+    req: reqwest::RequestBuilder,
+    cookies: &mut HashMap<String, String>,
+) -> (u16, Option<String>, String) {
+    let jar: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let resp = req
+        .header("cookie", jar.join("; "))
+        .send()
+        .await
+        .expect("the server answers");
+    for set in resp.headers().get_all("set-cookie") {
+        if let Some((k, v)) = set
+            .to_str()
+            .ok()
+            .and_then(|s| s.split(';').next())
+            .and_then(|p| p.split_once('='))
+        {
+            cookies.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    let status = resp.status().as_u16();
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (status, location, resp.text().await.unwrap_or_default())
 }

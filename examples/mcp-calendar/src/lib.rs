@@ -123,8 +123,19 @@ pub async fn start(addr: SocketAddr, config: Config) -> std::io::Result<Running>
         .route("/calendar/events", get(list_events).post(create_event))
         .route("/crm/customers/{name}", get(customer))
         .with_state(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(serve(listener, app));
     Ok(Running { base_url, state })
+}
+
+/// Serves `app` on `listener` with `TCP_NODELAY` on every connection: an answer written in
+/// parts (an event stream's) is not held back by Nagle's algorithm waiting for a delayed ACK
+/// (measured: 40 ms a call without it).
+pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).await
 }
 
 #[derive(Deserialize)]

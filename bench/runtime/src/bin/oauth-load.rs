@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use portcullis_bench_runtime::{Run, Server, print_table, wrk};
+use portcullis_bench_runtime::{CodeFlow, Run, Server, code_flow, print_table, urlencode, wrk};
 use serde_json::{Value, json};
 
 const RESOURCE: &str = "https://mcp.bench.example/mcp";
@@ -37,100 +37,24 @@ async fn refresh_token(
     base: &str,
     cookies: &mut HashMap<String, String>,
 ) -> String {
-    let verifier = portcullis_crypto::pkce::new_verifier();
-    let challenge = portcullis_crypto::pkce::challenge_s256(verifier.expose());
-    let url = format!(
-        "{base}/oauth2/authorize?response_type=code&client_id=app&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256&resource={}",
-        urlencode(REDIRECT),
-        urlencode(RESOURCE)
-    );
-    let mut resp = send(http.get(&url), cookies).await;
-    let mut steps = 0;
-    while resp.0 == 200 {
-        steps += 1;
-        assert!(steps < 4, "the pages do not end: {}", resp.2);
-        let page = &resp.2;
-        let action = if page.contains("Sign in") {
-            "sign_in"
-        } else {
-            "allow"
-        };
-        let form = [
-            ("request", field(page, "request")),
-            ("csrf", field(page, "csrf")),
-            ("action", action.to_owned()),
-            ("login", "alice".to_owned()),
-            ("password", "bench password".to_owned()),
-            ("remember", "1".to_owned()),
-        ];
-        resp = send(
-            http.post(format!("{base}/oauth2/authorize")).form(&form),
-            cookies,
-        )
-        .await;
-    }
-    let location = resp.1.expect("a redirect with the code");
-    let code = location
-        .split(['?', '&'])
-        .find_map(|p| p.strip_prefix("code="))
-        .unwrap()
-        .to_owned();
-    let t: Value = http
-        .post(format!("{base}/oauth2/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", "app"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier.expose()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t = code_flow(
+        http,
+        base,
+        &CodeFlow {
+            client_id: "app",
+            redirect_uri: REDIRECT,
+            resource: RESOURCE,
+            scope: None,
+            login: "alice",
+            password: "bench password",
+        },
+        cookies,
+    )
+    .await;
     t["refresh_token"]
         .as_str()
         .expect("a refresh token")
         .to_owned()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).expect("the field") + marker.len();
-    let end = start + html[start..].find('"').unwrap();
-    html[start..end].replace("&amp;", "&")
-}
-
-async fn send(
-    req: reqwest::RequestBuilder,
-    cookies: &mut HashMap<String, String>,
-) -> (u16, Option<String>, String) {
-    let jar: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let resp = req.header("cookie", jar.join("; ")).send().await.unwrap();
-    for set in resp.headers().get_all("set-cookie") {
-        let pair = set.to_str().unwrap().split(';').next().unwrap();
-        let (k, v) = pair.split_once('=').unwrap();
-        cookies.insert(k.to_owned(), v.to_owned());
-    }
-    let status = resp.status().as_u16();
-    let location = resp
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (status, location, resp.text().await.unwrap())
 }
 
 #[tokio::main(flavor = "current_thread")]

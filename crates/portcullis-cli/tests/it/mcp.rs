@@ -359,9 +359,10 @@ async fn the_calendar_example_decides_every_tool_call(backend: Backend) {
         services: services.base_url.clone(),
         calendar_app: "calendar".into(),
         crm_app: "crm".into(),
+        static_credential: None,
     })
     .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(portcullis_example_calendar::serve(listener, app));
 
     // The MCP server, its client, the apps and their policies, two users.
     s.must_post(
