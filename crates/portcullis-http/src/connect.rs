@@ -194,12 +194,13 @@ async fn show(
     params(("ticket" = String, Path, description = "The sealed ticket of a connect link.", max_length = 4096)),
     request_body(content = ConnectLinkForm, content_type = "application/x-www-form-urlencoded"),
     responses(
+        (status = 200, description = "\"Continue\" from a browser signed in as no one, for a link whose user signs in here: the sign-in page.", body = String, content_type = "text/html"),
         (status = 303, description = "Signed in: back to the page; or continued: to the provider's consent page.",
             headers(("Location" = String, description = "The page, or the provider's authorization URL."),
                     ("Cache-Control" = String, description = "`no-store`."))),
         (status = 400, description = "The form's action is unknown or a field is repeated.", body = String, content_type = "text/html"),
         (status = 401, description = "Wrong user id, email or password: the sign-in page again.", body = String, content_type = "text/html"),
-        (status = 403, description = "The CSRF token is not this browser's; the browser is not signed in as the link's user, or does not hold its claim; or the user is locked out.", body = String, content_type = "text/html"),
+        (status = 403, description = "The CSRF token is not this browser's; the browser is signed in as another user than the link's, or does not hold its claim; or the user is locked out.", body = String, content_type = "text/html"),
         (status = 404, description = "The link is not one Portcullis made, or its app no longer exists; a path with a control character is answered in the API's JSON error shape.", content(
             (String = "text/html"),
             (crate::openapi::schemas::ErrorBody = "application/json"),
@@ -249,7 +250,11 @@ async fn act(
             let allowed = match &page.sign_in_as {
                 Some(user) => match session(&state, &headers).await {
                     Ok(Some(s)) => &s.user_id == user,
-                    Ok(None) => false,
+                    // Not signed in (or the session ended): sign in first, then continue.
+                    Ok(None) => {
+                        return sign_in_returning(&state, &path, field("csrf"), None, Vec::new())
+                            .await;
+                    }
                     Err(resp) => return resp,
                 },
                 None => {

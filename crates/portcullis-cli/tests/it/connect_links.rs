@@ -183,6 +183,18 @@ async fn a_user_who_signs_in_here_must_be_signed_in_as_the_links_user(backend: B
         .post(&link, &[("action", "continue"), ("csrf", &csrf)])
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
+    // "Continue" from a browser signed in as no one asks to sign in (and starts nothing).
+    let mut nobody = Browser::new();
+    let page = nobody.get(&link).await;
+    let asked = nobody
+        .post(
+            &link,
+            &[("action", "continue"), ("csrf", &page.field("csrf"))],
+        )
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("Sign in"), "{}", asked.body);
+    assert!(asked.location.is_none());
     // A wrong password keeps the page.
     let mut alice = Browser::new();
     let page = alice.get(&link).await;
