@@ -13,6 +13,7 @@
 //! Portcullis hands out.
 
 pub mod mcp;
+pub mod story;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -18,10 +18,10 @@
 use std::collections::HashMap;
 
 use portcullis_bench_runtime::{CodeFlow, Run, Server, browse, code_flow, field, print_table, wrk};
-use portcullis_example_calendar::{Config, mcp};
+use portcullis_example_calendar::{Config, mcp, story};
 use serde_json::{Value, json};
 
-const REDIRECT: &str = "http://127.0.0.1/cb";
+const PASSWORD: &str = "bench password";
 
 /// Serves the example's MCP server on a port of its own: its resource URI.
 async fn serve_mcp(base: &str, services: &str, static_credential: Option<String>) -> String {
@@ -43,12 +43,12 @@ async fn serve_mcp(base: &str, services: &str, static_credential: Option<String>
 /// Vera's code flow for `resource`.
 fn vera(resource: &str) -> CodeFlow<'_> {
     CodeFlow {
-        client_id: "app",
-        redirect_uri: REDIRECT,
+        client_id: story::MCP_CLIENT,
+        redirect_uri: story::MCP_REDIRECT,
         resource,
         scope: Some("calendar.read outbound.token.fetch"),
         login: "vera@example.com",
-        password: "bench password",
+        password: PASSWORD,
     }
 }
 
@@ -79,8 +79,8 @@ async fn main() {
     let services = portcullis_example_calendar::start(
         "127.0.0.1:0".parse().unwrap(),
         Config {
-            client_id: "portcullis".into(),
-            client_secret: "calendar-secret".into(),
+            client_id: story::CLIENT_ID.into(),
+            client_secret: story::CLIENT_SECRET.into(),
             redirect_uris: vec![format!("{base}/v1/outbound/callback/calendar")],
             crm_keys: vec![],
         },
@@ -91,61 +91,20 @@ async fn main() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let admin = |path: &str, body: Value| {
-        let req = http
-            .post(format!("{base}{path}"))
-            .bearer_auth(&server.admin)
-            .json(&body);
-        async move {
-            let resp = req.send().await.unwrap();
-            assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
-        }
-    };
-
-    // The fetching server and its baseline, each a resource of its own.
+    // The fetching server, configured as the story has it; its baseline comes later.
     let fetching = serve_mcp(&base, &services.base_url, None).await;
-    let scopes =
-        json!([{"name": "calendar.read"}, {"name": "calendar.write"}, {"name": "crm.read"}]);
-    admin(
-        "/v1/mgmt/resources",
-        json!({"id": "fetching", "uri": fetching, "name": "Calendar", "scopes": scopes}),
+    let admin = portcullis_client::Client::new(&base, Some(server.admin.clone())).unwrap();
+    story::configure(
+        &admin,
+        &story::Story {
+            services: &services.base_url,
+            resource: &fetching,
+            password: PASSWORD,
+            crm_key: "crm-key",
+        },
     )
-    .await;
-    admin(
-        "/v1/mgmt/clients",
-        json!({"id": "app", "name": "App", "redirectUris": [REDIRECT], "tokenEndpointAuthMethod": "none"}),
-    )
-    .await;
-    admin(
-        "/v1/mgmt/outbound-apps",
-        json!({"id": "calendar", "name": "Calendar", "type": "oauth",
-            "clientId": "portcullis", "clientSecret": "calendar-secret",
-            "authorizationUrl": format!("{}/oauth/authorize", services.base_url),
-            "tokenUrl": format!("{}/oauth/token", services.base_url),
-            "scopes": [{"name": "calendar.readonly"}, {"name": "calendar.events"}],
-            "defaultScopes": ["calendar.readonly"], "pkce": true}),
-    )
-    .await;
-    admin("/v1/mgmt/roles", json!({"name": "Viewer"})).await;
-    admin(
-        "/v1/mgmt/outbound-apps/calendar/policies",
-        json!({"name": "Viewers read", "conditions": [{"source": "userRoles", "operator": "equals", "value": "Viewer"}],
-            "scopes": ["calendar.readonly"]}),
-    )
-    .await;
-    admin(
-        "/v1/mgmt/users",
-        json!({"id": "vera", "email": "vera@example.com", "roles": ["Viewer"]}),
-    )
-    .await;
-    let resp = http
-        .put(format!("{base}/v1/mgmt/users/vera/password"))
-        .bearer_auth(&server.admin)
-        .json(&json!({"password": "bench password"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    .await
+    .unwrap();
 
     // Vera signs in, then connects her calendar in the same browser.
     let mut cookies = HashMap::new();
@@ -177,11 +136,14 @@ async fn main() {
     let granted = outbound("token").await;
     let calendar_token = granted["token"]["accessToken"].as_str().unwrap().to_owned();
     let baseline = serve_mcp(&base, &services.base_url, Some(calendar_token)).await;
-    admin(
-        "/v1/mgmt/resources",
-        json!({"id": "baseline", "uri": baseline, "name": "Calendar (static token)", "scopes": scopes}),
-    )
-    .await;
+    admin
+        .post(
+            "/v1/mgmt/resources",
+            &json!({"id": "baseline", "uri": baseline, "name": "Calendar (static token)",
+                "scopes": [{"name": "calendar.read"}]}),
+        )
+        .await
+        .unwrap();
     let t = code_flow(&http, &base, &vera(&baseline), &mut cookies).await;
     let baseline_token = t["access_token"].as_str().expect("a token").to_owned();
 

@@ -338,13 +338,13 @@ fn answer(body: &str) -> Value {
 /// and its MCP server on rmcp. Users sign in through Portcullis; every tool call is decided by
 /// the policies on the caller's roles at that moment.
 async fn the_calendar_example_decides_every_tool_call(backend: Backend) {
-    use portcullis_example_calendar::{Config, mcp};
+    use portcullis_example_calendar::{Config, mcp, story};
     let s = TestServer::start(backend).await;
     let services = portcullis_example_calendar::start(
         "127.0.0.1:0".parse().unwrap(),
         Config {
-            client_id: "portcullis".into(),
-            client_secret: "calendar-secret".into(),
+            client_id: story::CLIENT_ID.into(),
+            client_secret: story::CLIENT_SECRET.into(),
             redirect_uris: vec![format!("{}/v1/outbound/callback/calendar", s.url)],
             crm_keys: vec!["crm-key".into()],
         },
@@ -365,72 +365,18 @@ async fn the_calendar_example_decides_every_tool_call(backend: Backend) {
     tokio::spawn(portcullis_example_calendar::serve(listener, app));
 
     // The MCP server, its client, the apps and their policies, two users.
-    s.must_post(
-        "/v1/mgmt/resources",
-        json!({"id": "calendar-mcp", "uri": resource, "name": "Calendar",
-            "scopes": [{"name": "calendar.read"}, {"name": "calendar.write"}, {"name": "crm.read"}]}),
+    let admin = portcullis_client::Client::new(&s.url, Some(s.admin_key.clone())).unwrap();
+    let story = story::configure(
+        &admin,
+        &story::Story {
+            services: &services.base_url,
+            resource: &resource,
+            password: "correct horse battery",
+            crm_key: "crm-key",
+        },
     )
-    .await;
-    s.must_post(
-        "/v1/mgmt/clients",
-        json!({"id": "desktop", "name": "Desktop", "redirectUris": ["http://127.0.0.1/callback"],
-            "tokenEndpointAuthMethod": "none"}),
-    )
-    .await;
-    s.must_post(
-        "/v1/mgmt/outbound-apps",
-        json!({"id": "calendar", "name": "Calendar", "type": "oauth",
-            "clientId": "portcullis", "clientSecret": "calendar-secret",
-            "authorizationUrl": format!("{}/oauth/authorize", services.base_url),
-            "tokenUrl": format!("{}/oauth/token", services.base_url),
-            "scopes": [{"name": "calendar.readonly"}, {"name": "calendar.events"}],
-            "defaultScopes": ["calendar.readonly"], "pkce": true}),
-    )
-    .await;
-    s.must_post(
-        "/v1/mgmt/outbound-apps",
-        json!({"id": "crm", "name": "CRM", "type": "apiKey"}),
-    )
-    .await;
-    s.must_post(
-        "/v1/mgmt/outbound-apps/crm/api-keys",
-        json!({"apiKey": "crm-key"}),
-    )
-    .await;
-    for role in ["Viewer", "Editor"] {
-        s.must_post("/v1/mgmt/roles", json!({"name": role})).await;
-    }
-    for (id, role) in [("vera", "Viewer"), ("eddie", "Editor")] {
-        s.must_post(
-            "/v1/mgmt/users",
-            json!({"id": id, "email": format!("{id}@example.com"), "roles": [role]}),
-        )
-        .await;
-        s.put(
-            &format!("/v1/mgmt/users/{id}/password"),
-            json!({"password": "correct horse battery"}),
-        )
-        .await;
-    }
-    let viewers_read = s
-        .must_post(
-            "/v1/mgmt/outbound-apps/calendar/policies",
-            json!({"name": "Viewers read", "conditions": [{"source": "userRoles", "operator": "in", "value": ["Viewer", "Editor"]}],
-                "scopes": ["calendar.readonly"]}),
-        )
-        .await;
-    s.must_post(
-        "/v1/mgmt/outbound-apps/calendar/policies",
-        json!({"name": "Editors write", "conditions": [{"source": "userRoles", "operator": "equals", "value": "Editor"}],
-            "scopes": "all"}),
-    )
-    .await;
-    s.must_post(
-        "/v1/mgmt/outbound-apps/crm/policies",
-        json!({"name": "Viewers look up", "conditions": [{"source": "userRoles", "operator": "equals", "value": "Viewer"}],
-            "scopes": "all"}),
-    )
-    .await;
+    .await
+    .unwrap();
     let (vera, mut vera_browser) = user_token(&s, &resource, "vera@example.com").await;
     let (eddie, mut eddie_browser) = user_token(&s, &resource, "eddie@example.com").await;
     let http = reqwest::Client::new();
@@ -547,7 +493,7 @@ async fn the_calendar_example_decides_every_tool_call(backend: Backend) {
     );
 
     // An admin narrows the policy: the very next call is decided on it.
-    let pid = viewers_read["id"].as_str().unwrap();
+    let pid = &story.viewers_read;
     let (status, _) = s
         .put(
             &format!("/v1/mgmt/outbound-apps/calendar/policies/{pid}"),
