@@ -109,11 +109,17 @@ async fn client_token(s: &TestServer, secret: &str, resource: &str, scope: &str)
         .to_owned()
 }
 
-/// The `_meta` a request carries under protocol revision 2026-07-28 (no session).
-fn request_meta() -> Value {
+/// The `_meta` a request carries under protocol revision 2026-07-28 (no session), declaring
+/// the client's `capabilities`.
+fn request_meta(capabilities: Value) -> Value {
     json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {}})
+        "io.modelcontextprotocol/clientCapabilities": capabilities})
+}
+
+/// `tools/list`.
+fn list_tools() -> Value {
+    json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": request_meta(json!({}))}})
 }
 
 /// A JSON-RPC call to the MCP endpoint, as a streamable-HTTP client posts it.
@@ -145,9 +151,15 @@ async fn rpc(
     (status, challenge, resp.text().await.unwrap())
 }
 
+/// `tools/call` of `tool` with no arguments, from a client declaring no capabilities.
 fn call(tool: &str) -> Value {
+    call_with(tool, json!({}), json!({}))
+}
+
+/// `tools/call` with `arguments`, from a client declaring `capabilities`.
+fn call_with(tool: &str, arguments: Value, capabilities: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": tool, "arguments": {}, "_meta": request_meta()}})
+        "params": {"name": tool, "arguments": arguments, "_meta": request_meta(capabilities)}})
 }
 
 async fn the_layer_guards_an_rmcp_server_with_portcullis_tokens(backend: Backend) {
@@ -217,13 +229,7 @@ async fn the_layer_guards_an_rmcp_server_with_portcullis_tokens(backend: Backend
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("agent called create_event"), "{body}");
     // Listing tools needs no tool scope.
-    let (status, _, body) = rpc(
-        &http,
-        &resource,
-        Some(&reader),
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": request_meta()}}),
-    )
-    .await;
+    let (status, _, body) = rpc(&http, &resource, Some(&reader), list_tools()).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("create_event"), "{body}");
 
@@ -381,11 +387,7 @@ async fn the_calendar_example_decides_every_tool_call(backend: Backend) {
     let (eddie, mut eddie_browser) = user_token(&s, &resource, "eddie@example.com").await;
     let http = reqwest::Client::new();
     let call_as = |token: &str, tool: &str, args: Value, caps: Value| {
-        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-            "params": {"name": tool, "arguments": args, "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
-                "io.modelcontextprotocol/clientCapabilities": caps}}});
+        let body = call_with(tool, args, caps);
         let (http, resource, token) = (http.clone(), resource.clone(), token.to_owned());
         async move {
             let (status, _, body) = rpc(&http, &resource, Some(&token), body).await;
@@ -396,13 +398,7 @@ async fn the_calendar_example_decides_every_tool_call(backend: Backend) {
     let tools_of = |token: &str| {
         let (http, resource, token) = (http.clone(), resource.clone(), token.to_owned());
         async move {
-            let (status, _, body) = rpc(
-                &http,
-                &resource,
-                Some(&token),
-                json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list", "params": {"_meta": request_meta()}}),
-            )
-            .await;
+            let (status, _, body) = rpc(&http, &resource, Some(&token), list_tools()).await;
             assert_eq!(status, 200, "{body}");
             let mut names: Vec<String> = answer(&body)["result"]["tools"]
                 .as_array()

@@ -284,19 +284,7 @@ impl Core {
         req: &TokenRequest,
         surface: &Surface,
     ) -> Result<Granted, Refusal> {
-        if let Err(refusal) = check_token_request(req) {
-            let (_, reason) = refusal.audit_outcome();
-            self.audit
-                .reject(surface.action(), reason, self.clock.now());
-            return Err(refusal);
-        }
-        let mut trail = Trail {
-            started: Instant::now(),
-            token: None,
-            principal: None,
-            requested: Vec::new(),
-            decided: None,
-        };
+        let mut trail = self.open_trail(req, surface)?;
         let result = self.decide_and_fetch(bearer, req, &mut trail).await;
         let granted = result.as_ref().map(|g| g.token.scopes.clone());
         self.audit_fetch(req, surface, trail, granted).await;
@@ -312,23 +300,29 @@ impl Core {
         req: &TokenRequest,
     ) -> Result<Checked, Refusal> {
         let surface = Surface::Check;
+        let mut trail = self.open_trail(req, &surface)?;
+        let result = self.decide_only(bearer, req, &mut trail).await;
+        let granted = result.as_ref().map(|c| c.scopes.clone());
+        self.audit_fetch(req, &surface, trail, granted).await;
+        result
+    }
+
+    /// Checks a request's shape (a malformed one is only counted, per surface and reason) and
+    /// starts its audit trail.
+    fn open_trail(&self, req: &TokenRequest, surface: &Surface) -> Result<Trail, Refusal> {
         if let Err(refusal) = check_token_request(req) {
             let (_, reason) = refusal.audit_outcome();
             self.audit
                 .reject(surface.action(), reason, self.clock.now());
             return Err(refusal);
         }
-        let mut trail = Trail {
+        Ok(Trail {
             started: Instant::now(),
             token: None,
             principal: None,
             requested: Vec::new(),
             decided: None,
-        };
-        let result = self.decide_only(bearer, req, &mut trail).await;
-        let granted = result.as_ref().map(|c| c.scopes.clone());
-        self.audit_fetch(req, &surface, trail, granted).await;
-        result
+        })
     }
 
     /// The decision of a fetch, and the scopes the token it would hand out would carry.
