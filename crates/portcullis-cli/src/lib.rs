@@ -7,6 +7,7 @@
 pub mod admin_keys;
 pub mod apply;
 pub mod config;
+pub mod demo;
 pub mod keys;
 pub mod policy_test;
 pub mod serve;
@@ -86,6 +87,9 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Ask what a request would get (the decision simulator).
     Simulate(simulate::SimulateArgs),
+    /// The whole product, offline: Portcullis, an MCP server, a calendar provider and an identity
+    /// provider; walks the story of two users' tool calls, then runs until Ctrl-C.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs the command line.
@@ -147,6 +151,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Policy(cmd) => policy_test::run(cmd, cli.output).await,
         Command::Apply(args) => apply::run(args, cli.output).await,
         Command::Simulate(args) => simulate::run(args, cli.output).await,
+        Command::Demo(args) => demo::run(args, cli.output).await,
     }
 }
 
@@ -161,7 +166,7 @@ pub(crate) fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-fn init_tracing(json: bool, level: &str) {
+pub(crate) fn init_tracing(json: bool, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -232,7 +232,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -8,10 +8,15 @@
 //! - `/calendar/events`: the calendar API. `GET` needs `calendar.readonly` or `calendar.events`,
 //!   `POST` needs `calendar.events`; it takes only this provider's bearer tokens.
 //! - `/crm/customers/{name}`: a CRM that takes API keys (`Authorization: Bearer <key>`).
+//! - `/idp/...`: when configured, an OpenID provider standing in for the company's identity
+//!   provider, whose id_tokens carry the users' `groups` ([`idp`]).
 //!
 //! [`mcp`] is the MCP server on top: its tools reach these services with the credentials
 //! Portcullis hands out.
 
+pub mod browser;
+pub mod demo;
+pub mod idp;
 pub mod mcp;
 pub mod story;
 
@@ -49,6 +54,8 @@ pub struct Config {
     pub redirect_uris: Vec<String>,
     /// The CRM's API keys.
     pub crm_keys: Vec<String>,
+    /// The OpenID provider under `/idp`, if any.
+    pub idp: Option<idp::Config>,
 }
 
 /// The services, running.
@@ -60,6 +67,15 @@ pub struct Running {
 }
 
 impl Running {
+    /// The OpenID provider's issuer (`{base_url}/idp`), when it is configured.
+    pub fn issuer(&self) -> Option<String> {
+        self.state
+            .config
+            .idp
+            .is_some()
+            .then(|| format!("{}{}", self.base_url, idp::PATH))
+    }
+
     /// The events stored for `user`, oldest first (for tests and the demo's narration).
     pub fn events_of(&self, user: &str) -> Vec<Value> {
         lock(&self.state.events)
@@ -99,7 +115,7 @@ struct Grant {
     expires: Option<Instant>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -110,6 +126,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub async fn start(addr: SocketAddr, config: Config) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let base_url = format!("http://{}", listener.local_addr()?);
+    let idp = match &config.idp {
+        Some(c) => Some(
+            idp::router(format!("{base_url}{}", idp::PATH), c.clone())
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
     let state = Arc::new(Shared {
         config,
         codes: Mutex::default(),
@@ -124,6 +147,10 @@ pub async fn start(addr: SocketAddr, config: Config) -> std::io::Result<Running>
         .route("/calendar/events", get(list_events).post(create_event))
         .route("/crm/customers/{name}", get(customer))
         .with_state(state.clone());
+    let app = match idp {
+        Some(idp) => app.merge(idp),
+        None => app,
+    };
     tokio::spawn(serve(listener, app));
     Ok(Running { base_url, state })
 }
@@ -151,7 +178,7 @@ struct AuthorizeParams {
     login_hint: Option<String>,
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         Json(json!({"error": error, "error_description": description})),
@@ -443,7 +470,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = v.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -464,7 +491,7 @@ fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     Some((decode(id)?, decode(secret)?))
 }
 
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 

@@ -162,12 +162,12 @@ impl Calendar {
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, rmcp::ErrorData> {
         let Some(url) = refusal.connect_url() else {
-            let explanation = match refusal {
-                Refusal::Denied { decision, .. } => decision.to_string(),
-                _ => String::new(),
+            let (summary, explanation) = match refusal {
+                Refusal::Denied { decision, .. } => (summary(decision), decision.to_string()),
+                _ => (String::new(), String::new()),
             };
             return Ok(CallToolResult::error(vec![
-                text(format!("Not allowed: {}", refusal.message())),
+                text(format!("Not allowed: {}{summary}", refusal.message())),
                 text(explanation),
             ])
             .into());
@@ -318,5 +318,51 @@ impl ServerHandler for Calendar {
             ));
         };
         Ok(self.answer(spec, &credential, &args).await)
+    }
+}
+
+/// A decision's explanation in a sentence: the scopes denied, those the user may have, and the
+/// policies that gave them (as much as the app's `denialDetail` lets Portcullis say).
+fn summary(decision: &Value) -> String {
+    let list = |v: &Value| match v {
+        Value::String(s) if s == "all" => Some("every scope".to_owned()),
+        Value::Array(a) if !a.is_empty() => Some(
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        _ => None,
+    };
+    let mut parts = Vec::new();
+    if let Some(denied) = list(&decision["deniedScopes"]) {
+        parts.push(format!("denied {denied}"));
+    }
+    let matched: Vec<&str> = decision["policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["matched"] == true && p["mode"] == "enforce")
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    match list(&decision["allowedScopes"]) {
+        Some(allowed) if !matched.is_empty() => parts.push(format!(
+            "this user may have {allowed} (policy {})",
+            matched
+                .iter()
+                .map(|m| format!("\"{m}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Some(allowed) => parts.push(format!("this user may have {allowed}")),
+        None if decision.get("allowedScopes").is_some() => {
+            parts.push("no policy matches this user".to_owned());
+        }
+        None => {}
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" — {}", parts.join("; "))
     }
 }

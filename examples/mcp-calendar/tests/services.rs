@@ -22,6 +22,7 @@ async fn services() -> Running {
             client_secret: "s3cret".into(),
             redirect_uris: vec![REDIRECT.into()],
             crm_keys: vec!["crm-key-vera".into()],
+            idp: None,
         },
     )
     .await

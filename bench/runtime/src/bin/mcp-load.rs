@@ -83,6 +83,7 @@ async fn main() {
             client_secret: story::CLIENT_SECRET.into(),
             redirect_uris: vec![format!("{base}/v1/outbound/callback/calendar")],
             crm_keys: vec![],
+            idp: None,
         },
     )
     .await
@@ -101,6 +102,7 @@ async fn main() {
             resource: &fetching,
             password: PASSWORD,
             crm_key: "crm-key",
+            idp: None,
         },
     )
     .await

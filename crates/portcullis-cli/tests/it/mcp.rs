@@ -353,6 +353,7 @@ async fn the_calendar_example_decides_every_tool_call(backend: Backend) {
             client_secret: story::CLIENT_SECRET.into(),
             redirect_uris: vec![format!("{}/v1/outbound/callback/calendar", s.url)],
             crm_keys: vec!["crm-key".into()],
+            idp: None,
         },
     )
     .await
@@ -379,6 +380,7 @@ async fn the_calendar_example_decides_every_tool_call(backend: Backend) {
             resource: &resource,
             password: "correct horse battery",
             crm_key: "crm-key",
+            idp: None,
         },
     )
     .await
@@ -510,3 +512,71 @@ crate::both_backends!(
     the_layer_guards_an_rmcp_server_with_portcullis_tokens,
     the_calendar_example_decides_every_tool_call
 );
+
+/// `portcullis demo`, as a newcomer runs it: the story walks to its end — single sign-on whose
+/// groups become roles, the connect step, allowed and blocked calls with the reason, a policy
+/// change decided on the very next call — and says where everything is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_walks_its_story_and_says_where_everything_is() {
+    let any = ["--listen", "127.0.0.1:0", "--mcp-listen", "127.0.0.1:0"];
+    let args = |extra: &[&str]| {
+        let mut a = vec!["demo".to_owned()];
+        a.extend(any.iter().chain(extra).map(|s| (*s).to_owned()));
+        a
+    };
+    let out = crate::cli::portcullis(args(&["--exit"])).await;
+    let text = crate::cli::stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "roles [\"Viewer\"]",
+        "✓ list_events, lookup_customer",
+        "(URL elicitation): http://",
+        "✗ blocked: Not allowed: the access control policies do not allow every requested scope — denied calendar.events; this user may have calendar.readonly (policy \"Viewers read\")",
+        "✓ allowed: {\"account\":\"Acme Inc.\"",
+        "roles [\"Editor\"]",
+        "✓ connected, and allowed: {\"id\":",
+        "✗ the very next call is blocked: Not allowed: no access control policy of this app allows this user",
+        "Vera's next call is allowed again",
+        "admin key         pca_",
+    ] {
+        assert!(text.contains(step), "missing {step:?} in:\n{text}");
+    }
+
+    // For programs: the story on stderr, then one JSON object of where everything is.
+    let out = crate::cli::portcullis(args(&["--exit", "--no-story", "--output", "json"])).await;
+    assert!(out.status.success());
+    let ready: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["portcullis", "mcp", "identityProvider", "services"] {
+        assert!(
+            ready[key]
+                .as_str()
+                .unwrap()
+                .starts_with("http://127.0.0.1:"),
+            "{ready}"
+        );
+    }
+    assert!(ready["adminKey"].as_str().unwrap().starts_with("pca_"));
+    assert!(
+        !std::path::Path::new(ready["dataDir"].as_str().unwrap()).exists(),
+        "the temporary data is removed"
+    );
+
+    // A port in use: a clear error, exit 1.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let out = crate::cli::portcullis(vec![
+        "demo".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--mcp-listen".into(),
+        port.clone(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot listen on {port}")), "{err}");
+}
