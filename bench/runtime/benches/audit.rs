@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use portcullis_domain::{AuditEvent, AuditOutcome, PolicyVerdict, Stores, Timestamp};
+use portcullis_domain::{
+    AuditEvent, AuditOutcome, DecisionInputs, PolicyVerdict, Stores, Timestamp,
+};
 
 fn event(n: u64) -> AuditEvent {
     AuditEvent {
@@ -41,6 +43,21 @@ fn event(n: u64) -> AuditEvent {
             .collect(),
         shadow_outcome: None,
         latency_us: 12,
+        // What a typical access token's claims and a user's roles weigh.
+        inputs: Some(DecisionInputs::capture(
+            &["Viewer".to_owned(), "Staff".to_owned()],
+            serde_json::json!({
+                "iss": "https://idp.example", "sub": format!("user-{}", n % 1000),
+                "aud": "https://mcp.example/mcp", "client_id": "mcp-client",
+                "scope": "calendar.read outbound.token.fetch", "iat": 1_795_000_000,
+                "exp": 1_795_003_600, "jti": format!("{n:022}"), "department": "sales",
+            })
+            .as_object()
+            .expect("an object"),
+            &[],
+            true,
+            vec!["calendar.readonly".into()],
+        )),
     }
 }
 

@@ -54,6 +54,13 @@ impl portcullis_domain::AuditStore for CountingAudit {
         Ok(Vec::new())
     }
 
+    async fn recorded_decisions(
+        &self,
+        _: &portcullis_domain::AuditQuery,
+    ) -> Result<Vec<portcullis_domain::RecordedDecision>, portcullis_domain::StoreError> {
+        Ok(Vec::new())
+    }
+
     async fn add_rejected(
         &self,
         _: &[portcullis_domain::RejectedCount],

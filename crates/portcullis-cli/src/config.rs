@@ -129,6 +129,9 @@ pub struct KeysConfig {
 pub struct AuditConfig {
     /// Days audit rows are kept (default 90; 0 keeps them forever).
     pub retention_days: Option<u32>,
+    /// Inbound-token claims never stored with a decision's inputs, which policy replays read
+    /// (for example `email`). Also PORTCULLIS_AUDIT_NEVER_STORE_CLAIMS, comma-separated.
+    pub never_store_claims: Option<Vec<String>>,
 }
 
 /// `[rate_limits]`: each `"<per second>"`, `"<per second>/<burst>"` or `"off"`.
@@ -480,6 +483,17 @@ impl Config {
                 Some(0) => None,
                 Some(days) => Some(Duration::from_secs(u64::from(days) * 24 * 3600)),
             },
+            audit_never_store_claims: env("PORTCULLIS_AUDIT_NEVER_STORE_CLAIMS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .or_else(|| file.audit.never_store_claims.clone())
+                .unwrap_or_default()
+                .into(),
             rate_limit_per_address: rate(
                 env,
                 "PORTCULLIS_RATE_LIMIT_PER_ADDRESS",

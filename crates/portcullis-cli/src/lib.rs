@@ -9,6 +9,7 @@ pub mod apply;
 pub mod config;
 pub mod demo;
 pub mod keys;
+pub mod policy_replay;
 pub mod policy_test;
 pub mod serve;
 pub mod simulate;

@@ -20,6 +20,9 @@ pub enum PolicyCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// What a change to an app's policies would do: replays the app's recorded decisions with
+    /// the file's policies, and names who would lose or gain which scopes.
+    Replay(crate::policy_replay::ReplayArgs),
 }
 
 /// A file of cases.
@@ -75,7 +78,10 @@ pub enum Expect {
 
 /// Runs a policy command.
 pub async fn run(cmd: PolicyCommand, output: Output) -> ExitCode {
-    let PolicyCommand::Test { file, remote } = cmd;
+    let (file, remote) = match cmd {
+        PolicyCommand::Test { file, remote } => (file, remote),
+        PolicyCommand::Replay(args) => return crate::policy_replay::run(args, output).await,
+    };
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
         Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),

@@ -348,6 +348,12 @@ mod tests {
         async fn audit(&self, _: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
             Ok(self.rows.lock().unwrap().clone())
         }
+        async fn recorded_decisions(
+            &self,
+            _: &AuditQuery,
+        ) -> Result<Vec<portcullis_domain::RecordedDecision>, StoreError> {
+            Ok(vec![])
+        }
         async fn add_rejected(&self, _: &[RejectedCount]) -> Result<(), StoreError> {
             Ok(())
         }
@@ -382,6 +388,7 @@ mod tests {
             considered_policies: vec![],
             shadow_outcome: None,
             latency_us: 1,
+            inputs: None,
         }
     }
 

@@ -51,6 +51,8 @@ pub struct Settings {
     /// How long audit rows (decisions, management changes, rejected-request counts) are kept;
     /// `None` keeps them forever.
     pub audit_retention: Option<Duration>,
+    /// Inbound-token claims never stored with a decision's inputs (which replays read).
+    pub audit_never_store_claims: std::sync::Arc<[String]>,
     /// The rate limit per client address on the outbound and OAuth surfaces (`None`: none).
     pub rate_limit_per_address: Option<Rate>,
     /// The rate limit per subject (the caller's principal) on token requests (`None`: none).
@@ -100,6 +102,7 @@ impl Default for Settings {
             danger_allow_private_network: false,
             data_key_seal_limit: crate::sealer::DEFAULT_SEAL_LIMIT,
             audit_retention: Some(Duration::from_secs(90 * 24 * 3600)),
+            audit_never_store_claims: std::sync::Arc::from([]),
             rate_limit_per_address: Some(Rate {
                 per_second: 500,
                 burst: 1000,

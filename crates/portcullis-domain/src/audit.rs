@@ -1,6 +1,7 @@
 //! The audit log: one event per decision.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::Timestamp;
 
@@ -102,6 +103,83 @@ pub struct AuditEvent {
     pub shadow_outcome: Option<String>,
     /// Time spent deciding, in microseconds.
     pub latency_us: u64,
+    /// What the policies read and allowed, when they decided: what a draft policy set is
+    /// replayed against. `None` when the request was refused before the policies ran.
+    pub inputs: Option<DecisionInputs>,
+}
+
+/// What the policies read for one decision — the user's roles and the inbound token's claims —
+/// and what they allowed of the requested scopes. Claims configured never to be stored are left
+/// out; past [`MAX_INPUT_CLAIMS_BYTES`] the remaining claims are too, and `truncated` says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionInputs {
+    /// The user's roles the policies saw (in the request's tenant, if any).
+    pub roles: Vec<String>,
+    /// The inbound token's claims, as kept.
+    pub claims: Map<String, Value>,
+    /// Whether claims were left out for size: replaying this decision may be inexact.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// Whether the policies allowed the request.
+    pub allowed: bool,
+    /// The requested scopes the request got (none when denied).
+    pub scopes: Vec<String>,
+}
+
+/// The most bytes of claims (as JSON) an event keeps.
+pub const MAX_INPUT_CLAIMS_BYTES: usize = 4096;
+
+impl DecisionInputs {
+    /// Captures the inputs of a decision: `roles` and `claims` minus `never_store`, claims kept
+    /// in name order while their JSON fits [`MAX_INPUT_CLAIMS_BYTES`].
+    pub fn capture(
+        roles: &[String],
+        claims: &Map<String, Value>,
+        never_store: &[String],
+        allowed: bool,
+        scopes: Vec<String>,
+    ) -> Self {
+        let mut kept = Map::new();
+        let mut size = 2usize;
+        let mut truncated = false;
+        for (name, value) in claims {
+            if never_store.iter().any(|n| n == name) {
+                continue;
+            }
+            // `"name":value,` — the value's JSON length, without building it twice.
+            let weight =
+                name.len() + 4 + serde_json::to_string(value).map_or(usize::MAX, |v| v.len());
+            if size.saturating_add(weight) > MAX_INPUT_CLAIMS_BYTES {
+                truncated = true;
+                continue;
+            }
+            size += weight;
+            kept.insert(name.clone(), value.clone());
+        }
+        let mut roles = roles.to_vec();
+        cap_list(&mut roles);
+        Self {
+            roles,
+            claims: kept,
+            truncated,
+            allowed,
+            scopes,
+        }
+    }
+}
+
+/// A recorded decision as a replay reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedDecision {
+    /// The event's id.
+    pub id: String,
+    /// The user.
+    pub user_id: Option<String>,
+    /// The scopes asked for.
+    pub requested_scopes: Vec<String>,
+    /// What the policies read and allowed.
+    pub inputs: DecisionInputs,
 }
 
 /// The longest string an audit field keeps, in characters; longer values are cut.
@@ -145,6 +223,10 @@ impl AuditEvent {
         self.considered_policies.truncate(MAX_AUDIT_LIST);
         for v in &mut self.considered_policies {
             cap_string(&mut v.id);
+        }
+        if let Some(i) = &mut self.inputs {
+            cap_list(&mut i.roles);
+            cap_list(&mut i.scopes);
         }
     }
 }
@@ -217,13 +299,46 @@ mod tests {
                 };
                 1000
             ],
-            shadow_outcome: Some(long),
+            shadow_outcome: Some(long.clone()),
             latency_us: 0,
+            inputs: Some(DecisionInputs {
+                roles: vec![long.clone(); 1000],
+                claims: Map::new(),
+                truncated: false,
+                allowed: false,
+                scopes: vec![long; 1000],
+            }),
         };
         e.cap();
         let size = serde_json::to_vec(&e).unwrap().len();
         assert_eq!(e.tenant_id.as_deref().map(|s| s.chars().count()), Some(256));
         assert_eq!(e.requested_scopes.len(), 256);
         assert!(size < 4 * 1024 * 1024, "{size}");
+    }
+
+    #[test]
+    fn inputs_keep_claims_within_their_bound_and_never_the_excluded_ones() {
+        let mut claims = Map::new();
+        claims.insert("email".into(), Value::from("vera@example.com"));
+        claims.insert("a_small".into(), Value::from(1));
+        claims.insert(
+            "b_big".into(),
+            Value::from("x".repeat(MAX_INPUT_CLAIMS_BYTES)),
+        );
+        claims.insert("c_after".into(), Value::from(["eng", "ops"].as_slice()));
+        let roles = ["Viewer".to_owned()];
+        let i = DecisionInputs::capture(&roles, &claims, &["email".to_owned()], true, vec![]);
+        assert_eq!(i.roles, roles);
+        assert!(i.truncated);
+        // Past the one that does not fit, the others are still kept.
+        assert_eq!(
+            i.claims.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["a_small", "c_after"]
+        );
+        assert!(serde_json::to_vec(&i.claims).unwrap().len() <= MAX_INPUT_CLAIMS_BYTES);
+        claims.remove("b_big");
+        let i = DecisionInputs::capture(&roles, &claims, &[], true, vec![]);
+        assert!(!i.truncated);
+        assert_eq!(i.claims, claims);
     }
 }

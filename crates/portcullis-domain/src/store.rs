@@ -9,8 +9,8 @@ use crate::table::{self, TableStore};
 use crate::{
     AdminKeyRecord, AppRecord, AuditEvent, AuditQuery, ChangeFeed, Ciphertext, ClientRecord,
     ConnectionKey, ConnectionRecord, ConsentState, DataKeyRecord, IssuerRecord, ManagementEvent,
-    PolicyRecord, RefreshFailure, RejectedCount, Role, TenantRecord, Timestamp, TokenSet,
-    UserRecord,
+    PolicyRecord, RecordedDecision, RefreshFailure, RejectedCount, Role, TenantRecord, Timestamp,
+    TokenSet, UserRecord,
 };
 
 /// How many pending consent flows one connection key keeps.
@@ -388,6 +388,13 @@ pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, events: Arc<[AuditEvent]>) -> Result<(), StoreError>;
     /// Reads events matching `query`, newest first.
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Reads the recorded decisions matching `query` (its app, time window, cursor and limit;
+    /// the other filters are ignored) that carry their inputs, newest first: what a replay
+    /// re-decides, read without the rest of each event.
+    async fn recorded_decisions(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<Vec<RecordedDecision>, StoreError>;
     /// Adds counts of rejected requests (one transaction): a row per minute, surface and reason,
     /// its count increased when it exists.
     async fn add_rejected(&self, counts: &[RejectedCount]) -> Result<(), StoreError>;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use portcullis_domain::{
     AdminKeyRecord, AuditEvent, AuditOutcome, AuditQuery, Change, ChangeEvent, ClientRecord,
-    ConnectionKey, ConnectionStatus, ConsentState, DataKeyRecord, Identity, IssuerRecord,
-    ManagementEvent, ManagementQuery, PageRequest, PolicyVerdict, RefreshFailure, RejectedCount,
-    Role, StoreError, Stores, TenantMembership, TenantRecord, TokenSet, Write,
+    ConnectionKey, ConnectionStatus, ConsentState, DataKeyRecord, DecisionInputs, Identity,
+    IssuerRecord, ManagementEvent, ManagementQuery, PageRequest, PolicyVerdict, RefreshFailure,
+    RejectedCount, Role, StoreError, Stores, TenantMembership, TenantRecord, TokenSet, Write,
 };
 
 use crate::fixtures::{T0, app, connection, policy, sealed, user};
@@ -1454,6 +1454,20 @@ fn event(id: &str, app: &str, user: &str, outcome: AuditOutcome, secs: i64) -> A
         }],
         shadow_outcome: Some("denied".into()),
         latency_us: 42,
+        inputs: Some(DecisionInputs {
+            roles: vec!["Viewer".into()],
+            claims: serde_json::json!({"sub": user, "dept": ["eng", "ops"], "n": 1.5})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            truncated: false,
+            allowed: outcome == AuditOutcome::Allowed,
+            scopes: if outcome == AuditOutcome::Allowed {
+                vec!["read".into()]
+            } else {
+                vec![]
+            },
+        }),
     }
 }
 
@@ -1472,6 +1486,8 @@ pub async fn audit_filters_and_pages(s: &Stores) {
     events[1].shadow_outcome = None;
     events[2].issuer = None;
     events[2].considered_policies = vec![];
+    // Refused before the policies ran: no inputs.
+    events[3].inputs = None;
     s.audit.append_audit(events.clone().into()).await.unwrap();
     let q = |f: fn(&mut AuditQuery)| {
         let mut q = AuditQuery {
@@ -1541,6 +1557,50 @@ pub async fn audit_filters_and_pages(s: &Stores) {
         Err(StoreError::AlreadyExists { .. })
     ));
     assert_eq!(s.audit.audit(&q(|_| {})).await.unwrap(), newest_first);
+
+    // What a replay reads: the app's decisions that carry inputs, in the window, newest first,
+    // paged by id.
+    let replayable = |f: fn(&mut AuditQuery)| {
+        let query = q(f);
+        async move {
+            s.audit
+                .recorded_decisions(&query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.id, d.user_id, d.requested_scopes, d.inputs))
+                .collect::<Vec<_>>()
+        }
+    };
+    let expected = |e: &AuditEvent| {
+        (
+            e.id.clone(),
+            e.user_id.clone(),
+            e.requested_scopes.clone(),
+            e.inputs.clone().unwrap(),
+        )
+    };
+    assert_eq!(
+        replayable(|q| q.app_id = Some("x".into())).await,
+        [expected(&events[1]), expected(&events[0])]
+    );
+    assert_eq!(
+        replayable(|q| {
+            q.app_id = Some("x".into());
+            q.since = Some(T0.add_secs(2));
+        })
+        .await,
+        [expected(&events[1])]
+    );
+    assert_eq!(
+        replayable(|q| {
+            q.app_id = Some("x".into());
+            q.before_id = Some("evt_02".into());
+        })
+        .await,
+        [expected(&events[0])]
+    );
+    assert_eq!(replayable(|q| q.app_id = Some("nope".into())).await, []);
 }
 
 /// Writes announce what they changed on the change feed, after they commit.

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         19,
         include_str!("../migrations/0019_refresh_tokens_by_family.sql"),
     ),
+    (20, include_str!("../migrations/0020_audit_inputs.sql")),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

@@ -7,7 +7,7 @@ use deadpool_postgres::GenericClient;
 use portcullis_domain::{
     AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore, Change,
     ClientRecord, ClientStore, DataKeyRecord, IssuerRecord, IssuerStore, KeyStore, PageRequest,
-    RejectedCount, StoreError, Timestamp,
+    RecordedDecision, RejectedCount, StoreError, Timestamp,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -460,7 +460,7 @@ impl KeyStore for PostgresStore {
     }
 }
 
-const AUDIT_COLUMNS: &str = "id, at, action, app_id, user_id, tenant_id, client_id, issuer, requested_scopes, granted_scopes, outcome, reason, deciding_policies, considered_policies, shadow_outcome, latency_us";
+const AUDIT_COLUMNS: &str = "id, at, action, app_id, user_id, tenant_id, client_id, issuer, requested_scopes, granted_scopes, outcome, reason, deciding_policies, considered_policies, shadow_outcome, latency_us, inputs";
 
 fn audit_from_row(row: &Row) -> Result<AuditEvent, StoreError> {
     let outcome: &str = get(row, 10)?;
@@ -482,7 +482,18 @@ fn audit_from_row(row: &Row) -> Result<AuditEvent, StoreError> {
         considered_policies: json(row, 13)?,
         shadow_outcome: get(row, 14)?,
         latency_us: u64::try_from(get::<i64>(row, 15)?).unwrap_or(0),
+        inputs: opt_json(row, 16)?,
     })
+}
+
+/// A nullable JSON column.
+fn opt_json<T: serde::de::DeserializeOwned>(
+    row: &Row,
+    idx: usize,
+) -> Result<Option<T>, StoreError> {
+    get::<Option<&str>>(row, idx)?
+        .map(|text| serde_json::from_str(text).map_err(|e| decode("audit inputs", e)))
+        .transpose()
 }
 
 /// A bind value of the audit query.
@@ -521,6 +532,7 @@ impl AuditStore for PostgresStore {
         let mut considered = Vec::with_capacity(events.len());
         let mut shadows = Vec::with_capacity(events.len());
         let mut latencies = Vec::with_capacity(events.len());
+        let mut inputs = Vec::with_capacity(events.len());
         for e in events.iter() {
             ids.push(e.id.as_str());
             ats.push(e.at.as_millis());
@@ -538,6 +550,7 @@ impl AuditStore for PostgresStore {
             considered.push(to_json(&e.considered_policies)?);
             shadows.push(e.shadow_outcome.as_deref());
             latencies.push(i64::try_from(e.latency_us).unwrap_or(i64::MAX));
+            inputs.push(e.inputs.as_ref().map(to_json).transpose()?);
         }
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
@@ -547,7 +560,7 @@ impl AuditStore for PostgresStore {
                 "INSERT INTO audit_events ({AUDIT_COLUMNS}) SELECT * FROM UNNEST(\
                  $1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-                 $13::text[], $14::text[], $15::text[], $16::bigint[])"
+                 $13::text[], $14::text[], $15::text[], $16::bigint[], $17::text[])"
             ),
             &[
                 &ids,
@@ -566,6 +579,7 @@ impl AuditStore for PostgresStore {
                 &considered,
                 &shadows,
                 &latencies,
+                &inputs,
             ],
         )
         .await
@@ -615,6 +629,36 @@ impl AuditStore for PostgresStore {
             .iter()
             .map(audit_from_row)
             .collect()
+    }
+
+    async fn recorded_decisions(
+        &self,
+        q: &AuditQuery,
+    ) -> Result<Vec<RecordedDecision>, StoreError> {
+        let since = q.since.map_or(i64::MIN, Timestamp::as_millis);
+        let until = q.until.map_or(i64::MAX, Timestamp::as_millis);
+        // A cursor above every id: ids are ASCII, compared in the "C" collation.
+        let before = q.before_id.clone().unwrap_or_else(|| "\u{7f}".to_owned());
+        let client = self.client().await?;
+        query(
+            &client,
+            "SELECT id, user_id, requested_scopes, inputs FROM audit_events \
+             WHERE app_id = $1 AND id < $2 AND at >= $3 AND at < $4 AND inputs IS NOT NULL \
+             ORDER BY id DESC LIMIT $5",
+            &[&q.app_id, &before, &since, &until, &limit(q.limit)],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| {
+            Ok(RecordedDecision {
+                id: get(r, 0)?,
+                user_id: get(r, 1)?,
+                requested_scopes: json(r, 2)?,
+                inputs: json(r, 3)?,
+            })
+        })
+        .collect()
     }
 
     async fn add_rejected(&self, counts: &[RejectedCount]) -> Result<(), StoreError> {

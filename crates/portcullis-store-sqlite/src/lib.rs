@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/0019_refresh_tokens_by_family.sql"),
     ),
     (20, include_str!("../migrations/0020_refresh_families.sql")),
+    (21, include_str!("../migrations/0021_audit_inputs.sql")),
 ];
 const READERS: usize = 4;
 

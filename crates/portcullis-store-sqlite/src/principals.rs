@@ -5,8 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portcullis_domain::{
     AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore, Change,
-    ClientRecord, ClientStore, DataKeyRecord, IssuerRecord, IssuerStore, KeyStore, PageRequest,
-    RejectedCount, StoreError, Timestamp,
+    ClientRecord, ClientStore, DataKeyRecord, DecisionInputs, IssuerRecord, IssuerStore, KeyStore,
+    PageRequest, RecordedDecision, RejectedCount, StoreError, Timestamp,
 };
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params, params_from_iter};
@@ -409,7 +409,7 @@ impl KeyStore for SqliteStore {
     }
 }
 
-const AUDIT_COLUMNS: &str = "id, at, action, app_id, user_id, tenant_id, client_id, issuer, requested_scopes, granted_scopes, outcome, reason, deciding_policies, considered_policies, shadow_outcome, latency_us";
+const AUDIT_COLUMNS: &str = "id, at, action, app_id, user_id, tenant_id, client_id, issuer, requested_scopes, granted_scopes, outcome, reason, deciding_policies, considered_policies, shadow_outcome, latency_us, inputs";
 
 fn audit_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
     let outcome: String = row.get(10)?;
@@ -436,7 +436,19 @@ fn audit_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
         considered_policies: json_col(row, 13)?,
         shadow_outcome: row.get(14)?,
         latency_us: u64::try_from(row.get::<_, i64>(15)?).unwrap_or(0),
+        inputs: inputs_col(row, 16)?,
     })
+}
+
+/// The inputs column: JSON, or NULL.
+fn inputs_col(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<DecisionInputs>> {
+    row.get::<_, Option<String>>(i)?
+        .map(|text| {
+            serde_json::from_str(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+            })
+        })
+        .transpose()
 }
 
 #[async_trait]
@@ -445,7 +457,7 @@ impl AuditStore for SqliteStore {
         self.write(move |tx| {
             let mut stmt = tx
                 .prepare_cached(&format!(
-                    "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                    "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
                 ))
                 .map_err(backend)?;
             for e in events.iter() {
@@ -465,7 +477,8 @@ impl AuditStore for SqliteStore {
                     to_json(&e.deciding_policies)?,
                     to_json(&e.considered_policies)?,
                     e.shadow_outcome,
-                    i64::try_from(e.latency_us).unwrap_or(i64::MAX)
+                    i64::try_from(e.latency_us).unwrap_or(i64::MAX),
+                    e.inputs.as_ref().map(to_json).transpose()?
                 ])
                 .map_err(write_error("audit event"))?;
             }
@@ -515,6 +528,47 @@ impl AuditStore for SqliteStore {
                         .collect()
                 })
                 .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn recorded_decisions(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<Vec<RecordedDecision>, StoreError> {
+        let app = query.app_id.clone();
+        let since = query.since.map_or(i64::MIN, Timestamp::as_millis);
+        let until = query.until.map_or(i64::MAX, Timestamp::as_millis);
+        // A cursor above every id: ids are ASCII.
+        let before = query
+            .before_id
+            .clone()
+            .unwrap_or_else(|| "\u{7f}".to_owned());
+        let n = limit(query.limit);
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, user_id, requested_scopes, inputs FROM audit_events \
+                 WHERE app_id = ?1 AND id < ?2 AND at >= ?3 AND at < ?4 AND inputs IS NOT NULL \
+                 ORDER BY id DESC LIMIT ?5",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![app, before, since, until, n], |r| {
+                    Ok(RecordedDecision {
+                        id: r.get(0)?,
+                        user_id: r.get(1)?,
+                        requested_scopes: json_col(r, 2)?,
+                        inputs: inputs_col(r, 3)?.ok_or_else(|| {
+                            rusqlite::Error::InvalidColumnType(
+                                3,
+                                "inputs".into(),
+                                rusqlite::types::Type::Null,
+                            )
+                        })?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(read_err)
         })
         .await
     }

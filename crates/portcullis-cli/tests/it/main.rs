@@ -25,6 +25,7 @@ mod inbound;
 mod mcp;
 mod mgmt;
 mod plane;
+mod replay;
 mod resources;
 mod secrets;
 mod signing;

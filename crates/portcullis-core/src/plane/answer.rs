@@ -181,7 +181,9 @@ impl Core {
         } else {
             trail.requested
         };
-        let (token, principal, decided) = (trail.token, trail.principal, trail.decided);
+        let (token, principal, decided, user) =
+            (trail.token, trail.principal, trail.decided, trail.user);
+        let never_store = self.settings.audit_never_store_claims.clone();
         // The event is built by the audit writer, off the request's path: the request only hands
         // over what it already holds.
         self.audit
@@ -189,6 +191,22 @@ impl Core {
                 let (deciding, considered, shadow) = match &decided {
                     Some((snapshot, decision)) => verdicts(&snapshot.set, decision),
                     None => (Vec::new(), Vec::new(), None),
+                };
+                let inputs = match (&decided, &token) {
+                    (Some((snapshot, decision)), Some(token)) => {
+                        let roles = match &user {
+                            Some(u) => u.effective_roles(tenant_id.as_deref()),
+                            None => token.token_roles.clone(),
+                        };
+                        Some(portcullis_domain::DecisionInputs::capture(
+                            &roles,
+                            &token.claims,
+                            &never_store,
+                            decision.allowed(),
+                            effective_scopes(&snapshot.set, decision, &requested),
+                        ))
+                    }
+                    _ => None,
                 };
                 AuditEvent {
                     id: ids::new_event_id(at),
@@ -208,10 +226,29 @@ impl Core {
                     considered_policies: considered,
                     shadow_outcome: shadow,
                     latency_us,
+                    inputs,
                 }
             })
             .await;
     }
+}
+
+/// The requested scopes a decision lets the request have, in the request's order: none when it
+/// denies.
+pub(crate) fn effective_scopes(
+    set: &PolicySet,
+    decision: &Decision,
+    requested: &[String],
+) -> Vec<String> {
+    if !decision.allowed() {
+        return Vec::new();
+    }
+    let allowed = decision.allowed_scopes(set);
+    requested
+        .iter()
+        .filter(|s| allowed.contains(s))
+        .cloned()
+        .collect()
 }
 
 /// The deciding policies, every policy's verdict, and the shadow outcome of a decision.

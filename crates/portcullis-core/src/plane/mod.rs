@@ -26,6 +26,7 @@ mod answer;
 mod caller;
 mod lookup;
 
+pub(crate) use answer::effective_scopes;
 use answer::{check_offered, owner_of, summary};
 pub(crate) use caller::Caller;
 
@@ -274,6 +275,8 @@ struct Trail {
     principal: Option<String>,
     requested: Vec<String>,
     decided: Option<(Arc<AppSnapshot>, Decision)>,
+    /// The directory user the policies read (their roles go to the audit event's inputs).
+    user: Option<Arc<UserRecord>>,
 }
 
 impl Core {
@@ -322,6 +325,7 @@ impl Core {
             principal: None,
             requested: Vec::new(),
             decided: None,
+            user: None,
         })
     }
 
@@ -433,6 +437,7 @@ impl Core {
         let requested_refs: Vec<&str> = requested.iter().map(String::as_str).collect();
         let decision = snapshot.set.decide(&subject, &requested_refs);
         trail.decided = Some((snapshot.clone(), decision.clone()));
+        trail.user.clone_from(&caller.user);
         if !decision.allowed() {
             return Err(self
                 .refuse(

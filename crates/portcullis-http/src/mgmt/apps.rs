@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use portcullis_core::manage::{AppInput, AppView, ListParams, Page, PolicyView};
+use portcullis_core::manage::{
+    AppInput, AppView, ListParams, Page, PolicyView, ReplayInput, ReplayOutput,
+};
 use serde_json::Value;
 
 use super::{created, no_content, record};
@@ -24,6 +26,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/outbound-apps/{app_id}/policies",
             get(list_policies).post(create_policy),
+        )
+        .route(
+            "/outbound-apps/{app_id}/policies/replay",
+            axum::routing::post(replay_policies),
         )
         .route(
             "/outbound-apps/{app_id}/policies/{policy_id}",
@@ -233,6 +239,37 @@ async fn list_policies(
     Ok(Json(s.core.list_policies(&app_id, &p).await?))
 }
 
+/// Replay a draft policy set
+///
+/// Answers what a change to the app's policies would do, before it is saved: the draft (the
+/// app's whole policy set as it would be after the change) re-decides every decision recorded
+/// for the app in the window, from the inputs each one recorded (the user's roles and the
+/// token's claims), and the answer counts the decisions that would change and names the users
+/// who would lose or gain which scopes. Nothing is changed or recorded. Decisions recorded
+/// without inputs (refused before the policies ran) are not replayed.
+#[utoipa::path(
+    post,
+    path = "/v1/mgmt/outbound-apps/{appId}/policies/replay",
+    operation_id = "replayPolicies",
+    tag = "Policies",
+    security(("adminKey" = ["read"]), ("adminKey" = ["policies"])),
+    params(("appId" = String, Path, description = "The outbound app's id.")),
+    request_body(content = doc::ReplayInput, description = "The draft policy set and the window."),
+    responses(
+        (status = 200, description = "What the draft would change.", body = doc::ReplayOutput),
+        (status = 400, description = "The body does not have the documented shape (`invalid_body`), or the draft is not valid (`invalid_policy`, with `details` when the set's problems are known; `invalid_request` for an `id` that is not a string, a window that ends before it starts, or a `limit` out of range).", body = ErrorBody),
+        (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
+    )
+)]
+async fn replay_policies(
+    _: Admin<need::ReadPolicies>,
+    State(s): State<AppState>,
+    PathParams(app_id): PathParams<String>,
+    JsonBody(input): JsonBody<ReplayInput>,
+) -> Result<Json<ReplayOutput>, ApiError> {
+    Ok(Json(s.core.replay_policies(&app_id, &input).await?))
+}
+
 /// Read a policy
 ///
 /// Reads one policy of an app.
@@ -319,6 +356,7 @@ async fn delete_policy(
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
+    replay_policies,
     list_apps,
     create_app,
     get_app,

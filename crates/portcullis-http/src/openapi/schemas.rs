@@ -710,6 +710,29 @@ pub(crate) struct AuditEvent {
     /// The time spent deciding, in microseconds.
     #[schema(minimum = 0)]
     latency_us: u64,
+    /// What the policies read and allowed (what a policy replay re-decides); `null` when the
+    /// request was refused before the policies ran.
+    inputs: Option<DecisionInputs>,
+}
+
+/// What the policies read for a decision, and what they allowed.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub(crate) struct DecisionInputs {
+    /// The user's roles the policies saw (in the request's tenant, if any).
+    roles: Vec<String>,
+    /// The inbound token's claims as kept: without the claims configured never to be stored
+    /// (`audit.never_store_claims`), and within 4 KiB.
+    #[schema(value_type = Object)]
+    claims: serde_json::Map<String, serde_json::Value>,
+    /// Present (`true`) when claims were left out for size: a replay of this decision may be
+    /// inexact.
+    #[serde(default)]
+    truncated: bool,
+    /// Whether the policies allowed the request.
+    allowed: bool,
+    /// The requested scopes the request got (none when denied).
+    scopes: Vec<String>,
 }
 
 /// A change made through the management API (`kind=management`). Never holds a secret.

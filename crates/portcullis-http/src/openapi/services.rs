@@ -761,6 +761,103 @@ pub(crate) struct SimulateOutput {
     decision: Value,
 }
 
+/// A replay question: a draft of the app's whole policy set and a window.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ReplayInput {
+    /// The app's whole policy set as it would be after the change: policy documents, each with
+    /// an optional `id` (1 to 64 characters; an existing policy's id keeps the explanation
+    /// readable). An empty list replays the app with no policy (open).
+    #[schema(value_type = Vec<Object>, max_items = 100)]
+    policies: Vec<Value>,
+    /// The start of the window (default: seven days before `until`).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
+    /// The end of the window, exclusive (default: now).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    until: Option<String>,
+    /// How many users each list shows (default 20).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// What a draft policy set would change over the window.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ReplayOutput {
+    /// The app.
+    app_id: String,
+    /// The window replayed.
+    #[schema(value_type = String, format = DateTime)]
+    since: String,
+    /// Its end, exclusive.
+    #[schema(value_type = String, format = DateTime)]
+    until: String,
+    /// The decisions re-decided (those recorded with their inputs).
+    #[schema(minimum = 0)]
+    replayed: u64,
+    /// Those whose outcome or scopes would differ.
+    #[schema(minimum = 0)]
+    changed: u64,
+    /// Allowed then, denied with the draft.
+    #[schema(minimum = 0)]
+    newly_denied: u64,
+    /// Denied then, allowed with the draft.
+    #[schema(minimum = 0)]
+    newly_allowed: u64,
+    /// Decisions whose claims were cut for size when recorded: their replay may be inexact.
+    #[schema(minimum = 0)]
+    inexact: u64,
+    /// Whether the whole window was replayed (false past 10,000,000 decisions).
+    complete: bool,
+    /// The users who would lose scopes they got.
+    losing: ReplayImpact,
+    /// The users who would get scopes they did not.
+    gaining: ReplayImpact,
+    /// Per scope, how many users would lose and gain it.
+    scopes: std::collections::BTreeMap<String, ReplayScopeImpact>,
+}
+
+/// Users affected one way by a draft.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ReplayImpact {
+    /// How many users.
+    #[schema(minimum = 0)]
+    users: u64,
+    /// The first of them (`limit`): the most affected decisions first, then by id.
+    first: Vec<ReplayUserImpact>,
+}
+
+/// One user's change under a draft.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ReplayUserImpact {
+    /// The user.
+    user_id: String,
+    /// The scopes they would lose (or gain); empty when a denial loses a request that asked
+    /// for none.
+    scopes: Vec<String>,
+    /// How many of their recorded decisions would change that way.
+    #[schema(minimum = 0)]
+    decisions: u64,
+}
+
+/// How many users would lose and gain one scope.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ReplayScopeImpact {
+    /// Users who would lose it.
+    #[schema(minimum = 0)]
+    losing: u64,
+    /// Users who would gain it.
+    #[schema(minimum = 0)]
+    gaining: u64,
+}
+
 /// A data key, as the management API shows it.
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -2412,6 +2412,29 @@ async fn every_operation_answers_as_documented() {
         404,
     )
     .await;
+    let replayed = s
+        .admin(
+            "POST",
+            "/v1/mgmt/outbound-apps/gh/policies/replay",
+            Some(json!({"policies": [], "limit": 5})),
+            200,
+        )
+        .await;
+    assert_eq!(replayed["complete"], true, "{replayed}");
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps/gh/policies/replay",
+        Some(json!({"policies": [7]})),
+        400,
+    )
+    .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/outbound-apps/nope/policies/replay",
+        Some(json!({"policies": []})),
+        404,
+    )
+    .await;
 
     // Revocation and deletion.
     let report = s.admin("DELETE", &conn, None, 200).await;
