@@ -320,6 +320,23 @@ def _policy(policy, stored):
         policy["scopes"] = [s for s in policy["scopes"] if isinstance(s, str) and s in offered] or "all"
 
 
+def _replay(body, stored):
+    """ReplayInput: each draft policy is a PolicyDocument of the app (its scopes among those the
+    app offers), names unique ignoring case; the window does not end before it starts."""
+    if not isinstance(body, dict):
+        return
+    for policy in _list(body.get("policies")):
+        _policy(policy, stored)
+    if isinstance(body.get("policies"), list):
+        body["policies"] = _unique(
+            body["policies"],
+            lambda p: p.get("name", "").strip().lower() if isinstance(p, dict) and isinstance(p.get("name"), str) else None,
+        )
+    since, until = body.get("since"), body.get("until")
+    if isinstance(since, str) and isinstance(until, str) and since > until:
+        body["since"], body["until"] = until, since
+
+
 def _connect_link(request):
     """AdminConnectRequest: it names a `tenantId` or a `userId`; a `returnUrl` is one the
     configuration allows (here none)."""
@@ -400,6 +417,8 @@ def before_call(context, case, kwargs):
         "PUT /v1/mgmt/outbound-apps/{appId}/policies/{policyId}",
     ):
         _policy(body, _stored_app(app_id))
+    elif label == "POST /v1/mgmt/outbound-apps/{appId}/policies/replay":
+        _replay(body, _stored_app(app_id))
     elif label in (
         "POST /v1/mgmt/outbound-apps/{appId}/connect",
         "POST /v1/mgmt/outbound-apps/{appId}/tokens",

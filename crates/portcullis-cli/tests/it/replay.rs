@@ -202,9 +202,9 @@ async fn a_bad_draft_is_refused_and_changes_nothing(backend: Backend) {
             Some("policies[0]"),
         ),
         (
-            json!({"policies": [json!({"id": 5, "name": "x", "conditions": [], "scopes": "all"})]}),
-            "invalid_request",
-            Some("policies[0].id"),
+            json!({"policies": [json!({"id": "pol_1", "name": "x", "conditions": [], "scopes": "all"})]}),
+            "invalid_policy",
+            Some("policies[0]"),
         ),
         (
             json!({"policies": [], "since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}),

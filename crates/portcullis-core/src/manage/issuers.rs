@@ -2,31 +2,6 @@
 
 use super::*;
 
-/// A whole number of seconds, written as JSON allows it (`60`, or `60.0`).
-fn whole_seconds<'de, D>(d: D) -> Result<Option<u32>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    use serde::de::Error as _;
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
-    n.as_u64()
-        .or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
-                // The range is checked: the cast is exact.
-                .map(|f| f as u64)
-        })
-        .and_then(|v| u32::try_from(v).ok())
-        .map(Some)
-        .ok_or_else(|| {
-            D::Error::custom(format!(
-                "invalid value: {n}, expected a whole number of seconds"
-            ))
-        })
-}
-
 /// A trusted issuer as written by the management API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -51,7 +26,7 @@ pub struct IssuerInput {
     #[serde(default)]
     pub tenant_claim: Option<String>,
     /// Leeway on `exp`/`nbf`/`iat` (default 60, at most 600).
-    #[serde(default, deserialize_with = "whole_seconds")]
+    #[serde(default, deserialize_with = "whole_number")]
     pub clock_skew_seconds: Option<u32>,
     /// The `typ` header its tokens must carry, such as `at+jwt` (RFC 9068 access tokens):
     /// tokens without it (an ID token, say) are refused. Absent: any `typ`.

@@ -275,3 +275,24 @@ fn sorted_unique(v: &[String]) -> Vec<String> {
     v.dedup();
     v
 }
+
+/// A whole number, written as JSON allows it (`60`, or `60.0`).
+pub(crate) fn whole_number<'de, D>(d: D) -> Result<Option<u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+                // The range is checked: the cast is exact.
+                .map(|f| f as u64)
+        })
+        .and_then(|v| u32::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("invalid value: {n}, expected a whole number")))
+}

@@ -25,8 +25,8 @@ const DEFAULT_LISTED: usize = 20;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplayInput {
-    /// The app's whole policy set as it would be after the change: policy documents, each with
-    /// an optional `id` (its own id when it is an existing policy, for the explanation).
+    /// The app's whole policy set as it would be after the change: policy documents (`name`,
+    /// `description`, `conditions`, `scopes`, `mode`).
     pub policies: Vec<Value>,
     /// The start of the window (default: seven days before `until`).
     #[serde(default)]
@@ -35,8 +35,8 @@ pub struct ReplayInput {
     #[serde(default)]
     pub until: Option<Timestamp>,
     /// How many users each list shows (default 20, at most 1,000).
-    #[serde(default)]
-    pub limit: Option<usize>,
+    #[serde(default, deserialize_with = "super::whole_number")]
+    pub limit: Option<u32>,
 }
 
 /// What a draft would change.
@@ -145,24 +145,13 @@ impl Core {
         }
         let mut documents = Vec::with_capacity(drafts.len());
         for (i, draft) in drafts.iter().enumerate() {
-            let mut body = draft.clone();
-            let id = match body.as_object_mut().map(|o| o.remove("id")) {
-                Some(Some(Value::String(id))) if !id.is_empty() && id.len() <= 64 => id,
-                Some(None) => format!("draft-{i}"),
-                Some(Some(_)) => {
-                    return Err(ServiceError::invalid(
-                        "invalid_request",
-                        format!("policies[{i}].id must be a string of 1 to 64 characters"),
-                    ));
-                }
-                None => {
-                    return Err(ServiceError::invalid(
-                        "invalid_request",
-                        format!("policies[{i}] must be a policy document (an object)"),
-                    ));
-                }
-            };
-            let doc = self.checked_policy(app, &body).map_err(|e| match e {
+            if !draft.is_object() {
+                return Err(ServiceError::invalid(
+                    "invalid_request",
+                    format!("policies[{i}] must be a policy document (an object)"),
+                ));
+            }
+            let doc = self.checked_policy(app, draft).map_err(|e| match e {
                 ServiceError::Invalid {
                     code,
                     message,
@@ -174,7 +163,7 @@ impl Core {
                 },
                 other => other,
             })?;
-            documents.push((id, doc));
+            documents.push((format!("draft-{i}"), doc));
         }
         PolicySet::compile(&app.settings.scope_names(), documents, &limits).map_err(|e| {
             ServiceError::Invalid {
@@ -203,7 +192,9 @@ impl Core {
                 "since must not be after until",
             ));
         }
-        let listed = input.limit.unwrap_or(DEFAULT_LISTED);
+        let listed = input
+            .limit
+            .map_or(DEFAULT_LISTED, |l| usize::try_from(l).unwrap_or(usize::MAX));
         if listed == 0 || listed > MAX_LISTED {
             return Err(ServiceError::invalid(
                 "invalid_request",
@@ -232,19 +223,32 @@ impl Core {
             limit: PAGE,
             ..AuditQuery::default()
         };
+        // The next page is read while this one is re-decided: reading is most of the cost.
+        let mut page = self.stores.audit.recorded_decisions(&query).await?;
         loop {
-            let page = self.stores.audit.recorded_decisions(&query).await?;
+            let next = if page.len() < PAGE as usize {
+                None
+            } else if out.replayed + u64::from(PAGE) > MAX_REPLAYED {
+                out.complete = false;
+                None
+            } else {
+                query.before_id = page.last().map(|d| d.id.clone());
+                let (audit, query) = (self.stores.audit.clone(), query.clone());
+                Some(tokio::spawn(async move {
+                    audit.recorded_decisions(&query).await
+                }))
+            };
             for d in &page {
                 replay_one(&set, d, &mut out, &mut losing, &mut gaining);
             }
-            if page.len() < PAGE as usize {
-                break;
+            match next {
+                Some(read) => {
+                    page = read
+                        .await
+                        .map_err(|e| ServiceError::Internal(format!("reading decisions: {e}")))??;
+                }
+                None => break,
             }
-            if out.replayed >= MAX_REPLAYED {
-                out.complete = false;
-                break;
-            }
-            query.before_id = page.last().map(|d| d.id.clone());
         }
         let (lose, losers) = losing.impact(listed);
         let (gain, gainers) = gaining.impact(listed);

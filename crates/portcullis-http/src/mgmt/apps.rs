@@ -257,7 +257,7 @@ async fn list_policies(
     request_body(content = doc::ReplayInput, description = "The draft policy set and the window."),
     responses(
         (status = 200, description = "What the draft would change.", body = doc::ReplayOutput),
-        (status = 400, description = "The body does not have the documented shape (`invalid_body`), or the draft is not valid (`invalid_policy`, with `details` when the set's problems are known; `invalid_request` for an `id` that is not a string, a window that ends before it starts, or a `limit` out of range).", body = ErrorBody),
+        (status = 400, description = "The body does not have the documented shape (`invalid_body`), or the draft is not valid (`invalid_policy`, with `details` when the set's problems are known; `invalid_request` for a window that ends before it starts, or a `limit` out of range).", body = ErrorBody),
         (status = 404, description = "No app has this id (`not_found`).", body = ErrorBody),
     )
 )]

@@ -765,11 +765,10 @@ pub(crate) struct SimulateOutput {
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ReplayInput {
-    /// The app's whole policy set as it would be after the change: policy documents, each with
-    /// an optional `id` (1 to 64 characters; an existing policy's id keeps the explanation
-    /// readable). An empty list replays the app with no policy (open).
-    #[schema(value_type = Vec<Object>, max_items = 100)]
-    policies: Vec<Value>,
+    /// The app's whole policy set as it would be after the change, as policy documents (names
+    /// unique). An empty list replays the app with no policy (open).
+    #[schema(max_items = 1000)]
+    policies: Vec<crate::openapi::schemas::PolicyDocument>,
     /// The start of the window (default: seven days before `until`).
     #[serde(default)]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -1099,6 +1098,8 @@ pub(crate) struct ReencryptReport {
     app_secrets: u64,
     /// Pending consents re-sealed.
     consent_states: u64,
+    /// SSO connections' client secrets re-sealed.
+    sso_secrets: u64,
 }
 
 /// What a user asks for when connecting an app.
