@@ -130,7 +130,7 @@ pub struct AdminKeyInfo {
 }
 
 /// The scopes of a stored key; a name this build does not know grants nothing (fail closed).
-fn scopes_of(k: &AdminKeyRecord) -> Vec<AdminScope> {
+pub(crate) fn scopes_of(k: &AdminKeyRecord) -> Vec<AdminScope> {
     k.scopes
         .iter()
         .filter_map(|s| AdminScope::parse(s))

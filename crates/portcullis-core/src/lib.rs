@@ -12,6 +12,7 @@ mod audit;
 pub mod authz;
 mod cache;
 pub mod changes;
+pub mod console;
 mod error;
 mod exchange;
 mod identity;

@@ -319,6 +319,8 @@ pub trait AdminKeyStore: Send + Sync {
         &self,
         hash: &[u8; 32],
     ) -> Result<Option<AdminKeyRecord>, StoreError>;
+    /// Finds a key by its id (the console's sessions name the key they act as).
+    async fn admin_key_by_id(&self, id: &str) -> Result<Option<AdminKeyRecord>, StoreError>;
     /// Lists keys by id.
     async fn admin_keys(&self, page: &PageRequest) -> Result<Vec<AdminKeyRecord>, StoreError>;
     /// Deletes a key. `NotFound`.

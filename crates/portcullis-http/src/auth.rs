@@ -40,8 +40,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 }
 
 /// An authenticated admin whose key holds the scope `N` names: every management handler takes
-/// one as its first argument, so its signature states the scope it needs. Without a valid key:
-/// 401; with a key lacking the scope: 403 `insufficient_scope`, naming it.
+/// one as its first argument, so its signature states the scope it needs. The key is the bearer
+/// credential or, without one, the admin console's session cookie (see [`crate::console`]).
+/// Without a valid key: 401; with a key lacking the scope: 403 `insufficient_scope`, naming it; a
+/// console request that changes something without the session's CSRF token: 403 `csrf_mismatch`.
 #[derive(Debug, Clone)]
 pub struct Admin<N>(pub AdminIdentity, pub PhantomData<N>);
 
@@ -52,7 +54,14 @@ impl<N: Need> FromRequestParts<AppState> for Admin<N> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let mut identity = state.core.authenticate_admin(bearer(parts)).await?;
+        // A bearer key first; without one, the console's session cookie (its CSRF token checked
+        // on changing requests); with neither, the bearer key's 401.
+        let mut identity = match bearer(parts) {
+            None if crate::console::has_session(parts) => {
+                crate::console::authenticate(state, parts).await?
+            }
+            key => state.core.authenticate_admin(key).await?,
+        };
         N::check(&identity)?;
         identity.request_id = parts
             .extensions

@@ -5,12 +5,15 @@
 //!   connect flow and the provider callback;
 //! - `/oauth2/token`: RFC 8693 token exchange for confidential clients;
 //! - `/v1/mgmt/...`: the management API (admin keys);
+//! - `/console`: the admin console (a static page calling the management API with a session
+//!   cookie);
 //! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 
 mod account;
 mod auth;
 mod authorize;
 mod connect;
+mod console;
 mod error;
 mod mgmt;
 mod oauth;
@@ -70,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_address));
     Router::new()
         .merge(ops::routes())
+        .merge(console::routes())
         .merge(limited)
         .nest("/v1/mgmt", mgmt::routes())
         .route_layer(middleware::from_fn(observe))

@@ -43,6 +43,7 @@ fn build() -> (Value, Vec<String>) {
     api.merge(crate::account::Doc::openapi());
     api.merge(crate::sso::Doc::openapi());
     api.merge(crate::connect::Doc::openapi());
+    api.merge(crate::console::Doc::openapi());
     api.merge(crate::mgmt::doc());
     match serde_json::to_value(&api) {
         Ok(mut doc) => {
@@ -90,6 +91,7 @@ Every error but those of `/oauth2/token` has one shape: `{\"error\": \"<code>\",
         (name = "Keys", description = "The data keys that seal secrets at rest, Portcullis's token-signing keys, and their rotation."),
         (name = "Authorization server", description = "What Portcullis publishes as an authorization server: its metadata (RFC 8414) and the public keys of the tokens it signs."),
         (name = "Audit", description = "The audit log of every decision, and the decision simulator."),
+        (name = "Console", description = "The admin console: its page, script and style sheet, and the session an admin key is exchanged for."),
         (name = "Operations", description = "Liveness, readiness, metrics, and this document."),
     ),
     components(schemas(
@@ -134,7 +136,7 @@ created under `/v1/mgmt/admin-keys`. A key holds scopes: `read` (every `GET`; no
 servers), `audit`, `keys` (data-key and signing-key \
 rotation), and `admin` (everything, and managing admin keys; the bootstrap key's scope). Each \
 operation's `security` names the scopes that allow it; reading an area needs `read` or that area's \
-own scope.",
+own scope. The admin console (`/console`) exchanges a key for a session cookie (`POST /console/session`) that management calls accept instead, with its CSRF token in `X-CSRF-Token` on every call that is not a `GET` (otherwise 403 `csrf_mismatch`).",
                     ))
                     .build(),
             ),

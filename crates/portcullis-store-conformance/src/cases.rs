@@ -1144,7 +1144,8 @@ pub async fn first_admin_key_is_inserted_once(s: &Stores) {
     );
 }
 
-/// Keys are found by hash only; expiry is kept; delete works once.
+/// Keys are found by hash (and by id, for the console's sessions); expiry is kept; delete works
+/// once.
 pub async fn admin_keys_by_hash(s: &Stores) {
     let mut k = admin_key("ak1", 7);
     k.expires_at = Some(T0.add_secs(60));
@@ -1153,6 +1154,11 @@ pub async fn admin_keys_by_hash(s: &Stores) {
         s.admin_keys.admin_key_by_hash(&[7; 32]).await.unwrap(),
         Some(k.clone())
     );
+    assert_eq!(
+        s.admin_keys.admin_key_by_id("ak1").await.unwrap(),
+        Some(k.clone())
+    );
+    assert_eq!(s.admin_keys.admin_key_by_id("ak9").await.unwrap(), None);
     assert_eq!(
         s.admin_keys.admin_key_by_hash(&[8; 32]).await.unwrap(),
         None
@@ -1166,6 +1172,7 @@ pub async fn admin_keys_by_hash(s: &Stores) {
         s.admin_keys.admin_key_by_hash(&[7; 32]).await.unwrap(),
         None
     );
+    assert_eq!(s.admin_keys.admin_key_by_id("ak1").await.unwrap(), None);
     assert!(matches!(
         s.admin_keys.delete_admin_key("ak1").await,
         Err(StoreError::NotFound { .. })

@@ -94,6 +94,19 @@ impl AdminKeyStore for PostgresStore {
         .transpose()
     }
 
+    async fn admin_key_by_id(&self, id: &str) -> Result<Option<AdminKeyRecord>, StoreError> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!("SELECT {ADMIN_KEY_COLUMNS} FROM admin_keys WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(db)?
+        .map(|row| admin_key_from_row(&row))
+        .transpose()
+    }
+
     async fn admin_keys(&self, page: &PageRequest) -> Result<Vec<AdminKeyRecord>, StoreError> {
         let client = self.client().await?;
         let after = page.after.as_deref().unwrap_or_default();

@@ -88,6 +88,18 @@ impl AdminKeyStore for SqliteStore {
         .await
     }
 
+    async fn admin_key_by_id(&self, id: &str) -> Result<Option<AdminKeyRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, name, secret_hash, created_at, expires_at, scopes FROM admin_keys WHERE id = ?1",
+            )
+            .and_then(|mut s| s.query_row([&id], admin_key_from_row).optional())
+            .map_err(read_err)
+        })
+        .await
+    }
+
     async fn admin_keys(&self, page: &PageRequest) -> Result<Vec<AdminKeyRecord>, StoreError> {
         self.read_page("SELECT id, name, secret_hash, created_at, expires_at, scopes FROM admin_keys WHERE id > ?1 ORDER BY id LIMIT ?2".into(), page, admin_key_from_row)
             .await

@@ -18,6 +18,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod connect_links;
+mod console;
 mod crash;
 mod findings;
 mod identity;

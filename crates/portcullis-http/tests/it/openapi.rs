@@ -1244,6 +1244,54 @@ async fn every_operation_answers_as_documented() {
     s.call("GET", "/metrics", None, None, 200).await;
     s.call("GET", "/openapi.json", None, None, 200).await;
 
+    // The console: its static files, and the session an admin key is exchanged for.
+    s.call("GET", "/console", None, None, 200).await;
+    s.call("GET", "/console/app.js", None, None, 200).await;
+    s.call("GET", "/console/console.css", None, None, 200).await;
+    s.call(
+        "POST",
+        "/console/session",
+        None,
+        Some(Payload::Json(json!({ "adminKey": "pca_wrong" }))),
+        401,
+    )
+    .await;
+    s.call("GET", "/console/session", None, None, 401).await;
+    let admin = s.h.admin.clone();
+    let (headers, session) = s
+        .call(
+            "POST",
+            "/console/session",
+            None,
+            Some(Payload::Json(json!({ "adminKey": admin }))),
+            200,
+        )
+        .await;
+    assert!(session["csrfToken"].is_string(), "{session}");
+    let console_cookie = headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    s.call(
+        "GET",
+        "/console/session",
+        None,
+        Some(Payload::Cookie(console_cookie.clone())),
+        200,
+    )
+    .await;
+    s.call(
+        "DELETE",
+        "/console/session",
+        None,
+        Some(Payload::Cookie(console_cookie)),
+        204,
+    )
+    .await;
+
     // Management needs an admin key.
     s.call("GET", "/v1/mgmt/outbound-apps", None, None, 401)
         .await;

@@ -1,0 +1,460 @@
+//! The admin console, driven over HTTP the way its page does: the session exchange, the cookie's
+//! flags and content, the CSRF token on changing calls, revocation and expiry taking effect at
+//! once, sign-out, the audit trail, and the static files' Content-Security-Policy.
+
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::support::{Backend, TestServer};
+
+const COOKIE: &str = "portcullis_console";
+
+/// A signed-in console: the cookie pair to send and the CSRF token.
+struct Console {
+    cookie: String,
+    csrf: String,
+    set_cookie: String,
+    body: Value,
+}
+
+/// `POST /console/session` with `key`: the status, the `Set-Cookie` headers and the body.
+async fn sign_in_raw(s: &TestServer, key: &str) -> (u16, Vec<String>, Value) {
+    let resp = s
+        .http
+        .post(format!("{}/console/session", s.url))
+        .json(&json!({ "adminKey": key }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let cookies = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, cookies, body)
+}
+
+async fn sign_in(s: &TestServer, key: &str) -> Console {
+    let (status, cookies, body) = sign_in_raw(s, key).await;
+    assert_eq!(status, 200, "{body}");
+    let set_cookie = cookies
+        .into_iter()
+        .find(|c| c.starts_with(&format!("{COOKIE}=")))
+        .expect("a console cookie");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    Console {
+        cookie,
+        csrf: body["csrfToken"].as_str().unwrap().to_owned(),
+        set_cookie,
+        body,
+    }
+}
+
+/// A call as the console's page makes it: the cookie, and `csrf` as `X-CSRF-Token` when given.
+async fn call(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    cookie: &str,
+    csrf: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = s
+        .http
+        .request(method, format!("{}{path}", s.url))
+        .header(header::COOKIE, cookie);
+    if let Some(t) = csrf {
+        req = req.header("x-csrf-token", t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn app(id: &str) -> Value {
+    json!({ "id": id, "name": format!("App {id}"), "type": "apiKey" })
+}
+
+async fn signing_in_sets_a_sealed_strict_cookie(backend: Backend) {
+    let s = TestServer::start(backend).await;
+
+    // A wrong key: 401, and no cookie.
+    let (status, cookies, body) = sign_in_raw(&s, "pca_not-a-key").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "unauthorized");
+    assert!(cookies.is_empty(), "{cookies:?}");
+    let (status, cookies, _) = sign_in_raw(&s, "").await;
+    assert_eq!(status, 401);
+    assert!(cookies.is_empty());
+
+    // The right key: the cookie is HttpOnly, SameSite=Strict, for the whole site, eight hours,
+    // not Secure on http, and holds neither the key nor anything readable.
+    let c = sign_in(&s, &s.admin_key).await;
+    let flags: Vec<&str> = c.set_cookie.split(';').map(str::trim).collect();
+    for f in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
+        assert!(flags.contains(&f), "{f} in {}", c.set_cookie);
+    }
+    assert!(!flags.contains(&"Secure"), "{}", c.set_cookie);
+    let value = &c.cookie[COOKIE.len() + 1..];
+    assert!(
+        !value.contains(&s.admin_key),
+        "the key is not in the cookie"
+    );
+    assert!(!value.contains("ak_"), "the key's id is sealed, not shown");
+    assert!(!c.set_cookie.contains(&c.csrf));
+    assert_eq!(c.body["name"], "bootstrap");
+    assert_eq!(c.body["scopes"], json!(["admin"]));
+    assert!(c.body["keyId"].as_str().unwrap().starts_with("ak_"));
+    assert!(c.body.get("adminKey").is_none());
+    assert!(!c.body.to_string().contains(&s.admin_key));
+
+    // The session comes back with its CSRF token (the page reloaded).
+    let (status, again) = call(&s, Method::GET, "/console/session", &c.cookie, None, None).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["csrfToken"], c.body["csrfToken"]);
+    assert_eq!(again["keyId"], c.body["keyId"]);
+}
+
+async fn the_cookie_authenticates_and_changes_need_the_csrf_token(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = sign_in(&s, &s.admin_key).await;
+
+    // A read needs only the cookie.
+    let (status, page) = call(
+        &s,
+        Method::GET,
+        "/v1/mgmt/outbound-apps",
+        &c.cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+
+    // A change without the token, or with another one: 403, and nothing is stored.
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/v1/mgmt/outbound-apps",
+        &c.cookie,
+        None,
+        Some(app("nocsrf")),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "csrf_mismatch");
+    let other = sign_in(&s, &s.admin_key).await;
+    assert_ne!(other.csrf, c.csrf, "each session has its own token");
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/v1/mgmt/outbound-apps",
+        &c.cookie,
+        Some(&other.csrf),
+        Some(app("nocsrf")),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = call(
+        &s,
+        Method::DELETE,
+        "/v1/mgmt/outbound-apps/nocsrf",
+        &c.cookie,
+        Some("wrong"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(s.get("/v1/mgmt/outbound-apps/nocsrf").await.0, 404);
+
+    // With the token: it works, and the management audit names the key as the actor.
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/v1/mgmt/outbound-apps",
+        &c.cookie,
+        Some(&c.csrf),
+        Some(app("viaconsole")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    s.flush_audit().await;
+    let (status, log) = call(
+        &s,
+        Method::GET,
+        "/v1/mgmt/audit?kind=management&target=outbound-apps/viaconsole",
+        &c.cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{log}");
+    let event = &log["items"][0];
+    assert_eq!(event["action"], "app.create", "{log}");
+    assert_eq!(event["actorId"], c.body["keyId"]);
+    assert_eq!(event["actorName"], "bootstrap");
+
+    // A bearer key still works alone, and wins over a cookie (no CSRF token needed with it).
+    let resp = s
+        .http
+        .post(format!("{}/v1/mgmt/outbound-apps", s.url))
+        .bearer_auth(&s.admin_key)
+        .header(header::COOKIE, &c.cookie)
+        .json(&app("viabearer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    // Neither a key nor a cookie: the usual 401.
+    let resp = s
+        .http
+        .get(format!("{}/v1/mgmt/outbound-apps", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn a_session_ends_with_its_key(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = s
+        .must_post(
+            "/v1/mgmt/admin-keys",
+            json!({ "name": "ops", "scopes": ["apps"] }),
+        )
+        .await;
+    let c = sign_in(&s, key["key"].as_str().unwrap()).await;
+    assert_eq!(c.body["scopes"], json!(["apps"]));
+    // The key's scopes apply: it cannot read the audit log.
+    let (status, body) = call(&s, Method::GET, "/v1/mgmt/audit", &c.cookie, None, None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "insufficient_scope");
+    let (status, _) = call(
+        &s,
+        Method::GET,
+        "/v1/mgmt/outbound-apps",
+        &c.cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Revoked: the very next call is refused, and the session is gone.
+    let (status, _) = s
+        .delete(&format!(
+            "/v1/mgmt/admin-keys/{}",
+            key["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = call(
+        &s,
+        Method::GET,
+        "/v1/mgmt/outbound-apps",
+        &c.cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+    let (status, _) = call(
+        &s,
+        Method::POST,
+        "/v1/mgmt/outbound-apps",
+        &c.cookie,
+        Some(&c.csrf),
+        Some(app("revoked")),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _) = call(&s, Method::GET, "/console/session", &c.cookie, None, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(s.get("/v1/mgmt/outbound-apps/revoked").await.0, 404);
+}
+
+async fn tampered_and_expired_cookies_are_refused(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = sign_in(&s, &s.admin_key).await;
+    let value = &c.cookie[COOKIE.len() + 1..];
+
+    // One character changed, a truncated value, garbage: 401.
+    let mut bytes = value.as_bytes().to_vec();
+    let i = bytes.len() / 2;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    let flipped = format!("{COOKIE}={}", String::from_utf8(bytes).unwrap());
+    let truncated = format!("{COOKIE}={}", &value[..value.len() - 4]);
+    for bad in [flipped, truncated, format!("{COOKIE}=garbage")] {
+        let (status, body) =
+            call(&s, Method::GET, "/v1/mgmt/outbound-apps", &bad, None, None).await;
+        assert_eq!(status, 401, "{bad}: {body}");
+        let (status, _) = call(&s, Method::GET, "/console/session", &bad, None, None).await;
+        assert_eq!(status, 401);
+    }
+
+    // A fresh session works, and lasts eight hours (its expiry is sealed in; an expired one is
+    // refused: see `an_expired_key_ends_its_session`).
+    let sealed = s.core.start_console_session(&s.admin_key).await.unwrap();
+    let (status, _) = call(
+        &s,
+        Method::GET,
+        "/v1/mgmt/outbound-apps",
+        &format!("{COOKIE}={}", sealed.cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let lifetime = s
+        .core
+        .open_console_session(&sealed.cookie)
+        .await
+        .map(|session| session.expires_at.as_secs() - now_secs())
+        .unwrap();
+    assert!(
+        (28_700..=28_800).contains(&lifetime),
+        "the session lasts eight hours: {lifetime}"
+    );
+}
+
+/// Seconds since the epoch, now.
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn an_expired_key_ends_its_session(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    // A key that expires in two seconds: the session lasts no longer than the key, and once its
+    // end has passed the sealed cookie is refused.
+    let expires = time_in(2);
+    let key = s
+        .must_post(
+            "/v1/mgmt/admin-keys",
+            json!({ "name": "brief", "scopes": ["read"], "expiresAt": expires }),
+        )
+        .await;
+    let c = sign_in(&s, key["key"].as_str().unwrap()).await;
+    assert!(
+        c.set_cookie.contains("Max-Age=1") || c.set_cookie.contains("Max-Age=2"),
+        "{}",
+        c.set_cookie
+    );
+    let (status, _) = call(
+        &s,
+        Method::GET,
+        "/v1/mgmt/outbound-apps",
+        &c.cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    let (status, body) = call(
+        &s,
+        Method::GET,
+        "/v1/mgmt/outbound-apps",
+        &c.cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+}
+
+/// RFC 3339 for `secs` seconds from now.
+fn time_in(secs: i64) -> String {
+    portcullis_domain::Timestamp::from_secs(now_secs() + secs).to_rfc3339()
+}
+
+async fn signing_out_clears_the_cookie(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let c = sign_in(&s, &s.admin_key).await;
+    let resp = s
+        .http
+        .delete(format!("{}/console/session", s.url))
+        .header(header::COOKIE, &c.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let set = resp
+        .headers()
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(set.starts_with(&format!("{COOKIE}=;")), "{set}");
+    assert!(set.contains("Max-Age=0"), "{set}");
+    // The browser then has no cookie: the session endpoint says so.
+    let resp = s
+        .http
+        .get(format!("{}/console/session", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn the_console_is_served_under_a_strict_csp(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    for (path, media, needle) in [
+        ("/console", "text/html", "<html lang=\"en\">"),
+        ("/console/app.js", "text/javascript", "/console/session"),
+        ("/console/console.css", "text/css", ":focus-visible"),
+    ] {
+        let resp = s.http.get(format!("{}{path}", s.url)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let h = resp.headers().clone();
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(
+            h[header::CONTENT_TYPE].to_str().unwrap().starts_with(media),
+            "{path}"
+        );
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains(needle), "{path}");
+        if path == "/console" {
+            // No inline script or style: the CSP would block them anyway.
+            assert!(!text.contains("<script>"), "no inline script");
+            assert!(!text.contains("style="), "no inline style");
+            assert!(
+                !text.contains("http://") && !text.contains("https://"),
+                "no external asset"
+            );
+        }
+    }
+}
+
+crate::both_backends!(
+    signing_in_sets_a_sealed_strict_cookie,
+    the_cookie_authenticates_and_changes_need_the_csrf_token,
+    a_session_ends_with_its_key,
+    tampered_and_expired_cookies_are_refused,
+    an_expired_key_ends_its_session,
+    signing_out_clears_the_cookie,
+    the_console_is_served_under_a_strict_csp,
+);

@@ -1,0 +1,986 @@
+// The Portcullis admin console: a single page that calls the management API (/v1/mgmt) with the
+// session cookie POST /console/session set. The admin key is sent once and never kept; the CSRF
+// token lives in this module's memory only and goes out as X-CSRF-Token on every changing call.
+// No framework, no build step: every element is built with `el` and text goes in as text (never
+// as HTML), so nothing an API returns can inject markup.
+
+/** The session: `{keyId, name, scopes, csrfToken, expiresAt}`, or null when signed out. */
+let session = null;
+
+const main = document.getElementById('main');
+
+// ----- Small helpers ---------------------------------------------------------------------------
+
+/** Builds an element: `attrs` are properties (`onclick`, `hidden`...) or attributes; children are nodes or text. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else if (k === 'text') node.textContent = v;
+    else if (k === 'value' || k === 'checked') node[k] = v;
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+let uid = 0;
+/** A fresh element id. */
+const nextId = (prefix) => `${prefix}-${(uid += 1)}`;
+
+/** A labelled input (or select/textarea given as `control`), with a slot for its error. */
+function field(labelText, control, { hint, path } = {}) {
+  control.id ||= nextId('f');
+  const error = el('p', { class: 'field-error', id: `${control.id}-error`, hidden: true });
+  const described = [];
+  let hintNode = null;
+  if (hint) {
+    hintNode = el('p', { class: 'hint', id: `${control.id}-hint` }, hint);
+    described.push(hintNode.id);
+  }
+  described.push(error.id);
+  control.setAttribute('aria-describedby', described.join(' '));
+  if (path) control.dataset.path = path;
+  return el('div', { class: 'field' }, el('label', { for: control.id }, labelText), control, hintNode, error);
+}
+
+/** A text input. */
+const input = (name, attrs = {}) => el('input', { type: 'text', name, autocomplete: 'off', ...attrs });
+
+/** A select of `[value, label]` options. */
+function select(name, options, value) {
+  return el('select', { name }, options.map(([v, l]) => el('option', { value: v, selected: v === value ? true : undefined }, l)));
+}
+
+/** A checkbox with its label. */
+function checkbox(name, value, labelText, checked = false) {
+  const box = el('input', { type: 'checkbox', name, value, id: nextId('c'), checked });
+  return el('span', { class: 'check' }, box, el('label', { for: box.id, class: 'inline' }, labelText));
+}
+
+/** A message banner (`kind`: error, ok, info). Errors are announced. */
+function banner(text, kind = 'error') {
+  return el('div', { class: `banner ${kind === 'error' ? '' : kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
+}
+
+/** "2026-05-01T10:00:00Z" as the browser's local date and time. */
+function when(text) {
+  if (!text) return '—';
+  const d = new Date(text);
+  return Number.isNaN(d.getTime()) ? text : d.toLocaleString();
+}
+
+/** A comma-separated list as an array of trimmed, non-empty items. */
+const splitList = (text) => text.split(',').map((s) => s.trim()).filter(Boolean);
+
+/** A value as the user typed it: a number when it is one, else the text. */
+function scalar(text) {
+  const t = text.trim();
+  if (t !== '' && !Number.isNaN(Number(t)) && /^-?\d+(\.\d+)?$/.test(t)) return Number(t);
+  if (t === 'true') return true;
+  if (t === 'false') return false;
+  return t;
+}
+
+const enc = encodeURIComponent;
+
+// ----- The API ---------------------------------------------------------------------------------
+
+/** An answer of the API that is not a success: its status and `{error, message, details}`. */
+class ApiFailure extends Error {
+  constructor(status, body) {
+    super(body?.message || `the server answered ${status}`);
+    this.status = status;
+    this.code = body?.error || 'error';
+    this.details = body?.details;
+  }
+}
+
+/** Calls the API with the session cookie (and the CSRF token on changing calls); the JSON answer. */
+async function api(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && method !== 'HEAD' && session) headers['x-csrf-token'] = session.csrfToken;
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+  } catch (e) {
+    throw new ApiFailure(0, { error: 'network', message: `the server cannot be reached (${e.message})` });
+  }
+  const text = await resp.text();
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = null;
+  }
+  if (resp.ok) return parsed;
+  if (resp.status === 401 && path.startsWith('/v1/')) {
+    // The session ended (expired, or its key was revoked): back to the sign-in screen.
+    session = null;
+    showSignIn(parsed?.message);
+  }
+  throw new ApiFailure(resp.status, parsed);
+}
+
+/** Every page of a list endpoint (`?limit=&cursor=`), up to `max` items. */
+async function listAll(path, max = 1000) {
+  const items = [];
+  let cursor = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await api('GET', `${path}${sep}limit=200${cursor ? `&cursor=${enc(cursor)}` : ''}`);
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor && items.length < max);
+  return items;
+}
+
+/**
+ * Shows an API error in `form`: each detail with a JSON `path` beside the control whose
+ * `data-path` is that path (or the closest parent path), the rest in the form's banner.
+ */
+function showErrors(form, failure, pathPrefix = '') {
+  clearErrors(form);
+  const general = [];
+  const details = Array.isArray(failure.details) ? failure.details : [];
+  for (const d of details) {
+    let path = typeof d.path === 'string' ? d.path : '';
+    if (pathPrefix && path.startsWith(pathPrefix)) path = path.slice(pathPrefix.length);
+    const control = closestControl(form, path);
+    if (control) {
+      const slot = document.getElementById(`${control.id}-error`);
+      slot.textContent = d.message;
+      slot.hidden = false;
+      control.setAttribute('aria-invalid', 'true');
+    } else {
+      general.push(d.message ? `${d.path ? `${d.path}: ` : ''}${d.message}` : JSON.stringify(d));
+    }
+  }
+  if (!details.length) {
+    // A message naming a field ("tokenUrl must be ...") goes beside that field.
+    const control = [...form.querySelectorAll('[data-path]')].find((c) => failure.message.startsWith(`${c.dataset.path} `));
+    if (control) {
+      const slot = document.getElementById(`${control.id}-error`);
+      slot.textContent = failure.message;
+      slot.hidden = false;
+      control.setAttribute('aria-invalid', 'true');
+    }
+  }
+  const slot = form.querySelector('.form-error');
+  slot.replaceChildren(banner(general.length ? `${failure.message}` : `The server refused: ${failure.message}`));
+  if (general.length > 1) slot.append(el('ul', {}, general.map((g) => el('li', {}, g))));
+  const firstInvalid = form.querySelector('[aria-invalid="true"]');
+  (firstInvalid || slot).focus?.();
+}
+
+/** The control for `path`, or for its closest parent path (`conditions[0].value[1]` → `conditions[0].value`). */
+function closestControl(form, path) {
+  let p = path;
+  while (p) {
+    const c = form.querySelector(`[data-path="${CSS.escape(p)}"]`);
+    if (c) return c;
+    const cut = Math.max(p.lastIndexOf('.'), p.lastIndexOf('['));
+    if (cut <= 0) break;
+    p = p.slice(0, cut);
+  }
+  return null;
+}
+
+function clearErrors(form) {
+  for (const e of form.querySelectorAll('.field-error')) {
+    e.textContent = '';
+    e.hidden = true;
+  }
+  for (const c of form.querySelectorAll('[aria-invalid]')) c.removeAttribute('aria-invalid');
+  form.querySelector('.form-error')?.replaceChildren();
+}
+
+/** A form's general error slot (focusable, so the error can be announced and reached). */
+const formError = () => el('div', { class: 'form-error', tabindex: '-1' });
+
+// ----- Sign in and out -------------------------------------------------------------------------
+
+/** Shows the header for the signed-in admin. */
+function showHeader() {
+  const signedIn = Boolean(session);
+  document.getElementById('nav').hidden = !signedIn;
+  document.getElementById('who').hidden = !signedIn;
+  if (signedIn) {
+    document.getElementById('who-name').textContent = `Signed in as ${session.name} (${session.keyId})`;
+  }
+}
+
+function showSignIn(message) {
+  showHeader();
+  document.title = 'Sign in · Portcullis console';
+  const key = el('input', { type: 'password', name: 'adminKey', autocomplete: 'off', required: true, spellcheck: 'false' });
+  const form = el(
+    'form',
+    { class: 'card narrow', novalidate: true },
+    formError(),
+    field('Admin key', key, { hint: 'Paste an admin key (pca_…). It is checked once and not kept by this page.', path: 'adminKey' }),
+    el('div', { class: 'actions' }, el('button', { type: 'submit' }, 'Sign in')),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    try {
+      const resp = await fetch('/console/session', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ adminKey: key.value }),
+        credentials: 'same-origin',
+      });
+      const body = await resp.json().catch(() => null);
+      // The key is not needed any more: forget it.
+      key.value = '';
+      if (!resp.ok) throw new ApiFailure(resp.status, body);
+      session = body;
+      if (!location.hash || location.hash === '#/' || location.hash === '#/sign-in') location.hash = '#/apps';
+      route();
+    } catch (e) {
+      showErrors(form, e.details ? e : Object.assign(e, { details: [{ path: 'adminKey', message: e.message }] }));
+    }
+  });
+  main.replaceChildren(
+    el('h1', {}, 'Sign in to the Portcullis console'),
+    message ? banner(message, 'info') : null,
+    form,
+  );
+  key.focus();
+}
+
+async function signOut() {
+  try {
+    await fetch('/console/session', { method: 'DELETE', credentials: 'same-origin' });
+  } finally {
+    session = null;
+    showSignIn('You are signed out.');
+  }
+}
+
+// ----- Routing ---------------------------------------------------------------------------------
+
+/** Renders the page the hash names (`#/apps`, `#/apps/new`, `#/apps/{id}/{tab}`, `#/audit`). */
+async function route() {
+  if (!session) return showSignIn();
+  showHeader();
+  const parts = (location.hash.replace(/^#\/?/, '') || 'apps').split('/').map(decodeURIComponent);
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.dataset.section === parts[0]) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  try {
+    if (parts[0] === 'audit') await auditPage();
+    else if (parts[0] === 'apps' && parts[1] === 'new') createAppPage();
+    else if (parts[0] === 'apps' && parts[1]) await appPage(parts[1], parts[2] || 'access');
+    else await appsPage();
+  } catch (e) {
+    if (e instanceof ApiFailure && e.status === 401) return;
+    main.replaceChildren(el('h1', {}, 'Something went wrong'), banner(e.message));
+  }
+  main.focus();
+}
+
+// ----- Outbound apps ---------------------------------------------------------------------------
+
+/** The list of apps, a page at a time (`cursors` is the stack of pages before this one). */
+async function appsPage(cursors = []) {
+  document.title = 'Outbound apps · Portcullis console';
+  const cursor = cursors[cursors.length - 1];
+  const page = await api('GET', `/v1/mgmt/outbound-apps?limit=20${cursor ? `&cursor=${enc(cursor)}` : ''}`);
+  const rows = page.items.map((a) =>
+    el(
+      'tr',
+      {},
+      el('td', {}, el('a', { href: `#/apps/${enc(a.id)}/access` }, a.name)),
+      el('td', {}, el('code', {}, a.id)),
+      el('td', {}, a.type === 'oauth' ? 'OAuth' : 'API key'),
+      el('td', {}, (a.scopes || []).map((s) => s.name).join(', ') || '—'),
+    ),
+  );
+  const table = page.items.length
+    ? el(
+        'table',
+        {},
+        el('caption', {}, 'Registered outbound apps'),
+        el('thead', {}, el('tr', {}, ['Name', 'Id', 'Type', 'Scopes'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, rows),
+      )
+    : el('p', {}, 'No outbound app is registered yet.');
+  const pager = el('div', { class: 'pager' });
+  if (cursors.length) {
+    pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => appsPage(cursors.slice(0, -1)) }, 'Previous page'));
+  }
+  if (page.nextCursor) {
+    pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => appsPage([...cursors, page.nextCursor]) }, 'Next page'));
+  }
+  main.replaceChildren(
+    el('h1', {}, 'Outbound apps'),
+    el('p', {}, el('a', { href: '#/apps/new' }, 'Register an outbound app')),
+    table,
+    pager,
+  );
+}
+
+function createAppPage() {
+  document.title = 'Register an app · Portcullis console';
+  const type = select('type', [['oauth', 'OAuth'], ['apiKey', 'API key']], 'oauth');
+  const oauth = el(
+    'fieldset',
+    {},
+    el('legend', {}, 'OAuth settings'),
+    field('Client ID', input('clientId'), { path: 'clientId' }),
+    field('Client secret', el('input', { type: 'password', name: 'clientSecret', autocomplete: 'off' }), { path: 'clientSecret' }),
+    field('Authorization URL', input('authorizationUrl', { type: 'url' }), { path: 'authorizationUrl' }),
+    field('Token URL', input('tokenUrl', { type: 'url' }), { path: 'tokenUrl' }),
+  );
+  const form = el(
+    'form',
+    { class: 'card', novalidate: true },
+    formError(),
+    field('Name', input('name', { required: true }), { path: 'name' }),
+    field('Id', input('id', { required: true }), { path: 'id', hint: 'A slug used in every URL (letters, digits, - and _); it cannot change.' }),
+    field('Type', type, { path: 'type' }),
+    oauth,
+    field('Scopes', input('scopes'), { path: 'scopes', hint: 'The scopes the provider offers, comma-separated (for example calendar.readonly, calendar.events).' }),
+    el('div', { class: 'actions' }, el('button', { type: 'submit' }, 'Register app'), el('a', { href: '#/apps' }, 'Cancel')),
+  );
+  type.addEventListener('change', () => {
+    oauth.hidden = type.value !== 'oauth';
+  });
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const v = (n) => form.elements[n].value.trim();
+    const body = { id: v('id'), name: v('name'), type: type.value, scopes: splitList(v('scopes')).map((name) => ({ name })) };
+    if (type.value === 'oauth') {
+      for (const k of ['clientId', 'clientSecret', 'authorizationUrl', 'tokenUrl']) if (v(k)) body[k] = v(k);
+    }
+    try {
+      const app = await api('POST', '/v1/mgmt/outbound-apps', body);
+      location.hash = `#/apps/${enc(app.id)}/access`;
+    } catch (e) {
+      if (e instanceof ApiFailure && e.status !== 401) showErrors(form, e);
+    }
+  });
+  main.replaceChildren(el('h1', {}, 'Register an outbound app'), form);
+  form.elements.name.focus();
+}
+
+// ----- An app ----------------------------------------------------------------------------------
+
+const TABS = [
+  ['access', 'Access Control'],
+  ['test', 'Test'],
+  ['tokens', 'Token Management'],
+  ['settings', 'Settings'],
+];
+
+async function appPage(appId, tab) {
+  const app = await api('GET', `/v1/mgmt/outbound-apps/${enc(appId)}`);
+  const label = TABS.find(([t]) => t === tab)?.[1] || 'Access Control';
+  document.title = `${app.name}: ${label} · Portcullis console`;
+  const tabs = el(
+    'nav',
+    { class: 'tabs', 'aria-label': `${app.name} sections` },
+    el('ul', {}, TABS.map(([t, l]) => el('li', {}, el('a', { href: `#/apps/${enc(app.id)}/${t}`, 'aria-current': t === tab ? 'page' : undefined }, l)))),
+  );
+  const body = el('section', { 'aria-label': label });
+  main.replaceChildren(
+    el('p', {}, el('a', { href: '#/apps' }, '← All apps')),
+    el('h1', {}, app.name, ' ', el('span', { class: 'muted' }, `(${app.id})`)),
+    tabs,
+    body,
+  );
+  if (tab === 'test') await testTab(app, body);
+  else if (tab === 'tokens') await tokensTab(app, body);
+  else if (tab === 'settings') settingsTab(app, body);
+  else await accessTab(app, body);
+}
+
+/** A policy's document: what the API takes back (without its id and timestamps). */
+function documentOf(p) {
+  const doc = { name: p.name, conditions: p.conditions, scopes: p.scopes };
+  if (p.description) doc.description = p.description;
+  if (p.mode) doc.mode = p.mode;
+  return doc;
+}
+
+/** A condition in words: `userRoles in [Viewer, Editor]`. */
+function conditionText(c) {
+  const v = Array.isArray(c.value) ? `[${c.value.join(', ')}]` : JSON.stringify(c.value);
+  return `${c.source === 'jwtClaims' ? `claim ${c.claim}` : 'userRoles'} ${c.operator} ${v}`;
+}
+
+const scopesText = (s) => (s === 'all' ? 'All scopes' : s.join(', '));
+
+async function accessTab(app, body) {
+  const policies = await listAll(`/v1/mgmt/outbound-apps/${enc(app.id)}/policies`);
+  const list = policies.length
+    ? el(
+        'table',
+        {},
+        el('caption', {}, 'Policies'),
+        el('thead', {}, el('tr', {}, ['Name', 'Conditions', 'Scopes', 'Mode', ''].map((h) => el('th', { scope: 'col' }, h)))),
+        el(
+          'tbody',
+          {},
+          policies.map((p) =>
+            el(
+              'tr',
+              {},
+              el('td', {}, p.name, p.description ? el('p', { class: 'hint' }, p.description) : null),
+              el('td', {}, p.conditions.length ? el('ul', {}, p.conditions.map((c) => el('li', {}, el('code', {}, conditionText(c))))) : 'Everyone (no condition)'),
+              el('td', {}, scopesText(p.scopes)),
+              el('td', {}, p.mode || 'enforce'),
+              el(
+                'td',
+                {},
+                el(
+                  'button',
+                  {
+                    type: 'button',
+                    class: 'danger',
+                    'aria-label': `Delete policy ${p.name}`,
+                    onclick: async () => {
+                      if (!window.confirm(`Delete the policy "${p.name}"?`)) return;
+                      try {
+                        await api('DELETE', `/v1/mgmt/outbound-apps/${enc(app.id)}/policies/${enc(p.id)}`);
+                        await appPage(app.id, 'access');
+                      } catch (e) {
+                        if (e.status !== 401) body.prepend(banner(e.message));
+                      }
+                    },
+                  },
+                  'Delete',
+                ),
+              ),
+            ),
+          ),
+        ),
+      )
+    : el('p', {}, 'This app has no policy: every authenticated user may fetch tokens for it. The first policy restricts it to the users it matches.');
+  body.replaceChildren(el('h2', {}, 'Policies'), list, policyForm(app, policies));
+}
+
+/** One condition row of the policy form (`i` is its index, for the error paths). */
+function conditionRow(i, onRemove) {
+  const source = select('source', [['userRoles', 'userRoles'], ['jwtClaims', 'jwtClaims']], 'userRoles');
+  const claim = input('claim');
+  const operator = select('operator', ['equals', 'notEquals', 'in', 'notIn', 'contains'].map((o) => [o, o]), 'in');
+  const value = input('value');
+  const claimField = field('Claim', claim, { path: `conditions[${i}].claim`, hint: 'For example org_id or realm_access.roles.' });
+  claimField.hidden = true;
+  source.addEventListener('change', () => {
+    claimField.hidden = source.value !== 'jwtClaims';
+  });
+  const row = el(
+    'div',
+    { class: 'condition', role: 'group', 'aria-label': `Condition ${i + 1}` },
+    field('Source', source, { path: `conditions[${i}].source` }),
+    claimField,
+    field('Operator', operator, { path: `conditions[${i}].operator` }),
+    field('Value(s)', value, { path: `conditions[${i}].value`, hint: 'Comma-separated for in and notIn.' }),
+    el('div', {}, el('button', { type: 'button', class: 'secondary', onclick: onRemove, 'aria-label': `Remove condition ${i + 1}` }, 'Remove')),
+  );
+  row.read = () => {
+    const c = { source: source.value, operator: operator.value };
+    if (source.value === 'jwtClaims') c.claim = claim.value.trim();
+    c.value = ['in', 'notIn'].includes(operator.value) ? splitList(value.value).map(scalar) : scalar(value.value);
+    return c;
+  };
+  return row;
+}
+
+/** The Create Policy form: a replay preview of the whole draft set comes before Save. */
+function policyForm(app, current) {
+  const conditions = el('div', { class: 'conditions' });
+  let rows = [];
+  const renumber = () => {
+    // Rebuild the rows so that their error paths follow their positions.
+    const drafts = rows.map((r) => r.read());
+    rows = [];
+    conditions.replaceChildren();
+    drafts.forEach((d) => addRow(d));
+  };
+  const addRow = (draft) => {
+    const i = rows.length;
+    const row = conditionRow(i, () => {
+      rows.splice(rows.indexOf(row), 1);
+      renumber();
+      invalidate();
+    });
+    if (draft) {
+      row.querySelector('[name=source]').value = draft.source;
+      row.querySelector('[name=source]').dispatchEvent(new Event('change'));
+      row.querySelector('[name=claim]').value = draft.claim || '';
+      row.querySelector('[name=operator]').value = draft.operator;
+      row.querySelector('[name=value]').value = Array.isArray(draft.value) ? draft.value.join(', ') : String(draft.value ?? '');
+    }
+    rows.push(row);
+    conditions.append(row);
+    return row;
+  };
+
+  const all = checkbox('allScopes', 'all', 'All Scopes');
+  const scopeBoxes = (app.scopes || []).map((s) => checkbox('scope', s.name, s.name));
+  const scopeList = el('div', { class: 'scope-list', 'data-path': 'scopes', id: nextId('scopes'), tabindex: '-1' }, all, scopeBoxes);
+  const scopesError = el('p', { class: 'field-error', id: `${scopeList.id}-error`, hidden: true });
+  all.querySelector('input').addEventListener('change', (ev) => {
+    for (const b of scopeBoxes) b.querySelector('input').disabled = ev.target.checked;
+  });
+  const mode = el(
+    'fieldset',
+    {},
+    el('legend', {}, 'Mode'),
+    ['enforce', 'shadow'].map((m) => {
+      const r = el('input', { type: 'radio', name: 'mode', value: m, id: nextId('m'), checked: m === 'enforce' });
+      return el('span', { class: 'check' }, r, el('label', { for: r.id, class: 'inline' }, m === 'enforce' ? 'Enforce' : 'Shadow (record what it would decide, decide nothing)'));
+    }),
+  );
+  const preview = el('div', { class: 'preview', 'aria-live': 'polite' });
+  const save = el('button', { type: 'submit', disabled: true }, 'Save policy');
+  const previewButton = el('button', { type: 'button', class: 'secondary' }, 'Preview impact');
+  const form = el(
+    'form',
+    { class: 'card', novalidate: true, 'aria-labelledby': 'create-policy' },
+    formError(),
+    field('Name', input('name'), { path: 'name' }),
+    field('Description', input('description'), { path: 'description' }),
+    el('fieldset', {}, el('legend', {}, 'Conditions (all must hold)'), conditions, el('button', { type: 'button', class: 'secondary', onclick: () => { addRow(); invalidate(); } }, 'Add condition')),
+    el('fieldset', {}, el('legend', {}, 'Accessible scopes'), scopeList, scopesError),
+    mode,
+    preview,
+    el('div', { class: 'actions' }, previewButton, save),
+  );
+  addRow();
+
+  let previewed = null;
+  function invalidate() {
+    previewed = null;
+    save.disabled = true;
+  }
+  form.addEventListener('input', invalidate);
+  form.addEventListener('change', invalidate);
+
+  const draft = () => {
+    const doc = {
+      name: form.elements.name.value.trim(),
+      conditions: rows.map((r) => r.read()),
+      scopes: all.querySelector('input').checked
+        ? 'all'
+        : scopeBoxes.map((b) => b.querySelector('input')).filter((b) => b.checked).map((b) => b.value),
+      mode: form.querySelector('[name=mode]:checked').value,
+    };
+    const description = form.elements.description.value.trim();
+    if (description) doc.description = description;
+    return doc;
+  };
+
+  previewButton.addEventListener('click', async () => {
+    clearErrors(form);
+    scopesError.hidden = true;
+    preview.replaceChildren(el('p', { class: 'muted' }, 'Replaying the recorded decisions…'));
+    const doc = draft();
+    const set = [...current.map(documentOf), doc];
+    try {
+      const out = await api('POST', `/v1/mgmt/outbound-apps/${enc(app.id)}/policies/replay`, { policies: set });
+      preview.replaceChildren(replaySummary(out));
+      previewed = JSON.stringify(doc);
+      save.disabled = false;
+    } catch (e) {
+      preview.replaceChildren();
+      if (e.status !== 401) showPolicyErrors(form, e, scopesError);
+    }
+  });
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const doc = draft();
+    if (previewed !== JSON.stringify(doc)) {
+      save.disabled = true;
+      return;
+    }
+    try {
+      await api('POST', `/v1/mgmt/outbound-apps/${enc(app.id)}/policies`, doc);
+      await appPage(app.id, 'access');
+      main.querySelector('section')?.prepend(banner(`The policy "${doc.name}" is saved.`, 'ok'));
+    } catch (e) {
+      if (e.status !== 401) showPolicyErrors(form, e, scopesError);
+    }
+  });
+
+  return el('div', {}, el('h2', { id: 'create-policy' }, 'Create Policy'), form);
+}
+
+/** Shows a policy validation error; the scopes' errors go under the scope list. */
+function showPolicyErrors(form, e, scopesError) {
+  showErrors(form, e);
+  const details = Array.isArray(e.details) ? e.details : [];
+  const scopeProblems = details.filter((d) => typeof d.path === 'string' && d.path.startsWith('scopes'));
+  if (scopeProblems.length) {
+    scopesError.textContent = scopeProblems.map((d) => d.message).join('; ');
+    scopesError.hidden = false;
+  }
+}
+
+/** The replay's answer in words: who would lose and gain access. */
+function replaySummary(out) {
+  const days = Math.max(1, Math.round((Date.parse(out.until) - Date.parse(out.since)) / 86_400_000));
+  const period = `in the last ${days} day${days === 1 ? '' : 's'}`;
+  const who = (impact) =>
+    impact.first.map((u) => `${u.userId} (${u.scopes.join(', ')})`).join(', ') + (impact.users > impact.first.length ? `, and ${impact.users - impact.first.length} more` : '');
+  const lines = [];
+  if (out.replayed === 0) {
+    lines.push(el('p', {}, `No decision was recorded for this app ${period}: nothing to replay.`));
+  } else {
+    lines.push(el('p', {}, `Replayed ${out.replayed} decision${out.replayed === 1 ? '' : 's'} ${period}; ${out.changed} would change.`));
+  }
+  if (out.losing.users > 0) {
+    lines.push(el('p', { class: 'error' }, `This change would deny ${out.losing.users} user${out.losing.users === 1 ? '' : 's'} who ${out.losing.users === 1 ? 'was' : 'were'} allowed ${period}: ${who(out.losing)}.`));
+  }
+  if (out.gaining.users > 0) {
+    lines.push(el('p', { class: 'notice' }, `This change would allow ${out.gaining.users} user${out.gaining.users === 1 ? '' : 's'} who ${out.gaining.users === 1 ? 'was' : 'were'} denied ${period}: ${who(out.gaining)}.`));
+  }
+  if (out.replayed > 0 && out.losing.users === 0 && out.gaining.users === 0) {
+    lines.push(el('p', {}, 'No user would gain or lose access.'));
+  }
+  if (!out.complete) lines.push(el('p', { class: 'hint' }, 'Only the most recent decisions were replayed.'));
+  return el('div', { class: `banner ${out.losing.users > 0 ? '' : 'info'}`, role: 'status' }, el('h3', {}, 'Impact of this change'), lines);
+}
+
+// ----- The simulator ---------------------------------------------------------------------------
+
+async function testTab(app, body) {
+  let users = [];
+  try {
+    users = await listAll('/v1/mgmt/users', 500);
+  } catch {
+    users = [];
+  }
+  const policies = await listAll(`/v1/mgmt/outbound-apps/${enc(app.id)}/policies`);
+  const names = Object.fromEntries(policies.map((p) => [p.id, p.name]));
+  const list = el('datalist', { id: nextId('users') }, users.map((u) => el('option', { value: u.id })));
+  const user = input('userId', { list: list.id });
+  const roles = input('roles');
+  const claims = el('textarea', { name: 'claims', spellcheck: 'false' });
+  const scopeBoxes = (app.scopes || []).map((s) => checkbox('scope', s.name, s.name, true));
+  const result = el('div', { 'aria-live': 'polite' });
+  const form = el(
+    'form',
+    { class: 'card', novalidate: true },
+    formError(),
+    field('User', user, { path: 'subject.userId', hint: 'Pick a directory user or type an id (optional).' }),
+    list,
+    field('Roles', roles, { path: 'subject.roles', hint: 'Comma-separated. Leave empty to use the user\'s roles in the directory.' }),
+    field('Claims (JSON)', claims, { path: 'subject.claims', hint: 'The inbound token\'s claims, for jwtClaims conditions, e.g. {"org_id": "acme"}.' }),
+    el('fieldset', {}, el('legend', {}, 'Scopes to request'), el('div', { class: 'scope-list', 'data-path': 'scopes' }, scopeBoxes)),
+    el('div', { class: 'actions' }, el('button', { type: 'submit' }, 'Run the test')),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const subject = {};
+    if (user.value.trim()) subject.userId = user.value.trim();
+    if (roles.value.trim()) subject.roles = splitList(roles.value);
+    if (claims.value.trim()) {
+      try {
+        subject.claims = JSON.parse(claims.value);
+      } catch (e) {
+        return showErrors(form, new ApiFailure(400, { message: 'the claims are not valid JSON', details: [{ path: 'subject.claims', message: `The claims are not valid JSON: ${e.message}` }] }));
+      }
+    }
+    const scopes = scopeBoxes.map((b) => b.querySelector('input')).filter((b) => b.checked).map((b) => b.value);
+    try {
+      const out = await api('POST', '/v1/mgmt/decisions/simulate', { appId: app.id, scopes, subject });
+      result.replaceChildren(explanation(out, names));
+    } catch (e) {
+      result.replaceChildren();
+      if (e.status !== 401) showErrors(form, e);
+    }
+  });
+  body.replaceChildren(el('h2', {}, 'Test a request'), form, result);
+}
+
+const REASONS = {
+  open: 'the app has no enforcing policy, so every authenticated user is allowed',
+  matched: 'an enforcing policy matched',
+  noPolicyMatched: 'no enforcing policy matched',
+  scopesNotAllowed: 'the matching policies do not allow every requested scope',
+};
+
+/** The simulator's answer: allow or deny, and why. */
+function explanation(out, names) {
+  const d = out.decision;
+  const allowed = d.outcome === 'allow';
+  const items = [
+    el('p', { class: `verdict ${allowed ? 'allow' : 'deny'}` }, allowed ? 'Allowed' : 'Denied'),
+    el('p', {}, `Why: ${REASONS[d.reason] || d.reason}.`),
+    el('p', {}, `Evaluated as ${out.userId || 'an anonymous subject'} with roles ${out.roles.length ? out.roles.join(', ') : '(none)'} (${out.rolesSource}).`),
+  ];
+  if (d.allowedScopes !== undefined && d.allowedScopes !== null) items.push(el('p', {}, `Allowed scopes: ${d.allowedScopes === 'all' ? 'all' : d.allowedScopes.join(', ') || 'none'}.`));
+  if (d.deniedScopes.length) items.push(el('p', {}, `Denied scopes: ${d.deniedScopes.join(', ')}.`));
+  if (d.decidingPolicies?.length) items.push(el('p', {}, `Deciding policies: ${d.decidingPolicies.map((id) => names[id] || id).join(', ')}.`));
+  if (d.policies?.length) {
+    items.push(
+      el('h3', {}, 'Each policy'),
+      el(
+        'ul',
+        {},
+        d.policies.map((p) => {
+          const f = p.failedCondition;
+          const failed = f
+            ? ` — condition ${f.index + 1} failed: ${f.source === 'jwtClaims' ? `claim ${f.claim}` : 'userRoles'} ${f.operator}${f.value !== undefined ? ` ${JSON.stringify(f.value)}` : ''}${f.seen !== undefined ? `, seen ${JSON.stringify(f.seen)}` : ''} (${f.reason})`
+            : '';
+          return el('li', {}, `${p.name} (${p.mode}): ${p.matched ? 'matched' : 'did not match'}${failed}`);
+        }),
+      ),
+    );
+  }
+  if (d.shadow) items.push(el('p', { class: 'hint' }, `With the shadow policies enforcing: ${d.shadow.outcome}.`));
+  return el('div', { class: 'card', role: 'status' }, el('h3', {}, 'Result'), items);
+}
+
+// ----- Connections -----------------------------------------------------------------------------
+
+async function tokensTab(app, body, cursors = []) {
+  const cursor = cursors[cursors.length - 1];
+  const page = await api('GET', `/v1/mgmt/outbound-apps/${enc(app.id)}/connections?limit=50${cursor ? `&cursor=${enc(cursor)}` : ''}`);
+  const message = el('div', { 'aria-live': 'polite' });
+  const reload = () => tokensTab(app, body, cursors);
+  const act = async (label, fn) => {
+    try {
+      await fn();
+      await reload();
+      body.prepend(banner(label, 'ok'));
+    } catch (e) {
+      if (e.status !== 401) message.replaceChildren(banner(e.message));
+    }
+  };
+  const owner = (c) => (c.userId ? `user ${c.userId}` : c.tenantId ? `tenant ${c.tenantId}` : c.owner);
+  const table = page.items.length
+    ? el(
+        'table',
+        {},
+        el('caption', {}, 'Connections'),
+        el('thead', {}, el('tr', {}, ['Owner', 'Status', 'Scopes', 'Expires', 'Last refresh', 'Last error', ''].map((h) => el('th', { scope: 'col' }, h)))),
+        el(
+          'tbody',
+          {},
+          page.items.map((c) =>
+            el(
+              'tr',
+              {},
+              el('td', {}, owner(c)),
+              el('td', {}, c.status),
+              el('td', {}, c.scopes.join(', ') || '—'),
+              el('td', {}, when(c.expiresAt)),
+              el('td', {}, when(c.lastRefreshAt)),
+              el('td', {}, c.lastRefreshError || '—'),
+              el(
+                'td',
+                {},
+                el('div', { class: 'actions' },
+                  c.hasRefreshToken
+                    ? el('button', { type: 'button', class: 'secondary', 'aria-label': `Force refresh the connection of ${owner(c)}`, onclick: () => act(`The connection of ${owner(c)} was refreshed.`, () => api('POST', `/v1/mgmt/connections/${enc(c.id)}/refresh`)) }, 'Force refresh')
+                    : null,
+                  el('button', {
+                    type: 'button',
+                    class: 'danger',
+                    'aria-label': `Revoke the connection of ${owner(c)}`,
+                    onclick: () => {
+                      if (window.confirm(`Revoke the connection of ${owner(c)}? The credential is deleted and revoked at the provider.`)) {
+                        act(`The connection of ${owner(c)} was revoked.`, () => api('DELETE', `/v1/mgmt/connections/${enc(c.id)}`));
+                      }
+                    },
+                  }, 'Revoke'),
+                ),
+              ),
+            ),
+          ),
+        ),
+      )
+    : el('p', {}, 'No connection is stored for this app.');
+  const pager = el('div', { class: 'pager' });
+  if (cursors.length) pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => tokensTab(app, body, cursors.slice(0, -1)) }, 'Previous page'));
+  if (page.nextCursor) pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => tokensTab(app, body, [...cursors, page.nextCursor]) }, 'Next page'));
+  body.replaceChildren(el('h2', {}, 'Connections'), message, table, pager, app.type === 'apiKey' ? apiKeyForm(app, reload) : null);
+}
+
+function apiKeyForm(app, reload) {
+  const form = el(
+    'form',
+    { class: 'card', novalidate: true },
+    formError(),
+    field('API key', el('input', { type: 'password', name: 'apiKey', autocomplete: 'off' }), { path: 'apiKey' }),
+    field('User id', input('userId'), { path: 'userId', hint: 'The user whose key it is (or give a tenant).' }),
+    field('Tenant id', input('tenantId'), { path: 'tenantId' }),
+    el('div', { class: 'actions' }, el('button', { type: 'submit' }, 'Upload the API key')),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const b = { apiKey: form.elements.apiKey.value };
+    for (const k of ['userId', 'tenantId']) if (form.elements[k].value.trim()) b[k] = form.elements[k].value.trim();
+    try {
+      await api('POST', `/v1/mgmt/outbound-apps/${enc(app.id)}/api-keys`, b);
+      form.elements.apiKey.value = '';
+      await reload();
+    } catch (e) {
+      if (e.status !== 401) showErrors(form, e);
+    }
+  });
+  return el('div', {}, el('h2', {}, 'Upload an API key'), form);
+}
+
+// ----- Settings --------------------------------------------------------------------------------
+
+function settingsTab(app, body) {
+  const rows = Object.entries(app).map(([k, v]) => [
+    el('dt', {}, k),
+    el('dd', {}, v === null || v === undefined ? '—' : typeof v === 'object' ? el('code', {}, JSON.stringify(v)) : String(v)),
+  ]);
+  body.replaceChildren(
+    el('h2', {}, 'Settings'),
+    el('p', { class: 'hint' }, 'Read-only here; change them with the management API (PUT /v1/mgmt/outbound-apps/{appId}) or portcullis apply.'),
+    el('dl', { class: 'settings card' }, rows),
+  );
+}
+
+// ----- The audit log ---------------------------------------------------------------------------
+
+const OUTCOMES = ['allowed', 'denied', 'consent_required', 'not_connected', 'invalid_token', 'invalid_request', 'error'];
+
+async function auditPage() {
+  document.title = 'Audit log · Portcullis console';
+  const kind = select('kind', [['decision', 'Token decisions'], ['management', 'Management changes']], 'decision');
+  const outcome = select('outcome', [['', 'Any'], ...OUTCOMES.map((o) => [o, o])], '');
+  const since = input('since', { type: 'datetime-local' });
+  const until = input('until', { type: 'datetime-local' });
+  const results = el('div', { 'aria-live': 'polite' });
+  const form = el(
+    'form',
+    { class: 'card', novalidate: true },
+    formError(),
+    field('Log', kind, { path: 'kind' }),
+    field('App id', input('appId'), { path: 'appId', hint: 'For management changes: the target, e.g. outbound-apps/calendar.' }),
+    field('User id', input('userId'), { path: 'userId', hint: 'For management changes: the actor (an admin key id).' }),
+    field('Outcome', outcome, { path: 'outcome' }),
+    field('Since', since, { path: 'since' }),
+    field('Until', until, { path: 'until' }),
+    el('div', { class: 'actions' }, el('button', { type: 'submit' }, 'Show events')),
+  );
+  const query = () => {
+    const q = new URLSearchParams({ limit: '50', kind: kind.value });
+    const appId = form.elements.appId.value.trim();
+    const userId = form.elements.userId.value.trim();
+    if (kind.value === 'management') {
+      if (appId) q.set('target', appId);
+      if (userId) q.set('actor', userId);
+    } else {
+      if (appId) q.set('appId', appId);
+      if (userId) q.set('userId', userId);
+      if (outcome.value) q.set('outcome', outcome.value);
+    }
+    if (since.value) q.set('since', new Date(since.value).toISOString());
+    if (until.value) q.set('until', new Date(until.value).toISOString());
+    return q;
+  };
+  const load = async (cursors) => {
+    clearErrors(form);
+    const q = query();
+    const cursor = cursors[cursors.length - 1];
+    if (cursor) q.set('cursor', cursor);
+    try {
+      const page = await api('GET', `/v1/mgmt/audit?${q}`);
+      const pager = el('div', { class: 'pager' });
+      if (cursors.length) pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => load(cursors.slice(0, -1)) }, 'Previous page'));
+      if (page.nextCursor) pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => load([...cursors, page.nextCursor]) }, 'Next page'));
+      results.replaceChildren(q.get('kind') === 'management' ? managementTable(page.items) : decisionTable(page.items), pager);
+    } catch (e) {
+      if (e.status !== 401) showErrors(form, e);
+    }
+  };
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    load([]);
+  });
+  main.replaceChildren(el('h1', {}, 'Audit log'), form, results);
+  await load([]);
+}
+
+function decisionTable(items) {
+  if (!items.length) return el('p', {}, 'No event matches.');
+  return el(
+    'table',
+    {},
+    el('caption', {}, 'Token decisions'),
+    el('thead', {}, el('tr', {}, ['When', 'Action', 'App', 'User', 'Outcome', 'Requested', 'Granted', 'Reason'].map((h) => el('th', { scope: 'col' }, h)))),
+    el(
+      'tbody',
+      {},
+      items.map((e) =>
+        el('tr', {},
+          el('td', {}, when(e.at)),
+          el('td', {}, e.action),
+          el('td', {}, e.appId || '—'),
+          el('td', {}, e.userId || '—'),
+          el('td', {}, e.outcome),
+          el('td', {}, e.requestedScopes.join(', ') || '—'),
+          el('td', {}, e.grantedScopes.join(', ') || '—'),
+          el('td', {}, e.reason || '—'),
+        ),
+      ),
+    ),
+  );
+}
+
+function managementTable(items) {
+  if (!items.length) return el('p', {}, 'No change matches.');
+  return el(
+    'table',
+    {},
+    el('caption', {}, 'Management changes'),
+    el('thead', {}, el('tr', {}, ['When', 'Actor', 'Action', 'Target'].map((h) => el('th', { scope: 'col' }, h)))),
+    el(
+      'tbody',
+      {},
+      items.map((e) =>
+        el('tr', {},
+          el('td', {}, when(e.at)),
+          el('td', {}, `${e.actorName} (${e.actorId})`),
+          el('td', {}, e.action),
+          el('td', {}, el('code', {}, e.target)),
+        ),
+      ),
+    ),
+  );
+}
+
+// ----- Start -----------------------------------------------------------------------------------
+
+document.getElementById('sign-out').addEventListener('click', signOut);
+window.addEventListener('hashchange', route);
+
+/** On load: a session this browser already holds (its CSRF token comes back with it), else sign in. */
+async function start() {
+  try {
+    const resp = await fetch('/console/session', { credentials: 'same-origin', cache: 'no-store' });
+    session = resp.ok ? await resp.json() : null;
+  } catch {
+    session = null;
+  }
+  route();
+}
+
+start();
