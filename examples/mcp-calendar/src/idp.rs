@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use portcullis_crypto::jws::{Algorithm, SigningKey};
@@ -17,7 +17,7 @@ use portcullis_crypto::{constant_time_eq, random_token};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{basic_auth, encode, lock, oauth_error};
+use crate::{basic_auth, lock, oauth_error, redirect_back as back, registered_redirect};
 
 /// Where the provider lives on the example's listener; its issuer is `{base_url}{PATH}`.
 pub const PATH: &str = "/idp";
@@ -136,34 +136,15 @@ struct AuthorizeParams {
     code_challenge_method: Option<String>,
 }
 
-/// Where an answer goes back to: the redirect URI with `query` and the `state`.
-fn back(redirect: &str, state: Option<&str>, query: &[(&str, &str)]) -> Response {
-    let mut url = redirect.to_owned();
-    let mut sep = if url.contains('?') { '&' } else { '?' };
-    for (k, v) in query.iter().chain(state.map(|s| ("state", s)).iter()) {
-        url.push(sep);
-        url.push_str(k);
-        url.push('=');
-        url.push_str(&encode(v));
-        sep = '&';
-    }
-    Redirect::to(&url).into_response()
-}
-
 async fn authorize(State(idp): State<Arc<Idp>>, Query(p): Query<AuthorizeParams>) -> Response {
-    // An unknown client or redirect URI is never redirected to (RFC 6749 §4.1.2.1).
-    if p.client_id.as_deref() != Some(idp.config.client_id.as_str()) {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", "unknown client");
-    }
-    let Some(redirect) = p
-        .redirect_uri
-        .filter(|r| idp.config.redirect_uris.contains(r))
-    else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the redirect_uri is not registered",
-        );
+    let redirect = match registered_redirect(
+        p.client_id.as_deref(),
+        p.redirect_uri,
+        &idp.config.client_id,
+        &idp.config.redirect_uris,
+    ) {
+        Ok(r) => r,
+        Err(refused) => return *refused,
     };
     let state = p.state.as_deref();
     if p.response_type.as_deref() != Some("code") {

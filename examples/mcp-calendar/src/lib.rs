@@ -178,6 +178,52 @@ struct AuthorizeParams {
     login_hint: Option<String>,
 }
 
+/// The redirect URI of an authorization request when its client and redirect URI are the
+/// registered ones; otherwise the error page (an unknown client or redirect URI is never
+/// redirected to, RFC 6749 §4.1.2.1).
+pub(crate) fn registered_redirect(
+    client_id: Option<&str>,
+    redirect_uri: Option<String>,
+    registered_client: &str,
+    registered_uris: &[String],
+) -> Result<String, Box<Response>> {
+    if client_id != Some(registered_client) {
+        return Err(Box::new(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            "unknown client",
+        )));
+    }
+    redirect_uri
+        .filter(|r| registered_uris.contains(r))
+        .ok_or_else(|| {
+            Box::new(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the redirect_uri is not registered",
+            ))
+        })
+}
+
+/// The answer to an authorization request: back to the redirect URI with `query` and the
+/// `state`.
+pub(crate) fn redirect_back(
+    redirect: &str,
+    state: Option<&str>,
+    query: &[(&str, &str)],
+) -> Response {
+    let mut url = redirect.to_owned();
+    let mut sep = if url.contains('?') { '&' } else { '?' };
+    for (k, v) in query.iter().chain(state.map(|s| ("state", s)).iter()) {
+        url.push(sep);
+        url.push_str(k);
+        url.push('=');
+        url.push_str(&encode(v));
+        sep = '&';
+    }
+    Redirect::to(&url).into_response()
+}
+
 pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
@@ -187,35 +233,16 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
 }
 
 async fn authorize(State(s): State<Arc<Shared>>, Query(p): Query<AuthorizeParams>) -> Response {
-    // An unknown client or redirect URI is never redirected to (RFC 6749 §4.1.2.1).
-    if p.client_id.as_deref() != Some(s.config.client_id.as_str()) {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", "unknown client");
-    }
-    let Some(redirect) = p
-        .redirect_uri
-        .filter(|r| s.config.redirect_uris.contains(r))
-    else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the redirect_uri is not registered",
-        );
+    let redirect = match registered_redirect(
+        p.client_id.as_deref(),
+        p.redirect_uri,
+        &s.config.client_id,
+        &s.config.redirect_uris,
+    ) {
+        Ok(r) => r,
+        Err(refused) => return *refused,
     };
-    let back = |query: &[(&str, &str)]| {
-        let mut url = redirect.clone();
-        let mut sep = if url.contains('?') { '&' } else { '?' };
-        for (k, v) in query
-            .iter()
-            .chain(p.state.as_deref().map(|s| ("state", s)).iter())
-        {
-            url.push(sep);
-            url.push_str(k);
-            url.push('=');
-            url.push_str(&encode(v));
-            sep = '&';
-        }
-        Redirect::to(&url).into_response()
-    };
+    let back = |query: &[(&str, &str)]| redirect_back(&redirect, p.state.as_deref(), query);
     if p.response_type.as_deref() != Some("code") {
         return back(&[("error", "unsupported_response_type")]);
     }
