@@ -256,6 +256,63 @@ def _audit(query):
         query.pop(name, None)
 
 
+SUMMARY_MAX_BUCKETS = 500
+SUMMARY_MAX_BUCKET = 31_622_400
+
+
+def _instant(text):
+    """An RFC 3339 date-time, or None when Python cannot read it (then the hook leaves it)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
+def _summary(query):
+    """AuditSummaryParams: `since` before `until` (by default now, and `until` minus 24 hours),
+    and at most 500 buckets in the window: a narrower bucket is widened, and a window too long
+    even for the widest bucket is shortened."""
+    if not isinstance(query, dict):
+        return
+    now = datetime.now(timezone.utc)
+    until = _instant(query["until"]) if "until" in query else now
+    if until is None:
+        return
+    since = _instant(query["since"]) if "since" in query else None
+    if "since" in query and since is None:
+        return
+    try:
+        since = since or until - timedelta(hours=24)
+    except OverflowError:
+        return
+    if since >= until:
+        query.pop("since", None)
+        query.pop("until", None)
+        since, until = now - timedelta(hours=24), now
+    bucket = query.get("bucket", 3600)
+    if isinstance(bucket, str) and bucket.isdigit():
+        bucket = int(bucket)
+    if isinstance(bucket, bool) or not isinstance(bucket, int):
+        return
+    if not 60 <= bucket <= SUMMARY_MAX_BUCKET:
+        return
+    # The window starts on a bucket boundary at or before `since`: one bucket more at most.
+    span = (until - since).total_seconds()
+    need = -(-int(span) // (SUMMARY_MAX_BUCKETS - 2))
+    if need > bucket:
+        bucket = min(need, SUMMARY_MAX_BUCKET)
+        query["bucket"] = bucket
+    if span > (SUMMARY_MAX_BUCKETS - 2) * bucket:
+        try:
+            query["since"] = (until - timedelta(seconds=(SUMMARY_MAX_BUCKETS - 2) * bucket)).isoformat()
+        except OverflowError:
+            query.pop("since", None)
+            query.pop("until", None)
+
+
 def _simulate(question):
     """SimulateInput: `token` or `subject`, not both; a `token` is verified like a token
     request's (this server trusts no issuer, so the question names a subject)."""
@@ -444,3 +501,5 @@ def before_call(context, case, kwargs):
         _simulate(body)
     elif label in ("GET /v1/mgmt/audit", "GET /v1/mgmt/audit/export"):
         _audit(case.query)
+    elif label == "GET /v1/mgmt/audit/summary":
+        _summary(case.query)

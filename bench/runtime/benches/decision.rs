@@ -54,6 +54,15 @@ impl portcullis_domain::AuditStore for CountingAudit {
         Ok(Vec::new())
     }
 
+    async fn audit_summary(
+        &self,
+        _: portcullis_domain::Timestamp,
+        _: portcullis_domain::Timestamp,
+        _: i64,
+    ) -> Result<Vec<portcullis_domain::AuditSummaryRow>, portcullis_domain::StoreError> {
+        Ok(Vec::new())
+    }
+
     async fn recorded_decisions(
         &self,
         _: &portcullis_domain::AuditQuery,

@@ -348,6 +348,16 @@ mod tests {
         async fn audit(&self, _: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
             Ok(self.rows.lock().unwrap().clone())
         }
+        async fn audit_summary(
+            &self,
+            _: portcullis_domain::Timestamp,
+            _: portcullis_domain::Timestamp,
+            _: i64,
+        ) -> Result<Vec<portcullis_domain::AuditSummaryRow>, portcullis_domain::StoreError>
+        {
+            Ok(Vec::new())
+        }
+
         async fn recorded_decisions(
             &self,
             _: &AuditQuery,

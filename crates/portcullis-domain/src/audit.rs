@@ -247,6 +247,24 @@ pub struct RejectedCount {
     pub count: u64,
 }
 
+/// One group of an audit summary: how many decisions one app (or none: refused before an app
+/// was known) had with one outcome in one time bucket, and their latency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSummaryRow {
+    /// The bucket: its index from the window's start (`(at - since) / bucket`).
+    pub bucket: u32,
+    /// The app, when the decision named one.
+    pub app_id: Option<String>,
+    /// The outcome.
+    pub outcome: AuditOutcome,
+    /// How many decisions.
+    pub count: u64,
+    /// The sum of their latencies, in microseconds.
+    pub latency_sum_us: u64,
+    /// The longest of their latencies, in microseconds.
+    pub latency_max_us: u64,
+}
+
 /// Filters for reading the audit log, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {

@@ -27,8 +27,8 @@ pub use app::{
     ScopeDef, validate_slug,
 };
 pub use audit::{
-    AuditEvent, AuditOutcome, AuditQuery, DecisionInputs, MAX_AUDIT_FIELD, MAX_AUDIT_LIST,
-    MAX_INPUT_CLAIMS_BYTES, PolicyVerdict, RecordedDecision, RejectedCount,
+    AuditEvent, AuditOutcome, AuditQuery, AuditSummaryRow, DecisionInputs, MAX_AUDIT_FIELD,
+    MAX_AUDIT_LIST, MAX_INPUT_CLAIMS_BYTES, PolicyVerdict, RecordedDecision, RejectedCount,
 };
 pub use change::{Change, ChangeEvent, ChangeFeed, Listener, LocalChangeFeed};
 pub use clock::{Clock, ManualClock, SystemClock};

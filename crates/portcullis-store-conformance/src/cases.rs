@@ -1478,6 +1478,68 @@ fn event(id: &str, app: &str, user: &str, outcome: AuditOutcome, secs: i64) -> A
     }
 }
 
+/// The audit summary groups a window's decisions per bucket, app and outcome, in the database,
+/// with their counts and latencies; what falls outside the window is not counted.
+pub async fn audit_summary_groups_by_bucket(s: &Stores) {
+    let mut events = vec![
+        // Before the window.
+        event("evt_01", "x", "u1", AuditOutcome::Allowed, 0),
+        // Bucket 0: [10 s, 20 s).
+        event("evt_02", "x", "u1", AuditOutcome::Allowed, 10),
+        event("evt_03", "x", "u2", AuditOutcome::Allowed, 19),
+        event("evt_04", "x", "u2", AuditOutcome::Denied, 15),
+        event("evt_05", "y", "u1", AuditOutcome::Denied, 12),
+        // Bucket 2: [30 s, 40 s).
+        event("evt_06", "y", "u1", AuditOutcome::Denied, 30),
+        event("evt_07", "x", "u1", AuditOutcome::InvalidToken, 39),
+        // At the window's end: not counted.
+        event("evt_08", "x", "u1", AuditOutcome::Allowed, 40),
+    ];
+    events[1].latency_us = 100;
+    events[2].latency_us = 300;
+    events[6].app_id = None;
+    s.audit.append_audit(events.into()).await.unwrap();
+    let mut rows = s
+        .audit
+        .audit_summary(T0.add_secs(10), T0.add_secs(40), 10_000)
+        .await
+        .unwrap();
+    rows.sort_by(|a, b| {
+        (a.bucket, &a.app_id, a.outcome.as_str()).cmp(&(b.bucket, &b.app_id, b.outcome.as_str()))
+    });
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.bucket,
+                r.app_id.as_deref(),
+                r.outcome,
+                r.count,
+                r.latency_sum_us,
+                r.latency_max_us,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, Some("x"), AuditOutcome::Allowed, 2, 400, 300),
+            (0, Some("x"), AuditOutcome::Denied, 1, 42, 42),
+            (0, Some("y"), AuditOutcome::Denied, 1, 42, 42),
+            (2, None, AuditOutcome::InvalidToken, 1, 42, 42),
+            (2, Some("y"), AuditOutcome::Denied, 1, 42, 42),
+        ]
+    );
+    // An empty window: no row.
+    assert!(
+        s.audit
+            .audit_summary(T0.add_secs(100), T0.add_secs(200), 10_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// The audit log filters, orders newest first, and pages by id.
 pub async fn audit_filters_and_pages(s: &Stores) {
     let mut events = vec![

@@ -58,6 +58,7 @@ macro_rules! conformance_tests {
             consents_and_passwords,
             refresh_rotations_race,
             audit_filters_and_pages,
+            audit_summary_groups_by_bucket,
             management_events_filter_and_page,
             rejected_counts_add_up,
             audit_retention_prunes_old_rows,

@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/0019_refresh_tokens_by_family.sql"),
     ),
     (20, include_str!("../migrations/0020_audit_inputs.sql")),
+    (21, include_str!("../migrations/0021_audit_by_time.sql")),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

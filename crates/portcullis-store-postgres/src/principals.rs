@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use portcullis_domain::{
-    AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore, Change,
-    ClientRecord, ClientStore, DataKeyRecord, IssuerRecord, IssuerStore, KeyStore, PageRequest,
-    RecordedDecision, RejectedCount, StoreError, Timestamp,
+    AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore,
+    AuditSummaryRow, Change, ClientRecord, ClientStore, DataKeyRecord, IssuerRecord, IssuerStore,
+    KeyStore, PageRequest, RecordedDecision, RejectedCount, StoreError, Timestamp,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -669,6 +669,43 @@ impl AuditStore for PostgresStore {
                 user_id: get(r, 1)?,
                 requested_scopes: json(r, 2)?,
                 inputs: json(r, 3)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn audit_summary(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        bucket_ms: i64,
+    ) -> Result<Vec<AuditSummaryRow>, StoreError> {
+        let (since, until) = (since.as_millis(), until.as_millis());
+        let bucket_ms = bucket_ms.max(1);
+        let client = self.client().await?;
+        // `at >= since`, so the integer division is a floor: the bucket's index. SUM of a bigint
+        // is a numeric: cast back (a window's latencies sum far below 2^63 microseconds).
+        query(
+            &client,
+            "SELECT (at - $1) / $3 AS bucket, app_id, outcome, COUNT(*), \
+             SUM(latency_us)::bigint, MAX(latency_us) FROM audit_events \
+             WHERE at >= $1 AND at < $2 GROUP BY bucket, app_id, outcome",
+            &[&since, &until, &bucket_ms],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| {
+            let outcome: &str = get(r, 2)?;
+            let count = |i| get::<i64>(r, i).map(|n| u64::try_from(n).unwrap_or(0));
+            Ok(AuditSummaryRow {
+                bucket: u32::try_from(get::<i64>(r, 0)?).unwrap_or(u32::MAX),
+                app_id: get(r, 1)?,
+                outcome: AuditOutcome::parse(outcome)
+                    .ok_or_else(|| decode("audit summary", format!("unknown outcome {outcome}")))?,
+                count: count(3)?,
+                latency_sum_us: count(4)?,
+                latency_max_us: count(5)?,
             })
         })
         .collect()

@@ -52,6 +52,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (20, include_str!("../migrations/0020_refresh_families.sql")),
     (21, include_str!("../migrations/0021_audit_inputs.sql")),
+    (22, include_str!("../migrations/0022_audit_by_time.sql")),
 ];
 const READERS: usize = 4;
 

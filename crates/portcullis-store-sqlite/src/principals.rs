@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use portcullis_domain::{
-    AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore, Change,
-    ClientRecord, ClientStore, DataKeyRecord, DecisionInputs, IssuerRecord, IssuerStore, KeyStore,
-    PageRequest, RecordedDecision, RejectedCount, StoreError, Timestamp,
+    AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore,
+    AuditSummaryRow, Change, ClientRecord, ClientStore, DataKeyRecord, DecisionInputs,
+    IssuerRecord, IssuerStore, KeyStore, PageRequest, RecordedDecision, RejectedCount, StoreError,
+    Timestamp,
 };
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params, params_from_iter};
@@ -576,6 +577,47 @@ impl AuditStore for SqliteStore {
                                 rusqlite::types::Type::Null,
                             )
                         })?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn audit_summary(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        bucket_ms: i64,
+    ) -> Result<Vec<AuditSummaryRow>, StoreError> {
+        let (since, until) = (since.as_millis(), until.as_millis());
+        let bucket_ms = bucket_ms.max(1);
+        self.read(move |c| {
+            // `at >= since`, so the integer division is a floor: the bucket's index.
+            c.prepare_cached(
+                "SELECT (at - ?1) / ?3 AS bucket, app_id, outcome, COUNT(*), \
+                 SUM(latency_us), MAX(latency_us) FROM audit_events \
+                 WHERE at >= ?1 AND at < ?2 GROUP BY bucket, app_id, outcome",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![since, until, bucket_ms], |r| {
+                    let outcome: String = r.get(2)?;
+                    let count = |i| r.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
+                    Ok(AuditSummaryRow {
+                        bucket: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(u32::MAX),
+                        app_id: r.get(1)?,
+                        outcome: AuditOutcome::parse(&outcome).ok_or_else(|| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                2,
+                                rusqlite::types::Type::Text,
+                                "unknown outcome".into(),
+                            )
+                        })?,
+                        count: count(3)?,
+                        latency_sum_us: count(4)?,
+                        latency_max_us: count(5)?,
                     })
                 })?
                 .collect()

@@ -107,10 +107,15 @@ describe('the admin console in a browser', { timeout: 180_000 }, () => {
     await page.locator('.field-error').filter({ hasText: 'not valid' }).waitFor();
     await page.getByLabel('Admin key').fill(server.adminKey);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Outbound apps' }).waitFor();
+    // The dashboard is the landing page: nothing decided yet.
+    await page.getByRole('heading', { name: 'Dashboard', exact: true }).waitFor();
+    await sees('No decision in this window.');
     // The key is nowhere in the page, and the cookie is not readable by script.
     assert.equal(await page.evaluate(() => document.cookie), '');
     assert.ok(!(await page.content()).includes(server.adminKey));
+    await check('dashboard-empty');
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Outbound apps' }).click();
+    await page.getByRole('heading', { name: 'Outbound apps' }).waitFor();
     await check('apps-empty');
 
     // ----- Register an app --------------------------------------------------------------------
@@ -217,6 +222,23 @@ describe('the admin console in a browser', { timeout: 180_000 }, () => {
     });
     await page.locator('dl.settings dt', { hasText: 'tokenUrl' }).waitFor();
     await check('settings');
+
+    // ----- The dashboard: the decisions recorded above, charted --------------------------------
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Dashboard' }).click();
+    const byOutcome = page.getByRole('img', { name: /Decisions by outcome/ });
+    await byOutcome.waitFor();
+    // vera's and bob's checks, while the app was open (allowed by the policies, then connected or not).
+    assert.match(await page.locator('svg.chart desc').nth(0).textContent(), /^2 decisions: /);
+    assert.ok((await page.locator('svg.chart rect.bar').count()) >= 2, 'bars are drawn');
+    await page.getByRole('img', { name: /Decisions by app/ }).waitFor();
+    assert.equal(await page.locator('svg.chart desc').nth(1).textContent(), `2 decisions: ${APP} 2.`);
+    await page.getByRole('table', { name: 'Slowest apps' }).getByRole('link', { name: APP }).waitFor();
+    await page.getByText('Show the numbers as a table').first().click();
+    await page.getByRole('table', { name: 'Decisions by outcome' }).waitFor();
+    await check('dashboard');
+    await page.getByLabel('Window').selectOption('1h');
+    await page.getByRole('button', { name: 'Show', exact: true }).click();
+    await sees('Last hour:');
 
     // ----- The audit log ----------------------------------------------------------------------
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit log' }).click();

@@ -449,6 +449,176 @@ async fn the_console_is_served_under_a_strict_csp(backend: Backend) {
     }
 }
 
+/// Now, shifted by `secs`, as RFC 3339 text and milliseconds.
+fn at(secs: i64) -> (String, i64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let t = portcullis_domain::Timestamp::from_millis(now + secs * 1000);
+    (t.to_rfc3339(), t.as_millis())
+}
+
+/// The dashboard's data: decisions made through the real check endpoint come back counted per
+/// bucket and outcome and per app, computed by the database, in an epoch-aligned window; a bad
+/// window is a 400 naming what is wrong.
+async fn the_dashboard_summary_counts_decisions(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let idp = crate::support::Idp::start().await;
+    s.trust(&idp).await;
+    for id in ["docs", "mail"] {
+        s.must_post(
+            "/v1/mgmt/outbound-apps",
+            json!({"id": id, "name": id, "type": "oauth", "clientId": "c", "clientSecret": "s",
+                "authorizationUrl": "https://provider.example/authorize",
+                "tokenUrl": "https://provider.example/token", "scopes": [{"name": "read"}]}),
+        )
+        .await;
+        s.must_post(
+            &format!("/v1/mgmt/outbound-apps/{id}/policies"),
+            json!({"name": "Viewers", "conditions": [{"source": "userRoles", "operator": "in", "value": ["Viewer"]}], "scopes": "all"}),
+        )
+        .await;
+    }
+    let check = |app: &str, sub: &str, roles: Value| {
+        let token = idp.token_with(
+            portcullis_crypto::jws::Algorithm::ES256,
+            sub,
+            json!({ "roles": roles }),
+        );
+        let url = format!("{}/v1/outbound/apps/{app}/check", s.url);
+        let http = s.http.clone();
+        async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"scopes": ["read"]}))
+                .send()
+                .await
+                .unwrap();
+            resp.status().as_u16()
+        }
+    };
+    // docs: two allowed by the policies (then not connected), one denied; mail: two denied.
+    assert_eq!(check("docs", "v1", json!(["Viewer"])).await, 404);
+    assert_eq!(check("docs", "v2", json!(["Viewer"])).await, 404);
+    assert_eq!(check("docs", "x1", json!([])).await, 403);
+    assert_eq!(check("mail", "x1", json!([])).await, 403);
+    assert_eq!(check("mail", "x2", json!(["Editor"])).await, 403);
+    s.flush_audit().await;
+
+    // Read as the console reads it: with the session cookie.
+    let c = sign_in(&s, &s.admin_key).await;
+    let get = |q: String| {
+        let cookie = c.cookie.clone();
+        let s = &s;
+        async move {
+            call(
+                s,
+                Method::GET,
+                &format!("/v1/mgmt/audit/summary{q}"),
+                &cookie,
+                None,
+                None,
+            )
+            .await
+        }
+    };
+    let (since, since_ms) = at(-3600);
+    let (until, until_ms) = at(60);
+    let (status, sum) = get(format!("?since={since}&until={until}&bucket=60")).await;
+    assert_eq!(status, 200, "{sum}");
+    assert_eq!(sum["bucketSeconds"], 60);
+    // The window starts on a minute boundary, at or before `since`; every bucket is listed.
+    let start = portcullis_domain::Timestamp::parse_rfc3339(sum["since"].as_str().unwrap())
+        .unwrap()
+        .as_millis();
+    assert_eq!(start % 60_000, 0, "{sum}");
+    assert!(start <= since_ms && since_ms - start < 60_000, "{sum}");
+    assert_eq!(sum["until"], until.as_str());
+    let buckets = sum["buckets"].as_array().unwrap();
+    assert_eq!(
+        buckets.len() as i64,
+        (until_ms - start + 59_999) / 60_000,
+        "{sum}"
+    );
+    assert_eq!(
+        buckets[1]["start"],
+        portcullis_domain::Timestamp::from_millis(start + 60_000).to_rfc3339()
+    );
+    let total = |outcome: &str| -> u64 {
+        buckets
+            .iter()
+            .filter_map(|b| b["outcomes"][outcome].as_u64())
+            .sum()
+    };
+    assert_eq!(total("not_connected"), 2, "{sum}");
+    assert_eq!(total("denied"), 3, "{sum}");
+    assert_eq!(total("allowed"), 0, "{sum}");
+    let per_app: u64 = buckets
+        .iter()
+        .filter_map(|b| b["apps"]["mail"].as_u64())
+        .sum();
+    assert_eq!(per_app, 2);
+    // The apps: the most decisions first, with their denials and latency.
+    let apps = sum["apps"].as_array().unwrap();
+    assert_eq!(apps.len(), 2, "{sum}");
+    assert_eq!(apps[0]["appId"], "docs");
+    assert_eq!(apps[0]["decisions"], 3);
+    assert_eq!(apps[0]["denied"], 1);
+    assert_eq!(apps[1]["appId"], "mail");
+    assert_eq!(apps[1]["denied"], 2);
+    assert!(apps[0]["maxLatencyUs"].as_u64().unwrap() >= apps[0]["avgLatencyUs"].as_u64().unwrap());
+
+    // The defaults: the last 24 hours by the hour (25 buckets, or 24 on an hour boundary).
+    let (status, sum) = get(String::new()).await;
+    assert_eq!(status, 200, "{sum}");
+    assert_eq!(sum["bucketSeconds"], 3600);
+    let n = sum["buckets"].as_array().unwrap().len();
+    assert!(n == 24 || n == 25, "{n}");
+    assert_eq!(sum["apps"][0]["decisions"], 3);
+
+    // A window before the decisions: every bucket, none counted.
+    let (status, sum) = get("?since=2020-01-01T00:30:00Z&until=2020-01-02T00:00:00Z".into()).await;
+    assert_eq!(status, 200, "{sum}");
+    assert_eq!(sum["since"], "2020-01-01T00:00:00Z");
+    assert_eq!(sum["buckets"].as_array().unwrap().len(), 24);
+    assert!(
+        sum["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["outcomes"] == json!({}))
+    );
+    assert_eq!(sum["apps"], json!([]));
+
+    // Bad windows: 400s that say what is wrong.
+    for (q, says) in [
+        // A day by the minute: 1441 buckets, more than 500.
+        ("?bucket=60", "at most 500"),
+        ("?bucket=59", "bucket must be between"),
+        ("?bucket=0", "bucket must be between"),
+        ("?bucket=hourly", ""),
+        ("?since=yesterday", "since must be an RFC 3339"),
+        (
+            "?since=2020-01-02T00:00:00Z&until=2020-01-01T00:00:00Z",
+            "since must be before until",
+        ),
+        (
+            "?since=2020-01-01T00:00:00Z&until=2020-01-01T00:00:00Z",
+            "since must be before until",
+        ),
+        ("?window=1d", ""),
+    ] {
+        let (status, body) = get(q.to_owned()).await;
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(says),
+            "{q}: {body}"
+        );
+    }
+}
+
 crate::both_backends!(
     signing_in_sets_a_sealed_strict_cookie,
     the_cookie_authenticates_and_changes_need_the_csrf_token,
@@ -457,4 +627,5 @@ crate::both_backends!(
     an_expired_key_ends_its_session,
     signing_out_clears_the_cookie,
     the_console_is_served_under_a_strict_csp,
+    the_dashboard_summary_counts_decisions,
 );

@@ -247,7 +247,7 @@ function showSignIn(message) {
       key.value = '';
       if (!resp.ok) throw new ApiFailure(resp.status, body);
       session = body;
-      if (!location.hash || location.hash === '#/' || location.hash === '#/sign-in') location.hash = '#/apps';
+      if (!location.hash || location.hash === '#/' || location.hash === '#/sign-in') location.hash = '#/dashboard';
       route();
     } catch (e) {
       showErrors(form, e.details ? e : Object.assign(e, { details: [{ path: 'adminKey', message: e.message }] }));
@@ -272,17 +272,18 @@ async function signOut() {
 
 // ----- Routing ---------------------------------------------------------------------------------
 
-/** Renders the page the hash names (`#/apps`, `#/apps/new`, `#/apps/{id}/{tab}`, `#/audit`). */
+/** Renders the page the hash names (`#/dashboard`, `#/apps`, `#/apps/new`, `#/apps/{id}/{tab}`, `#/audit`). */
 async function route() {
   if (!session) return showSignIn();
   showHeader();
-  const parts = (location.hash.replace(/^#\/?/, '') || 'apps').split('/').map(decodeURIComponent);
+  const parts = (location.hash.replace(/^#\/?/, '') || 'dashboard').split('/').map(decodeURIComponent);
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.dataset.section === parts[0]) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   try {
-    if (parts[0] === 'audit') await auditPage();
+    if (parts[0] === 'dashboard') await dashboardPage();
+    else if (parts[0] === 'audit') await auditPage();
     else if (parts[0] === 'apps' && parts[1] === 'new') createAppPage();
     else if (parts[0] === 'apps' && parts[1]) await appPage(parts[1], parts[2] || 'access');
     else await appsPage();
@@ -291,6 +292,198 @@ async function route() {
     main.replaceChildren(el('h1', {}, 'Something went wrong'), banner(e.message));
   }
   main.focus();
+}
+
+// ----- The dashboard ---------------------------------------------------------------------------
+
+/** The windows the dashboard offers: `[value, label, seconds, bucket seconds]`. */
+const WINDOWS = [
+  ['1h', 'Last hour', 3600, 60],
+  ['24h', 'Last 24 hours', 86_400, 3600],
+  ['7d', 'Last 7 days', 7 * 86_400, 6 * 3600],
+  ['30d', 'Last 30 days', 30 * 86_400, 86_400],
+];
+
+/** The outcomes in the order the charts stack them, each with its words. */
+const OUTCOME_LABELS = {
+  allowed: 'Allowed',
+  denied: 'Denied',
+  consent_required: 'Consent required',
+  not_connected: 'Not connected',
+  invalid_token: 'Invalid token',
+  invalid_request: 'Invalid request',
+  error: 'Error',
+};
+
+/** How many apps the per-app chart draws apart; the rest are summed as "Other apps". */
+const CHART_APPS = 5;
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** Builds an SVG element (attributes only; children are nodes or text). */
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, String(v));
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+/** A bucket's start as a short label: the time for windows of a day or less, else the date. */
+function bucketLabel(iso, bucketSeconds) {
+  const d = new Date(iso);
+  return bucketSeconds < 86_400 ? d.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }) : d.toLocaleDateString();
+}
+
+/** A round upper bound for an axis: 1, 2, 5, 10, 20, 50... at or above `n`. */
+function niceMax(n) {
+  if (n <= 1) return 1;
+  const p = 10 ** Math.floor(Math.log10(n));
+  return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= n);
+}
+
+/**
+ * A stacked bar chart (inline SVG) of `series` (`[{key, label, cls}]`) over the buckets, where
+ * `value(bucket, key)` is a count; with a legend, and the same numbers as a table in a
+ * disclosure for screen readers and for copying.
+ */
+function stackedChart(title, summary, series, value) {
+  const W = 720;
+  const H = 220;
+  const pad = { left: 44, right: 8, top: 10, bottom: 28 };
+  const buckets = summary.buckets;
+  const totals = buckets.map((b) => series.reduce((n, s) => n + value(b, s.key), 0));
+  const max = niceMax(Math.max(0, ...totals));
+  const plotW = W - pad.left - pad.right;
+  const plotH = H - pad.top - pad.bottom;
+  const step = plotW / Math.max(1, buckets.length);
+  const barW = Math.max(1, step * 0.8);
+  const y = (n) => pad.top + plotH - (n / max) * plotH;
+  const titleId = nextId('chart-title');
+  const descId = nextId('chart-desc');
+  const total = totals.reduce((a, b) => a + b, 0);
+  const byKey = series.map((s) => [s, buckets.reduce((n, b) => n + value(b, s.key), 0)]).filter(([, n]) => n > 0);
+  const words = total
+    ? `${total} decision${total === 1 ? '' : 's'}: ${byKey.map(([s, n]) => `${s.label} ${n}`).join(', ')}.`
+    : 'No decision in this window.';
+  const grid = [0, max / 2, max].map((v) => [
+    svg('line', { x1: pad.left, x2: W - pad.right, y1: y(v), y2: y(v), class: 'grid' }),
+    svg('text', { x: pad.left - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, Number.isInteger(v) ? v : v.toFixed(1)),
+  ]);
+  const bars = buckets.map((b, i) => {
+    let acc = 0;
+    const x = pad.left + i * step + (step - barW) / 2;
+    const label = bucketLabel(b.start, summary.bucketSeconds);
+    return series.map((s) => {
+      const n = value(b, s.key);
+      if (!n) return null;
+      const top = y(acc + n);
+      const rect = svg('rect', { x: x.toFixed(2), y: top.toFixed(2), width: barW.toFixed(2), height: (y(acc) - top).toFixed(2), class: `bar ${s.cls}` }, svg('title', {}, `${label}: ${s.label} ${n}`));
+      acc += n;
+      return rect;
+    });
+  });
+  const ticks = [0, Math.floor((buckets.length - 1) / 2), buckets.length - 1]
+    .filter((v, i, a) => v >= 0 && a.indexOf(v) === i)
+    .map((i) => svg('text', { x: pad.left + i * step + step / 2, y: H - 8, 'text-anchor': i === 0 ? 'start' : i === buckets.length - 1 ? 'end' : 'middle', class: 'axis' }, bucketLabel(buckets[i].start, summary.bucketSeconds)));
+  const chart = svg(
+    'svg',
+    { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': `${titleId} ${descId}`, class: 'chart' },
+    svg('title', { id: titleId }, title),
+    svg('desc', { id: descId }, words),
+    grid,
+    svg('line', { x1: pad.left, x2: W - pad.right, y1: y(0), y2: y(0), class: 'baseline' }),
+    bars,
+    ticks,
+  );
+  const legend = el('ul', { class: 'legend' }, series.map((s) => el('li', {}, el('span', { class: `swatch ${s.cls}`, 'aria-hidden': 'true' }), s.label)));
+  const table = el(
+    'table',
+    {},
+    el('caption', {}, title),
+    el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'From'), series.map((s) => el('th', { scope: 'col' }, s.label)), el('th', { scope: 'col' }, 'Total'))),
+    el(
+      'tbody',
+      {},
+      buckets
+        .map((b, i) => [b, i])
+        .filter(([, i]) => totals[i] > 0)
+        .map(([b, i]) => el('tr', {}, el('th', { scope: 'row' }, when(b.start)), series.map((s) => el('td', {}, value(b, s.key))), el('td', {}, totals[i]))),
+    ),
+  );
+  return el(
+    'figure',
+    { class: 'card chart-card' },
+    el('figcaption', {}, el('h2', {}, title), el('p', { class: 'chart-total' }, words)),
+    chart,
+    legend,
+    total ? el('details', {}, el('summary', {}, 'Show the numbers as a table'), table) : null,
+  );
+}
+
+/** Microseconds in words: `850 µs`, `12.3 ms`. */
+const micros = (us) => (us >= 1000 ? `${(us / 1000).toFixed(1)} ms` : `${us} µs`);
+
+async function dashboardPage(windowKey = '24h') {
+  document.title = 'Dashboard · Portcullis console';
+  const [key, label, seconds, bucket] = WINDOWS.find(([k]) => k === windowKey) || WINDOWS[1];
+  const until = new Date();
+  const since = new Date(until.getTime() - seconds * 1000);
+  const q = new URLSearchParams({ since: since.toISOString(), until: until.toISOString(), bucket: String(bucket) });
+  const summary = await api('GET', `/v1/mgmt/audit/summary?${q}`);
+  const range = select('window', WINDOWS.map(([k, l]) => [k, l]), key);
+  const form = el(
+    'form',
+    { class: 'card inline-form', novalidate: true },
+    formError(),
+    field('Window', range, { path: 'since' }),
+    el('div', { class: 'actions' }, el('button', { type: 'submit' }, 'Show')),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      await dashboardPage(range.value);
+      main.querySelector('select[name=window]')?.focus();
+    } catch (e) {
+      if (e.status !== 401) showErrors(form, e);
+    }
+  });
+  const outcomes = Object.entries(OUTCOME_LABELS).map(([k, l]) => ({ key: k, label: l, cls: `o-${k}` }));
+  const top = summary.apps.slice(0, CHART_APPS).map((a) => a.appId);
+  const appSeries = top.map((id, i) => ({ key: id, label: id, cls: `s-${i}` }));
+  if (summary.apps.length > CHART_APPS) appSeries.push({ key: '', label: 'Other apps', cls: 's-other' });
+  const perApp = (b, k) => (k ? b.apps[k] || 0 : Object.entries(b.apps).filter(([id]) => !top.includes(id)).reduce((n, [, v]) => n + v, 0));
+  const appLink = (id) => el('a', { href: `#/apps/${enc(id)}/access` }, id);
+  const denied = summary.apps.filter((a) => a.denied > 0).sort((a, b) => b.denied - a.denied || b.decisions - a.decisions).slice(0, 5);
+  const slowest = [...summary.apps].sort((a, b) => b.avgLatencyUs - a.avgLatencyUs).slice(0, 5);
+  const deniedTable = denied.length
+    ? el(
+        'table',
+        {},
+        el('caption', {}, 'Most denied apps'),
+        el('thead', {}, el('tr', {}, ['App', 'Denied', 'Decisions', 'Denied share'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, denied.map((a) => el('tr', {}, el('td', {}, appLink(a.appId)), el('td', {}, a.denied), el('td', {}, a.decisions), el('td', {}, `${Math.round((100 * a.denied) / a.decisions)} %`)))),
+      )
+    : el('p', {}, 'No app had a request denied in this window.');
+  const slowTable = slowest.length
+    ? el(
+        'table',
+        {},
+        el('caption', {}, 'Slowest apps'),
+        el('thead', {}, el('tr', {}, ['App', 'Mean decision time', 'Longest', 'Decisions'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, slowest.map((a) => el('tr', {}, el('td', {}, appLink(a.appId)), el('td', {}, micros(a.avgLatencyUs)), el('td', {}, micros(a.maxLatencyUs)), el('td', {}, a.decisions)))),
+      )
+    : el('p', {}, 'No app had a decision in this window.');
+  main.replaceChildren(
+    el('h1', {}, 'Dashboard'),
+    el('p', { class: 'hint' }, `${label}: ${when(summary.since)} to ${when(summary.until)}, by ${summary.bucketSeconds >= 3600 ? `${summary.bucketSeconds / 3600} hour` : `${summary.bucketSeconds / 60} minute`} periods.`),
+    form,
+    stackedChart('Decisions by outcome', summary, outcomes, (b, k) => b.outcomes[k] || 0),
+    stackedChart('Decisions by app', summary, appSeries, perApp),
+    el('div', { class: 'two-up' }, el('section', { 'aria-label': 'Most denied apps', class: 'card' }, deniedTable), el('section', { 'aria-label': 'Slowest apps', class: 'card' }, slowTable)),
+  );
 }
 
 // ----- Outbound apps ---------------------------------------------------------------------------

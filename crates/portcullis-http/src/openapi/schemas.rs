@@ -813,6 +813,60 @@ pub(crate) struct RejectedList {
     items: Vec<RejectedCount>,
 }
 
+/// Decisions per outcome and per app over a window, for a dashboard: counted by the database,
+/// per bucket of `bucketSeconds` (aligned on the Unix epoch), every bucket of the window listed.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AuditSummary {
+    /// The window's start: the first bucket's (`since` rounded down to a bucket boundary).
+    #[schema(format = DateTime)]
+    since: String,
+    /// The window's end, excluded.
+    #[schema(format = DateTime)]
+    until: String,
+    /// The width of a bucket, in seconds.
+    #[schema(minimum = 60, maximum = 31_622_400)]
+    bucket_seconds: u64,
+    /// Every bucket of the window, oldest first, empty ones included (at most 500).
+    #[schema(max_items = 500)]
+    buckets: Vec<SummaryBucket>,
+    /// Every app with a decision in the window, the most decisions first.
+    apps: Vec<AppSummary>,
+}
+
+/// The decisions of one bucket.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SummaryBucket {
+    /// The bucket's start.
+    #[schema(format = DateTime)]
+    start: String,
+    /// How many decisions had each outcome (`allowed`, `denied`, `consent_required`,
+    /// `not_connected`, `invalid_token`, `invalid_request`, `error`); outcomes without one are
+    /// absent.
+    outcomes: std::collections::BTreeMap<String, u64>,
+    /// How many decisions each app had, by app id (apps without one are absent; decisions refused
+    /// before an app was known count in `outcomes` only).
+    apps: std::collections::BTreeMap<String, u64>,
+}
+
+/// One app's decisions over a summary's window.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AppSummary {
+    /// The app.
+    app_id: String,
+    /// How many decisions.
+    #[schema(minimum = 1)]
+    decisions: u64,
+    /// How many the policies denied (outcomes `denied` and `consent_required`).
+    denied: u64,
+    /// The mean decision latency, in microseconds.
+    avg_latency_us: u64,
+    /// The longest decision latency, in microseconds.
+    max_latency_us: u64,
+}
+
 /// How a token request ended.
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]

@@ -1296,6 +1296,23 @@ pub(crate) struct ListParams {
     cursor: Option<String>,
 }
 
+/// The window and bucket width of an audit summary.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub(crate) struct AuditSummaryParams {
+    /// The window's start (RFC 3339; default `until` minus 24 hours), rounded down to a bucket
+    /// boundary counted from the Unix epoch. Must be before `until`.
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// The window's end, excluded (RFC 3339; default now).
+    #[param(format = DateTime)]
+    until: Option<String>,
+    /// The bucket width in seconds (60 to 31,622,400; default 3600). The window may hold at most
+    /// 500 buckets: a narrower bucket is a 400.
+    #[param(minimum = 60, maximum = 31_622_400)]
+    bucket: Option<u64>,
+}
+
 /// Filters of the audit log.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]

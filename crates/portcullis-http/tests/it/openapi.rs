@@ -2417,6 +2417,29 @@ async fn every_operation_answers_as_documented() {
     );
     s.admin("GET", "/v1/mgmt/audit/rejected?limit=0", None, 400)
         .await;
+    // The summary a dashboard charts: every bucket of the window, its decisions counted.
+    let summary = s
+        .admin("GET", "/v1/mgmt/audit/summary?bucket=600", None, 200)
+        .await;
+    let buckets = summary["buckets"].as_array().unwrap();
+    // A day of 10-minute buckets: 145, or 144 when now falls on a boundary.
+    assert!(matches!(buckets.len(), 144 | 145), "{summary}");
+    let counted: u64 = buckets
+        .iter()
+        .flat_map(|b| b["outcomes"].as_object().unwrap().values())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert!(counted >= 9, "{summary}");
+    assert!(!summary["apps"].as_array().unwrap().is_empty(), "{summary}");
+    s.admin("GET", "/v1/mgmt/audit/summary?bucket=60", None, 400)
+        .await;
+    s.admin(
+        "GET",
+        "/v1/mgmt/audit/summary?since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z",
+        None,
+        400,
+    )
+    .await;
     s.admin(
         "GET",
         "/v1/mgmt/audit?appId=gh&outcome=denied&since=2000-01-01T00:00:00Z",
