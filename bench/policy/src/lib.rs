@@ -5,24 +5,42 @@
 //!
 //! # The Cedar translation
 //!
-//! One `permit` per policy; the user is the principal (`User::"u"`, with a `roles` set attribute),
-//! the token's claims are the context record `claims`, and the scope is the resource:
-//! `Scope::"<app>/<scope>"`, a child of `App::"<app>"`. A policy's scopes become
-//! `resource in [Scope::"...", ...]` at the head of its `when` clause (Cedar's policy head takes a
-//! single entity), and `all` becomes the head constraint `resource in App::"<app>"` (every scope
-//! of its app, as a single store serving many apps needs). Conditions:
+//! Written the way Cedar's documentation models role-based access (principal, action, resource
+//! with scope constraints in the policy head): the user is the principal `User::"u"`, a member
+//! (child) of one `Role::"<role>"` entity per role; an OAuth scope is an action
+//! `Action::"<scope>"`, a child of the action group `Action::"all"`; the app is the resource
+//! `App::"<app>"`; the token's claims are the context record `claims`. One `permit` per policy, so
+//! both engines hold the same number of policies:
 //!
 //! | Portcullis | Cedar |
 //! |---|---|
-//! | `userRoles contains R` | `principal.roles.contains("R")` |
-//! | `userRoles in [..]` | `principal.roles.containsAny([..])` |
+//! | `userRoles contains R` | head `principal in Role::"R"` |
+//! | `userRoles in [A, B, C]` | `when { principal in Role::"A" \|\| principal in Role::"B" \|\| .. }` |
+//! | `scopes: [s]` | head `action == Action::"s"` |
+//! | `scopes: [s, t, ..]` | head `action in [Action::"s", Action::"t", ..]` |
+//! | `scopes: all` | head `action in Action::"all"` |
+//! | (the policy's app) | its app's own `PolicySet`; in one store for many apps, head `resource == App::"<app>"` |
 //! | `jwtClaims p equals v` | `context.claims has p && context.claims.p == v` |
 //! | `jwtClaims p notEquals v` | `context.claims has p && context.claims.p != v` |
-//! | `jwtClaims p in [..]` | `context.claims has p && [..].contains(context.claims.p)` |
+//! | `jwtClaims p in [v, w]` | `context.claims has p && (context.claims.p == v \|\| context.claims.p == w)` |
 //!
-//! (`has` is chained for nested paths.) The generated claims are always strings when present, the
-//! domain on which these translations are exactly equivalent: Cedar's `!=` would hold across types
-//! where Portcullis fails closed. A decision on two requested scopes is two `is_authorized` calls.
+//! (`has` is chained for nested paths.) Cedar evaluates the head before the `when` clause, and
+//! `&&`/`||` short-circuit, so a policy for another role or scope costs an entity lookup and a
+//! comparison. A multi-role policy cannot put its roles in the head (the head takes one entity);
+//! it is not split, to keep the policy counts equal. Value lists are written as `||` chains rather
+//! than set literals, which Cedar 4 rebuilds on every evaluation. The generated claims are always
+//! strings when present, the domain on which these translations are exactly equivalent: Cedar's
+//! `!=` would hold across types where Portcullis fails closed. Requested scopes are always scopes
+//! the app offers, so `Action::"all"` (every scope) is exactly Portcullis's `all`.
+//!
+//! A decision on two requested scopes is two `is_authorized` calls: a Cedar request names one
+//! action, and no single request is equivalent (an action that is a child of both scopes' actions
+//! would be permitted by a policy granting either one, an *or* where the decision needs an *and*).
+//!
+//! The entities of a request are exactly what the policies read: the user (with its roles as
+//! parents) and the requested scopes' actions (with `Action::"all"` as parent). No schema: Cedar
+//! uses a schema to validate policies and inputs, not to evaluate faster, and all inputs here are
+//! generated valid.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -120,8 +138,12 @@ pub struct App {
     pub offered: Vec<String>,
     /// Its Portcullis policies, `(id, document)`.
     pub policies: Vec<(String, PolicyDocument)>,
-    /// Its Cedar policies, as Cedar source.
+    /// Its Cedar policies, as Cedar source, each scoped to the app in its head
+    /// (`resource == App::"<app>"`): for a store holding many apps' policies.
     pub cedar: String,
+    /// The same without the app constraint (`resource` unconstrained): for the app's own
+    /// `PolicySet`, where every request is on the app, so the constraint could only cost.
+    pub cedar_slice: String,
 }
 
 impl App {
@@ -134,16 +156,19 @@ impl App {
         let offered: Vec<String> = (0..SCOPES_PER_APP).map(scope).collect();
         let mut policies = Vec::with_capacity(n);
         let mut cedar = String::new();
+        let mut cedar_slice = String::new();
         for p in 0..n {
-            let (doc, cedar_policy) = generate_policy(rng, id, p);
+            let (doc, [scoped, sliced]) = generate_policy(rng, id, p);
             policies.push((format!("{id}-pol-{p:04}"), doc));
-            cedar.push_str(&cedar_policy);
+            cedar.push_str(&scoped);
+            cedar_slice.push_str(&sliced);
         }
         Self {
             id: id.to_owned(),
             offered,
             policies,
             cedar,
+            cedar_slice,
         }
     }
 
@@ -157,19 +182,27 @@ impl App {
     }
 }
 
-fn generate_policy(rng: &mut Rng, app: &str, index: usize) -> (PolicyDocument, String) {
+/// A policy: the Portcullis document, and the Cedar policy scoped to its app and unscoped.
+fn generate_policy(rng: &mut Rng, app: &str, index: usize) -> (PolicyDocument, [String; 2]) {
+    // The random draws, and so the Portcullis policies, are the same as before the Cedar side was
+    // rewritten: only the Cedar text differs.
     let mut conditions = Vec::new();
     let mut cedar_conditions = Vec::new();
     // First a role condition: policies are role-scoped, as administrators write them.
-    if rng.chance(70) {
+    let principal = if rng.chance(70) {
         let r = role(rng.below(ROLES));
         conditions.push(json!({"source": "userRoles", "operator": "contains", "value": r}));
-        cedar_conditions.push(format!("principal.roles.contains({})", quote(&r)));
+        format!("principal in Role::{}", quote(&r))
     } else {
         let rs: Vec<String> = rng.distinct(ROLES, 3).into_iter().map(role).collect();
         conditions.push(json!({"source": "userRoles", "operator": "in", "value": rs}));
-        cedar_conditions.push(format!("principal.roles.containsAny({})", cedar_list(&rs)));
-    }
+        let any: Vec<String> = rs
+            .iter()
+            .map(|r| format!("principal in Role::{}", quote(r)))
+            .collect();
+        cedar_conditions.push(format!("({})", any.join(" || ")));
+        "principal".to_owned()
+    };
     // Then zero to two claim conditions.
     for _ in 0..rng.below(3) {
         let (path, pool): (&str, &[&str]) = match rng.below(3) {
@@ -196,10 +229,11 @@ fn generate_policy(rng: &mut Rng, app: &str, index: usize) -> (PolicyDocument, S
                 conditions.push(
                     json!({"source": "jwtClaims", "claim": path, "operator": "in", "value": vs}),
                 );
-                cedar_conditions.push(format!(
-                    "({guard} && {}.contains({access}))",
-                    cedar_list(&vs)
-                ));
+                let any: Vec<String> = vs
+                    .iter()
+                    .map(|v| format!("{access} == {}", quote(v)))
+                    .collect();
+                cedar_conditions.push(format!("({guard} && ({}))", any.join(" || ")));
             }
             _ => {
                 let v = rng.pick(pool);
@@ -208,21 +242,22 @@ fn generate_policy(rng: &mut Rng, app: &str, index: usize) -> (PolicyDocument, S
             }
         }
     }
-    let (scopes, head) = if rng.chance(3) {
-        (json!("all"), format!("resource in App::{}", quote(app)))
+    let (scopes, action) = if rng.chance(3) {
+        (json!("all"), format!("action in {ALL_SCOPES}"))
     } else {
         let names: Vec<String> = rng
             .distinct(SCOPES_PER_APP, 1 + rng.clone().below(4))
             .into_iter()
             .map(scope)
             .collect();
-        let uids: Vec<String> = names
-            .iter()
-            .map(|s| format!("Scope::{}", quote(&format!("{app}/{s}"))))
-            .collect();
-        // A policy head takes one entity, so the list goes first in the condition.
-        cedar_conditions.insert(0, format!("resource in [{}]", uids.join(", ")));
-        (json!(names), "resource".to_owned())
+        let action = match names.as_slice() {
+            [one] => format!("action == {}", action_uid(one)),
+            many => {
+                let uids: Vec<String> = many.iter().map(|s| action_uid(s)).collect();
+                format!("action in [{}]", uids.join(", "))
+            }
+        };
+        (json!(names), action)
     };
     let doc = json!({
         "name": format!("{app} policy {index}"),
@@ -230,10 +265,23 @@ fn generate_policy(rng: &mut Rng, app: &str, index: usize) -> (PolicyDocument, S
         "scopes": scopes,
     });
     let doc = PolicyDocument::from_json(&doc).unwrap_or_else(|e| unreachable_doc(&e.to_string()));
-    let mut cedar = format!("permit(principal, action == Action::\"token\", {head}) when {{ ");
-    let _ = write!(cedar, "{}", cedar_conditions.join(" && "));
-    cedar.push_str(" };\n");
-    (doc, cedar)
+    let mut when = String::new();
+    if !cedar_conditions.is_empty() {
+        let _ = write!(when, " when {{ {} }}", cedar_conditions.join(" && "));
+    }
+    let scoped = format!(
+        "permit({principal}, {action}, resource == App::{}){when};\n",
+        quote(app)
+    );
+    let sliced = format!("permit({principal}, {action}, resource){when};\n");
+    (doc, [scoped, sliced])
+}
+
+/// The action group every scope's action belongs to: Portcullis's `all`.
+const ALL_SCOPES: &str = "Action::\"all\"";
+
+fn action_uid(scope: &str) -> String {
+    format!("Action::{}", quote(scope))
 }
 
 #[expect(
@@ -256,11 +304,6 @@ fn has_chain(path: &str) -> String {
 
 fn quote(s: &str) -> String {
     Value::from(s).to_string()
-}
-
-fn cedar_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
-    format!("[{}]", quoted.join(", "))
 }
 
 /// A user: roles and token claims.
@@ -315,12 +358,14 @@ pub fn generate_request(rng: &mut Rng) -> [String; 2] {
     ]
 }
 
-/// One prepared request in Cedar's terms: a `Request` per requested scope, and the entities.
+/// One prepared request in Cedar's terms: a `Request` per requested scope, and the entities, all
+/// built once, before any timing.
 #[derive(Debug)]
 pub struct CedarRequest {
     /// One request per requested scope.
     pub requests: Vec<Request>,
-    /// The principal (with its roles) and the scopes with their app.
+    /// What the policies read: the principal (with its roles as parents) and the requested
+    /// scopes' actions (with the `all` group as parent).
     pub entities: Entities,
 }
 
@@ -331,21 +376,25 @@ impl CedarRequest {
     /// When Cedar rejects the generated input (a bug in the generator).
     pub fn new(app: &str, person: &Person, scopes: &[String]) -> Result<Self, String> {
         let principal = uid("User", "u")?;
-        let action = uid("Action", "token")?;
+        let resource = uid("App", app)?;
         let context = Context::from_json_value(json!({"claims": person.claims}), None)
             .map_err(|e| e.to_string())?;
-        let mut entities = vec![
-            json!({"uid": {"type": "User", "id": "u"}, "attrs": {"roles": person.roles}, "parents": []}),
-            json!({"uid": {"type": "App", "id": app}, "attrs": {}, "parents": []}),
-        ];
+        let roles: Vec<Value> = person
+            .roles
+            .iter()
+            .map(|r| json!({"type": "Role", "id": r}))
+            .collect();
+        let mut entities =
+            vec![json!({"uid": {"type": "User", "id": "u"}, "attrs": {}, "parents": roles})];
         let mut requests = Vec::with_capacity(scopes.len());
-        for s in scopes {
-            let id = format!("{app}/{s}");
-            entities.push(json!({"uid": {"type": "Scope", "id": id}, "attrs": {}, "parents": [{"type": "App", "id": app}]}));
+        for (i, s) in scopes.iter().enumerate() {
+            if !scopes.get(..i).unwrap_or_default().contains(s) {
+                entities.push(json!({"uid": {"type": "Action", "id": s}, "attrs": {}, "parents": [{"type": "Action", "id": "all"}]}));
+            }
             let request = Request::new(
                 principal.clone(),
-                action.clone(),
-                uid("Scope", &id)?,
+                uid("Action", s)?,
+                resource.clone(),
                 context.clone(),
                 None,
             )
@@ -398,6 +447,18 @@ pub fn cedar_policies(source: &str) -> Result<cedar_policy::PolicySet, String> {
     cedar_policy::PolicySet::from_str(source).map_err(|e| e.to_string())
 }
 
+/// One Cedar `PolicySet` per app: the slice of the policies that can apply to a request on that
+/// app, which is how Cedar expects a store serving many resources to call the authorizer (Cedar
+/// evaluates every policy it is given; selecting them is the application's job).
+///
+/// # Errors
+/// When the generated source does not parse (a bug in the generator).
+pub fn cedar_per_app(apps: &[App]) -> Result<HashMap<String, cedar_policy::PolicySet>, String> {
+    apps.iter()
+        .map(|app| Ok((app.id.clone(), cedar_policies(&app.cedar_slice)?)))
+        .collect()
+}
+
 /// Agreement of the two engines over a sample.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Agreement {
@@ -413,15 +474,16 @@ pub struct Agreement {
 }
 
 /// Checks that Portcullis and Cedar decide the same on `samples` generated subjects and requests
-/// against the apps in `sets` (Portcullis) and `cedar` (one store for all of them).
+/// against the apps in `sets` (Portcullis) and the Cedar policies `cedar` gives for an app (its
+/// own slice, or one store for all of them).
 ///
 /// # Errors
 /// When a request cannot be built or an app is missing.
-pub fn check_agreement(
+pub fn check_agreement<'c>(
     rng: &mut Rng,
     apps: &[App],
     sets: &HashMap<String, PolicySet>,
-    cedar: &cedar_policy::PolicySet,
+    cedar: impl Fn(&str) -> Option<&'c cedar_policy::PolicySet>,
     samples: usize,
 ) -> Result<Agreement, String> {
     let authorizer = Authorizer::new();
@@ -434,6 +496,7 @@ pub fn check_agreement(
         let requested: Vec<&str> = scopes.iter().map(String::as_str).collect();
         let ours = set.decide(&person.subject(), &requested).allowed();
         let request = CedarRequest::new(&app.id, &person, &scopes)?;
+        let cedar = cedar(&app.id).ok_or("missing Cedar app")?;
         let theirs = request.allowed(&authorizer, cedar);
         agreement.cedar_errors += request.errors(&authorizer, cedar);
         agreement.checked += 1;
@@ -496,7 +559,7 @@ mod tests {
         let mut rng = Rng::new(7);
         let app = App::generate(&mut rng, "app-0000", n);
         let set = app.compile().unwrap();
-        let cedar = cedar_policies(&app.cedar).unwrap();
+        let cedar = cedar_policies(&app.cedar_slice).unwrap();
         let sets = HashMap::from([(app.id.clone(), set)]);
         (vec![app], sets, cedar)
     }
@@ -506,7 +569,8 @@ mod tests {
         for n in [10, 100, 1000] {
             let (apps, sets, cedar) = single_app(n);
             assert_eq!(cedar.policies().count(), n);
-            let agreement = check_agreement(&mut Rng::new(99), &apps, &sets, &cedar, 200).unwrap();
+            let agreement =
+                check_agreement(&mut Rng::new(99), &apps, &sets, |_| Some(&cedar), 200).unwrap();
             assert_eq!(agreement.disagreements, 0, "{n} policies: {agreement:?}");
             assert_eq!(agreement.cedar_errors, 0, "{n} policies: {agreement:?}");
             assert!(
@@ -526,26 +590,61 @@ mod tests {
             .iter()
             .map(|a| (a.id.clone(), a.compile().unwrap()))
             .collect();
+        // Per-app slices, and one store holding every app's policies: both must agree.
+        let per_app = cedar_per_app(&apps).unwrap();
         let source: String = apps.iter().map(|a| a.cedar.as_str()).collect();
-        let cedar = cedar_policies(&source).unwrap();
-        let agreement = check_agreement(&mut rng, &apps, &sets, &cedar, 300).unwrap();
-        assert_eq!(agreement.disagreements, 0, "{agreement:?}");
-        assert_eq!(agreement.cedar_errors, 0, "{agreement:?}");
-        assert!(agreement.allowed > 0);
+        let store = cedar_policies(&source).unwrap();
+        for (name, agreement) in [
+            (
+                "per app",
+                check_agreement(&mut rng.clone(), &apps, &sets, |a| per_app.get(a), 300).unwrap(),
+            ),
+            (
+                "one store",
+                check_agreement(&mut rng.clone(), &apps, &sets, |_| Some(&store), 300).unwrap(),
+            ),
+        ] {
+            assert_eq!(agreement.disagreements, 0, "{name}: {agreement:?}");
+            assert_eq!(agreement.cedar_errors, 0, "{name}: {agreement:?}");
+            assert!(agreement.allowed > 0, "{name}: {agreement:?}");
+        }
     }
 
     #[test]
     fn a_broken_translation_is_caught() {
-        // The check must be able to fail: drop every condition from the Cedar side.
+        // The check must be able to fail: drop every `when` condition from the Cedar side.
         let (apps, sets, _) = single_app(100);
         let loose: String = apps[0]
-            .cedar
+            .cedar_slice
             .lines()
-            .map(|line| line.split(" when ").next().unwrap_or(line).to_owned() + ";\n")
+            .map(|line| {
+                line.split(" when ")
+                    .next()
+                    .unwrap_or(line)
+                    .trim_end_matches(';')
+                    .to_owned()
+                    + ";\n"
+            })
             .collect();
         let cedar = cedar_policies(&loose).unwrap();
-        let agreement = check_agreement(&mut Rng::new(5), &apps, &sets, &cedar, 200).unwrap();
+        let agreement =
+            check_agreement(&mut Rng::new(5), &apps, &sets, |_| Some(&cedar), 200).unwrap();
         assert!(agreement.disagreements > 0);
+    }
+
+    #[test]
+    fn cedar_policies_scope_in_the_head() {
+        let (apps, _, _) = single_app(100);
+        let scoped = cedar_policies(&apps[0].cedar).unwrap();
+        for policy in scoped.policies() {
+            let text = policy.to_string();
+            assert!(text.contains("resource == App::\"app-0000\""), "{text}");
+            assert!(!text.contains("action,"), "{text}");
+        }
+        let sliced = cedar_policies(&apps[0].cedar_slice).unwrap();
+        assert_eq!(sliced.policies().count(), 100);
+        assert!(sliced.policies().all(|p| !p.to_string().contains("App::")));
+        assert!(apps[0].cedar.contains("permit(principal in Role::"));
     }
 
     #[test]
