@@ -72,14 +72,16 @@ impl AdminScope {
     }
 }
 
-/// The admin a management call runs as.
+/// The admin a management call runs as: an admin key, or a directory user signed in to the
+/// console with an admin role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminIdentity {
-    /// The key's id.
-    pub key_id: String,
-    /// The key's name.
+    /// Who acts, as the management audit records it: the key's id (`ak_...`), or `user:{id}`
+    /// for a user signed in to the console.
+    pub actor_id: String,
+    /// The key's name, or the user's name (their id when they have none).
     pub name: String,
-    /// What the key may do.
+    /// What the key or user may do.
     pub scopes: Vec<AdminScope>,
     /// The request this identity acts in (set by the HTTP layer), recorded with its changes.
     pub request_id: Option<String>,
@@ -213,7 +215,7 @@ impl Core {
         Ok(AdminIdentity {
             request_id: None,
             scopes: scopes_of(&record),
-            key_id: record.id,
+            actor_id: record.id,
             name: record.name,
         })
     }

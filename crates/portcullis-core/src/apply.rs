@@ -290,7 +290,7 @@ impl Core {
         plan.writes.push(Write::Management(ManagementEvent {
             id: ids::new_id("chg", at),
             at,
-            actor_id: actor.key_id.clone(),
+            actor_id: actor.actor_id.clone(),
             actor_name: actor.name.clone(),
             action: "apply".into(),
             target: "apply".into(),

@@ -42,7 +42,7 @@ impl Core {
         let event = ManagementEvent {
             id: ids::new_id("chg", at),
             at,
-            actor_id: actor.key_id.clone(),
+            actor_id: actor.actor_id.clone(),
             actor_name: actor.name.clone(),
             action: action.to_owned(),
             target,

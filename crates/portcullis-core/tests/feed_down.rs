@@ -34,7 +34,7 @@ async fn admin_key_and_client_caches_are_bypassed_while_the_feed_is_down() {
     // Another node (another store on the same database, whose changes this node does not hear)
     // deletes both.
     let other = SqliteStore::open(&path).unwrap();
-    other.delete_admin_key(&admin.key_id).await.unwrap();
+    other.delete_admin_key(&admin.actor_id).await.unwrap();
     other.delete_client("mcp").await.unwrap();
     // Live: the caches answer (the change has not been heard of).
     assert!(core.authenticate_admin(Some(&key)).await.is_ok());

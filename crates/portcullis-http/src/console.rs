@@ -3,24 +3,36 @@
 //! calls the management API with `fetch`, so every validation, scope check and audit record is the
 //! API's own.
 //!
-//! The admin pastes a key once: `POST /console/session` verifies it as a management call's bearer
-//! key is and answers with a sealed `HttpOnly`, `SameSite=Strict` cookie naming the key's id, and a
-//! CSRF token the page keeps in memory. The [`Admin`](crate::auth::Admin) extractor then accepts
-//! that cookie instead of a bearer key, looking the key up by id on every request, and requires the
-//! CSRF token in `X-CSRF-Token` on every request that is not a `GET` or a `HEAD`.
+//! An admin signs in one of two ways. With a key, pasted once: `POST /console/session` verifies it
+//! as a management call's bearer key is. Or as a Portcullis user holding an admin role
+//! (`portcullis.{scope}`, see [`portcullis_core::console::ADMIN_ROLE_PREFIX`]): `/console/sign-in`
+//! is Portcullis's own sign-in page (password or single sign-on), and lands on the console. Either
+//! way the browser gets a sealed `HttpOnly`, `SameSite=Strict` cookie naming the key's id or the
+//! user's id, and the page a CSRF token it keeps in memory. The [`Admin`](crate::auth::Admin)
+//! extractor then accepts that cookie instead of a bearer key, looking the key or the user up on
+//! every request, and requires the CSRF token in `X-CSRF-Token` on every request that is not a
+//! `GET` or a `HEAD`.
+
+use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use portcullis_core::AdminIdentity;
-use portcullis_core::console::ConsoleSession;
+use portcullis_core::authz::Session;
+use portcullis_core::console::{ConsoleActor, ConsoleSession, NewConsoleSession};
+use portcullis_core::{AdminIdentity, ServiceError};
+use portcullis_domain::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::authorize::{cookie, cookie_attrs};
+use crate::authorize::{
+    cookie, cookie_attrs, csrf, error_page, read_form, redirect, session, sign_in_cookie,
+    sign_in_returning,
+};
 use crate::error::{ApiError, JsonBody};
 use crate::openapi::schemas::ErrorBody;
 
@@ -28,11 +40,27 @@ use crate::openapi::schemas::ErrorBody;
 pub(crate) const CONSOLE_COOKIE: &str = "portcullis_console";
 /// The header carrying the session's CSRF token.
 pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+/// Where a Portcullis user signs in to the console.
+const SIGN_IN_PATH: &str = "/console/sign-in";
+/// The largest sign-in form read, in bytes.
+const MAX_FORM: usize = 4 * 1024;
 
-/// The console's page, script and style sheet.
+/// The console's page.
 const INDEX_HTML: &str = include_str!("console/index.html");
-const APP_JS: &str = include_str!("console/app.js");
-const CONSOLE_CSS: &str = include_str!("console/console.css");
+
+/// The console's other files, served at `/console/{name}`: name, content, media type.
+const FILES: [(&str, &str, &str); 5] = [
+    ("app.js", include_str!("console/app.js"), JS),
+    ("ui.js", include_str!("console/ui.js"), JS),
+    ("directory.js", include_str!("console/directory.js"), JS),
+    ("servers.js", include_str!("console/servers.js"), JS),
+    (
+        "console.css",
+        include_str!("console/console.css"),
+        "text/css; charset=utf-8",
+    ),
+];
+const JS: &str = "text/javascript; charset=utf-8";
 
 /// What the console's answers may load: only this origin's script, style and API; no inline
 /// script or style, no frame.
@@ -42,11 +70,14 @@ connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; fram
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/console", get(page))
-        .route("/console/app.js", get(script))
-        .route("/console/console.css", get(style))
+        .route("/console/{file}", get(file))
         .route(
             "/console/session",
             get(current_session).post(start_session).delete(end_session),
+        )
+        .route(
+            "/console/sign-in",
+            get(user_sign_in).post(user_sign_in_form),
         )
 }
 
@@ -92,38 +123,33 @@ async fn page() -> Response {
     asset(INDEX_HTML, "text/html; charset=utf-8")
 }
 
-/// The console's script
+/// The console's scripts and style sheet
 ///
-/// The console's script (an ES module, no build step, no dependency).
+/// One of the console's files: its ES modules (`app.js`, `ui.js` and one per section; no build
+/// step, no dependency) and its style sheet (`console.css`).
 #[utoipa::path(
     get,
-    path = "/console/app.js",
-    operation_id = "consoleScript",
+    path = "/console/{file}",
+    operation_id = "consoleFile",
     tag = "Console",
+    params(("file" = String, Path, description = "The file's name, such as `app.js` or `console.css`.")),
     responses(
-        (status = 200, description = "The script.", content_type = "text/javascript", body = String,
+        (status = 200, description = "The file.",
+            content((String = "text/javascript"), (String = "text/css")),
             headers(("Content-Security-Policy" = String, description = "Only this origin's script, style and API."))),
+        (status = 404, description = "The console has no such file.", body = ErrorBody),
     )
 )]
-async fn script() -> Response {
-    asset(APP_JS, "text/javascript; charset=utf-8")
-}
-
-/// The console's style sheet
-///
-/// The console's style sheet.
-#[utoipa::path(
-    get,
-    path = "/console/console.css",
-    operation_id = "consoleStyle",
-    tag = "Console",
-    responses(
-        (status = 200, description = "The style sheet.", content_type = "text/css", body = String,
-            headers(("Content-Security-Policy" = String, description = "Only this origin's script, style and API."))),
-    )
-)]
-async fn style() -> Response {
-    asset(CONSOLE_CSS, "text/css; charset=utf-8")
+async fn file(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match FILES.iter().find(|(n, _, _)| *n == name) {
+        Some((_, body, media)) => asset(body, media),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the console has no such file",
+        )
+        .into_response(),
+    }
 }
 
 /// What the sign-in screen sends.
@@ -135,20 +161,24 @@ pub(crate) struct ConsoleSignIn {
     admin_key: String,
 }
 
-/// A console session: the admin key it acts as, and the CSRF token of its changing requests.
+/// A console session: the admin key or user it acts as, and the CSRF token of its changing
+/// requests.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ConsoleSessionView {
-    /// The admin key's id.
-    key_id: String,
-    /// The admin key's name.
+    /// `key` (signed in with an admin key) or `user` (a Portcullis user with an admin role).
+    kind: &'static str,
+    /// Who acts, as the management audit records it: the key's id, or `user:{id}`.
+    actor_id: String,
+    /// The admin key's name, or the user's name.
     name: String,
-    /// What the key may do.
+    /// What the key or user may do (a user: the scopes their `portcullis.{scope}` roles grant).
     scopes: Vec<String>,
     /// Send it as `X-CSRF-Token` with every management request that is not a `GET` or a `HEAD`.
     /// Keep it in memory only.
     csrf_token: String,
-    /// When the session ends (eight hours after sign-in, or when the key expires if sooner).
+    /// When the session ends: eight hours after sign-in, or when the key expires or the user's
+    /// sign-in ends, if sooner.
     #[schema(format = DateTime)]
     expires_at: String,
 }
@@ -156,7 +186,11 @@ pub(crate) struct ConsoleSessionView {
 impl ConsoleSessionView {
     fn new(admin: &AdminIdentity, session: &ConsoleSession) -> Self {
         Self {
-            key_id: admin.key_id.clone(),
+            kind: match session.actor {
+                ConsoleActor::Key(_) => "key",
+                ConsoleActor::User(_) => "user",
+            },
+            actor_id: admin.actor_id.clone(),
             name: admin.name.clone(),
             scopes: admin.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
             csrf_token: session.csrf_token.clone(),
@@ -209,13 +243,142 @@ async fn start_session(
         .core
         .start_console_session(input.admin_key.trim())
         .await?;
-    let set = format!(
-        "{CONSOLE_COOKIE}={}{}",
-        started.cookie,
-        cookie_attrs(&state, "Strict", started.max_age_secs)
-    );
+    let set = console_cookie(&state, &started);
     let view = ConsoleSessionView::new(&started.admin, &started.session);
     Ok(private_json(StatusCode::OK, &view, &[set]))
+}
+
+/// The `Set-Cookie` value of a new console session.
+fn console_cookie(state: &AppState, started: &NewConsoleSession) -> String {
+    format!(
+        "{CONSOLE_COOKIE}={}{}",
+        started.cookie,
+        cookie_attrs(state, "Strict", started.max_age_secs)
+    )
+}
+
+/// Sign in to the console as a Portcullis user
+///
+/// Portcullis's sign-in page (password, or a single sign-on connection's button), which lands on
+/// the console: a browser already signed in to Portcullis goes straight there. The user must hold
+/// an admin role: a global role named `portcullis.{scope}` (`portcullis.admin`,
+/// `portcullis.read`, `portcullis.policies`...), each granting that admin scope. The console
+/// session then acts as `user:{id}` in the management audit, with the scopes the user's roles
+/// grant at each request (taking the role away, or disabling the user, signs them out at once).
+#[utoipa::path(
+    get,
+    path = "/console/sign-in",
+    operation_id = "consoleUserSignIn",
+    tag = "Console",
+    responses(
+        (status = 200, description = "The sign-in page.", content_type = "text/html", body = String,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        (status = 303, description = "Signed in to Portcullis with an admin role: on to the console, with its session cookie.",
+            headers(("Location" = String, description = "`/console`."),
+                    ("Set-Cookie" = String, description = "The sealed console session cookie."))),
+        (status = 403, description = "Signed in as a user who holds no admin role: a page that says so.", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable.", body = ErrorBody),
+    )
+)]
+async fn user_sign_in(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (token, set) = csrf(&state, &headers);
+    let cookies: Vec<String> = set.into_iter().collect();
+    match session(&state, &headers).await {
+        Ok(Some(s)) => console_for_user(&state, &s, cookies).await,
+        Ok(None) => sign_in_returning(&state, SIGN_IN_PATH, &token, None, cookies).await,
+        Err(resp) => resp,
+    }
+}
+
+/// Sign in to the console with a password
+///
+/// What the console's sign-in page sends: `action=sign_in`, `login`, `password` and the page's
+/// `csrf` token (this browser's CSRF cookie). Signed in, a user holding an admin role goes on to
+/// the console; the others see why not.
+#[utoipa::path(
+    post,
+    path = "/console/sign-in",
+    operation_id = "consoleUserSignInForm",
+    tag = "Console",
+    request_body(content = ConsoleSignInForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in with an admin role: on to the console, with the Portcullis session and console session cookies.",
+            headers(("Location" = String, description = "`/console`."),
+                    ("Set-Cookie" = String, description = "The session cookies."))),
+        (status = 400, description = "A field is repeated or the action is unknown.", content_type = "text/html", body = String),
+        (status = 401, description = "Wrong user id, email or password.", content_type = "text/html", body = String),
+        (status = 403, description = "The CSRF token is not this browser's, the user is locked out, or holds no admin role.", content_type = "text/html", body = String),
+        (status = 413, description = "The form is larger than 4 KiB.", content_type = "text/html", body = String),
+        (status = 429, description = "Too many sign-in attempts from this address.", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable.", content_type = "text/html", body = String),
+    )
+)]
+async fn user_sign_in_form(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied();
+    let form = match read_form(&parts.headers, &body, MAX_FORM) {
+        Ok(f) => f,
+        Err((status, message)) => return error_page(status, message),
+    };
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
+    if field("action") != "sign_in" {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "The form's action is not one of this page's.",
+        );
+    }
+    let from = peer.map(|ConnectInfo(a)| a.ip());
+    match sign_in_cookie(&state, field("login"), field("password"), from).await {
+        Ok((s, set)) => console_for_user(&state, &s, vec![set]).await,
+        Err((status, message)) => {
+            sign_in_returning(
+                &state,
+                SIGN_IN_PATH,
+                field("csrf"),
+                Some((status, &message)),
+                Vec::new(),
+            )
+            .await
+        }
+    }
+}
+
+/// A signed-in user on their way to the console: a console session when they hold an admin
+/// role, else a page that says why not.
+async fn console_for_user(state: &AppState, s: &Session, mut cookies: Vec<String>) -> Response {
+    let until = Timestamp::from_secs(s.expires_at);
+    match state
+        .core
+        .start_console_session_for_user(&s.user_id, until)
+        .await
+    {
+        Ok(started) => {
+            cookies.push(console_cookie(state, &started));
+            redirect("/console", cookies)
+        }
+        Err(ServiceError::Forbidden(message) | ServiceError::Unauthorized(message)) => error_page(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "You are signed in to Portcullis, but cannot use the console: {message}. \
+An admin can grant you such a role; or sign in to the console with an admin key."
+            ),
+        ),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// What the console's sign-in page sends.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documentation only")]
+struct ConsoleSignInForm {
+    /// The page's CSRF token (this browser's CSRF cookie).
+    csrf: String,
+    /// `sign_in`.
+    action: String,
+    /// The user's id or email.
+    login: String,
+    /// The password.
+    #[schema(write_only)]
+    password: String,
 }
 
 /// The current console session
@@ -240,7 +403,7 @@ async fn current_session(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let session = open(&state, &headers).await?;
-    let admin = state.core.authenticate_admin_by_id(&session.key_id).await?;
+    let admin = state.core.authenticate_console(&session).await?;
     let view = ConsoleSessionView::new(&admin, &session);
     Ok(private_json(StatusCode::OK, &view, &[]))
 }
@@ -303,7 +466,7 @@ pub(crate) async fn authenticate(
             "a console request that changes something must carry the session's CSRF token in X-CSRF-Token",
         ));
     }
-    Ok(state.core.authenticate_admin_by_id(&session.key_id).await?)
+    Ok(state.core.authenticate_console(&session).await?)
 }
 
 /// Whether a changing request's `X-CSRF-Token` is the session's (missing or repeated: no).
@@ -318,7 +481,15 @@ fn csrf_ok(session: &ConsoleSession, headers: &HeaderMap) -> bool {
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(page, script, style, start_session, current_session, end_session),
-    components(schemas(ConsoleSignIn, ConsoleSessionView))
+    paths(
+        page,
+        file,
+        start_session,
+        current_session,
+        end_session,
+        user_sign_in,
+        user_sign_in_form
+    ),
+    components(schemas(ConsoleSignIn, ConsoleSessionView, ConsoleSignInForm))
 )]
 pub(crate) struct Doc;

@@ -6,20 +6,11 @@
 // violation); screenshots go to CONSOLE_SCREENSHOTS (default: a temporary directory).
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
+import { openBrowser } from '../lib/console.mjs';
 import { startWorld } from '../lib/harness.mjs';
 
-const require = createRequire(import.meta.url);
-const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const APP = 'calendar';
 const READ = 'calendar.readonly';
 const WRITE = 'calendar.events';
@@ -28,67 +19,21 @@ describe('the admin console in a browser', { timeout: 180_000 }, () => {
   let world;
   let server;
   let browser;
-  let userDataDir;
-  let context;
   let page;
-  let shots;
-  let shot = 0;
+  let check;
+  let sees;
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: apt-get install chromium`);
     world = await startWorld();
     server = world.server;
-    shots = process.env.CONSOLE_SCREENSHOTS || (await fsp.mkdtemp(path.join(os.tmpdir(), 'console-screenshots-')));
-    await fsp.mkdir(shots, { recursive: true });
-    userDataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'console-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    browser = context;
-    page = context.pages()[0] || (await context.newPage());
-    // Deletions and revocations ask for confirmation.
-    page.on('dialog', (d) => d.accept());
-    // A CSP violation or a script error fails the test.
-    page.on('pageerror', (e) => {
-      throw e;
-    });
+    browser = await openBrowser('console');
+    ({ page, check, sees } = browser);
   });
 
   after(async () => {
     await browser?.close();
-    if (userDataDir) await fsp.rm(userDataDir, { recursive: true, force: true });
     await world?.stop();
   });
-
-  /** A screenshot named after the step, then axe-core on the page as it is. */
-  async function check(name) {
-    shot += 1;
-    await page.screenshot({ path: path.join(shots, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
-    // The console's CSP refuses injected <script> tags (page.addScriptTag): axe-core goes in
-    // through the DevTools protocol instead, which the page's policy does not govern.
-    if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE_SOURCE);
-    const result = await page.evaluate(async () => {
-      // eslint-disable-next-line no-undef
-      const r = await axe.run(document, { resultTypes: ['violations'] });
-      return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')) }));
-    });
-    const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-    assert.deepEqual(bad, [], `${name}: accessibility violations ${JSON.stringify(bad, null, 2)}`);
-  }
-
-  /** Waits for the text to show in the main region. */
-  const sees = (text) => page.locator('main').getByText(text, { exact: false }).first().waitFor();
 
   test('an admin manages an app, its policy and its connections from the console', async () => {
     const { idp, provider } = world;
@@ -184,16 +129,46 @@ describe('the admin console in a browser', { timeout: 180_000 }, () => {
     assert.match(await preview.innerText(), /Replayed 2 decisions in the last 7 days; 1 would change\./);
     await check('access-control-policies');
 
+    // ----- Edit a policy: a narrowing shows who would lose access; a harmless change is saved ----
+    await page.getByRole('button', { name: 'Edit policy Viewers read' }).click();
+    await page.getByRole('heading', { name: 'Edit policy Viewers read' }).waitFor();
+    assert.equal(await page.getByLabel('Value(s)').inputValue(), 'Viewer, Editor', 'the form holds the stored policy');
+    await page.getByLabel('Value(s)').fill('Editor');
+    await page.getByRole('button', { name: 'Preview impact' }).click();
+    await preview.getByText(/This change would deny 2 users who were allowed in the last 7 days: .*vera \(calendar\.readonly\)/).waitFor();
+    await check('edit-policy-preview');
+    await page.getByLabel('Value(s)').fill('Viewer, Editor');
+    await page.getByLabel('Description').fill('Viewers and editors read every calendar');
+    await page.getByRole('button', { name: 'Preview impact' }).click();
+    // Replayed against what was decided then (the app was open): only bob loses, as before.
+    await preview.getByText('This change would deny 1 user who was allowed in the last 7 days: bob (calendar.readonly)').waitFor();
+    await page.getByRole('button', { name: 'Save policy' }).click();
+    await sees('The policy "Viewers read" is updated.');
+    const stored = (await server.must('GET', `/v1/mgmt/outbound-apps/${APP}/policies`)).items;
+    assert.equal(stored.length, 1, 'edited in place, not added');
+    assert.equal(stored[0].description, 'Viewers and editors read every calendar');
+    assert.deepEqual(stored[0].conditions, [{ source: 'userRoles', operator: 'in', value: ['Viewer', 'Editor'] }]);
+
+    // ----- The no-match behaviour --------------------------------------------------------------
+    await page.getByRole('radio', { name: /^Re-consent/ }).check();
+    await page.getByRole('button', { name: 'Save no-match behaviour' }).click();
+    await sees('Requests no policy allows are asked to re-consent.');
+    assert.equal((await server.must('GET', `/v1/mgmt/outbound-apps/${APP}`)).onDeny, 'reconsent');
+    await page.getByRole('radio', { name: /^Refuse/ }).check();
+    await page.getByRole('button', { name: 'Save no-match behaviour' }).click();
+    await sees('Requests no policy allows are refused.');
+    assert.equal((await server.must('GET', `/v1/mgmt/outbound-apps/${APP}`)).onDeny, 'forbid');
+
     // ----- The Test panel ---------------------------------------------------------------------
     await page.getByRole('link', { name: 'Test' }).click();
-    await page.getByLabel('User').waitFor();
+    await page.getByLabel('User', { exact: true }).waitFor();
     await check('test-panel');
-    await page.getByLabel('User').fill('vera');
+    await page.getByLabel('User', { exact: true }).fill('vera');
     await page.getByRole('checkbox', { name: WRITE }).uncheck();
     await page.getByRole('button', { name: 'Run the test' }).click();
     await page.locator('.verdict.allow').waitFor();
     await sees('Deciding policies: Viewers read.');
-    await page.getByLabel('User').fill('bob');
+    await page.getByLabel('User', { exact: true }).fill('bob');
     await page.getByRole('button', { name: 'Run the test' }).click();
     await page.locator('.verdict.deny').waitFor();
     await sees('Denied scopes: calendar.readonly.');
@@ -203,6 +178,16 @@ describe('the admin console in a browser', { timeout: 180_000 }, () => {
     await page.getByLabel('Claims (JSON)').fill('{nope');
     await page.getByRole('button', { name: 'Run the test' }).click();
     await page.locator('.field-error').filter({ hasText: 'not valid JSON' }).waitFor();
+    // A pasted token: verified like a real request, then its user decides.
+    await page.getByRole('radio', { name: 'A pasted token' }).check();
+    await page.getByLabel('Inbound token').fill('eyJhbGciOiJub25lIn0.e30.');
+    await page.getByRole('button', { name: 'Run the test' }).click();
+    await page.locator('.field-error').filter({ hasText: 'the token is not valid' }).waitFor();
+    await page.getByLabel('Inbound token').fill(await idp.token('vera'));
+    await page.getByRole('button', { name: 'Run the test' }).click();
+    await page.locator('.verdict.allow').waitFor();
+    await sees('Evaluated as vera with roles Viewer');
+    await check('test-token');
 
     // ----- Token Management: revoke bob's connection -------------------------------------------
     await page.getByRole('link', { name: 'Token Management' }).click();
@@ -216,12 +201,24 @@ describe('the admin console in a browser', { timeout: 180_000 }, () => {
 
     // ----- Settings ---------------------------------------------------------------------------
     await page.getByRole('link', { name: 'Settings' }).click();
-    await page.getByRole('heading', { name: 'Settings' }).waitFor().catch(async (e) => {
-      await page.screenshot({ path: path.join(shots, 'failed-settings.png'), fullPage: true });
-      throw e;
-    });
-    await page.locator('dl.settings dt', { hasText: 'tokenUrl' }).waitFor();
+    await page.getByRole('heading', { name: 'Settings' }).waitFor();
+    assert.equal(await page.getByLabel('Token URL').inputValue(), `${provider.url}/token`);
+    assert.equal(await page.getByLabel('Client secret').inputValue(), '', 'a stored secret is never shown');
     await check('settings');
+    // A refusal is shown beside its field, and nothing is stored.
+    await page.getByLabel('Token URL').fill('not a url');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.locator('.field-error').filter({ hasText: /tokenUrl|URL/ }).first().waitFor();
+    assert.equal((await server.must('GET', `/v1/mgmt/outbound-apps/${APP}`)).tokenUrl, `${provider.url}/token`);
+    await page.getByLabel('Token URL').fill(`${provider.url}/token`);
+    await page.getByLabel('Name', { exact: true }).fill('Team calendar');
+    await page.getByLabel('Scopes', { exact: true }).fill(`${READ}: Read calendars\n${WRITE}: Change events`);
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await sees('The settings are saved.');
+    const saved = await server.must('GET', `/v1/mgmt/outbound-apps/${APP}`);
+    assert.equal(saved.name, 'Team calendar');
+    assert.deepEqual(saved.scopes, [{ name: READ, description: 'Read calendars' }, { name: WRITE, description: 'Change events' }]);
+    assert.equal(saved.hasClientSecret, true, 'the stored secret was kept');
 
     // ----- The dashboard: the decisions recorded above, charted --------------------------------
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Dashboard' }).click();
@@ -259,5 +256,40 @@ describe('the admin console in a browser', { timeout: 180_000 }, () => {
     await page.reload();
     await page.getByLabel('Admin key').waitFor();
     assert.deepEqual(csp, [], 'no Content-Security-Policy violation');
+  });
+
+  test('a Portcullis user who holds an admin role signs in to the console with their password', async () => {
+    await server.must('POST', '/v1/mgmt/roles', { name: 'portcullis.read' });
+    await server.createUser({ id: 'ines', name: 'Ines Auditor', roles: ['portcullis.read'] });
+    await server.must('PUT', '/v1/mgmt/users/ines/password', { password: 'correct horse battery' });
+    await server.createUser({ id: 'olaf', roles: [] });
+    await server.must('PUT', '/v1/mgmt/users/olaf/password', { password: 'correct horse battery' });
+
+    // A user without an admin role signs in to Portcullis but is told why the console is closed.
+    await page.goto(`${server.url}/console`);
+    await page.getByRole('link', { name: 'Sign in with your Portcullis account' }).click();
+    await page.getByLabel('User id or email').fill('olaf');
+    await page.getByLabel('Password').fill('correct horse battery');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('holds no Portcullis admin role').waitFor();
+
+    // A fresh browser session for ines: Portcullis's sign-in page, then the console as her.
+    await page.context().clearCookies();
+    await page.goto(`${server.url}/console`);
+    await check('sign-in-choices');
+    await page.getByRole('link', { name: 'Sign in with your Portcullis account' }).click();
+    await page.getByLabel('User id or email').fill('ines');
+    await page.getByLabel('Password').fill('correct horse battery');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Dashboard', exact: true }).waitFor();
+    assert.equal(await page.locator('#who-name').textContent(), 'Signed in as Ines Auditor (user:ines)');
+    // Her role grants read: she sees the apps, and a change is refused with the scope it needs.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Outbound apps' }).click();
+    await page.getByRole('link', { name: 'Team calendar' }).click();
+    await page.getByRole('radio', { name: /^Re-consent/ }).check();
+    await page.getByRole('button', { name: 'Save no-match behaviour' }).click();
+    await page.locator('.form-error [role=alert]').filter({ hasText: 'scope apps' }).waitFor();
+    assert.equal((await server.must('GET', `/v1/mgmt/outbound-apps/${APP}`)).onDeny, 'forbid');
+    await check('user-session');
   });
 });

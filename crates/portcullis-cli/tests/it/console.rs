@@ -5,6 +5,7 @@
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
+use crate::authz::{Answer, Browser};
 use crate::support::{Backend, TestServer};
 
 const COOKIE: &str = "portcullis_console";
@@ -110,7 +111,8 @@ async fn signing_in_sets_a_sealed_strict_cookie(backend: Backend) {
     assert!(!c.set_cookie.contains(&c.csrf));
     assert_eq!(c.body["name"], "bootstrap");
     assert_eq!(c.body["scopes"], json!(["admin"]));
-    assert!(c.body["keyId"].as_str().unwrap().starts_with("ak_"));
+    assert!(c.body["actorId"].as_str().unwrap().starts_with("ak_"));
+    assert_eq!(c.body["kind"], "key");
     assert!(c.body.get("adminKey").is_none());
     assert!(!c.body.to_string().contains(&s.admin_key));
 
@@ -118,7 +120,7 @@ async fn signing_in_sets_a_sealed_strict_cookie(backend: Backend) {
     let (status, again) = call(&s, Method::GET, "/console/session", &c.cookie, None, None).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["csrfToken"], c.body["csrfToken"]);
-    assert_eq!(again["keyId"], c.body["keyId"]);
+    assert_eq!(again["actorId"], c.body["actorId"]);
 }
 
 async fn the_cookie_authenticates_and_changes_need_the_csrf_token(backend: Backend) {
@@ -197,7 +199,7 @@ async fn the_cookie_authenticates_and_changes_need_the_csrf_token(backend: Backe
     assert_eq!(status, 200, "{log}");
     let event = &log["items"][0];
     assert_eq!(event["action"], "app.create", "{log}");
-    assert_eq!(event["actorId"], c.body["keyId"]);
+    assert_eq!(event["actorId"], c.body["actorId"]);
     assert_eq!(event["actorName"], "bootstrap");
 
     // A bearer key still works alone, and wins over a cookie (no CSRF token needed with it).
@@ -421,6 +423,7 @@ async fn the_console_is_served_under_a_strict_csp(backend: Backend) {
         ("/console", "text/html", "<html lang=\"en\">"),
         ("/console/app.js", "text/javascript", "/console/session"),
         ("/console/console.css", "text/css", ":focus-visible"),
+        ("/console/ui.js", "text/javascript", "x-csrf-token"),
     ] {
         let resp = s.http.get(format!("{}{path}", s.url)).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
@@ -447,6 +450,204 @@ async fn the_console_is_served_under_a_strict_csp(backend: Backend) {
             );
         }
     }
+}
+
+async fn the_console_serves_only_its_own_files(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    for path in [
+        "/console/nothing.js",
+        "/console/..%2FCargo.toml",
+        "/console/%2e%2e",
+        "/console/app.js.map",
+        "/console/APP.JS",
+    ] {
+        let resp = s.http.get(format!("{}{path}", s.url)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "not_found", "{path}: {body}");
+    }
+}
+
+/// Creates the user `id` with `roles` and the password `correct horse battery`.
+async fn user_with_roles(s: &TestServer, id: &str, roles: &[&str]) {
+    s.must_post(
+        "/v1/mgmt/users",
+        json!({"id": id, "name": format!("{id} the admin"), "roles": roles}),
+    )
+    .await;
+    let (status, body) = s
+        .put(
+            &format!("/v1/mgmt/users/{id}/password"),
+            json!({"password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+}
+
+/// Signs in on the console's sign-in page (the page is fetched first, for its CSRF token).
+async fn sign_in_as_user(s: &TestServer, b: &mut Browser, login: &str, password: &str) -> Answer {
+    let url = format!("{}/console/sign-in", s.url);
+    let page = b.get(&url).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    b.post(
+        &url,
+        &[
+            ("csrf", &page.field("csrf")),
+            ("action", "sign_in"),
+            ("login", login),
+            ("password", password),
+        ],
+    )
+    .await
+}
+
+async fn a_user_with_an_admin_role_signs_in_to_the_console(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    for role in ["portcullis.read", "portcullis.apps", "Viewer"] {
+        s.must_post("/v1/mgmt/roles", json!({ "name": role })).await;
+    }
+    user_with_roles(&s, "ada", &["portcullis.read", "portcullis.apps"]).await;
+    user_with_roles(&s, "bob", &["Viewer"]).await;
+
+    // The sign-in page is Portcullis's own; a wrong password shows it again, with no session.
+    let mut b = Browser::new();
+    let wrong = sign_in_as_user(&s, &mut b, "ada", "not the password").await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(wrong.body.contains("Wrong user id"), "{}", wrong.body);
+    assert!(!b.cookies.contains_key(COOKIE));
+
+    // The right password: on to the console, with a console session acting as the user, holding
+    // the scopes their portcullis.* roles grant.
+    let ok = sign_in_as_user(&s, &mut b, "ada", "correct horse battery").await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(ok.location.as_deref(), Some("/console"));
+    let cookie = format!("{COOKIE}={}", b.cookies[COOKIE]);
+    let (status, me) = call(&s, Method::GET, "/console/session", &cookie, None, None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["kind"], "user");
+    assert_eq!(me["actorId"], "user:ada");
+    assert_eq!(me["name"], "ada the admin");
+    assert_eq!(me["scopes"], json!(["read", "apps"]));
+    let csrf = me["csrfToken"].as_str().unwrap().to_owned();
+
+    // What the roles grant works, recorded with the user as the actor; what they do not is 403.
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/v1/mgmt/outbound-apps",
+        &cookie,
+        Some(&csrf),
+        Some(app("notes")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/v1/mgmt/roles",
+        &cookie,
+        Some(&csrf),
+        Some(json!({"name": "Editor"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "insufficient_scope");
+    let (status, _) = call(
+        &s,
+        Method::POST,
+        "/v1/mgmt/outbound-apps",
+        &cookie,
+        None,
+        Some(app("x")),
+    )
+    .await;
+    assert_eq!(status, 403, "the CSRF token is needed as with a key");
+    s.flush_audit().await;
+    let (status, log) = call(
+        &s,
+        Method::GET,
+        "/v1/mgmt/audit?kind=management&target=outbound-apps/notes",
+        &cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log["items"][0]["actorId"], "user:ada", "{log}");
+    assert_eq!(log["items"][0]["actorName"], "ada the admin", "{log}");
+
+    // Signed in to Portcullis already: the sign-in page goes straight to the console.
+    let again = b.get(&format!("{}/console/sign-in", s.url)).await;
+    assert_eq!(again.status, 303, "{}", again.body);
+    assert_eq!(again.location.as_deref(), Some("/console"));
+
+    // Taking the admin roles away signs the user out at once; so does disabling them.
+    let (status, body) = s
+        .put(
+            "/v1/mgmt/users/ada",
+            json!({"id": "ada", "name": "ada the admin", "roles": ["Viewer"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        &s,
+        Method::GET,
+        "/v1/mgmt/outbound-apps",
+        &cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer holds an admin role"),
+        "{body}"
+    );
+    let (status, body) = s
+        .put(
+            "/v1/mgmt/users/ada",
+            json!({"id": "ada", "name": "ada the admin", "roles": ["portcullis.read"], "disabled": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(&s, Method::GET, "/console/session", &cookie, None, None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("disabled"),
+        "{body}"
+    );
+
+    // A user without an admin role signs in to Portcullis, but gets no console session.
+    let mut other = Browser::new();
+    let refused = sign_in_as_user(&s, &mut other, "bob", "correct horse battery").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("holds no Portcullis admin role"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        !other.cookies.contains_key(COOKIE),
+        "{:?}",
+        other.cookies.keys()
+    );
+
+    // The form is CSRF-bound like every sign-in form of Portcullis.
+    let forged = Browser::new()
+        .post(
+            &format!("{}/console/sign-in", s.url),
+            &[
+                ("csrf", "x"),
+                ("action", "sign_in"),
+                ("login", "ada"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
 }
 
 /// Now, shifted by `secs`, as RFC 3339 text and milliseconds.
@@ -628,4 +829,6 @@ crate::both_backends!(
     signing_out_clears_the_cookie,
     the_console_is_served_under_a_strict_csp,
     the_dashboard_summary_counts_decisions,
+    the_console_serves_only_its_own_files,
+    a_user_with_an_admin_role_signs_in_to_the_console,
 );

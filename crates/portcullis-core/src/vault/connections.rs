@@ -63,7 +63,7 @@ impl Core {
             key,
             scopes,
             req.return_url.clone(),
-            &format!("admin:{}", admin.key_id),
+            &format!("admin:{}", admin.actor_id),
         )
         .await
     }

@@ -1,223 +1,30 @@
 // The Portcullis admin console: a single page that calls the management API (/v1/mgmt) with the
 // session cookie POST /console/session set. The admin key is sent once and never kept; the CSRF
-// token lives in this module's memory only and goes out as X-CSRF-Token on every changing call.
+// token lives in ui.js's memory only and goes out as X-CSRF-Token on every changing call.
 // No framework, no build step: every element is built with `el` and text goes in as text (never
-// as HTML), so nothing an API returns can inject markup.
+// as HTML), so nothing an API returns can inject markup. This module signs in and out, routes,
+// and renders the dashboard, the outbound apps and the audit log; each other section is a module
+// exporting `pages` (section name → async function of the path's remaining parts).
 
-/** The session: `{keyId, name, scopes, csrfToken, expiresAt}`, or null when signed out. */
-let session = null;
+import {
+  ApiFailure, api, banner, checkbox, clearErrors, dataTable, el, enc, field, formError, input,
+  listAll, main, nextId, pagedList, scalar, select, showErrors, splitList, state, title, when,
+} from './ui.js';
+import { pages as directoryPages } from './directory.js';
+import { pages as serverPages } from './servers.js';
 
-const main = document.getElementById('main');
-
-// ----- Small helpers ---------------------------------------------------------------------------
-
-/** Builds an element: `attrs` are properties (`onclick`, `hidden`...) or attributes; children are nodes or text. */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else if (k === 'text') node.textContent = v;
-    else if (k === 'value' || k === 'checked') node[k] = v;
-    else node.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
-
-let uid = 0;
-/** A fresh element id. */
-const nextId = (prefix) => `${prefix}-${(uid += 1)}`;
-
-/** A labelled input (or select/textarea given as `control`), with a slot for its error. */
-function field(labelText, control, { hint, path } = {}) {
-  control.id ||= nextId('f');
-  const error = el('p', { class: 'field-error', id: `${control.id}-error`, hidden: true });
-  const described = [];
-  let hintNode = null;
-  if (hint) {
-    hintNode = el('p', { class: 'hint', id: `${control.id}-hint` }, hint);
-    described.push(hintNode.id);
-  }
-  described.push(error.id);
-  control.setAttribute('aria-describedby', described.join(' '));
-  if (path) control.dataset.path = path;
-  return el('div', { class: 'field' }, el('label', { for: control.id }, labelText), control, hintNode, error);
-}
-
-/** A text input. */
-const input = (name, attrs = {}) => el('input', { type: 'text', name, autocomplete: 'off', ...attrs });
-
-/** A select of `[value, label]` options. */
-function select(name, options, value) {
-  return el('select', { name }, options.map(([v, l]) => el('option', { value: v, selected: v === value ? true : undefined }, l)));
-}
-
-/** A checkbox with its label. */
-function checkbox(name, value, labelText, checked = false) {
-  const box = el('input', { type: 'checkbox', name, value, id: nextId('c'), checked });
-  return el('span', { class: 'check' }, box, el('label', { for: box.id, class: 'inline' }, labelText));
-}
-
-/** A message banner (`kind`: error, ok, info). Errors are announced. */
-function banner(text, kind = 'error') {
-  return el('div', { class: `banner ${kind === 'error' ? '' : kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
-}
-
-/** "2026-05-01T10:00:00Z" as the browser's local date and time. */
-function when(text) {
-  if (!text) return '—';
-  const d = new Date(text);
-  return Number.isNaN(d.getTime()) ? text : d.toLocaleString();
-}
-
-/** A comma-separated list as an array of trimmed, non-empty items. */
-const splitList = (text) => text.split(',').map((s) => s.trim()).filter(Boolean);
-
-/** A value as the user typed it: a number when it is one, else the text. */
-function scalar(text) {
-  const t = text.trim();
-  if (t !== '' && !Number.isNaN(Number(t)) && /^-?\d+(\.\d+)?$/.test(t)) return Number(t);
-  if (t === 'true') return true;
-  if (t === 'false') return false;
-  return t;
-}
-
-const enc = encodeURIComponent;
-
-// ----- The API ---------------------------------------------------------------------------------
-
-/** An answer of the API that is not a success: its status and `{error, message, details}`. */
-class ApiFailure extends Error {
-  constructor(status, body) {
-    super(body?.message || `the server answered ${status}`);
-    this.status = status;
-    this.code = body?.error || 'error';
-    this.details = body?.details;
-  }
-}
-
-/** Calls the API with the session cookie (and the CSRF token on changing calls); the JSON answer. */
-async function api(method, path, body) {
-  const headers = { accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && method !== 'HEAD' && session) headers['x-csrf-token'] = session.csrfToken;
-  let resp;
-  try {
-    resp = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'same-origin',
-      cache: 'no-store',
-    });
-  } catch (e) {
-    throw new ApiFailure(0, { error: 'network', message: `the server cannot be reached (${e.message})` });
-  }
-  const text = await resp.text();
-  let parsed = null;
-  try {
-    parsed = text ? JSON.parse(text) : null;
-  } catch {
-    parsed = null;
-  }
-  if (resp.ok) return parsed;
-  if (resp.status === 401 && path.startsWith('/v1/')) {
-    // The session ended (expired, or its key was revoked): back to the sign-in screen.
-    session = null;
-    showSignIn(parsed?.message);
-  }
-  throw new ApiFailure(resp.status, parsed);
-}
-
-/** Every page of a list endpoint (`?limit=&cursor=`), up to `max` items. */
-async function listAll(path, max = 1000) {
-  const items = [];
-  let cursor = null;
-  do {
-    const sep = path.includes('?') ? '&' : '?';
-    const page = await api('GET', `${path}${sep}limit=200${cursor ? `&cursor=${enc(cursor)}` : ''}`);
-    items.push(...page.items);
-    cursor = page.nextCursor;
-  } while (cursor && items.length < max);
-  return items;
-}
-
-/**
- * Shows an API error in `form`: each detail with a JSON `path` beside the control whose
- * `data-path` is that path (or the closest parent path), the rest in the form's banner.
- */
-function showErrors(form, failure, pathPrefix = '') {
-  clearErrors(form);
-  const general = [];
-  const details = Array.isArray(failure.details) ? failure.details : [];
-  for (const d of details) {
-    let path = typeof d.path === 'string' ? d.path : '';
-    if (pathPrefix && path.startsWith(pathPrefix)) path = path.slice(pathPrefix.length);
-    const control = closestControl(form, path);
-    if (control) {
-      const slot = document.getElementById(`${control.id}-error`);
-      slot.textContent = d.message;
-      slot.hidden = false;
-      control.setAttribute('aria-invalid', 'true');
-    } else {
-      general.push(d.message ? `${d.path ? `${d.path}: ` : ''}${d.message}` : JSON.stringify(d));
-    }
-  }
-  if (!details.length) {
-    // A message naming a field ("tokenUrl must be ...") goes beside that field.
-    const control = [...form.querySelectorAll('[data-path]')].find((c) => failure.message.startsWith(`${c.dataset.path} `));
-    if (control) {
-      const slot = document.getElementById(`${control.id}-error`);
-      slot.textContent = failure.message;
-      slot.hidden = false;
-      control.setAttribute('aria-invalid', 'true');
-    }
-  }
-  const slot = form.querySelector('.form-error');
-  slot.replaceChildren(banner(general.length ? `${failure.message}` : `The server refused: ${failure.message}`));
-  if (general.length > 1) slot.append(el('ul', {}, general.map((g) => el('li', {}, g))));
-  const firstInvalid = form.querySelector('[aria-invalid="true"]');
-  (firstInvalid || slot).focus?.();
-}
-
-/** The control for `path`, or for its closest parent path (`conditions[0].value[1]` → `conditions[0].value`). */
-function closestControl(form, path) {
-  let p = path;
-  while (p) {
-    const c = form.querySelector(`[data-path="${CSS.escape(p)}"]`);
-    if (c) return c;
-    const cut = Math.max(p.lastIndexOf('.'), p.lastIndexOf('['));
-    if (cut <= 0) break;
-    p = p.slice(0, cut);
-  }
-  return null;
-}
-
-function clearErrors(form) {
-  for (const e of form.querySelectorAll('.field-error')) {
-    e.textContent = '';
-    e.hidden = true;
-  }
-  for (const c of form.querySelectorAll('[aria-invalid]')) c.removeAttribute('aria-invalid');
-  form.querySelector('.form-error')?.replaceChildren();
-}
-
-/** A form's general error slot (focusable, so the error can be announced and reached). */
-const formError = () => el('div', { class: 'form-error', tabindex: '-1' });
+/** The sections other modules render, by the hash's first part. */
+const SECTIONS = { ...directoryPages, ...serverPages };
 
 // ----- Sign in and out -------------------------------------------------------------------------
 
 /** Shows the header for the signed-in admin. */
 function showHeader() {
-  const signedIn = Boolean(session);
+  const signedIn = Boolean(state.session);
   document.getElementById('nav').hidden = !signedIn;
   document.getElementById('who').hidden = !signedIn;
   if (signedIn) {
-    document.getElementById('who-name').textContent = `Signed in as ${session.name} (${session.keyId})`;
+    document.getElementById('who-name').textContent = `Signed in as ${state.session.name} (${state.session.actorId})`;
   }
 }
 
@@ -246,7 +53,7 @@ function showSignIn(message) {
       // The key is not needed any more: forget it.
       key.value = '';
       if (!resp.ok) throw new ApiFailure(resp.status, body);
-      session = body;
+      state.session = body;
       if (!location.hash || location.hash === '#/' || location.hash === '#/sign-in') location.hash = '#/dashboard';
       route();
     } catch (e) {
@@ -255,7 +62,15 @@ function showSignIn(message) {
   });
   main.replaceChildren(
     el('h1', {}, 'Sign in to the Portcullis console'),
-    message ? banner(message, 'info') : null,
+    ...(message ? [banner(message, 'info')] : []),
+    el(
+      'section',
+      { class: 'card narrow', 'aria-labelledby': 'sign-in-user' },
+      el('h2', { id: 'sign-in-user' }, 'With your account'),
+      el('p', {}, 'Users who hold an admin role (portcullis.admin, portcullis.read…) sign in as they do anywhere in Portcullis: password or single sign-on.'),
+      el('p', {}, el('a', { href: '/console/sign-in', class: 'button' }, 'Sign in with your Portcullis account')),
+    ),
+    el('h2', {}, 'With an admin key'),
     form,
   );
   key.focus();
@@ -265,7 +80,7 @@ async function signOut() {
   try {
     await fetch('/console/session', { method: 'DELETE', credentials: 'same-origin' });
   } finally {
-    session = null;
+    state.session = null;
     showSignIn('You are signed out.');
   }
 }
@@ -274,7 +89,7 @@ async function signOut() {
 
 /** Renders the page the hash names (`#/dashboard`, `#/apps`, `#/apps/new`, `#/apps/{id}/{tab}`, `#/audit`). */
 async function route() {
-  if (!session) return showSignIn();
+  if (!state.session) return showSignIn();
   showHeader();
   const parts = (location.hash.replace(/^#\/?/, '') || 'dashboard').split('/').map(decodeURIComponent);
   for (const a of document.querySelectorAll('#nav a')) {
@@ -286,7 +101,9 @@ async function route() {
     else if (parts[0] === 'audit') await auditPage();
     else if (parts[0] === 'apps' && parts[1] === 'new') createAppPage();
     else if (parts[0] === 'apps' && parts[1]) await appPage(parts[1], parts[2] || 'access');
-    else await appsPage();
+    else if (parts[0] === 'apps') await appsPage();
+    else if (SECTIONS[parts[0]]) await SECTIONS[parts[0]](parts.slice(1));
+    else main.replaceChildren(el('h1', {}, 'Not found'), el('p', {}, 'The console has no such page. ', el('a', { href: '#/dashboard' }, 'Back to the dashboard.')));
   } catch (e) {
     if (e instanceof ApiFailure && e.status === 401) return;
     main.replaceChildren(el('h1', {}, 'Something went wrong'), banner(e.message));
@@ -488,42 +305,31 @@ async function dashboardPage(windowKey = '24h') {
 
 // ----- Outbound apps ---------------------------------------------------------------------------
 
-/** The list of apps, a page at a time (`cursors` is the stack of pages before this one). */
-async function appsPage(cursors = []) {
-  document.title = 'Outbound apps · Portcullis console';
-  const cursor = cursors[cursors.length - 1];
-  const page = await api('GET', `/v1/mgmt/outbound-apps?limit=20${cursor ? `&cursor=${enc(cursor)}` : ''}`);
-  const rows = page.items.map((a) =>
-    el(
-      'tr',
-      {},
-      el('td', {}, el('a', { href: `#/apps/${enc(a.id)}/access` }, a.name)),
-      el('td', {}, el('code', {}, a.id)),
-      el('td', {}, a.type === 'oauth' ? 'OAuth' : 'API key'),
-      el('td', {}, (a.scopes || []).map((s) => s.name).join(', ') || '—'),
-    ),
-  );
-  const table = page.items.length
-    ? el(
-        'table',
-        {},
-        el('caption', {}, 'Registered outbound apps'),
-        el('thead', {}, el('tr', {}, ['Name', 'Id', 'Type', 'Scopes'].map((h) => el('th', { scope: 'col' }, h)))),
-        el('tbody', {}, rows),
-      )
-    : el('p', {}, 'No outbound app is registered yet.');
-  const pager = el('div', { class: 'pager' });
-  if (cursors.length) {
-    pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => appsPage(cursors.slice(0, -1)) }, 'Previous page'));
-  }
-  if (page.nextCursor) {
-    pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => appsPage([...cursors, page.nextCursor]) }, 'Next page'));
-  }
+/** The list of apps, a page at a time. */
+async function appsPage() {
+  title('Outbound apps');
+  const list = el('div');
   main.replaceChildren(
     el('h1', {}, 'Outbound apps'),
     el('p', {}, el('a', { href: '#/apps/new' }, 'Register an outbound app')),
-    table,
-    pager,
+    list,
+  );
+  await pagedList(list, '/v1/mgmt/outbound-apps', (items) =>
+    dataTable(
+      'Registered outbound apps',
+      ['Name', 'Id', 'Type', 'Scopes'],
+      items.map((a) =>
+        el(
+          'tr',
+          {},
+          el('td', {}, el('a', { href: `#/apps/${enc(a.id)}/access` }, a.name)),
+          el('td', {}, el('code', {}, a.id)),
+          el('td', {}, a.type === 'oauth' ? 'OAuth' : 'API key'),
+          el('td', {}, (a.scopes || []).map((sc) => sc.name).join(', ') || '—'),
+        ),
+      ),
+      'No outbound app is registered yet.',
+    ),
   );
 }
 
@@ -639,7 +445,21 @@ async function accessTab(app, body) {
               el('td', {}, p.mode || 'enforce'),
               el(
                 'td',
-                {},
+                { class: 'row-actions' },
+                el(
+                  'button',
+                  {
+                    type: 'button',
+                    class: 'secondary',
+                    'aria-label': `Edit policy ${p.name}`,
+                    onclick: () => {
+                      editor.replaceChildren(policyForm(app, policies, p, () => editor.replaceChildren(policyForm(app, policies))));
+                      editor.querySelector('input[name=name]')?.focus();
+                    },
+                  },
+                  'Edit',
+                ),
+                ' ',
                 el(
                   'button',
                   {
@@ -664,7 +484,58 @@ async function accessTab(app, body) {
         ),
       )
     : el('p', {}, 'This app has no policy: every authenticated user may fetch tokens for it. The first policy restricts it to the users it matches.');
-  body.replaceChildren(el('h2', {}, 'Policies'), list, policyForm(app, policies));
+  const editor = el('div', {}, policyForm(app, policies));
+  body.replaceChildren(el('h2', {}, 'Policies'), list, noMatchForm(app), editor);
+}
+
+/** What a request no policy allows gets (the app's `onDeny`), changed in place. */
+function noMatchForm(app) {
+  const choices = [
+    ['forbid', 'Refuse: 403 access_denied, with the reason'],
+    ['reconsent', 'Re-consent: 403 consent_required, with a link asking the provider for only what the policies allow'],
+  ];
+  const radios = choices.map(([v, l]) => {
+    const r = el('input', { type: 'radio', name: 'onDeny', value: v, id: nextId('d'), checked: (app.onDeny || 'forbid') === v });
+    return el('span', { class: 'check' }, r, el('label', { for: r.id, class: 'inline' }, l));
+  });
+  const status = el('div', { 'aria-live': 'polite' });
+  const form = el(
+    'form',
+    { class: 'card', novalidate: true },
+    formError(),
+    el('fieldset', { 'data-path': 'onDeny', id: nextId('ondeny'), tabindex: '-1' }, el('legend', {}, 'When no policy allows a request'), radios),
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'secondary' }, 'Save no-match behaviour')),
+    status,
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const onDeny = form.querySelector('[name=onDeny]:checked').value;
+    try {
+      const saved = await saveApp(app, { onDeny });
+      Object.assign(app, saved);
+      status.replaceChildren(banner(onDeny === 'forbid' ? 'Requests no policy allows are refused.' : 'Requests no policy allows are asked to re-consent.', 'ok'));
+    } catch (e) {
+      if (e.status !== 401) showErrors(form, e);
+    }
+  });
+  return form;
+}
+
+/** The fields of an app's view that `PUT /v1/mgmt/outbound-apps/{id}` takes back. */
+const APP_FIELDS = [
+  'id', 'name', 'description', 'type', 'clientId', 'authorizationUrl', 'tokenUrl', 'revocationUrl', 'userinfoUrl',
+  'scopes', 'defaultScopes', 'pkce', 'authorizationParams', 'narrowScopesOnRefresh', 'tokenEndpointAuthMethod',
+  'onDeny', 'denialDetail', 'issuer', 'sharedCallback',
+];
+
+/** Replaces the app with its current settings and `changes` (the client secret is kept unless given). */
+function saveApp(app, changes) {
+  const body = {};
+  for (const k of APP_FIELDS) if (app[k] !== undefined && app[k] !== null) body[k] = app[k];
+  Object.assign(body, changes);
+  for (const [k, v] of Object.entries(body)) if (v === null || v === '') delete body[k];
+  return api('PUT', `/v1/mgmt/outbound-apps/${enc(app.id)}`, body);
 }
 
 /** One condition row of the policy form (`i` is its index, for the error paths). */
@@ -696,8 +567,12 @@ function conditionRow(i, onRemove) {
   return row;
 }
 
-/** The Create Policy form: a replay preview of the whole draft set comes before Save. */
-function policyForm(app, current) {
+/**
+ * The Create Policy form, or the Edit form of `editing` (with `onCancel`): a replay preview of the
+ * whole draft set (the current policies with this one added or replaced) comes before Save.
+ */
+function policyForm(app, current, editing = null, onCancel = null) {
+  const headingId = nextId('policy-form');
   const conditions = el('div', { class: 'conditions' });
   let rows = [];
   const renumber = () => {
@@ -747,7 +622,7 @@ function policyForm(app, current) {
   const previewButton = el('button', { type: 'button', class: 'secondary' }, 'Preview impact');
   const form = el(
     'form',
-    { class: 'card', novalidate: true, 'aria-labelledby': 'create-policy' },
+    { class: 'card', novalidate: true },
     formError(),
     field('Name', input('name'), { path: 'name' }),
     field('Description', input('description'), { path: 'description' }),
@@ -755,9 +630,22 @@ function policyForm(app, current) {
     el('fieldset', {}, el('legend', {}, 'Accessible scopes'), scopeList, scopesError),
     mode,
     preview,
-    el('div', { class: 'actions' }, previewButton, save),
+    el('div', { class: 'actions' }, previewButton, save, onCancel ? el('button', { type: 'button', class: 'secondary', onclick: onCancel }, 'Cancel') : null),
   );
-  addRow();
+  if (editing) {
+    form.elements.name.value = editing.name;
+    form.elements.description.value = editing.description || '';
+    for (const c of editing.conditions) addRow(c);
+    if (editing.scopes === 'all') {
+      all.querySelector('input').checked = true;
+      for (const b of scopeBoxes) b.querySelector('input').disabled = true;
+    } else {
+      for (const b of scopeBoxes) b.querySelector('input').checked = editing.scopes.includes(b.querySelector('input').value);
+    }
+    form.querySelector(`[name=mode][value=${editing.mode || 'enforce'}]`).checked = true;
+  } else {
+    addRow();
+  }
 
   let previewed = null;
   function invalidate() {
@@ -786,7 +674,9 @@ function policyForm(app, current) {
     scopesError.hidden = true;
     preview.replaceChildren(el('p', { class: 'muted' }, 'Replaying the recorded decisions…'));
     const doc = draft();
-    const set = [...current.map(documentOf), doc];
+    const set = editing
+      ? current.map((p) => (p.id === editing.id ? doc : documentOf(p)))
+      : [...current.map(documentOf), doc];
     try {
       const out = await api('POST', `/v1/mgmt/outbound-apps/${enc(app.id)}/policies/replay`, { policies: set });
       preview.replaceChildren(replaySummary(out));
@@ -806,15 +696,17 @@ function policyForm(app, current) {
       return;
     }
     try {
-      await api('POST', `/v1/mgmt/outbound-apps/${enc(app.id)}/policies`, doc);
+      if (editing) await api('PUT', `/v1/mgmt/outbound-apps/${enc(app.id)}/policies/${enc(editing.id)}`, doc);
+      else await api('POST', `/v1/mgmt/outbound-apps/${enc(app.id)}/policies`, doc);
       await appPage(app.id, 'access');
-      main.querySelector('section')?.prepend(banner(`The policy "${doc.name}" is saved.`, 'ok'));
+      main.querySelector('section')?.prepend(banner(`The policy "${doc.name}" is ${editing ? 'updated' : 'saved'}.`, 'ok'));
     } catch (e) {
       if (e.status !== 401) showPolicyErrors(form, e, scopesError);
     }
   });
 
-  return el('div', {}, el('h2', { id: 'create-policy' }, 'Create Policy'), form);
+  form.setAttribute('aria-labelledby', headingId);
+  return el('div', {}, el('h2', { id: headingId }, editing ? `Edit policy ${editing.name}` : 'Create Policy'), form);
 }
 
 /** Shows a policy validation error; the scopes' errors go under the scope list. */
@@ -869,38 +761,73 @@ async function testTab(app, body) {
   const roles = input('roles');
   const claims = el('textarea', { name: 'claims', spellcheck: 'false' });
   const scopeBoxes = (app.scopes || []).map((s) => checkbox('scope', s.name, s.name, true));
+  const token = el('textarea', { name: 'token', spellcheck: 'false', autocomplete: 'off', rows: 4 });
   const result = el('div', { 'aria-live': 'polite' });
-  const form = el(
-    'form',
-    { class: 'card', novalidate: true },
-    formError(),
+  const subjectFields = el(
+    'div',
+    {},
     field('User', user, { path: 'subject.userId', hint: 'Pick a directory user or type an id (optional).' }),
     list,
     field('Roles', roles, { path: 'subject.roles', hint: 'Comma-separated. Leave empty to use the user\'s roles in the directory.' }),
     field('Claims (JSON)', claims, { path: 'subject.claims', hint: 'The inbound token\'s claims, for jwtClaims conditions, e.g. {"org_id": "acme"}.' }),
+  );
+  const tokenFields = el(
+    'div',
+    { hidden: true },
+    field('Inbound token', token, { path: 'token', hint: 'An access token as an MCP server would present it: verified like a real request (signature, issuer, audience, expiry), then its user, roles and claims decide. It is not stored.' }),
+  );
+  const how = el(
+    'fieldset',
+    {},
+    el('legend', {}, 'Test with'),
+    [['subject', 'A user, roles and claims'], ['token', 'A pasted token']].map(([v, l]) => {
+      const r = el('input', { type: 'radio', name: 'how', value: v, id: nextId('how'), checked: v === 'subject' });
+      r.addEventListener('change', () => {
+        subjectFields.hidden = v !== 'subject';
+        tokenFields.hidden = v !== 'token';
+      });
+      return el('span', { class: 'check' }, r, el('label', { for: r.id, class: 'inline' }, l));
+    }),
+  );
+  const form = el(
+    'form',
+    { class: 'card', novalidate: true },
+    formError(),
+    how,
+    subjectFields,
+    tokenFields,
     el('fieldset', {}, el('legend', {}, 'Scopes to request'), el('div', { class: 'scope-list', 'data-path': 'scopes' }, scopeBoxes)),
     el('div', { class: 'actions' }, el('button', { type: 'submit' }, 'Run the test')),
   );
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clearErrors(form);
-    const subject = {};
-    if (user.value.trim()) subject.userId = user.value.trim();
-    if (roles.value.trim()) subject.roles = splitList(roles.value);
-    if (claims.value.trim()) {
-      try {
-        subject.claims = JSON.parse(claims.value);
-      } catch (e) {
-        return showErrors(form, new ApiFailure(400, { message: 'the claims are not valid JSON', details: [{ path: 'subject.claims', message: `The claims are not valid JSON: ${e.message}` }] }));
-      }
-    }
     const scopes = scopeBoxes.map((b) => b.querySelector('input')).filter((b) => b.checked).map((b) => b.value);
+    const request = { appId: app.id, scopes };
+    if (form.querySelector('[name=how]:checked').value === 'token') {
+      request.token = token.value.trim();
+    } else {
+      const subject = {};
+      if (user.value.trim()) subject.userId = user.value.trim();
+      if (roles.value.trim()) subject.roles = splitList(roles.value);
+      if (claims.value.trim()) {
+        try {
+          subject.claims = JSON.parse(claims.value);
+        } catch (e) {
+          return showErrors(form, new ApiFailure(400, { message: 'the claims are not valid JSON', details: [{ path: 'subject.claims', message: `The claims are not valid JSON: ${e.message}` }] }));
+        }
+      }
+      request.subject = subject;
+    }
     try {
-      const out = await api('POST', '/v1/mgmt/decisions/simulate', { appId: app.id, scopes, subject });
+      const out = await api('POST', '/v1/mgmt/decisions/simulate', request);
       result.replaceChildren(explanation(out, names));
     } catch (e) {
       result.replaceChildren();
-      if (e.status !== 401) showErrors(form, e);
+      if (e.status === 401) return;
+      // A token the API refuses is shown beside the token's field.
+      if (request.token !== undefined && ['invalid_token', 'insufficient_scope'].includes(e.code)) e.details = [{ path: 'token', message: e.message }];
+      showErrors(form, e);
     }
   });
   body.replaceChildren(el('h2', {}, 'Test a request'), form, result);
@@ -1008,7 +935,7 @@ async function tokensTab(app, body, cursors = []) {
   const pager = el('div', { class: 'pager' });
   if (cursors.length) pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => tokensTab(app, body, cursors.slice(0, -1)) }, 'Previous page'));
   if (page.nextCursor) pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => tokensTab(app, body, [...cursors, page.nextCursor]) }, 'Next page'));
-  body.replaceChildren(el('h2', {}, 'Connections'), message, table, pager, app.type === 'apiKey' ? apiKeyForm(app, reload) : null);
+  body.replaceChildren(...[el('h2', {}, 'Connections'), message, table, pager, app.type === 'apiKey' ? apiKeyForm(app, reload) : null].filter(Boolean));
 }
 
 function apiKeyForm(app, reload) {
@@ -1038,15 +965,123 @@ function apiKeyForm(app, reload) {
 
 // ----- Settings --------------------------------------------------------------------------------
 
+/** `name: description` lines for an app's scopes. */
+const scopeLines = (scopes) => (scopes || []).map((sc) => (sc.description ? `${sc.name}: ${sc.description}` : sc.name)).join('\n');
+
+/** Scopes from `name: description` lines (blank lines skipped). */
+function parseScopeLines(text) {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => {
+      const cut = l.indexOf(':');
+      if (cut < 0) return { name: l };
+      const description = l.slice(cut + 1).trim();
+      return description ? { name: l.slice(0, cut).trim(), description } : { name: l.slice(0, cut).trim() };
+    });
+}
+
+/** `key=value` lines for an app's extra authorization parameters, and back. */
+const paramLines = (params) => Object.entries(params || {}).map(([k, v]) => `${k}=${v}`).join('\n');
+function parseParamLines(text) {
+  const out = {};
+  for (const line of text.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    const cut = line.indexOf('=');
+    out[cut < 0 ? line : line.slice(0, cut).trim()] = cut < 0 ? '' : line.slice(cut + 1).trim();
+  }
+  return out;
+}
+
+/** The app's settings, edited in place (saved with PUT; the client secret is kept unless a new one is typed). */
 function settingsTab(app, body) {
-  const rows = Object.entries(app).map(([k, v]) => [
-    el('dt', {}, k),
-    el('dd', {}, v === null || v === undefined ? '—' : typeof v === 'object' ? el('code', {}, JSON.stringify(v)) : String(v)),
-  ]);
+  const oauth = app.type === 'oauth';
+  const text = (name, value, attrs = {}) => input(name, { value: value ?? '', ...attrs });
+  const area = (name, value) => el('textarea', { name, spellcheck: 'false', rows: 4, value });
+  const form = el(
+    'form',
+    { class: 'card', novalidate: true },
+    formError(),
+    field('Name', text('name', app.name, { required: true }), { path: 'name' }),
+    field('Description', text('description', app.description), { path: 'description' }),
+    field('Scopes', area('scopes', scopeLines(app.scopes)), { path: 'scopes', hint: 'One per line: name, or name: description. Policies may only name these.' }),
+    field('Default scopes', text('defaultScopes', (app.defaultScopes || []).join(', ')), { path: 'defaultScopes', hint: 'Asked for when a request names none; comma-separated.' }),
+    field('When no policy allows a request', select('onDeny', [['forbid', 'Refuse (403 access_denied)'], ['reconsent', 'Re-consent (403 consent_required with a link)']], app.onDeny || 'forbid'), { path: 'onDeny' }),
+    field('Denial detail shown to callers', select('denialDetail', [['policies', 'Policies and failing conditions, without values'], ['full', 'Full: conditions with expected and seen values'], ['reason', 'Only the reason and the refused scopes']], app.denialDetail || 'policies'), { path: 'denialDetail' }),
+    oauth
+      ? el(
+          'fieldset',
+          {},
+          el('legend', {}, 'OAuth settings'),
+          field('Client ID', text('clientId', app.clientId), { path: 'clientId' }),
+          field('Client secret', el('input', { type: 'password', name: 'clientSecret', autocomplete: 'new-password' }), {
+            path: 'clientSecret',
+            hint: app.hasClientSecret ? 'A secret is stored. Leave empty to keep it; type a new one to replace it.' : 'No secret is stored.',
+          }),
+          field('Authorization URL', text('authorizationUrl', app.authorizationUrl, { type: 'url' }), { path: 'authorizationUrl' }),
+          field('Token URL', text('tokenUrl', app.tokenUrl, { type: 'url' }), { path: 'tokenUrl' }),
+          field('Revocation URL', text('revocationUrl', app.revocationUrl, { type: 'url' }), { path: 'revocationUrl' }),
+          field('Userinfo URL', text('userinfoUrl', app.userinfoUrl, { type: 'url' }), { path: 'userinfoUrl' }),
+          field('Issuer', text('issuer', app.issuer), { path: 'issuer', hint: 'When set, the provider\'s redirect back must carry it as iss (RFC 9207).' }),
+          field('Token endpoint authentication', select('tokenEndpointAuthMethod', [['client_secret_basic', 'client_secret_basic'], ['client_secret_post', 'client_secret_post'], ['none', 'none (public client)']], app.tokenEndpointAuthMethod || 'client_secret_basic'), { path: 'tokenEndpointAuthMethod' }),
+          field('Extra authorization parameters', area('authorizationParams', paramLines(app.authorizationParams)), { path: 'authorizationParams', hint: 'One per line: key=value (for example access_type=offline).' }),
+          checkbox('pkce', 'true', 'Use PKCE (S256)', app.pkce !== false),
+          checkbox('narrowScopesOnRefresh', 'true', 'The provider narrows scopes on refresh', Boolean(app.narrowScopesOnRefresh)),
+          checkbox('sharedCallback', 'true', 'Use the shared callback /v1/outbound/callback', Boolean(app.sharedCallback)),
+        )
+      : null,
+    el('div', { class: 'actions' }, el('button', { type: 'submit' }, 'Save settings')),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const v = (n) => form.elements[n].value.trim();
+    const changes = {
+      name: v('name'),
+      description: v('description') || null,
+      scopes: parseScopeLines(form.elements.scopes.value),
+      defaultScopes: splitList(v('defaultScopes')),
+      onDeny: v('onDeny'),
+      denialDetail: v('denialDetail'),
+    };
+    if (oauth) {
+      for (const k of ['clientId', 'authorizationUrl', 'tokenUrl', 'revocationUrl', 'userinfoUrl', 'issuer']) changes[k] = v(k) || null;
+      if (v('clientSecret')) changes.clientSecret = v('clientSecret');
+      changes.tokenEndpointAuthMethod = v('tokenEndpointAuthMethod');
+      changes.authorizationParams = parseParamLines(form.elements.authorizationParams.value);
+      for (const k of ['pkce', 'narrowScopesOnRefresh', 'sharedCallback']) changes[k] = form.querySelector(`[name=${k}]`).checked;
+    }
+    try {
+      await saveApp(app, changes);
+      await appPage(app.id, 'settings');
+      main.querySelector('section')?.prepend(banner('The settings are saved.', 'ok'));
+    } catch (e) {
+      if (e.status !== 401) showErrors(form, e);
+    }
+  });
+  const remove = el(
+    'button',
+    {
+      type: 'button',
+      class: 'danger',
+      onclick: async () => {
+        if (!window.confirm(`Delete the app "${app.name}", its policies and every stored connection?`)) return;
+        try {
+          await api('DELETE', `/v1/mgmt/outbound-apps/${enc(app.id)}`);
+          location.hash = '#/apps';
+        } catch (e) {
+          if (e.status !== 401) body.prepend(banner(e.message));
+        }
+      },
+    },
+    'Delete this app',
+  );
   body.replaceChildren(
     el('h2', {}, 'Settings'),
-    el('p', { class: 'hint' }, 'Read-only here; change them with the management API (PUT /v1/mgmt/outbound-apps/{appId}) or portcullis apply.'),
-    el('dl', { class: 'settings card' }, rows),
+    el('p', { class: 'hint' }, `Type: ${oauth ? 'OAuth' : 'API key'} (it cannot change). Revision ${app.revision}, last changed ${when(app.updatedAt)}.`),
+    form,
+    el('h2', {}, 'Delete'),
+    el('p', {}, remove),
   );
 }
 
@@ -1162,6 +1197,7 @@ function managementTable(items) {
 
 // ----- Start -----------------------------------------------------------------------------------
 
+state.onSignedOut = showSignIn;
 document.getElementById('sign-out').addEventListener('click', signOut);
 window.addEventListener('hashchange', route);
 
@@ -1169,9 +1205,9 @@ window.addEventListener('hashchange', route);
 async function start() {
   try {
     const resp = await fetch('/console/session', { credentials: 'same-origin', cache: 'no-store' });
-    session = resp.ok ? await resp.json() : null;
+    state.session = resp.ok ? await resp.json() : null;
   } catch {
-    session = null;
+    state.session = null;
   }
   route();
 }

@@ -123,7 +123,7 @@ async fn delete_admin_key(
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    if me.key_id == id {
+    if me.actor_id == id {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
             "cannot_delete_own_key",

@@ -149,7 +149,7 @@ async fn put_api_key(
             &b.api_key,
             b.user_id,
             b.tenant_id,
-            &format!("admin:{}", admin.key_id),
+            &format!("admin:{}", admin.actor_id),
         )
         .await?;
     let target = format!("connections/{}", info.id);
@@ -195,7 +195,7 @@ async fn import_tokens(
 ) -> Result<Response, ApiError> {
     let stored = s
         .core
-        .import_tokens(&app_id, &b.tokens, &format!("admin:{}", admin.key_id))
+        .import_tokens(&app_id, &b.tokens, &format!("admin:{}", admin.actor_id))
         .await?;
     let target = format!("outbound-apps/{app_id}");
     let after = Some(json!({ "imported": &stored }));

@@ -887,6 +887,7 @@ struct Harness {
 }
 
 /// A request body.
+#[derive(Clone)]
 enum Payload {
     Json(Value),
     Form(String),
@@ -1248,6 +1249,7 @@ async fn every_operation_answers_as_documented() {
     s.call("GET", "/console", None, None, 200).await;
     s.call("GET", "/console/app.js", None, None, 200).await;
     s.call("GET", "/console/console.css", None, None, 200).await;
+    s.call("GET", "/console/ui.js", None, None, 200).await;
     s.call(
         "POST",
         "/console/session",
@@ -1891,6 +1893,36 @@ async fn every_operation_answers_as_documented() {
         403,
     )
     .await;
+    // The console's sign-in page for users: ada holds no admin role (403), then does (303).
+    s.call("GET", "/console/sign-in", None, None, 200).await;
+    let console_sign_in = Payload::Browser(
+        format!("action=sign_in&login=ada&password=correct+horse&csrf={csrf_value}"),
+        csrf_cookie.clone(),
+    );
+    s.call(
+        "POST",
+        "/console/sign-in",
+        None,
+        Some(console_sign_in.clone()),
+        403,
+    )
+    .await;
+    s.admin(
+        "POST",
+        "/v1/mgmt/roles",
+        Some(json!({"name": "portcullis.read"})),
+        201,
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/v1/mgmt/users/ada",
+        Some(json!({"id": "ada", "email": "ada@example.com", "roles": ["portcullis.read"]})),
+        200,
+    )
+    .await;
+    s.call("POST", "/console/sign-in", None, Some(console_sign_in), 303)
+        .await;
     s.admin("GET", "/v1/mgmt/users/ada/consents", None, 200)
         .await;
     s.admin("GET", "/v1/mgmt/users/nobody/consents", None, 404)

@@ -1,0 +1,3 @@
+// The console's directory: users (their roles, tenants and identity links), roles and tenants.
+
+export const pages = {};

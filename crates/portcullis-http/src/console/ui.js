@@ -1,0 +1,259 @@
+// The console's shared pieces: building elements, labelled fields, the API client (the session
+// cookie, and the CSRF token on changing calls), inline errors and paged tables. The page modules
+// (app.js and the sections it imports) build on these only; text always goes in as text.
+
+/** The session: `{kind, actorId, name, scopes, csrfToken, expiresAt}`, or null when signed out. */
+export const state = {
+  session: null,
+  /** Called when the API says the session ended (set by app.js: back to the sign-in screen). */
+  onSignedOut: (_message) => {},
+};
+
+/** The page's main region, where each page renders. */
+export const main = document.getElementById('main');
+// ----- Small helpers ---------------------------------------------------------------------------
+
+/** Builds an element: `attrs` are properties (`onclick`, `hidden`...) or attributes; children are nodes or text. */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else if (k === 'text') node.textContent = v;
+    else if (k === 'value' || k === 'checked') node[k] = v;
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+let uid = 0;
+/** A fresh element id. */
+export const nextId = (prefix) => `${prefix}-${(uid += 1)}`;
+
+/** A labelled input (or select/textarea given as `control`), with a slot for its error. */
+export function field(labelText, control, { hint, path } = {}) {
+  control.id ||= nextId('f');
+  const error = el('p', { class: 'field-error', id: `${control.id}-error`, hidden: true });
+  const described = [];
+  let hintNode = null;
+  if (hint) {
+    hintNode = el('p', { class: 'hint', id: `${control.id}-hint` }, hint);
+    described.push(hintNode.id);
+  }
+  described.push(error.id);
+  control.setAttribute('aria-describedby', described.join(' '));
+  if (path) control.dataset.path = path;
+  return el('div', { class: 'field' }, el('label', { for: control.id }, labelText), control, hintNode, error);
+}
+
+/** A text input. */
+export const input = (name, attrs = {}) => el('input', { type: 'text', name, autocomplete: 'off', ...attrs });
+
+/** A select of `[value, label]` options. */
+export function select(name, options, value) {
+  return el('select', { name }, options.map(([v, l]) => el('option', { value: v, selected: v === value ? true : undefined }, l)));
+}
+
+/** A checkbox with its label. */
+export function checkbox(name, value, labelText, checked = false) {
+  const box = el('input', { type: 'checkbox', name, value, id: nextId('c'), checked });
+  return el('span', { class: 'check' }, box, el('label', { for: box.id, class: 'inline' }, labelText));
+}
+
+/** A message banner (`kind`: error, ok, info). Errors are announced. */
+export function banner(text, kind = 'error') {
+  return el('div', { class: `banner ${kind === 'error' ? '' : kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
+}
+
+/** "2026-05-01T10:00:00Z" as the browser's local date and time. */
+export function when(text) {
+  if (!text) return '—';
+  const d = new Date(text);
+  return Number.isNaN(d.getTime()) ? text : d.toLocaleString();
+}
+
+/** A comma-separated list as an array of trimmed, non-empty items. */
+export const splitList = (text) => text.split(',').map((s) => s.trim()).filter(Boolean);
+
+/** A value as the user typed it: a number when it is one, else the text. */
+export function scalar(text) {
+  const t = text.trim();
+  if (t !== '' && !Number.isNaN(Number(t)) && /^-?\d+(\.\d+)?$/.test(t)) return Number(t);
+  if (t === 'true') return true;
+  if (t === 'false') return false;
+  return t;
+}
+
+export const enc = encodeURIComponent;
+
+// ----- The API ---------------------------------------------------------------------------------
+
+/** An answer of the API that is not a success: its status and `{error, message, details}`. */
+export class ApiFailure extends Error {
+  constructor(status, body) {
+    super(body?.message || `the server answered ${status}`);
+    this.status = status;
+    this.code = body?.error || 'error';
+    this.details = body?.details;
+  }
+}
+
+/** Calls the API with the session cookie (and the CSRF token on changing calls); the JSON answer. */
+export async function api(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && method !== 'HEAD' && state.session) headers['x-csrf-token'] = state.session.csrfToken;
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+  } catch (e) {
+    throw new ApiFailure(0, { error: 'network', message: `the server cannot be reached (${e.message})` });
+  }
+  const text = await resp.text();
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = null;
+  }
+  if (resp.ok) return parsed;
+  if (resp.status === 401 && path.startsWith('/v1/')) {
+    // The session ended (expired, or its key was revoked): back to the sign-in screen.
+    state.session = null;
+    state.onSignedOut(parsed?.message);
+  }
+  throw new ApiFailure(resp.status, parsed);
+}
+
+/** Every page of a list endpoint (`?limit=&cursor=`), up to `max` items. */
+export async function listAll(path, max = 1000) {
+  const items = [];
+  let cursor = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await api('GET', `${path}${sep}limit=200${cursor ? `&cursor=${enc(cursor)}` : ''}`);
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor && items.length < max);
+  return items;
+}
+
+/**
+ * Shows an API error in `form`: each detail with a JSON `path` beside the control whose
+ * `data-path` is that path (or the closest parent path), the rest in the form's banner.
+ */
+export function showErrors(form, failure, pathPrefix = '') {
+  clearErrors(form);
+  const general = [];
+  const details = Array.isArray(failure.details) ? failure.details : [];
+  for (const d of details) {
+    let path = typeof d.path === 'string' ? d.path : '';
+    if (pathPrefix && path.startsWith(pathPrefix)) path = path.slice(pathPrefix.length);
+    const control = closestControl(form, path);
+    if (control) {
+      const slot = document.getElementById(`${control.id}-error`);
+      slot.textContent = d.message;
+      slot.hidden = false;
+      control.setAttribute('aria-invalid', 'true');
+    } else {
+      general.push(d.message ? `${d.path ? `${d.path}: ` : ''}${d.message}` : JSON.stringify(d));
+    }
+  }
+  if (!details.length) {
+    // A message naming a field ("tokenUrl must be ...") goes beside that field.
+    const control = [...form.querySelectorAll('[data-path]')].find((c) => failure.message.startsWith(`${c.dataset.path} `));
+    if (control) {
+      const slot = document.getElementById(`${control.id}-error`);
+      slot.textContent = failure.message;
+      slot.hidden = false;
+      control.setAttribute('aria-invalid', 'true');
+    }
+  }
+  const slot = form.querySelector('.form-error');
+  slot.replaceChildren(banner(general.length ? `${failure.message}` : `The server refused: ${failure.message}`));
+  if (general.length > 1) slot.append(el('ul', {}, general.map((g) => el('li', {}, g))));
+  const firstInvalid = form.querySelector('[aria-invalid="true"]');
+  (firstInvalid || slot).focus?.();
+}
+
+/** The control for `path`, or for its closest parent path (`conditions[0].value[1]` → `conditions[0].value`). */
+export function closestControl(form, path) {
+  let p = path;
+  while (p) {
+    const c = form.querySelector(`[data-path="${CSS.escape(p)}"]`);
+    if (c) return c;
+    const cut = Math.max(p.lastIndexOf('.'), p.lastIndexOf('['));
+    if (cut <= 0) break;
+    p = p.slice(0, cut);
+  }
+  return null;
+}
+
+export function clearErrors(form) {
+  for (const e of form.querySelectorAll('.field-error')) {
+    e.textContent = '';
+    e.hidden = true;
+  }
+  for (const c of form.querySelectorAll('[aria-invalid]')) c.removeAttribute('aria-invalid');
+  form.querySelector('.form-error')?.replaceChildren();
+}
+
+/** A form's general error slot (focusable, so the error can be announced and reached). */
+export const formError = () => el('div', { class: 'form-error', tabindex: '-1' });
+
+
+// ----- Tables and pages of a list --------------------------------------------------------------
+
+/** A table with a caption and column headers, or the `empty` text when there is no row. */
+export function dataTable(caption, headers, rows, empty) {
+  if (!rows.length) return el('p', {}, empty);
+  return el(
+    'table',
+    {},
+    el('caption', {}, caption),
+    el('thead', {}, el('tr', {}, headers.map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, rows),
+  );
+}
+
+/** A small button that does not submit a form. */
+export const button = (text, onclick, kind = 'secondary') => el('button', { type: 'button', class: kind, onclick }, text);
+
+/**
+ * A list endpoint (`?limit=&cursor=`) shown a page at a time in `container`: `render(items)` gives
+ * the page's nodes, and Previous and Next buttons walk the cursors. Resolves once the first page
+ * is shown; `reload()` on the answer shows the current page again (after a change).
+ */
+export async function pagedList(container, path, render, limit = 20) {
+  const cursors = [];
+  const sep = path.includes('?') ? '&' : '?';
+  async function show() {
+    const cursor = cursors[cursors.length - 1];
+    const page = await api('GET', `${path}${sep}limit=${limit}${cursor ? `&cursor=${enc(cursor)}` : ''}`);
+    const pager = el('div', { class: 'pager' });
+    if (cursors.length) {
+      pager.append(button('Previous page', () => { cursors.pop(); show(); }));
+    }
+    if (page.nextCursor) {
+      pager.append(button('Next page', () => { cursors.push(page.nextCursor); show(); }));
+    }
+    container.replaceChildren(render(page.items), pager);
+  }
+  await show();
+  return { reload: show };
+}
+
+/** Sets the document's title for a page. */
+export const title = (text) => {
+  document.title = `${text} · Portcullis console`;
+};
