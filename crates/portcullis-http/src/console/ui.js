@@ -257,3 +257,149 @@ export async function pagedList(container, path, render, limit = 20) {
 export const title = (text) => {
   document.title = `${text} · Portcullis console`;
 };
+
+// ----- Pieces of the section pages ------------------------------------------------------------
+
+/** Renders a page into the main region (absent parts left out). */
+export const show = (...nodes) => main.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+
+/** A message for the next page rendered (after a change that navigates): set it with `flashNext`. */
+let flash = null;
+export const flashNext = (text) => {
+  flash = text;
+};
+
+export const takeFlash = () => {
+  const f = flash;
+  flash = null;
+  return f ? banner(f, 'ok') : null;
+};
+
+/** Goes to `hash` (rendering it again when the console is already there). */
+export function go(hash) {
+  if (location.hash === hash) window.dispatchEvent(new HashChangeEvent('hashchange'));
+  else location.hash = hash;
+}
+
+/** Sets (or with `null` removes) the API error path a control answers for. */
+export function setPath(control, path) {
+  if (path === null) delete control.dataset.path;
+  else control.dataset.path = path;
+}
+
+/**
+ * Shows an API refusal in `form`. Without `details` paths, `guess(e)` gives the path of the
+ * control the refusal concerns (or null); else a message starting with a path ("email is…",
+ * "identities[0].issuer must…") goes beside that path's control (or its closest parent's).
+ */
+export function refused(form, e, guess = () => null) {
+  if (!(e instanceof ApiFailure)) return showErrors(form, new ApiFailure(0, { error: 'error', message: e.message }));
+  if (e.status === 401) return undefined;
+  const hasPaths = Array.isArray(e.details) && e.details.some((d) => typeof d?.path === 'string');
+  if (!hasPaths) {
+    let path = guess(e);
+    if (!path) {
+      const m = /^([A-Za-z][\w.[\]]*)[:\s]/.exec(e.message || '');
+      if (m) path = m[1];
+    }
+    if (path && closestControl(form, path)) {
+      return showErrors(form, new ApiFailure(e.status, { error: e.code, message: e.message, details: [{ path, message: e.message }] }));
+    }
+    // Object details ({entity, id}) are not a list of problems: the message says it all.
+    return showErrors(form, new ApiFailure(e.status, { error: e.code, message: e.message }));
+  }
+  return showErrors(form, e);
+}
+
+/** A definition list of `[term, value]` pairs (an empty value shows as "—"). */
+export function details(pairs) {
+  return el(
+    'dl',
+    { class: 'settings card' },
+    pairs.map(([k, v]) => [el('dt', {}, k), el('dd', {}, v === null || v === undefined || v === '' || (Array.isArray(v) && !v.length) ? '—' : v)]),
+  );
+}
+
+/** A Delete (or Revoke) button with a distinct accessible name that asks first. */
+export function dangerButton(text, label, question, action) {
+  return el('button', {
+    type: 'button',
+    class: 'danger',
+    'aria-label': label,
+    onclick: () => {
+      if (window.confirm(question)) action();
+    },
+  }, text);
+}
+
+/** A page's message slot (outcomes of actions that are not a form's). */
+export const messages = () => el('div', { class: 'messages', 'aria-live': 'polite' });
+
+/**
+ * A list of rows (identity links, tenant memberships) with Add and Remove buttons.
+ * `makeRow(i, draft, onRemove)` builds a row with `draft()` (what it holds), `read()` (the value
+ * sent, or null for a blank row) and `index(k)` (sets the API paths of its controls: its place
+ * among the values sent, or null when it sends nothing).
+ */
+export function rowsEditor({ legend, hint, path, addText, makeRow, drafts = [] }) {
+  const holder = el('div', { class: 'rows' });
+  let rows = [];
+  const add = (draft) => {
+    const row = makeRow(rows.length, draft, () => remove(row));
+    rows.push(row);
+    holder.append(row);
+    return row;
+  };
+  const remove = (row) => {
+    const at = rows.indexOf(row);
+    const kept = rows.filter((r) => r !== row).map((r) => r.draft());
+    rows = [];
+    holder.replaceChildren();
+    kept.forEach(add);
+    (rows[Math.min(at, rows.length - 1)]?.querySelector('input, select') || addButton).focus();
+  };
+  const addButton = button(addText, () => add().querySelector('input, select')?.focus());
+  const id = nextId('rows');
+  const error = el('p', { class: 'field-error', id: `${id}-error`, hidden: true });
+  const node = el(
+    'fieldset',
+    { id, 'data-path': path, tabindex: '-1', 'aria-describedby': error.id },
+    el('legend', {}, legend),
+    hint ? el('p', { class: 'hint' }, hint) : null,
+    holder,
+    error,
+    addButton,
+  );
+  drafts.forEach(add);
+  return {
+    node,
+    read() {
+      const out = [];
+      for (const r of rows) {
+        const v = r.read();
+        if (v === null) {
+          r.index(null);
+        } else {
+          r.index(out.length);
+          out.push(v);
+        }
+      }
+      return out;
+    },
+  };
+}
+
+/** A page that needs a scope the session lacks, or names nothing, says so instead of failing. */
+export async function guarded(heading, back, render) {
+  try {
+    await render();
+  } catch (e) {
+    if (!(e instanceof ApiFailure) || ![403, 404].includes(e.status)) throw e;
+    title(heading);
+    show(
+      el('h1', {}, heading),
+      banner(e.status === 403 ? `You cannot see this page: ${e.message}.` : `Not found: ${e.message}.`),
+      back ? el('p', {}, el('a', { href: back[0] }, back[1])) : null,
+    );
+  }
+}
