@@ -366,19 +366,29 @@ An admin can grant you such a role; or sign in to the console with an admin key.
     }
 }
 
-/// What the console's sign-in page sends.
-#[derive(utoipa::ToSchema)]
+/// What the console's sign-in page sends (no other field).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code, reason = "documentation only")]
 struct ConsoleSignInForm {
     /// The page's CSRF token (this browser's CSRF cookie).
     csrf: String,
-    /// `sign_in`.
-    action: String,
+    /// What the form does: sign in.
+    action: ConsoleSignInAction,
     /// The user's id or email.
     login: String,
     /// The password.
     #[schema(write_only)]
     password: String,
+}
+
+/// The console's sign-in form's only action.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documentation only")]
+enum ConsoleSignInAction {
+    /// Sign in with `login` and `password`.
+    SignIn,
 }
 
 /// The current console session
@@ -490,6 +500,11 @@ fn csrf_ok(session: &ConsoleSession, headers: &HeaderMap) -> bool {
         user_sign_in,
         user_sign_in_form
     ),
-    components(schemas(ConsoleSignIn, ConsoleSessionView, ConsoleSignInForm))
+    components(schemas(
+        ConsoleSignIn,
+        ConsoleSessionView,
+        ConsoleSignInForm,
+        ConsoleSignInAction
+    ))
 )]
 pub(crate) struct Doc;
