@@ -25,21 +25,13 @@ describe('the console\'s directory: users, roles and tenants', { timeout: 240_00
   let page;
   let check;
   let sees;
-  const dialogs = [];
+  let dialogs;
 
   before(async () => {
     world = await startWorld();
     server = world.server;
     browser = await openBrowser('console-directory');
-    let axeCheck;
-    ({ page, check: axeCheck, sees } = browser);
-    // Each page: no stray "null" or "undefined" where a part was absent, then screenshot and axe.
-    check = async (name) => {
-      assert.doesNotMatch(await page.locator('main').innerText(), /\b(null|undefined|NaN|\[object Object\])\b/, `${name}: stray text`);
-      await axeCheck(name);
-    };
-    // openBrowser accepts every confirm(); keep what they asked.
-    page.on('dialog', (d) => dialogs.push(d.message()));
+    ({ page, check, sees, dialogs } = browser);
   });
 
   after(async () => {

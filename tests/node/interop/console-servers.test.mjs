@@ -42,21 +42,13 @@ describe('the console\'s MCP servers, clients, SSO and admin keys', { timeout: 2
   let page;
   let check;
   let sees;
-  const dialogs = [];
+  let dialogs;
 
   before(async () => {
     world = await startWorld();
     server = world.server;
     browser = await openBrowser('console-servers');
-    let axeCheck;
-    ({ page, check: axeCheck, sees } = browser);
-    // Each page: no stray "null" or "undefined" where a part was absent, then screenshot and axe.
-    check = async (name) => {
-      assert.doesNotMatch(await page.locator('main').innerText(), /\b(null|undefined|NaN)\b/, `${name}: stray text`);
-      await axeCheck(name);
-    };
-    // openBrowser accepts every confirm(); keep what they asked.
-    page.on('dialog', (d) => dialogs.push(d.message()));
+    ({ page, check, sees, dialogs } = browser);
   });
 
   after(async () => {

@@ -1,7 +1,8 @@
 // What the console's browser tests stand on: headless Chromium (the system's /usr/bin/chromium,
 // driven by playwright-core; no browser is downloaded) with one page whose script errors fail the
-// test, a `check(name)` step that saves a screenshot and runs axe-core on the page as it is (no
-// serious or critical violation allowed), and a sign-in with an admin key.
+// test, a `check(name)` step that refuses stray "null"/"undefined" text in the page, saves a
+// screenshot and runs axe-core on the page as it is (no serious or critical violation allowed),
+// and a sign-in with an admin key.
 // Environment: CHROMIUM_BIN (default /usr/bin/chromium); CONSOLE_SCREENSHOTS (default: a temporary
 // directory).
 
@@ -20,7 +21,8 @@ const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
 /**
  * Launches Chromium with a fresh profile. Screenshots are named `{prefix}-{nn}-{step}.png`.
- * Returns `{ page, check, sees, close }`.
+ * Returns `{ page, check, sees, dialogs, close }`; `dialogs` holds what every confirm() asked (all
+ * are accepted).
  */
 export async function openBrowser(prefix) {
   assert.ok(fs.existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: apt-get install chromium`);
@@ -42,8 +44,12 @@ export async function openBrowser(prefix) {
     ],
   });
   const page = context.pages()[0] || (await context.newPage());
-  // Deletions and revocations ask for confirmation.
-  page.on('dialog', (d) => d.accept());
+  // Deletions and revocations ask for confirmation: accepted, and what they asked kept.
+  const dialogs = [];
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    d.accept();
+  });
   // A CSP violation or a script error fails the test.
   page.on('pageerror', (e) => {
     throw e;
@@ -52,6 +58,8 @@ export async function openBrowser(prefix) {
   let shot = 0;
   /** A screenshot named after the step, then axe-core on the page as it is. */
   async function check(name) {
+    // A part that was absent must not show as text.
+    assert.doesNotMatch(await page.locator('main').innerText(), /\b(null|undefined|NaN|\[object Object\])\b/, `${name}: stray text`);
     shot += 1;
     const file = `${prefix}-${String(shot).padStart(2, '0')}-${name}.png`;
     await page.screenshot({ path: path.join(shots, file), fullPage: true });
@@ -75,7 +83,7 @@ export async function openBrowser(prefix) {
     await fsp.rm(userDataDir, { recursive: true, force: true });
   }
 
-  return { page, check, sees, close };
+  return { page, check, sees, dialogs, close };
 }
 
 /** Signs in to the console at `url` with an admin key and waits for the dashboard. */
