@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (20, include_str!("../migrations/0020_audit_inputs.sql")),
     (21, include_str!("../migrations/0021_audit_by_time.sql")),
+    (22, include_str!("../migrations/0022_user_id_collation.sql")),
 ];
 
 /// The advisory lock taken while migrating ("portcull" in ASCII). Advisory locks are per database,

@@ -191,3 +191,30 @@ async fn a_database_of_the_first_release_is_migrated_in_place() {
         Some(alice)
     );
 }
+
+/// Every user id compares bytewise, as `users.id` does: a join between two columns of different
+/// collations cannot use their indexes (a user read scanned every identity until migration 22).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_user_id_column_compares_bytewise() {
+    let db = TestDb::create().await;
+    let _store = db.connect().await;
+    let rows = db
+        .raw()
+        .await
+        .query(
+            "SELECT table_name::text, coalesce(collation_name::text, 'default') \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND column_name = 'user_id' \
+               AND data_type = 'text'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(rows.len() >= 5, "the user_id columns are found");
+    let other: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .filter(|(_, collation): &(String, String)| collation != "C")
+        .collect();
+    assert!(other.is_empty(), "user_id columns not in \"C\": {other:?}");
+}
