@@ -5,6 +5,15 @@
 //! percentiles.
 //!
 //! `bench/load.sh` builds everything and runs this; `--seconds N` (default 10).
+//!
+//! On a data set made by `scale-data` (`--database <SQLite data directory | postgres://...>`,
+//! `--manifest FILE` when not `scale.json` in the data directory): the server is started on it,
+//! the data set's trusted issuer is pointed at this IdP, and tokens are signed for the data set's
+//! users (their real identities, with the claims their policies read). The warm single-user run
+//! then asks for one allowed (user, app) pair again and again; with `--zipf`, a second run draws
+//! `--samples N` (default 50,000) requests, users by activity Zipf-wise (s = 1.1) and for each
+//! user one of their connections (the first ones busiest), keeping only requests the policies
+//! allow, and wrk cycles through them (after a warm-up on another draw of the same size).
 
 #![allow(
     clippy::unwrap_used,
@@ -31,6 +40,33 @@ async fn main() {
         .unwrap_or(10);
     let bin =
         std::env::var("PORTCULLIS_BIN").unwrap_or_else(|_| "target/release/portcullis".into());
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if let Some(database) = arg("--database") {
+        let samples = arg("--samples")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(50_000);
+        let zipf = args.iter().any(|a| a == "--zipf");
+        generated::run(
+            &bin,
+            &database,
+            arg("--manifest").as_deref(),
+            zipf,
+            samples,
+            seconds,
+        )
+        .await;
+        return;
+    }
+    assert!(
+        !args.iter().any(|a| a == "--zipf"),
+        "--zipf draws from a data set: give it with --database (see scale-data)"
+    );
 
     // The IdP.
     let key = SigningKey::generate(Algorithm::ES256).unwrap();
@@ -164,4 +200,469 @@ async fn main() {
         "\ntoken endpoint / bare endpoint throughput: {:.0}%",
         100.0 * tokens.requests_per_sec / bare.requests_per_sec.max(1.0)
     );
+}
+
+/// The load on a data set made by `scale-data`.
+mod generated {
+    use std::collections::{HashMap, HashSet};
+    use std::fmt::Write as _;
+
+    use portcullis_bench_runtime::scale::{self, Model, Rng, kind};
+    use portcullis_bench_runtime::{Run, Server, print_table, wrk};
+
+    use axum::Router;
+    use axum::routing::get;
+    use portcullis_crypto::jws::{Algorithm, SigningKey};
+    use serde_json::{Value, json};
+
+    /// One request: whose token, which app, which tenant, which scopes.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    struct Sample {
+        user: u32,
+        app: u32,
+        tenant: Option<u32>,
+        write: bool,
+    }
+
+    impl Sample {
+        fn path(&self) -> String {
+            format!("/v1/outbound/apps/{}/token", scale::app_id(self.app))
+        }
+
+        fn body(&self) -> String {
+            let scopes = if self.write {
+                json!(["read", "write"])
+            } else {
+                json!(["read"])
+            };
+            match self.tenant {
+                None => json!({"scopes": scopes}),
+                Some(t) => json!({"scopes": scopes, "tenantId": scale::tenant_id(t)}),
+            }
+            .to_string()
+        }
+    }
+
+    /// Draws a request the policies allow: a user by activity, one of the user's connections.
+    /// Returns it with how many draws were refused before it (disabled users, denials).
+    fn draw(m: &Model, rng: &mut Rng) -> (Sample, u32) {
+        let mut refused = 0;
+        loop {
+            let u = m.user_of_rank(m.activity.sample(rng));
+            let conns = m.connections_of(u);
+            let profile = m.profile(u);
+            if conns == 0 || profile.disabled {
+                refused += 1;
+                continue;
+            }
+            let k = m.slot(conns, rng);
+            let c = m.connection(u, k, &profile);
+            let grant = m.grant(c.app, u, &profile, c.tenant);
+            let write = grant.contains(&"write") && rng.chance(0.2);
+            let requested: &[&str] = if write { &["read", "write"] } else { &["read"] };
+            if !m.decide(c.app, u, &profile, c.tenant, requested).allowed {
+                refused += 1;
+                continue;
+            }
+            return (
+                Sample {
+                    user: u,
+                    app: c.app,
+                    tenant: c.tenant,
+                    write,
+                },
+                refused,
+            );
+        }
+    }
+
+    /// Signs the users' tokens, one per user (as a client keeps its token while it lives).
+    struct Tokens<'a> {
+        model: &'a Model,
+        key: SigningKey,
+        now: u64,
+        by_user: HashMap<u32, String>,
+    }
+
+    impl Tokens<'_> {
+        fn of(&mut self, u: u32) -> String {
+            if let Some(t) = self.by_user.get(&u) {
+                return t.clone();
+            }
+            let profile = self.model.profile(u);
+            let mut claims = self.model.claims(u, &profile);
+            let mut rng = Rng::stream(self.model.p.seed ^ self.now, kind::TOKEN, u64::from(u));
+            claims.insert("iat".into(), json!(self.now));
+            claims.insert("exp".into(), json!(self.now + 7200));
+            claims.insert("jti".into(), json!(rng.token_chars(22)));
+            let token = self
+                .key
+                .sign_jwt(&Value::Object(claims), Some("at+jwt"))
+                .unwrap();
+            self.by_user.insert(u, token.clone());
+            token
+        }
+    }
+
+    /// What a draw of samples is like.
+    struct Stats {
+        users: usize,
+        pairs: usize,
+        refused: u64,
+        tenant: usize,
+        write: usize,
+    }
+
+    fn stats(samples: &[Sample], refused: u64) -> Stats {
+        Stats {
+            users: samples.iter().map(|s| s.user).collect::<HashSet<_>>().len(),
+            pairs: samples
+                .iter()
+                .map(|s| (s.user, s.app, s.tenant))
+                .collect::<HashSet<_>>()
+                .len(),
+            refused,
+            tenant: samples.iter().filter(|s| s.tenant.is_some()).count(),
+            write: samples.iter().filter(|s| s.write).count(),
+        }
+    }
+
+    /// Writes the requests for the Lua script: the tokens, then one line per request.
+    fn write_requests(path: &std::path::Path, samples: &[Sample], tokens: &mut Tokens<'_>) {
+        let mut index: HashMap<u32, usize> = HashMap::new();
+        let mut head = String::new();
+        let mut body = String::new();
+        for s in samples {
+            let next = index.len() + 1;
+            let i = *index.entry(s.user).or_insert_with(|| {
+                let _ = writeln!(head, "T\t{}", tokens.of(s.user));
+                next
+            });
+            let _ = writeln!(body, "R\t{i}\t{}\t{}", s.path(), s.body());
+        }
+        std::fs::write(path, head + &body).unwrap();
+    }
+
+    /// A wrk script cycling through the requests in `data`.
+    fn script(dir: &std::path::Path, name: &str, data: &std::path::Path) -> String {
+        let lua = format!(
+            r#"local requests = {{}}
+local n = 0
+init = function(args)
+  local tokens = {{}}
+  for line in io.lines("{data}") do
+    local kind, rest = line:match("^(%a)\t(.*)$")
+    if kind == "T" then
+      tokens[#tokens + 1] = rest
+    else
+      local i, path, body = rest:match("^(%d+)\t([^\t]+)\t(.*)$")
+      n = n + 1
+      requests[n] = wrk.format("POST", path, {{
+        ["Content-Type"] = "application/json",
+        ["Authorization"] = "Bearer " .. tokens[tonumber(i)],
+      }}, body)
+    end
+  end
+end
+local i = 0
+request = function()
+  i = i % n + 1
+  return requests[i]
+end
+"#,
+            data = data.display()
+        );
+        let path = dir.join(name);
+        std::fs::write(&path, lua).unwrap();
+        path.display().to_string()
+    }
+
+    /// The audit events the server has written so far (its `/metrics`).
+    async fn audit_written(http: &reqwest::Client, base: &str) -> u64 {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with("portcullis_audit_events_written_total"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse::<f64>().ok())
+            .map_or(0, |n| n as u64)
+    }
+
+    /// Waits until the server has written every recorded decision (the count stops moving), so
+    /// that a run does not inherit the previous one's backlog. Returns the count and the wait.
+    async fn drain(http: &reqwest::Client, base: &str) -> (u64, f64) {
+        let started = std::time::Instant::now();
+        let mut last = audit_written(http, base).await;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let now = audit_written(http, base).await;
+            if now == last || started.elapsed().as_secs() > 300 {
+                return (now, started.elapsed().as_secs_f64() - 0.5);
+            }
+            last = now;
+        }
+    }
+
+    /// A measured run: wrk for `seconds`, then the audit backlog drained. The run, the audit
+    /// events written during it, and how long the backlog took to drain after it.
+    async fn measure(
+        http: &reqwest::Client,
+        base: &str,
+        script: String,
+        seconds: u64,
+    ) -> (Run, u64, f64) {
+        let (before, _) = drain(http, base).await;
+        let url = base.to_owned();
+        let run = tokio::task::spawn_blocking(move || wrk(&url, Some(&script), seconds))
+            .await
+            .unwrap();
+        let during = audit_written(http, base).await - before;
+        let (_, wait) = drain(http, base).await;
+        (run, during, wait)
+    }
+
+    pub(super) async fn run(
+        bin: &str,
+        database: &str,
+        manifest: Option<&str>,
+        zipf: bool,
+        samples: usize,
+        seconds: u64,
+    ) {
+        let manifest_path = scale::manifest_path(database, manifest);
+        let manifest: Value = serde_json::from_str(
+            &std::fs::read_to_string(&manifest_path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (make the data set with scale-data, or give --manifest)",
+                    manifest_path.display()
+                )
+            }),
+        )
+        .unwrap();
+        let model = Model::new(scale::params_of(&manifest)).unwrap();
+        let master = std::fs::read_to_string(manifest["masterKeyFile"].as_str().unwrap())
+            .expect("the data set's master key");
+        let admin = manifest["adminKey"].as_str().unwrap().to_owned();
+
+        // The IdP of the data set's users.
+        let key = SigningKey::generate(Algorithm::ES256).unwrap();
+        let jwks = json!({ "keys": [key.public_jwk()] });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let idp = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new().route(
+            "/jwks.json",
+            get(move || {
+                let jwks = jwks.clone();
+                async move { axum::Json(jwks) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        // The server, on the data set.
+        let mut env = vec![("PORTCULLIS_MASTER_KEY", master.trim())];
+        if database.starts_with("postgres") {
+            env.push(("PORTCULLIS_DATABASE_URL", database));
+        } else {
+            env.push(("PORTCULLIS_DATA_DIR", manifest["dataDir"].as_str().unwrap()));
+        }
+        let started = std::time::Instant::now();
+        let server = Server::start(bin, &env);
+        eprintln!(
+            "the server started on the data set in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let base = server.base.clone();
+        let http = reqwest::Client::new();
+        let resp = http
+            .put(format!(
+                "{base}/v1/mgmt/issuers/{}",
+                manifest["issuerId"].as_str().unwrap()
+            ))
+            .bearer_auth(&admin)
+            .json(
+                &json!({"issuer": scale::ISSUER, "jwksUrl": format!("{idp}/jwks.json"),
+                "audiences": [scale::AUDIENCE], "algorithms": ["ES256", "RS256"]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "pointing the issuer at the IdP: {}",
+            resp.text().await.unwrap()
+        );
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut tokens = Tokens {
+            model: &model,
+            key,
+            now,
+            by_user: HashMap::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+
+        // Draws: the hottest allowed request; the measured draw; the warm-up draw.
+        let mut rng = Rng::stream(model.p.seed, kind::SAMPLE, 0);
+        let hottest = {
+            let mut r = Rng::stream(model.p.seed, kind::SAMPLE, 1);
+            // Rank 0 first: the busiest user, whose first connection is the busiest.
+            (0..model.p.users as usize)
+                .find_map(|rank| {
+                    let u = model.user_of_rank(rank);
+                    let p = model.profile(u);
+                    (model.connections_of(u) > 0 && !p.disabled)
+                        .then(|| model.connection(u, 0, &p))
+                        .filter(|c| model.decide(c.app, u, &p, c.tenant, &["read"]).allowed)
+                        .map(|c| Sample {
+                            user: u,
+                            app: c.app,
+                            tenant: c.tenant,
+                            write: false,
+                        })
+                })
+                .unwrap_or_else(|| draw(&model, &mut r).0)
+        };
+        let draw_n = |n: usize, rng: &mut Rng| {
+            let mut refused = 0u64;
+            let v: Vec<Sample> = (0..n)
+                .map(|_| {
+                    let (s, r) = draw(&model, rng);
+                    refused += u64::from(r);
+                    s
+                })
+                .collect();
+            (v, refused)
+        };
+        let (measured, refused) = if zipf {
+            draw_n(samples, &mut rng)
+        } else {
+            (vec![], 0)
+        };
+        let (warmup, _) = if zipf {
+            draw_n(samples, &mut Rng::stream(model.p.seed, kind::SAMPLE, 2))
+        } else {
+            (vec![], 0)
+        };
+
+        // Every distinct request of a slice of the warm-up answers 200.
+        let check: Vec<&Sample> = std::iter::once(&hottest)
+            .chain(warmup.iter().collect::<HashSet<_>>().into_iter().take(300))
+            .collect();
+        let mut failures = 0;
+        for s in &check {
+            let resp = http
+                .post(format!("{base}{}", s.path()))
+                .bearer_auth(tokens.of(s.user))
+                .header("content-type", "application/json")
+                .body(s.body())
+                .send()
+                .await
+                .unwrap();
+            if !resp.status().is_success() {
+                failures += 1;
+                if failures <= 5 {
+                    eprintln!(
+                        "{s:?} -> {}: {}",
+                        resp.status(),
+                        resp.text().await.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            failures,
+            0,
+            "{failures} of {} checked requests were refused",
+            check.len()
+        );
+        eprintln!("checked {} distinct requests: all 200", check.len());
+
+        let warm_data = dir.path().join("warm.tsv");
+        write_requests(&warm_data, std::slice::from_ref(&hottest), &mut tokens);
+        let warm_script = script(dir.path(), "warm.lua", &warm_data);
+        let url = base.clone();
+        let warm = |script: String| {
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || wrk(&url, Some(&script), 2))
+        };
+        warm(warm_script.clone()).await.unwrap();
+        let single = measure(&http, &base, warm_script, seconds).await;
+
+        let mut zipf_run = None;
+        if zipf {
+            let signing = std::time::Instant::now();
+            let measured_data = dir.path().join("zipf.tsv");
+            let warmup_data = dir.path().join("zipf-warmup.tsv");
+            write_requests(&warmup_data, &warmup, &mut tokens);
+            write_requests(&measured_data, &measured, &mut tokens);
+            eprintln!(
+                "signed {} users' tokens in {:.1} s",
+                tokens.by_user.len(),
+                signing.elapsed().as_secs_f64()
+            );
+            let warmup_script = script(dir.path(), "zipf-warmup.lua", &warmup_data);
+            let measured_script = script(dir.path(), "zipf.lua", &measured_data);
+            warm(warmup_script).await.unwrap();
+            let run = measure(&http, &base, measured_script, seconds).await;
+            // How many of the measured draw's requests met a cold (user, app) on the draw's first
+            // pass, unless the warm-up drew it too.
+            let seen: HashSet<(u32, u32, Option<u32>)> =
+                warmup.iter().map(|s| (s.user, s.app, s.tenant)).collect();
+            let mut first = HashSet::new();
+            let cold = measured
+                .iter()
+                .filter(|s| {
+                    let k = (s.user, s.app, s.tenant);
+                    first.insert(k) && !seen.contains(&k)
+                })
+                .count();
+            zipf_run = Some((run, stats(&measured, refused), cold));
+        }
+        drop(server);
+
+        let title = format!(
+            "token endpoint on {} ({} users, {} apps, {} connections; 16 connections, {seconds} s)",
+            manifest["backend"].as_str().unwrap_or("?"),
+            model.p.users,
+            model.p.apps,
+            model.p.connections
+        );
+        let mut rows: Vec<(&str, &Run)> = vec![("warm: one user, one app", &single.0)];
+        if let Some((run, _, _)) = &zipf_run {
+            rows.push(("Zipf: users s=1.1, their apps", &run.0));
+        }
+        print_table(&title, &rows);
+        println!();
+        for (name, (run, written, wait)) in
+            std::iter::once(("warm", &single)).chain(zipf_run.as_ref().map(|(r, _, _)| ("Zipf", r)))
+        {
+            println!(
+                "{name}: {:.0} requests/s; the audit log took {:.0} decisions/s during the run, and {wait:.1} s more to write the rest",
+                run.requests_per_sec,
+                *written as f64 / seconds as f64,
+            );
+        }
+        if let Some(((run, _, _), st, cold)) = &zipf_run {
+            let total = run.requests_per_sec * seconds as f64;
+            println!(
+                "\nZipf draw: {samples} requests over {} users and {} (user, app, tenant) pairs; {} in a tenant, {} asking for write; {} draws refused by the policies or a disabled user were redrawn. About {total:.0} requests were made ({:.1} passes over the draw); {cold} of the draw's requests ({:.1}%) met a pair the warm-up had not drawn, on the first pass.",
+                st.users,
+                st.pairs,
+                st.tenant,
+                st.write,
+                st.refused,
+                total / samples as f64,
+                100.0 * *cold as f64 / samples as f64
+            );
+        }
+    }
 }
