@@ -117,7 +117,7 @@ async fn main() {
     post("/v1/mgmt/roles", json!({"name": "Viewer"})).await;
     post(
         "/v1/mgmt/users",
-        json!({"id": "alice", "roles": ["Viewer"]}),
+        json!({"id": "alice", "roles": ["Viewer"], "identities": [{"issuer": issuer, "subject": "alice"}]}),
     )
     .await;
     post(
