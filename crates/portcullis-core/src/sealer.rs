@@ -295,17 +295,45 @@ pub struct ReencryptReport {
 pub async fn reencrypt(sealer: &Sealer, stores: &Stores) -> Result<ReencryptReport, ServiceError> {
     const MAX_STALLED_PASSES: u32 = 50;
     let mut report = ReencryptReport::default();
+    // Passes over the connections in id order, a batch at a time from a cursor (each batch reads
+    // only its own rows). A pass that ends having found rows is followed by another from the
+    // start: a row whose tokens changed under us (a refresh) was skipped, and is normally sealed
+    // under the active key by now; the rotation is done when a pass finds nothing.
     let mut stalled = 0u32;
+    let mut after: Option<String> = None;
+    let mut found = false;
+    let mut progressed = false;
     loop {
         let active = sealer.active_key_id();
         let batch = stores
             .connections
-            .connections_sealed_with_other_key(active, 200)
+            .connections_sealed_with_other_key(active, after.as_deref(), 200)
             .await?;
-        if batch.is_empty() {
-            break;
-        }
-        let mut progressed = false;
+        let Some(last) = batch.last() else {
+            if !found {
+                break;
+            }
+            if progressed {
+                stalled = 0;
+            } else {
+                // Every row of the pass changed under us. Their new tokens are normally sealed
+                // under the active key; a node that has not heard of the rotation yet may still
+                // use the old one for a moment, so wait a little, and give up rather than spin
+                // forever.
+                stalled += 1;
+                if stalled > MAX_STALLED_PASSES {
+                    return Err(ServiceError::Conflict {
+                        code: "reencryption_stalled",
+                        message: "connections keep being written under an old data key; run the rotation again once every node runs the same version".into(),
+                    });
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            (after, found, progressed) = (None, false, false);
+            continue;
+        };
+        after = Some(last.id.clone());
+        found = true;
         for c in batch {
             let new_access = sealer
                 .reseal(&c.access, &crate::vault::connection_aad(&c.key, "access"))
@@ -327,31 +355,18 @@ pub async fn reencrypt(sealer: &Sealer, stores: &Stores) -> Result<ReencryptRepo
                 progressed = true;
             }
         }
-        if progressed {
-            stalled = 0;
-        } else {
-            // Every row of the batch changed under us. Their new tokens are normally sealed under
-            // the active key; a node that has not heard of the rotation yet may still use the old
-            // one for a moment, so wait a little, and give up rather than spin forever.
-            stalled += 1;
-            if stalled > MAX_STALLED_PASSES {
-                return Err(ServiceError::Conflict {
-                    code: "reencryption_stalled",
-                    message: "connections keep being written under an old data key; run the rotation again once every node runs the same version".into(),
-                });
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
     }
+    // Pending consents: one pass in id order (a flow is only ever taken, never re-sealed by
+    // another writer).
+    let mut after: Option<String> = None;
     loop {
         let active = sealer.active_key_id();
         let batch = stores
             .consent_states
-            .states_sealed_with_other_key(active, 200)
+            .states_sealed_with_other_key(active, after.as_deref(), 200)
             .await?;
-        if batch.is_empty() {
-            break;
-        }
+        let Some(last) = batch.last() else { break };
+        after = Some(last.id.clone());
         for s in batch {
             if let Some(v) = &s.pkce_verifier {
                 let fresh = sealer.reseal(v, &crate::vault::state_aad(&s.id)).await?;

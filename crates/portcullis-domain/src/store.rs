@@ -268,10 +268,12 @@ pub trait ConnectionStore: Send + Sync {
     /// Records when connections were last handed out (batched by the caller).
     async fn touch_connections(&self, used: &[(String, Timestamp)]) -> Result<(), StoreError>;
 
-    /// Connections with a secret sealed under a data key other than `key_id`, at most `limit`.
+    /// Connections with a secret sealed under a data key other than `key_id`, in id order, with
+    /// an id after `after` (a cursor: the last id of the previous batch), at most `limit`.
     async fn connections_sealed_with_other_key(
         &self,
         key_id: u32,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ConnectionRecord>, StoreError>;
     /// Replaces the ciphertexts of a connection whose version is still `expected_version`, without
@@ -296,10 +298,12 @@ pub trait ConsentStateStore: Send + Sync {
     async fn take_state(&self, id: &str) -> Result<Option<ConsentState>, StoreError>;
     /// Deletes flows that expired before `now`; returns how many.
     async fn purge_expired_states(&self, now: Timestamp) -> Result<u64, StoreError>;
-    /// Pending flows sealed under a data key other than `key_id`, at most `limit`.
+    /// Pending flows sealed under a data key other than `key_id`, in id order, with an id after
+    /// `after`, at most `limit`.
     async fn states_sealed_with_other_key(
         &self,
         key_id: u32,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ConsentState>, StoreError>;
     /// Replaces a pending flow's sealed PKCE verifier. False when the flow is gone.

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use portcullis_domain::{
     AdminKeyRecord, AuditEvent, AuditOutcome, AuditQuery, Change, ChangeEvent, ClientRecord,
-    ConnectionKey, ConnectionStatus, ConsentState, DataKeyRecord, DecisionInputs, Identity,
-    IssuerRecord, ManagementEvent, ManagementQuery, PageRequest, PolicyVerdict, RefreshFailure,
-    RejectedCount, Role, StoreError, Stores, TenantMembership, TenantRecord, TokenSet, Write,
+    ConnectionKey, ConnectionRecord, ConnectionStatus, ConsentState, DataKeyRecord, DecisionInputs,
+    Identity, IssuerRecord, ManagementEvent, ManagementQuery, PageRequest, PolicyVerdict,
+    RefreshFailure, RejectedCount, Role, StoreError, Stores, TenantMembership, TenantRecord,
+    TokenSet, Write,
 };
 
 use crate::fixtures::{T0, app, connection, policy, sealed, user};
@@ -959,11 +960,34 @@ pub async fn reseal_finds_and_replaces_old_keys(s: &Stores) {
     s.connections.put_connection(&newer).await.unwrap();
     let old = s
         .connections
-        .connections_sealed_with_other_key(2, 10)
+        .connections_sealed_with_other_key(2, None, 10)
         .await
         .unwrap();
     assert_eq!(old.len(), 1);
     assert_eq!(old[0].id, "c1");
+    // A cursor: only ids after it, in id order, however many come before.
+    for (id, user) in [("c3", "u3"), ("c4", "u4")] {
+        s.connections
+            .put_connection(&connection(id, ConnectionKey::user("x", user, None)))
+            .await
+            .unwrap();
+    }
+    let ids = |rows: Vec<ConnectionRecord>| rows.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    let all = s.connections.connections_sealed_with_other_key(2, None, 10);
+    assert_eq!(ids(all.await.unwrap()), ["c1", "c3", "c4"]);
+    let first = s.connections.connections_sealed_with_other_key(2, None, 1);
+    assert_eq!(ids(first.await.unwrap()), ["c1"]);
+    let next = s
+        .connections
+        .connections_sealed_with_other_key(2, Some("c1"), 10);
+    assert_eq!(ids(next.await.unwrap()), ["c3", "c4"]);
+    let end = s
+        .connections
+        .connections_sealed_with_other_key(2, Some("c4"), 10);
+    assert!(end.await.unwrap().is_empty());
+    for id in ["c3", "c4"] {
+        assert!(s.connections.delete_connection(id).await.unwrap().is_some());
+    }
     assert!(
         s.connections
             .reseal_connection("c1", c1.version, &sealed(2, b"A1"), Some(&sealed(2, b"R1")))
@@ -982,7 +1006,7 @@ pub async fn reseal_finds_and_replaces_old_keys(s: &Stores) {
     assert_eq!(after.version, c1.version);
     assert!(
         s.connections
-            .connections_sealed_with_other_key(2, 10)
+            .connections_sealed_with_other_key(2, None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -992,7 +1016,7 @@ pub async fn reseal_finds_and_replaces_old_keys(s: &Stores) {
     s.consent_states.insert_state(&st).await.unwrap();
     let old = s
         .consent_states
-        .states_sealed_with_other_key(2, 10)
+        .states_sealed_with_other_key(2, None, 10)
         .await
         .unwrap();
     assert_eq!(old.len(), 1);
@@ -1004,7 +1028,7 @@ pub async fn reseal_finds_and_replaces_old_keys(s: &Stores) {
     );
     assert!(
         s.consent_states
-            .states_sealed_with_other_key(2, 10)
+            .states_sealed_with_other_key(2, None, 10)
             .await
             .unwrap()
             .is_empty()

@@ -429,16 +429,18 @@ impl ConnectionStore for PostgresStore {
     async fn connections_sealed_with_other_key(
         &self,
         key_id: u32,
+        after: Option<&str>,
         limit_: u32,
     ) -> Result<Vec<ConnectionRecord>, StoreError> {
         let client = self.client().await?;
+        let after = after.unwrap_or_default();
         rows(
             &query(
                 &client,
                 &format!(
-                    "SELECT {COLUMNS} FROM connections WHERE key_id <> $1 ORDER BY id LIMIT $2"
+                    "SELECT {COLUMNS} FROM connections WHERE id > $2 AND key_id <> $1 ORDER BY id LIMIT $3"
                 ),
-                &[&i64::from(key_id), &limit(limit_)],
+                &[&i64::from(key_id), &after, &limit(limit_)],
             )
             .await
             .map_err(db)?,
@@ -580,15 +582,17 @@ impl ConsentStateStore for PostgresStore {
     async fn states_sealed_with_other_key(
         &self,
         key_id: u32,
+        after: Option<&str>,
         limit_: u32,
     ) -> Result<Vec<ConsentState>, StoreError> {
         let client = self.client().await?;
+        let after = after.unwrap_or_default();
         query(
             &client,
             &format!(
-                "SELECT {STATE_COLUMNS} FROM consent_states WHERE key_id <> $1 ORDER BY id LIMIT $2"
+                "SELECT {STATE_COLUMNS} FROM consent_states WHERE id > $2 AND key_id <> $1 ORDER BY id LIMIT $3"
             ),
-            &[&i64::from(key_id), &limit(limit_)],
+            &[&i64::from(key_id), &after, &limit(limit_)],
         )
         .await
         .map_err(db)?

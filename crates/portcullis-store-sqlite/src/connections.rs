@@ -390,14 +390,18 @@ impl ConnectionStore for SqliteStore {
     async fn connections_sealed_with_other_key(
         &self,
         key_id: u32,
+        after: Option<&str>,
         limit_: u32,
     ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let after = after.unwrap_or_default().to_owned();
         self.read(move |c| {
+            // From the cursor on, by the primary key: each batch reads only its own rows (without
+            // it every batch walked past all the rows already re-sealed: quadratic).
             c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM connections WHERE key_id <> ?1 ORDER BY id LIMIT ?2"
+                "SELECT {COLUMNS} FROM connections WHERE id > ?2 AND key_id <> ?1 ORDER BY id LIMIT ?3"
             ))
             .and_then(|mut s| {
-                s.query_map(params![key_id, limit(limit_)], from_row)?
+                s.query_map(params![key_id, after, limit(limit_)], from_row)?
                     .collect()
             })
             .map_err(read_err)
@@ -529,14 +533,16 @@ impl ConsentStateStore for SqliteStore {
     async fn states_sealed_with_other_key(
         &self,
         key_id: u32,
+        after: Option<&str>,
         limit_: u32,
     ) -> Result<Vec<ConsentState>, StoreError> {
+        let after = after.unwrap_or_default().to_owned();
         self.read(move |c| {
             c.prepare_cached(&format!(
-                "SELECT {STATE_COLUMNS} FROM consent_states WHERE key_id <> ?1 ORDER BY id LIMIT ?2"
+                "SELECT {STATE_COLUMNS} FROM consent_states WHERE id > ?2 AND key_id <> ?1 ORDER BY id LIMIT ?3"
             ))
             .and_then(|mut s| {
-                s.query_map(params![key_id, limit(limit_)], state_from_row)?
+                s.query_map(params![key_id, after, limit(limit_)], state_from_row)?
                     .collect()
             })
             .map_err(read_err)

@@ -212,7 +212,7 @@ async fn key_rotation_re_encrypts_everything_without_downtime(backend: Backend) 
         s.core
             .stores_for_tests()
             .connections
-            .connections_sealed_with_other_key(after, 10)
+            .connections_sealed_with_other_key(after, None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -221,7 +221,7 @@ async fn key_rotation_re_encrypts_everything_without_downtime(backend: Backend) 
         s.core
             .stores_for_tests()
             .consent_states
-            .states_sealed_with_other_key(after, 10)
+            .states_sealed_with_other_key(after, None, 10)
             .await
             .unwrap()
             .is_empty()

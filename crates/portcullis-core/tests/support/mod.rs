@@ -306,10 +306,11 @@ impl ConnectionStore for ObservedConnections {
     async fn connections_sealed_with_other_key(
         &self,
         key_id: u32,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ConnectionRecord>, StoreError> {
         self.inner
-            .connections_sealed_with_other_key(key_id, limit)
+            .connections_sealed_with_other_key(key_id, after, limit)
             .await
     }
     async fn reseal_connection(
