@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use portcullis_core::limits::Rate;
-use portcullis_core::{IssuerSpec, KeySource, Settings};
+use portcullis_core::{CacheCapacities, IssuerSpec, KeySource, Settings};
 use portcullis_crypto::SecretString;
 use portcullis_crypto::envelope::MasterKey;
 use portcullis_crypto::jws::Algorithm;
@@ -68,6 +68,9 @@ pub struct FileConfig {
     /// The audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The sizes of the token path's caches.
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// Rate limits of the outbound and OAuth surfaces.
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,
@@ -132,6 +135,22 @@ pub struct AuditConfig {
     /// Inbound-token claims never stored with a decision's inputs, which policy replays read
     /// (for example `email`). Also PORTCULLIS_AUDIT_NEVER_STORE_CLAIMS, comma-separated.
     pub never_store_claims: Option<Vec<String>>,
+}
+
+/// `[cache]`: how many entries each of the token path's caches keeps (at least 16; the least
+/// valuable entry is evicted past it). Also PORTCULLIS_CACHE_APPS, _USERS, _IDENTITIES and
+/// _CONNECTIONS.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Outbound apps with their policies (default 10,000).
+    pub apps: Option<usize>,
+    /// Directory users by id (default 100,000).
+    pub users: Option<usize>,
+    /// Directory users by issuer and subject (default 100,000).
+    pub identities: Option<usize>,
+    /// Connections (default 200,000).
+    pub connections: Option<usize>,
 }
 
 /// `[rate_limits]`: each `"<per second>"`, `"<per second>/<burst>"` or `"off"`.
@@ -450,6 +469,20 @@ impl Config {
             token_cache_capacity: i
                 .token_cache_capacity
                 .unwrap_or(defaults.token_cache_capacity),
+            cache_capacities: CacheCapacities {
+                apps: env_num(env, "PORTCULLIS_CACHE_APPS")?
+                    .or(file.cache.apps)
+                    .unwrap_or(defaults.cache_capacities.apps),
+                users: env_num(env, "PORTCULLIS_CACHE_USERS")?
+                    .or(file.cache.users)
+                    .unwrap_or(defaults.cache_capacities.users),
+                identities: env_num(env, "PORTCULLIS_CACHE_IDENTITIES")?
+                    .or(file.cache.identities)
+                    .unwrap_or(defaults.cache_capacities.identities),
+                connections: env_num(env, "PORTCULLIS_CACHE_CONNECTIONS")?
+                    .or(file.cache.connections)
+                    .unwrap_or(defaults.cache_capacities.connections),
+            },
             jwks_ttl: i
                 .jwks_ttl_seconds
                 .map_or(defaults.jwks_ttl, Duration::from_secs),
@@ -811,6 +844,34 @@ mod tests {
         let c = Config::load(&flags, &env_of(&[])).unwrap();
         assert_eq!(c.listen.port(), 2);
         assert_eq!(c.data_dir, PathBuf::from("/from-file"));
+    }
+
+    #[test]
+    fn cache_sizes_come_from_the_file_then_the_environment() {
+        let c = Config::load(&ServeFlags::default(), &env_of(&[])).unwrap();
+        assert_eq!(c.settings.cache_capacities, CacheCapacities::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "[cache]
+users = 5000
+connections = 20000
+",
+        )
+        .unwrap();
+        let mut flags = ServeFlags::default();
+        flags.storage.config = Some(path);
+        let env = env_of(&[("PORTCULLIS_CACHE_CONNECTIONS", "7000")]);
+        let sizes = Config::load(&flags, &env)
+            .unwrap()
+            .settings
+            .cache_capacities;
+        assert_eq!((sizes.users, sizes.connections), (5000, 7000));
+        assert_eq!(sizes.apps, CacheCapacities::default().apps);
+        let bad = env_of(&[("PORTCULLIS_CACHE_USERS", "lots")]);
+        let e = Config::load(&flags, &bad).unwrap_err();
+        assert!(e.to_string().contains("PORTCULLIS_CACHE_USERS"), "{e}");
     }
 
     #[test]

@@ -152,12 +152,15 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    pub(crate) fn new(feed: &Arc<dyn ChangeFeed>) -> Self {
+    pub(crate) fn new(
+        feed: &Arc<dyn ChangeFeed>,
+        sizes: &crate::settings::CacheCapacities,
+    ) -> Self {
         Self {
-            apps: Cache::new(10_000, feed.clone()),
-            users: Cache::new(100_000, feed.clone()),
-            identities: Cache::new(100_000, feed.clone()),
-            connections: Cache::new(200_000, feed.clone()),
+            apps: Cache::new(sizes.apps, feed.clone()),
+            users: Cache::new(sizes.users, feed.clone()),
+            identities: Cache::new(sizes.identities, feed.clone()),
+            connections: Cache::new(sizes.connections, feed.clone()),
         }
     }
 

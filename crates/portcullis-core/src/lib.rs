@@ -52,7 +52,7 @@ pub use plane::{
 pub use provider::{Provider, ProviderError, TokenEndpoint, TokenResponse, http_client};
 pub use refusal::{DenialReason, ForbiddenReason, NotConnectedReason, Refusal, RequestProblem};
 pub use sealer::{ReencryptReport, Sealer, SealerError, reencrypt};
-pub use settings::Settings;
+pub use settings::{CacheCapacities, Settings};
 pub use signing::{SigningKeyView, TOKEN_CLOCK_SKEW_SECS, signing_key_aad};
 pub use urls::check_url;
 pub use vault::{
@@ -168,7 +168,10 @@ impl Core {
             clock.clone(),
             settings.clone(),
         ));
-        let caches = Arc::new(cache::Caches::new(&stores.changes));
+        let caches = Arc::new(cache::Caches::new(
+            &stores.changes,
+            &settings.cache_capacities,
+        ));
         let audit = AuditSink::spawn(stores.clone());
         let per_address = settings
             .rate_limit_per_address

@@ -32,6 +32,9 @@ pub struct Settings {
     pub allowed_return_urls: Vec<String>,
     /// How many verified inbound tokens are remembered.
     pub token_cache_capacity: usize,
+    /// How many entries the token path's other caches keep (each evicts the least valuable
+    /// entry past its size, so memory follows these sizes and not the data).
+    pub cache_capacities: CacheCapacities,
     /// How long a fetched JWKS is used before it is fetched again.
     pub jwks_ttl: Duration,
     /// The shortest interval between two JWKS fetches caused by an unknown `kid`.
@@ -94,6 +97,7 @@ impl Default for Settings {
             tenant_admin_role: "Tenant Admin".to_owned(),
             allowed_return_urls: Vec::new(),
             token_cache_capacity: 100_000,
+            cache_capacities: CacheCapacities::default(),
             jwks_ttl: Duration::from_secs(3600),
             jwks_min_refetch: Duration::from_secs(10),
             max_token_len: 16 * 1024,
@@ -147,6 +151,30 @@ impl Settings {
             self.callback_url()
         } else {
             format!("{}/v1/outbound/callback/{}", self.public_url, app.id)
+        }
+    }
+}
+
+/// The sizes of the token path's caches, in entries (at least 16 each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheCapacities {
+    /// Outbound apps with their policies.
+    pub apps: usize,
+    /// Directory users, by id.
+    pub users: usize,
+    /// Directory users, by an inbound token's issuer and subject.
+    pub identities: usize,
+    /// Connections (their sealed tokens), by app, user and tenant.
+    pub connections: usize,
+}
+
+impl Default for CacheCapacities {
+    fn default() -> Self {
+        Self {
+            apps: 10_000,
+            users: 100_000,
+            identities: 100_000,
+            connections: 200_000,
         }
     }
 }
