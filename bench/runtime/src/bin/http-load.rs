@@ -70,17 +70,7 @@ async fn main() {
 
     // The IdP.
     let key = SigningKey::generate(Algorithm::ES256).unwrap();
-    let jwks = json!({ "keys": [key.public_jwk()] });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new().route(
-        "/jwks.json",
-        get(move || {
-            let jwks = jwks.clone();
-            async move { axum::Json(jwks) }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let issuer = serve_jwks(&key).await;
 
     // The server.
     let server = portcullis_bench_runtime::Server::start(&bin, &[]);
@@ -210,10 +200,10 @@ mod generated {
     use portcullis_bench_runtime::scale::{self, Model, Rng, kind};
     use portcullis_bench_runtime::{Run, Server, print_table, wrk};
 
-    use axum::Router;
-    use axum::routing::get;
     use portcullis_crypto::jws::{Algorithm, SigningKey};
     use serde_json::{Value, json};
+
+    use super::serve_jwks;
 
     /// One request: whose token, which app, which tenant, which scopes.
     #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -452,17 +442,7 @@ end
 
         // The IdP of the data set's users.
         let key = SigningKey::generate(Algorithm::ES256).unwrap();
-        let jwks = json!({ "keys": [key.public_jwk()] });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let idp = format!("http://{}", listener.local_addr().unwrap());
-        let app = Router::new().route(
-            "/jwks.json",
-            get(move || {
-                let jwks = jwks.clone();
-                async move { axum::Json(jwks) }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let idp = serve_jwks(&key).await;
 
         // The server, on the data set.
         let mut env = vec![("PORTCULLIS_MASTER_KEY", master.trim())];
@@ -665,4 +645,20 @@ end
             );
         }
     }
+}
+
+/// Serves `key`'s public JWK set at `/jwks.json` on a loopback port, as an IdP would; its URL.
+async fn serve_jwks(key: &SigningKey) -> String {
+    let jwks = json!({ "keys": [key.public_jwk()] });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new().route(
+        "/jwks.json",
+        get(move || {
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
 }
