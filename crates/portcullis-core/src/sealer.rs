@@ -334,11 +334,12 @@ pub async fn reencrypt(sealer: &Sealer, stores: &Stores) -> Result<ReencryptRepo
         };
         after = Some(last.id.clone());
         found = true;
+        let mut resealed = Vec::with_capacity(batch.len());
         for c in batch {
-            let new_access = sealer
+            let access = sealer
                 .reseal(&c.access, &crate::vault::connection_aad(&c.key, "access"))
                 .await?;
-            let new_refresh = match &c.refresh {
+            let refresh = match &c.refresh {
                 Some(r) => Some(
                     sealer
                         .reseal(r, &crate::vault::connection_aad(&c.key, "refresh"))
@@ -346,15 +347,16 @@ pub async fn reencrypt(sealer: &Sealer, stores: &Stores) -> Result<ReencryptRepo
                 ),
                 None => None,
             };
-            if stores
-                .connections
-                .reseal_connection(&c.id, c.version, &new_access, new_refresh.as_ref())
-                .await?
-            {
-                report.connections += 1;
-                progressed = true;
-            }
+            resealed.push(portcullis_domain::Reseal {
+                id: c.id,
+                expected_version: c.version,
+                access,
+                refresh,
+            });
         }
+        let done = stores.connections.reseal_connections(&resealed).await?;
+        report.connections += done;
+        progressed |= done > 0;
     }
     // Pending consents: one pass in id order (a flow is only ever taken, never re-sealed by
     // another writer).

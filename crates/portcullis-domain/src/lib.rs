@@ -49,6 +49,6 @@ pub use sso::{ClaimMapping, SsoConnectionRecord, SsoSettings, SsoStore};
 pub use store::{
     AdminKeyStore, AppStore, ApplyStore, AuditStore, ClientStore, ConnectionStore,
     ConsentStateStore, DirectoryStore, IssuerStore, KeyStore, MAX_PENDING_CONSENTS_PER_KEY,
-    PageRequest, StoreError, StoreHealth, Stores, Write,
+    PageRequest, Reseal, StoreError, StoreHealth, Stores, Write,
 };
 pub use timestamp::Timestamp;

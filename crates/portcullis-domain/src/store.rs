@@ -285,6 +285,34 @@ pub trait ConnectionStore: Send + Sync {
         access: &Ciphertext,
         refresh: Option<&Ciphertext>,
     ) -> Result<bool, StoreError>;
+    /// Re-seals several connections as [`ConnectionStore::reseal_connection`] does each, in as
+    /// few writes as the store can (a key rotation's batch); how many were re-sealed.
+    async fn reseal_connections(&self, rows: &[Reseal]) -> Result<u64, StoreError> {
+        let mut done = 0;
+        for r in rows {
+            if self
+                .reseal_connection(&r.id, r.expected_version, &r.access, r.refresh.as_ref())
+                .await?
+            {
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// A connection's tokens sealed again under another data key, for
+/// [`ConnectionStore::reseal_connections`].
+#[derive(Debug, Clone)]
+pub struct Reseal {
+    /// The connection.
+    pub id: String,
+    /// Its version when it was read: a connection written since is left alone.
+    pub expected_version: i64,
+    /// The access token, re-sealed.
+    pub access: Ciphertext,
+    /// The refresh token, re-sealed.
+    pub refresh: Option<Ciphertext>,
 }
 
 /// Pending consent flows.

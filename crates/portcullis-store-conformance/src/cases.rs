@@ -8,8 +8,8 @@ use portcullis_domain::{
     AdminKeyRecord, AuditEvent, AuditOutcome, AuditQuery, Change, ChangeEvent, ClientRecord,
     ConnectionKey, ConnectionRecord, ConnectionStatus, ConsentState, DataKeyRecord, DecisionInputs,
     Identity, IssuerRecord, ManagementEvent, ManagementQuery, PageRequest, PolicyVerdict,
-    RefreshFailure, RejectedCount, Role, StoreError, Stores, TenantMembership, TenantRecord,
-    TokenSet, Write,
+    RefreshFailure, RejectedCount, Reseal, Role, StoreError, Stores, TenantMembership,
+    TenantRecord, TokenSet, Write,
 };
 
 use crate::fixtures::{T0, app, connection, policy, sealed, user};
@@ -1000,6 +1000,37 @@ pub async fn reseal_finds_and_replaces_old_keys(s: &Stores) {
             .await
             .unwrap()
     );
+    // A batch: each row as alone (a row written since it was read is left alone); the count.
+    let mut fresh = Vec::new();
+    for (id, user) in [("c5", "u5"), ("c6", "u6")] {
+        let c = connection(id, ConnectionKey::user("x", user, None));
+        fresh.push(s.connections.put_connection(&c).await.unwrap());
+    }
+    let batch = [
+        Reseal {
+            id: "c5".into(),
+            expected_version: fresh[0].version,
+            access: sealed(2, b"A5"),
+            refresh: None,
+        },
+        Reseal {
+            id: "c6".into(),
+            expected_version: fresh[1].version + 1,
+            access: sealed(2, b"A6"),
+            refresh: None,
+        },
+    ];
+    assert_eq!(s.connections.reseal_connections(&batch).await.unwrap(), 1);
+    let c5 = s.connections.connection_by_id("c5").await.unwrap().unwrap();
+    assert_eq!(
+        (c5.access, c5.refresh, c5.version),
+        (sealed(2, b"A5"), None, fresh[0].version)
+    );
+    let c6 = s.connections.connection_by_id("c6").await.unwrap().unwrap();
+    assert_eq!(c6.access, fresh[1].access);
+    for id in ["c5", "c6"] {
+        assert!(s.connections.delete_connection(id).await.unwrap().is_some());
+    }
     let after = s.connections.connection_by_id("c1").await.unwrap().unwrap();
     assert_eq!(after.access, sealed(2, b"A1"));
     assert_eq!(after.refresh, Some(sealed(2, b"R1")));

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use portcullis_domain::{
     Change, Ciphertext, ConnectionKey, ConnectionRecord, ConnectionStatus, ConnectionStore,
-    ConsentState, ConsentStateStore, CredentialKind, PageRequest, RefreshFailure, StoreError,
-    Timestamp, TokenSet, sealed_key_id,
+    ConsentState, ConsentStateStore, CredentialKind, PageRequest, RefreshFailure, Reseal,
+    StoreError, Timestamp, TokenSet, sealed_key_id,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -432,6 +432,35 @@ impl ConnectionStore for SqliteStore {
                 )
                 .map_err(backend)?;
             Ok((n == 1, vec![]))
+        })
+        .await
+    }
+
+    async fn reseal_connections(&self, rows: &[Reseal]) -> Result<u64, StoreError> {
+        // One transaction for the batch: a rotation's commits (and the checkpoints they start)
+        // are a batch's, not a row's.
+        let rows = rows.to_vec();
+        self.write(move |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE connections SET access = ?3, refresh = ?4, key_id = ?5 WHERE id = ?1 AND version = ?2",
+                )
+                .map_err(backend)?;
+            let mut done = 0u64;
+            for r in &rows {
+                let key_id = sealed_key_id(&r.access, r.refresh.as_ref())?;
+                let n = stmt
+                    .execute(params![
+                        r.id,
+                        r.expected_version,
+                        r.access.bytes,
+                        r.refresh.as_ref().map(|c| &c.bytes),
+                        key_id
+                    ])
+                    .map_err(backend)?;
+                done += n as u64;
+            }
+            Ok((done, vec![]))
         })
         .await
     }
