@@ -874,11 +874,11 @@ function explanation(out, names) {
 
 // ----- Connections -----------------------------------------------------------------------------
 
-async function tokensTab(app, body, cursors = []) {
-  const cursor = cursors[cursors.length - 1];
-  const page = await api('GET', `/v1/mgmt/outbound-apps/${enc(app.id)}/connections?limit=50${cursor ? `&cursor=${enc(cursor)}` : ''}`);
+async function tokensTab(app, body) {
   const message = el('div', { 'aria-live': 'polite' });
-  const reload = () => tokensTab(app, body, cursors);
+  const list = el('div');
+  let listing = null;
+  const reload = () => listing.reload();
   const act = async (label, fn) => {
     try {
       await fn();
@@ -889,53 +889,43 @@ async function tokensTab(app, body, cursors = []) {
     }
   };
   const owner = (c) => (c.userId ? `user ${c.userId}` : c.tenantId ? `tenant ${c.tenantId}` : c.owner);
-  const table = page.items.length
-    ? el(
-        'table',
+  const row = (c) =>
+    el(
+      'tr',
+      {},
+      el('td', {}, owner(c)),
+      el('td', {}, c.status),
+      el('td', {}, c.scopes.join(', ') || '—'),
+      el('td', {}, when(c.expiresAt)),
+      el('td', {}, when(c.lastRefreshAt)),
+      el('td', {}, c.lastRefreshError || '—'),
+      el(
+        'td',
         {},
-        el('caption', {}, 'Connections'),
-        el('thead', {}, el('tr', {}, ['Owner', 'Status', 'Scopes', 'Expires', 'Last refresh', 'Last error', ''].map((h) => el('th', { scope: 'col' }, h)))),
-        el(
-          'tbody',
-          {},
-          page.items.map((c) =>
-            el(
-              'tr',
-              {},
-              el('td', {}, owner(c)),
-              el('td', {}, c.status),
-              el('td', {}, c.scopes.join(', ') || '—'),
-              el('td', {}, when(c.expiresAt)),
-              el('td', {}, when(c.lastRefreshAt)),
-              el('td', {}, c.lastRefreshError || '—'),
-              el(
-                'td',
-                {},
-                el('div', { class: 'actions' },
-                  c.hasRefreshToken
-                    ? el('button', { type: 'button', class: 'secondary', 'aria-label': `Force refresh the connection of ${owner(c)}`, onclick: () => act(`The connection of ${owner(c)} was refreshed.`, () => api('POST', `/v1/mgmt/connections/${enc(c.id)}/refresh`)) }, 'Force refresh')
-                    : null,
-                  el('button', {
-                    type: 'button',
-                    class: 'danger',
-                    'aria-label': `Revoke the connection of ${owner(c)}`,
-                    onclick: () => {
-                      if (window.confirm(`Revoke the connection of ${owner(c)}? The credential is deleted and revoked at the provider.`)) {
-                        act(`The connection of ${owner(c)} was revoked.`, () => api('DELETE', `/v1/mgmt/connections/${enc(c.id)}`));
-                      }
-                    },
-                  }, 'Revoke'),
-                ),
-              ),
-            ),
-          ),
+        el('div', { class: 'actions' },
+          c.hasRefreshToken
+            ? el('button', { type: 'button', class: 'secondary', 'aria-label': `Force refresh the connection of ${owner(c)}`, onclick: () => act(`The connection of ${owner(c)} was refreshed.`, () => api('POST', `/v1/mgmt/connections/${enc(c.id)}/refresh`)) }, 'Force refresh')
+            : null,
+          el('button', {
+            type: 'button',
+            class: 'danger',
+            'aria-label': `Revoke the connection of ${owner(c)}`,
+            onclick: () => {
+              if (window.confirm(`Revoke the connection of ${owner(c)}? The credential is deleted and revoked at the provider.`)) {
+                act(`The connection of ${owner(c)} was revoked.`, () => api('DELETE', `/v1/mgmt/connections/${enc(c.id)}`));
+              }
+            },
+          }, 'Revoke'),
         ),
-      )
-    : el('p', {}, 'No connection is stored for this app.');
-  const pager = el('div', { class: 'pager' });
-  if (cursors.length) pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => tokensTab(app, body, cursors.slice(0, -1)) }, 'Previous page'));
-  if (page.nextCursor) pager.append(el('button', { type: 'button', class: 'secondary', onclick: () => tokensTab(app, body, [...cursors, page.nextCursor]) }, 'Next page'));
-  body.replaceChildren(...[el('h2', {}, 'Connections'), message, table, pager, app.type === 'apiKey' ? apiKeyForm(app, reload) : null].filter(Boolean));
+      ),
+    );
+  body.replaceChildren(...[el('h2', {}, 'Connections'), message, list, app.type === 'apiKey' ? apiKeyForm(app, reload) : null].filter(Boolean));
+  listing = await pagedList(
+    list,
+    `/v1/mgmt/outbound-apps/${enc(app.id)}/connections`,
+    (items) => dataTable('Connections', ['Owner', 'Status', 'Scopes', 'Expires', 'Last refresh', 'Last error', ''], items.map(row), 'No connection is stored for this app.'),
+    50,
+  );
 }
 
 function apiKeyForm(app, reload) {
