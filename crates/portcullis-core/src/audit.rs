@@ -150,6 +150,11 @@ impl AuditSink {
 }
 
 async fn writer(stores: Stores, inner: Arc<Inner>) {
+    // Last uses of connections go to the main database, which a key rotation or refreshes may
+    // keep busy: they are written by a task of their own, one at a time, so that the audit log
+    // never waits for them; what arrives meanwhile is merged into the next.
+    let mut touching: Option<tokio::task::JoinHandle<()>> = None;
+    let mut unsent: HashMap<String, Timestamp> = HashMap::new();
     loop {
         let _ = tokio::time::timeout(LINGER, inner.wake.notified()).await;
         // Take everything at once (O(1) under the lock), then write it in batches.
@@ -168,8 +173,15 @@ async fn writer(stores: Stores, inner: Arc<Inner>) {
         metrics::gauge!("portcullis_audit_queue_depth").set(events.len() as f64);
         inner.drained.notify_waiters();
         write_rejected(stores.audit.as_ref(), rejected).await;
+        for (id, at) in used {
+            let last = unsent.entry(id).or_insert(at);
+            *last = (*last).max(at);
+        }
+        if !unsent.is_empty() && touching.as_ref().is_none_or(|t| t.is_finished()) {
+            let (stores, used) = (stores.clone(), std::mem::take(&mut unsent));
+            touching = Some(tokio::spawn(async move { touch(&stores, used).await }));
+        }
         let mut events = events.into_iter().peekable();
-        let mut used = Some(used);
         loop {
             let batch: Arc<[AuditEvent]> = events
                 .by_ref()
@@ -181,7 +193,6 @@ async fn writer(stores: Stores, inner: Arc<Inner>) {
                 })
                 .collect();
             write_events(stores.audit.as_ref(), batch).await;
-            touch(&stores, used.take().unwrap_or_default()).await;
             if events.peek().is_none() {
                 break;
             }
@@ -194,10 +205,18 @@ async fn writer(stores: Stores, inner: Arc<Inner>) {
             }
         }
         metrics::gauge!("portcullis_audit_queue_depth").set(0.0);
+        let last = Arc::strong_count(&inner) == 1;
+        if !flushes.is_empty() || last {
+            // A flush covers the last uses recorded before it.
+            if let Some(t) = touching.take() {
+                let _ = t.await;
+            }
+            touch(&stores, std::mem::take(&mut unsent)).await;
+        }
         for ack in flushes {
             let _ = ack.send(());
         }
-        if Arc::strong_count(&inner) == 1 {
+        if last {
             // Every sink is gone: nothing more can arrive.
             return;
         }

@@ -4,13 +4,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use portcullis_domain::{
-    AdminKeyRecord, AdminKeyStore, AuditEvent, AuditOutcome, AuditQuery, AuditStore,
-    AuditSummaryRow, Change, ClientRecord, ClientStore, DataKeyRecord, DecisionInputs,
-    IssuerRecord, IssuerStore, KeyStore, PageRequest, RecordedDecision, RejectedCount, StoreError,
-    Timestamp,
+    AdminKeyRecord, AdminKeyStore, AuditEvent, AuditQuery, AuditStore, AuditSummaryRow, Change,
+    ClientRecord, ClientStore, DataKeyRecord, IssuerRecord, IssuerStore, KeyStore, PageRequest,
+    RecordedDecision, RejectedCount, StoreError, Timestamp,
 };
-use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, params, params_from_iter};
+use rusqlite::{OptionalExtension, params};
 
 use crate::rows::{hash, json_col, limit, opt_hash, opt_ts, read_err, to_json, ts};
 use crate::{SqliteStore, backend, write_error};
@@ -422,168 +420,21 @@ impl KeyStore for SqliteStore {
     }
 }
 
-const AUDIT_COLUMNS: &str = "id, at, action, app_id, user_id, tenant_id, client_id, issuer, requested_scopes, granted_scopes, outcome, reason, deciding_policies, considered_policies, shadow_outcome, latency_us, inputs";
-
-fn audit_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
-    let outcome: String = row.get(10)?;
-    Ok(AuditEvent {
-        id: row.get(0)?,
-        at: ts(row, 1)?,
-        action: row.get(2)?,
-        app_id: row.get(3)?,
-        user_id: row.get(4)?,
-        tenant_id: row.get(5)?,
-        client_id: row.get(6)?,
-        issuer: row.get(7)?,
-        requested_scopes: json_col(row, 8)?,
-        granted_scopes: json_col(row, 9)?,
-        outcome: AuditOutcome::parse(&outcome).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                10,
-                rusqlite::types::Type::Text,
-                "unknown outcome".into(),
-            )
-        })?,
-        reason: row.get(11)?,
-        deciding_policies: json_col(row, 12)?,
-        considered_policies: json_col(row, 13)?,
-        shadow_outcome: row.get(14)?,
-        latency_us: u64::try_from(row.get::<_, i64>(15)?).unwrap_or(0),
-        inputs: inputs_col(row, 16)?,
-    })
-}
-
-/// The inputs column: JSON, or NULL.
-fn inputs_col(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<DecisionInputs>> {
-    row.get::<_, Option<String>>(i)?
-        .map(|text| {
-            serde_json::from_str(&text).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-            })
-        })
-        .transpose()
-}
-
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, events: Arc<[AuditEvent]>) -> Result<(), StoreError> {
-        self.write(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-                ))
-                .map_err(backend)?;
-            for e in events.iter() {
-                stmt.execute(params![
-                    e.id,
-                    e.at.as_millis(),
-                    e.action,
-                    e.app_id,
-                    e.user_id,
-                    e.tenant_id,
-                    e.client_id,
-                    e.issuer,
-                    to_json(&e.requested_scopes)?,
-                    to_json(&e.granted_scopes)?,
-                    e.outcome.as_str(),
-                    e.reason,
-                    to_json(&e.deciding_policies)?,
-                    to_json(&e.considered_policies)?,
-                    e.shadow_outcome,
-                    i64::try_from(e.latency_us).unwrap_or(i64::MAX),
-                    e.inputs.as_ref().map(to_json).transpose()?
-                ])
-                .map_err(write_error("audit event"))?;
-            }
-            Ok(((), vec![]))
-        })
-        .await
+        self.audit_log().append(events).await
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-        let q = query.clone();
-        self.read(move |c| {
-            let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1");
-            let mut args: Vec<Value> = Vec::new();
-            let mut filter = |column: &str, op: &str, value: Value| {
-                args.push(value);
-                sql.push_str(&format!(" AND {column} {op} ?{}", args.len()));
-            };
-            if let Some(v) = q.app_id {
-                filter("app_id", "=", Value::Text(v));
-            }
-            if let Some(v) = q.user_id {
-                filter("user_id", "=", Value::Text(v));
-            }
-            if let Some(v) = q.tenant_id {
-                filter("tenant_id", "=", Value::Text(v));
-            }
-            if let Some(v) = q.client_id {
-                filter("client_id", "=", Value::Text(v));
-            }
-            if let Some(v) = q.outcome {
-                filter("outcome", "=", Value::Text(v.as_str().to_owned()));
-            }
-            if let Some(v) = q.since {
-                filter("at", ">=", Value::Integer(v.as_millis()));
-            }
-            if let Some(v) = q.until {
-                filter("at", "<", Value::Integer(v.as_millis()));
-            }
-            if let Some(v) = q.before_id {
-                filter("id", "<", Value::Text(v));
-            }
-            args.push(Value::Integer(limit(q.limit)));
-            sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
-            c.prepare(&sql)
-                .and_then(|mut s| {
-                    s.query_map(params_from_iter(args), audit_from_row)?
-                        .collect()
-                })
-                .map_err(read_err)
-        })
-        .await
+        self.audit_log().events(query).await
     }
 
     async fn recorded_decisions(
         &self,
         query: &AuditQuery,
     ) -> Result<Vec<RecordedDecision>, StoreError> {
-        let app = query.app_id.clone();
-        let since = query.since.map_or(i64::MIN, Timestamp::as_millis);
-        let until = query.until.map_or(i64::MAX, Timestamp::as_millis);
-        // A cursor above every id: ids are ASCII.
-        let before = query
-            .before_id
-            .clone()
-            .unwrap_or_else(|| "\u{7f}".to_owned());
-        let n = limit(query.limit);
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT id, user_id, requested_scopes, inputs FROM audit_events \
-                 WHERE app_id = ?1 AND id < ?2 AND at >= ?3 AND at < ?4 AND inputs IS NOT NULL \
-                 ORDER BY id DESC LIMIT ?5",
-            )
-            .and_then(|mut s| {
-                s.query_map(params![app, before, since, until, n], |r| {
-                    Ok(RecordedDecision {
-                        id: r.get(0)?,
-                        user_id: r.get(1)?,
-                        requested_scopes: json_col(r, 2)?,
-                        inputs: inputs_col(r, 3)?.ok_or_else(|| {
-                            rusqlite::Error::InvalidColumnType(
-                                3,
-                                "inputs".into(),
-                                rusqlite::types::Type::Null,
-                            )
-                        })?,
-                    })
-                })?
-                .collect()
-            })
-            .map_err(read_err)
-        })
-        .await
+        self.audit_log().recorded(query).await
     }
 
     async fn audit_summary(
@@ -592,39 +443,7 @@ impl AuditStore for SqliteStore {
         until: Timestamp,
         bucket_ms: i64,
     ) -> Result<Vec<AuditSummaryRow>, StoreError> {
-        let (since, until) = (since.as_millis(), until.as_millis());
-        let bucket_ms = bucket_ms.max(1);
-        self.read(move |c| {
-            // `at >= since`, so the integer division is a floor: the bucket's index.
-            c.prepare_cached(
-                "SELECT (at - ?1) / ?3 AS bucket, app_id, outcome, COUNT(*), \
-                 SUM(latency_us), MAX(latency_us) FROM audit_events \
-                 WHERE at >= ?1 AND at < ?2 GROUP BY bucket, app_id, outcome",
-            )
-            .and_then(|mut s| {
-                s.query_map(params![since, until, bucket_ms], |r| {
-                    let outcome: String = r.get(2)?;
-                    let count = |i| r.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
-                    Ok(AuditSummaryRow {
-                        bucket: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(u32::MAX),
-                        app_id: r.get(1)?,
-                        outcome: AuditOutcome::parse(&outcome).ok_or_else(|| {
-                            rusqlite::Error::FromSqlConversionFailure(
-                                2,
-                                rusqlite::types::Type::Text,
-                                "unknown outcome".into(),
-                            )
-                        })?,
-                        count: count(3)?,
-                        latency_sum_us: count(4)?,
-                        latency_max_us: count(5)?,
-                    })
-                })?
-                .collect()
-            })
-            .map_err(read_err)
-        })
-        .await
+        self.audit_log().summary(since, until, bucket_ms).await
     }
 
     async fn add_rejected(&self, counts: &[RejectedCount]) -> Result<(), StoreError> {
@@ -683,22 +502,23 @@ impl AuditStore for SqliteStore {
     }
 
     async fn prune_audit(&self, before: Timestamp, limit_to: u32) -> Result<u64, StoreError> {
+        let events = self.audit_log().prune(before, limit_to).await?;
         let before = before.as_millis();
         let n = i64::from(limit_to);
-        self.write(move |tx| {
-            let mut gone = 0;
-            for sql in [
-                "DELETE FROM audit_events WHERE id IN \
-                 (SELECT id FROM audit_events WHERE at < ?1 ORDER BY id LIMIT ?2)",
-                "DELETE FROM management_events WHERE id IN \
-                 (SELECT id FROM management_events WHERE at < ?1 ORDER BY id LIMIT ?2)",
-                "DELETE FROM rejected_requests WHERE rowid IN \
-                 (SELECT rowid FROM rejected_requests WHERE minute < ?1 LIMIT ?2)",
-            ] {
-                gone += tx.execute(sql, params![before, n]).map_err(backend)? as u64;
-            }
-            Ok((gone, vec![]))
-        })
-        .await
+        let others = self
+            .write(move |tx| {
+                let mut gone = 0;
+                for sql in [
+                    "DELETE FROM management_events WHERE id IN \
+                     (SELECT id FROM management_events WHERE at < ?1 ORDER BY id LIMIT ?2)",
+                    "DELETE FROM rejected_requests WHERE rowid IN \
+                     (SELECT rowid FROM rejected_requests WHERE minute < ?1 LIMIT ?2)",
+                ] {
+                    gone += tx.execute(sql, params![before, n]).map_err(backend)? as u64;
+                }
+                Ok((gone, vec![]))
+            })
+            .await?;
+        Ok(events + others)
     }
 }

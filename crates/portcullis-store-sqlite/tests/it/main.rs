@@ -104,3 +104,183 @@ async fn a_database_of_the_first_release_is_migrated_in_place() {
         Some(alice)
     );
 }
+
+/// Audit events an older version kept in the main database move into the audit log's own file
+/// when the store opens — every field, inputs or none, across days — and the old table is gone.
+#[tokio::test]
+async fn audit_events_of_an_older_version_move_into_the_audit_log() {
+    use portcullis_domain::{AuditOutcome, AuditQuery};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../../migrations/0001_init.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!("../../migrations/0021_audit_inputs.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!("../../migrations/0022_audit_by_time.sql"))
+            .unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 0), (21, 0), (22, 0);
+             INSERT INTO audit_events VALUES ('evt_a', 1790000000000, 'token', 'cal', 'ada', NULL, 'mcp',
+               'https://idp.example', '[\"read\"]', '[\"read\"]', 'allowed', NULL, '[\"p1\"]',
+               '[{\"id\":\"p1\",\"matched\":true},{\"id\":\"p2\",\"matched\":false,\"shadow\":true}]',
+               'denied', 42,
+               '{\"roles\":[\"Viewer\"],\"claims\":{\"sub\":\"ada\",\"dept\":[\"eng\"]},\"allowed\":true,\"scopes\":[\"read\"]}');
+             INSERT INTO audit_events VALUES ('evt_b', 1790100000000, 'check', NULL, NULL, 't1', NULL,
+               NULL, '[]', '[]', 'invalid_request', 'bad', '[]', '[]', NULL, 7, NULL);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let stores = Stores::from_backend(Arc::new(store.clone()), Arc::new(store.change_feed()));
+    let got = stores
+        .audit
+        .audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<_> = got.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["evt_b", "evt_a"]);
+    let a = &got[1];
+    assert_eq!(a.outcome, AuditOutcome::Allowed);
+    assert_eq!(a.deciding_policies, ["p1"]);
+    assert_eq!(a.considered_policies.len(), 2);
+    assert!(a.considered_policies[1].shadow && !a.considered_policies[1].matched);
+    assert_eq!(a.shadow_outcome.as_deref(), Some("denied"));
+    let inputs = a.inputs.as_ref().unwrap();
+    assert_eq!(
+        (
+            inputs.roles.as_slice(),
+            inputs.allowed,
+            inputs.claims["dept"][0].as_str()
+        ),
+        (&["Viewer".to_owned()][..], true, Some("eng"))
+    );
+    let b = &got[0];
+    assert_eq!(
+        (
+            b.tenant_id.as_deref(),
+            b.reason.as_deref(),
+            b.inputs.is_none(),
+            b.latency_us
+        ),
+        (Some("t1"), Some("bad"), true, 7)
+    );
+    drop((stores, store));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let legacy: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'audit_events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(legacy, 0);
+    assert!(dir.path().join("portcullis-audit.db").exists());
+}
+
+/// The audit log keeps a table per day: a list pages newest first across days, a summary bucket
+/// spans days, and retention drops the days wholly past its cutoff as whole tables.
+#[tokio::test]
+async fn the_audit_log_is_kept_a_day_a_table() {
+    use portcullis_domain::{AuditEvent, AuditOutcome, AuditQuery, Timestamp};
+    const DAY: i64 = 86_400_000;
+    let d0 = 20_000 * DAY; // 2024-10-04, midnight UTC
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let stores = Stores::from_backend(Arc::new(store.clone()), Arc::new(store.change_feed()));
+    let event = |i: i64| AuditEvent {
+        id: format!("evt_{i:02}"),
+        at: Timestamp::from_millis(d0 + (i / 3) * DAY + (i % 3) * 1000),
+        action: "token".into(),
+        app_id: Some(if i % 2 == 0 { "even" } else { "odd" }.into()),
+        user_id: Some("ada".into()),
+        tenant_id: None,
+        client_id: None,
+        issuer: None,
+        requested_scopes: vec!["read".into()],
+        granted_scopes: vec![],
+        outcome: AuditOutcome::Denied,
+        reason: Some("no_policy_matched".into()),
+        deciding_policies: vec![],
+        considered_policies: vec![],
+        shadow_outcome: None,
+        latency_us: u64::try_from(i).unwrap(),
+        inputs: None,
+    };
+    let events: Vec<AuditEvent> = (0..9).map(event).collect();
+    stores.audit.append_audit(events.into()).await.unwrap();
+    let page = |before: Option<&str>, app: Option<&str>| {
+        let q = AuditQuery {
+            before_id: before.map(str::to_owned),
+            app_id: app.map(str::to_owned),
+            limit: 4,
+            ..AuditQuery::default()
+        };
+        let audit = stores.audit.clone();
+        async move {
+            audit
+                .audit(&q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        page(None, None).await,
+        ["evt_08", "evt_07", "evt_06", "evt_05"]
+    );
+    assert_eq!(
+        page(Some("evt_05"), None).await,
+        ["evt_04", "evt_03", "evt_02", "evt_01"]
+    );
+    assert_eq!(page(Some("evt_01"), None).await, ["evt_00"]);
+    assert_eq!(
+        page(None, Some("odd")).await,
+        ["evt_07", "evt_05", "evt_03", "evt_01"]
+    );
+    // One bucket of two days: days 0 and 1, summed across their tables.
+    let summary = stores
+        .audit
+        .audit_summary(
+            Timestamp::from_millis(d0),
+            Timestamp::from_millis(d0 + 2 * DAY),
+            2 * DAY,
+        )
+        .await
+        .unwrap();
+    let even = summary
+        .iter()
+        .find(|r| r.app_id.as_deref() == Some("even"))
+        .unwrap();
+    assert_eq!(
+        (
+            even.bucket,
+            even.count,
+            even.latency_sum_us,
+            even.latency_max_us
+        ),
+        (0, 3, 2 + 4, 4)
+    );
+    // Cutoff one second into day 2: days 0 and 1 go whole; of day 2, the event at 0 s.
+    let cutoff = Timestamp::from_millis(d0 + 2 * DAY + 1000);
+    assert_eq!(stores.audit.prune_audit(cutoff, 100).await.unwrap(), 7);
+    assert_eq!(stores.audit.prune_audit(cutoff, 100).await.unwrap(), 0);
+    assert_eq!(page(None, None).await, ["evt_08", "evt_07"]);
+    let log = rusqlite::Connection::open(dir.path().join("portcullis-audit.db")).unwrap();
+    let tables: Vec<String> = log
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["blobs_20241006", "events_20241006"]);
+}
