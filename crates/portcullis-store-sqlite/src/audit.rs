@@ -14,14 +14,14 @@
 //!   remembers what it stored by a 128-bit SHA-256 prefix of the bytes (a bounded map; past it, or
 //!   after a restart, a blob is stored again: it costs room, never correctness).
 //!
-//! Every insert appends: ids are time-ordered and blobs are numbered, so only the per-app index
-//! takes scattered inserts. 4 KiB pages (the main database has 16 KiB ones): each page such an
-//! insert touches is written whole to the write-ahead log.
+//! Every insert appends: ids are time-ordered and blobs are numbered, so only the per-app and
+//! per-user indexes take scattered inserts. 4 KiB pages (the main database has 16 KiB ones): each
+//! page such an insert touches is written whole to the write-ahead log.
 //!
 //! Events are listed newest first by id; ids are time-ordered, and an event's day is the day of
 //! its `at`, which is the time its id carries.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -55,8 +55,36 @@ const OUTCOMES: [AuditOutcome; 7] = [
 const REST_V1: u8 = 1;
 
 type BlobKey = [u8; 16];
-/// What the writer knows is stored: a blob's day and key, and its row.
-type Known = HashMap<(u32, BlobKey), i64>;
+/// What the writer knows is stored: the days whose tables exist, and blobs (their day and key,
+/// and their row).
+#[derive(Default)]
+struct Known {
+    days: HashSet<u32>,
+    blobs: HashMap<(u32, BlobKey), i64>,
+}
+
+/// What one batch added to [`Known`]: to forget if it is rolled back.
+#[derive(Default)]
+struct Added {
+    days: Vec<u32>,
+    blobs: Vec<(u32, BlobKey)>,
+}
+
+impl Known {
+    fn forget(&mut self, added: &Added) {
+        for d in &added.days {
+            self.days.remove(d);
+        }
+        for k in &added.blobs {
+            self.blobs.remove(k);
+        }
+    }
+
+    fn forget_day(&mut self, day: u32) {
+        self.days.remove(&day);
+        self.blobs.retain(|(d, _), _| *d != day);
+    }
+}
 
 /// The decision audit log of a SQLite store.
 pub(crate) struct AuditLog {
@@ -83,7 +111,7 @@ impl AuditLog {
     pub(crate) fn start(path: &Path, writer: Connection) -> Result<Self, StoreError> {
         Ok(Self {
             db: Db::start(path, writer, READERS)?,
-            known: Arc::new(Mutex::new(HashMap::new())),
+            known: Arc::new(Mutex::new(Known::default())),
         })
     }
 
@@ -94,23 +122,21 @@ impl AuditLog {
             .db
             .write(None, move |tx| {
                 let mut known = lock(&known);
-                if known.len() > KNOWN_BLOBS {
-                    known.clear();
+                if known.blobs.len() > KNOWN_BLOBS {
+                    known.blobs.clear();
                 }
-                let mut added = Vec::new();
+                let mut added = Added::default();
                 let result = append_tx(tx, &events, &mut known, &mut added, false);
                 if result.is_err() {
                     // Rolled back: what this batch stored is not there.
-                    for k in &added {
-                        known.remove(k);
-                    }
+                    known.forget(&added);
                 }
                 result.map(|()| ((), vec![]))
             })
             .await;
         if written.is_err() {
             // The commit itself may have failed: forget everything rather than trust it.
-            lock(&self.known).clear();
+            *lock(&self.known) = Known::default();
         }
         written
     }
@@ -321,7 +347,7 @@ impl AuditLog {
                         blobs_table(day)
                     ))
                     .map_err(backend)?;
-                    lock(&known).retain(|(d, _), _| *d != day);
+                    lock(&known).forget_day(day);
                     gone += u64::try_from(n).unwrap_or(0);
                 }
                 if days.contains(&cut) {
@@ -353,7 +379,7 @@ fn append_tx(
     tx: &Transaction<'_>,
     events: &[AuditEvent],
     known: &mut Known,
-    added: &mut Vec<(u32, BlobKey)>,
+    added: &mut Added,
     skip_duplicates: bool,
 ) -> Result<(), StoreError> {
     // Each day's statements, made once a batch.
@@ -368,7 +394,10 @@ fn append_tx(
         let (insert_event, insert_blob) = match sql.entry(day) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                create_day(tx, day)?;
+                if known.days.insert(day) {
+                    create_day(tx, day)?;
+                    added.days.push(day);
+                }
                 v.insert((
                     format!(
                         "{verb} INTO {} (id, at, app_id, user_id, tenant_id, client_id, outcome, \
@@ -385,15 +414,15 @@ fn append_tx(
         };
         let mut blob = |bytes: Vec<u8>| -> Result<i64, StoreError> {
             let key = blob_key(&bytes);
-            if let Some(&row) = known.get(&(day, key)) {
+            if let Some(&row) = known.blobs.get(&(day, key)) {
                 return Ok(row);
             }
             let row = tx
                 .prepare_cached(insert_blob)
                 .and_then(|mut s| s.query_row(params![bytes], |r| r.get(0)))
                 .map_err(backend)?;
-            known.insert((day, key), row);
-            added.push((day, key));
+            known.blobs.insert((day, key), row);
+            added.blobs.push((day, key));
             Ok(row)
         };
         let policies = if e.considered_policies.is_empty() {
@@ -444,6 +473,7 @@ fn create_day(tx: &Transaction<'_>, day: u32) -> Result<(), StoreError> {
             rest BLOB NOT NULL
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS {events}_by_app ON {events} (app_id, id);
+        CREATE INDEX IF NOT EXISTS {events}_by_user ON {events} (user_id, id);
         CREATE TABLE IF NOT EXISTS {blobs} (id INTEGER PRIMARY KEY, body BLOB NOT NULL);"
     ))
     .map_err(backend)
@@ -907,7 +937,7 @@ pub(crate) fn adopt_legacy(main: &Connection, log: &Connection) -> Result<(), St
         return Ok(());
     }
     let mut moved = 0u64;
-    let mut known = HashMap::new();
+    let mut known = Known::default();
     loop {
         let batch: Vec<AuditEvent> = main
             .prepare(
@@ -922,14 +952,14 @@ pub(crate) fn adopt_legacy(main: &Connection, log: &Connection) -> Result<(), St
             break;
         }
         let tx = log.unchecked_transaction().map_err(backend)?;
-        append_tx(&tx, &batch, &mut known, &mut Vec::new(), true)?;
+        append_tx(&tx, &batch, &mut known, &mut Added::default(), true)?;
         tx.commit().map_err(backend)?;
         let last = batch.last().map(|e| e.id.clone()).unwrap_or_default();
         main.execute("DELETE FROM audit_events WHERE id <= ?1", [last])
             .map_err(backend)?;
         moved += batch.len() as u64;
-        if known.len() > KNOWN_BLOBS {
-            known.clear();
+        if known.blobs.len() > KNOWN_BLOBS {
+            known.blobs.clear();
         }
         tracing::info!(moved, "moving audit events into the audit log's own file");
     }
@@ -995,6 +1025,33 @@ mod tests {
         assert_eq!(id_day(&id), Some(day_of(Timestamp::from_millis(ms))));
         assert_eq!(id_day("evt_01"), None);
         assert_eq!(id_day("evt_0000000000000000000000000!"), None);
+    }
+
+    /// A day's events by app and by user are index searches, not scans of the day.
+    #[test]
+    fn a_day_is_searched_by_app_and_by_user() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        create_day(&tx, 20_791).unwrap();
+        for column in ["app_id", "user_id"] {
+            let plan: Vec<String> = tx
+                .prepare(&format!(
+                    "EXPLAIN QUERY PLAN SELECT id FROM events_20261204 e \
+                     WHERE e.{column} = 'x' AND e.id < 'y' ORDER BY e.id DESC LIMIT 100"
+                ))
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter().any(|step| step.contains(&format!(
+                    "events_20261204_by_{}",
+                    &column[..column.len() - 3]
+                ))),
+                "{column}: {plan:?}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //! then asks for one allowed (user, app) pair again and again; with `--zipf`, a second run draws
 //! `--samples N` (default 50,000) requests, users by activity Zipf-wise (s = 1.1) and for each
 //! user one of their connections (the first ones busiest), keeping only requests the policies
-//! allow, and wrk cycles through them (after a warm-up on another draw of the same size).
+//! allow, and wrk cycles through them (after a warm-up on another draw of the same size). With
+//! `--rotate` as well, a third run repeats the Zipf run while a data-key rotation
+//! (`POST /v1/mgmt/keys/rotate`) re-seals every sealed row.
 
 #![allow(
     clippy::unwrap_used,
@@ -52,11 +54,17 @@ async fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(50_000);
         let zipf = args.iter().any(|a| a == "--zipf");
+        let rotate = args.iter().any(|a| a == "--rotate");
+        assert!(
+            !rotate || zipf,
+            "--rotate measures the Zipf run during a rotation: add --zipf"
+        );
         generated::run(
             &bin,
             &database,
             arg("--manifest").as_deref(),
             zipf,
+            rotate,
             samples,
             seconds,
         )
@@ -399,6 +407,40 @@ end
         }
     }
 
+    /// The Zipf run again while a data-key rotation re-seals every sealed row: the rotation is
+    /// started, the run measured; with the rotation's state when the run ended.
+    async fn rotate_under(
+        http: &reqwest::Client,
+        base: &str,
+        admin: &str,
+        script: String,
+        seconds: u64,
+    ) -> ((Run, u64, f64), String) {
+        let started = http
+            .post(format!("{base}/v1/mgmt/keys/rotate"))
+            .bearer_auth(admin)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            started.status().is_success(),
+            "keys rotate: {}",
+            started.status()
+        );
+        let run = measure(http, base, script, seconds).await;
+        let status: Value = http
+            .get(format!("{base}/v1/mgmt/keys"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (run, status["reencryption"].to_string())
+    }
+
     /// A measured run: wrk for `seconds`, then the audit backlog drained. The run, the audit
     /// events written during it, and how long the backlog took to drain after it.
     async fn measure(
@@ -422,6 +464,7 @@ end
         database: &str,
         manifest: Option<&str>,
         zipf: bool,
+        rotate: bool,
         samples: usize,
         seconds: u64,
     ) {
@@ -605,7 +648,13 @@ end
                     first.insert(k) && !seen.contains(&k)
                 })
                 .count();
-            zipf_run = Some((run, stats(&measured, refused), cold));
+            let rotating = if rotate {
+                let again = script(dir.path(), "zipf-rotating.lua", &measured_data);
+                Some(rotate_under(&http, &base, &admin, again, seconds).await)
+            } else {
+                None
+            };
+            zipf_run = Some((run, stats(&measured, refused), cold, rotating));
         }
         drop(server);
 
@@ -617,13 +666,22 @@ end
             model.p.connections
         );
         let mut rows: Vec<(&str, &Run)> = vec![("warm: one user, one app", &single.0)];
-        if let Some((run, _, _)) = &zipf_run {
+        if let Some((run, _, _, rotating)) = &zipf_run {
             rows.push(("Zipf: users s=1.1, their apps", &run.0));
+            if let Some((run, _)) = rotating {
+                rows.push(("Zipf, during a data-key rotation", &run.0));
+            }
         }
         print_table(&title, &rows);
         println!();
-        for (name, (run, written, wait)) in
-            std::iter::once(("warm", &single)).chain(zipf_run.as_ref().map(|(r, _, _)| ("Zipf", r)))
+        for (name, (run, written, wait)) in std::iter::once(("warm", &single))
+            .chain(zipf_run.as_ref().map(|(r, _, _, _)| ("Zipf", r)))
+            .chain(
+                zipf_run
+                    .as_ref()
+                    .and_then(|(_, _, _, r)| r.as_ref())
+                    .map(|(r, _)| ("Zipf during the rotation", r)),
+            )
         {
             println!(
                 "{name}: {:.0} requests/s; the audit log took {:.0} decisions/s during the run, and {wait:.1} s more to write the rest",
@@ -631,7 +689,10 @@ end
                 *written as f64 / seconds as f64,
             );
         }
-        if let Some(((run, _, _), st, cold)) = &zipf_run {
+        if let Some((_, _, _, Some((_, rotation)))) = &zipf_run {
+            println!("the rotation when that run ended: {rotation}");
+        }
+        if let Some(((run, _, _), st, cold, _)) = &zipf_run {
             let total = run.requests_per_sec * seconds as f64;
             println!(
                 "\nZipf draw: {samples} requests over {} users and {} (user, app, tenant) pairs; {} in a tenant, {} asking for write; {} draws refused by the policies or a disabled user were redrawn. About {total:.0} requests were made ({:.1} passes over the draw); {cold} of the draw's requests ({:.1}%) met a pair the warm-up had not drawn, on the first pass.",
