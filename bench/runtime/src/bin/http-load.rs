@@ -15,7 +15,9 @@
 //! user one of their connections (the first ones busiest), keeping only requests the policies
 //! allow, and wrk cycles through them (after a warm-up on another draw of the same size). With
 //! `--rotate` as well, a third run repeats the Zipf run while a data-key rotation
-//! (`POST /v1/mgmt/keys/rotate`) re-seals every sealed row.
+//! (`POST /v1/mgmt/keys/rotate`) re-seals every sealed row. With `--nodes N` (a PostgreSQL data
+//! set), N nodes run on the database, a wrk on each, while the first node disables and re-enables
+//! a user: how long the others go on answering as before.
 
 #![allow(
     clippy::unwrap_used,
@@ -55,6 +57,11 @@ async fn main() {
             .unwrap_or(50_000);
         let zipf = args.iter().any(|a| a == "--zipf");
         let rotate = args.iter().any(|a| a == "--rotate");
+        let nodes: usize = arg("--nodes").and_then(|s| s.parse().ok()).unwrap_or(1);
+        assert!(
+            nodes == 1 || (zipf && database.starts_with("postgres")),
+            "--nodes N runs N nodes on one PostgreSQL under the Zipf load: add --zipf and a postgres:// data set"
+        );
         assert!(
             !rotate || zipf,
             "--rotate measures the Zipf run during a rotation: add --zipf"
@@ -63,10 +70,13 @@ async fn main() {
             &bin,
             &database,
             arg("--manifest").as_deref(),
-            zipf,
-            rotate,
-            samples,
-            seconds,
+            generated::Runs {
+                zipf,
+                rotate,
+                nodes,
+                samples,
+                seconds,
+            },
         )
         .await;
         return;
@@ -407,6 +417,88 @@ end
         }
     }
 
+    /// Nodes on one PostgreSQL under the Zipf load (a wrk on each), while the first node disables
+    /// and re-enables one user, 20 times: how long each other node goes on answering as before
+    /// (the user's token request asked again and again until its answer changes), counted from
+    /// the moment the change's write returned.
+    async fn staleness(
+        http: &reqwest::Client,
+        bases: &[String],
+        admin: &str,
+        sample: &Sample,
+        token: &str,
+        script: &str,
+        seconds: u64,
+    ) {
+        let loads: Vec<_> = bases
+            .iter()
+            .map(|b| {
+                let (url, script) = (b.clone(), script.to_owned());
+                tokio::task::spawn_blocking(move || wrk(&url, Some(&script), seconds))
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let user = scale::user_id(sample.user);
+        let mut stale_ms: Vec<f64> = Vec::new();
+        for round in 0..20 {
+            let disabled = round % 2 == 0;
+            let resp = http
+                .put(format!("{}/v1/mgmt/users/{user}", bases[0]))
+                .bearer_auth(admin)
+                .json(&json!({ "disabled": disabled }))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                resp.status().is_success(),
+                "updating the user: {}",
+                resp.text().await.unwrap_or_default()
+            );
+            let changed = std::time::Instant::now();
+            for b in &bases[1..] {
+                loop {
+                    let status = http
+                        .post(format!("{b}{}", sample.path()))
+                        .bearer_auth(token)
+                        .header("content-type", "application/json")
+                        .body(sample.body())
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
+                    if status.is_success() != disabled {
+                        break;
+                    }
+                    assert!(
+                        changed.elapsed() < std::time::Duration::from_secs(10),
+                        "{b} still answers {status} 10 s after the change"
+                    );
+                }
+                stale_ms.push(changed.elapsed().as_secs_f64() * 1000.0);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let mut runs = Vec::new();
+        for l in loads {
+            runs.push(l.await.unwrap());
+        }
+        stale_ms.sort_by(f64::total_cmp);
+        println!(
+            "\n{} nodes on one PostgreSQL, a wrk on each (Zipf draw): {} requests/s in all (p99 {}); \
+             a user disabled or re-enabled on the first node, 20 times: the other nodes answered as \
+             before for p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms after the write returned",
+            bases.len(),
+            runs.iter().map(|r| r.requests_per_sec).sum::<f64>().round(),
+            runs.iter()
+                .map(|r| r.p99.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+            stale_ms[stale_ms.len() / 2],
+            stale_ms[(stale_ms.len() * 99 / 100).min(stale_ms.len() - 1)],
+            stale_ms[stale_ms.len() - 1],
+        );
+    }
+
     /// The Zipf run again while a data-key rotation re-seals every sealed row: the rotation is
     /// started, the run measured; with the rotation's state when the run ended.
     async fn rotate_under(
@@ -459,15 +551,28 @@ end
         (run, during, wait)
     }
 
-    pub(super) async fn run(
-        bin: &str,
-        database: &str,
-        manifest: Option<&str>,
-        zipf: bool,
-        rotate: bool,
-        samples: usize,
-        seconds: u64,
-    ) {
+    /// What to run on a data set.
+    pub(super) struct Runs {
+        /// The Zipf run after the warm one.
+        pub(super) zipf: bool,
+        /// The Zipf run again during a data-key rotation.
+        pub(super) rotate: bool,
+        /// Nodes on the database (more than one: the staleness run).
+        pub(super) nodes: usize,
+        /// Requests in a Zipf draw.
+        pub(super) samples: usize,
+        /// Seconds a run.
+        pub(super) seconds: u64,
+    }
+
+    pub(super) async fn run(bin: &str, database: &str, manifest: Option<&str>, runs: Runs) {
+        let Runs {
+            zipf,
+            rotate,
+            nodes,
+            samples,
+            seconds,
+        } = runs;
         let manifest_path = scale::manifest_path(database, manifest);
         let manifest: Value = serde_json::from_str(
             &std::fs::read_to_string(&manifest_path).unwrap_or_else(|e| {
@@ -501,6 +606,8 @@ end
             started.elapsed().as_secs_f64()
         );
         let base = server.base.clone();
+        // More nodes on the same database (PostgreSQL), for the staleness run.
+        let others: Vec<Server> = (1..nodes).map(|_| Server::start(bin, &env)).collect();
         let http = reqwest::Client::new();
         let resp = http
             .put(format!(
@@ -655,7 +762,16 @@ end
                 None
             };
             zipf_run = Some((run, stats(&measured, refused), cold, rotating));
+            if !others.is_empty() {
+                let bases: Vec<String> = std::iter::once(base.clone())
+                    .chain(others.iter().map(|o| o.base.clone()))
+                    .collect();
+                let token = tokens.of(hottest.user);
+                let loaded = script(dir.path(), "zipf-nodes.lua", &measured_data);
+                staleness(&http, &bases, &admin, &hottest, &token, &loaded, seconds).await;
+            }
         }
+        drop(others);
         drop(server);
 
         let title = format!(
