@@ -146,12 +146,7 @@ impl AuditLog {
         let q = query.clone();
         self.db
             .read(move |c| {
-                let mut out = Vec::new();
-                for day in days_for(c, q.since, q.until, q.before_id.as_deref())? {
-                    let want = i64::from(q.limit) - out.len() as i64;
-                    if want <= 0 {
-                        break;
-                    }
+                across_days(c, &q, |day, want| {
                     let mut sql = format!(
                         "SELECT e.id, e.at, e.app_id, e.user_id, e.tenant_id, e.client_id, \
                          e.outcome, e.latency_us, e.rest, p.body, i.body FROM {events} e \
@@ -191,15 +186,13 @@ impl AuditLog {
                     }
                     args.push(Value::Integer(want));
                     sql.push_str(&format!(" ORDER BY e.id DESC LIMIT ?{}", args.len()));
-                    let mut stmt = c.prepare(&sql).map_err(read_err)?;
-                    let rows = stmt
-                        .query_map(params_from_iter(args), event_from_row)
-                        .map_err(read_err)?;
-                    for row in rows {
-                        out.push(row.map_err(read_err)?);
-                    }
-                }
-                Ok(out)
+                    c.prepare(&sql)
+                        .and_then(|mut s| {
+                            s.query_map(params_from_iter(args), event_from_row)?
+                                .collect()
+                        })
+                        .map_err(read_err)
+                })
             })
             .await
     }
@@ -216,12 +209,7 @@ impl AuditLog {
         let before = q.before_id.clone().unwrap_or_else(|| "\u{7f}".to_owned());
         self.db
             .read(move |c| {
-                let mut out = Vec::new();
-                for day in days_for(c, q.since, q.until, q.before_id.as_deref())? {
-                    let want = i64::from(q.limit) - out.len() as i64;
-                    if want <= 0 {
-                        break;
-                    }
+                across_days(c, &q, |day, want| {
                     let sql = format!(
                         "SELECT e.id, e.user_id, e.rest, i.body FROM {events} e \
                          JOIN {blobs} i ON i.id = e.inputs \
@@ -231,33 +219,29 @@ impl AuditLog {
                         blobs = blobs_table(day),
                     );
                     let mut stmt = c.prepare_cached(&sql).map_err(read_err)?;
-                    let rows = stmt
-                        .query_map(params![q.app_id, before, since, until, want], |r| {
-                            let rest: Vec<u8> = r.get(2)?;
-                            let inputs: Vec<u8> = r.get(3)?;
-                            let rest = Rest::decode(&rest).map_err(|e| bad_record(2, e))?;
-                            let (roles, claims, truncated) =
-                                decode_inputs(&inputs).map_err(|e| bad_record(3, e))?;
-                            let (allowed, scopes) = rest.inputs.unwrap_or_default();
-                            Ok(RecordedDecision {
-                                id: r.get(0)?,
-                                user_id: r.get(1)?,
-                                requested_scopes: rest.requested,
-                                inputs: DecisionInputs {
-                                    roles,
-                                    claims,
-                                    truncated,
-                                    allowed,
-                                    scopes,
-                                },
-                            })
+                    stmt.query_map(params![q.app_id, before, since, until, want], |r| {
+                        let rest: Vec<u8> = r.get(2)?;
+                        let inputs: Vec<u8> = r.get(3)?;
+                        let rest = Rest::decode(&rest).map_err(|e| bad_record(2, e))?;
+                        let (roles, claims, truncated) =
+                            decode_inputs(&inputs).map_err(|e| bad_record(3, e))?;
+                        let (allowed, scopes) = rest.inputs.unwrap_or_default();
+                        Ok(RecordedDecision {
+                            id: r.get(0)?,
+                            user_id: r.get(1)?,
+                            requested_scopes: rest.requested,
+                            inputs: DecisionInputs {
+                                roles,
+                                claims,
+                                truncated,
+                                allowed,
+                                scopes,
+                            },
                         })
-                        .map_err(read_err)?;
-                    for row in rows {
-                        out.push(row.map_err(read_err)?);
-                    }
-                }
-                Ok(out)
+                    })
+                    .and_then(Iterator::collect)
+                    .map_err(read_err)
+                })
             })
             .await
     }
@@ -477,6 +461,24 @@ fn create_day(tx: &Transaction<'_>, day: u32) -> Result<(), StoreError> {
         CREATE TABLE IF NOT EXISTS {blobs} (id INTEGER PRIMARY KEY, body BLOB NOT NULL);"
     ))
     .map_err(backend)
+}
+
+/// Reads the days `q` selects, newest first, a page a day (`page(day, want)`: at most `want`
+/// rows), until `q.limit` rows are read.
+fn across_days<T>(
+    c: &Connection,
+    q: &AuditQuery,
+    mut page: impl FnMut(u32, i64) -> Result<Vec<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for day in days_for(c, q.since, q.until, q.before_id.as_deref())? {
+        let want = i64::from(q.limit) - out.len() as i64;
+        if want <= 0 {
+            break;
+        }
+        out.extend(page(day, want)?);
+    }
+    Ok(out)
 }
 
 /// The days stored, oldest first.
