@@ -439,13 +439,37 @@ end
             .collect();
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let user = scale::user_id(sample.user);
+        // A PUT replaces the user: send it whole, only `disabled` changed.
+        let stored: Value = http
+            .get(format!("{}/v1/mgmt/users/{user}", bases[0]))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut input = serde_json::Map::new();
+        for field in [
+            "identities",
+            "email",
+            "name",
+            "roles",
+            "tenants",
+            "attributes",
+        ] {
+            if let Some(v) = stored.get(field).filter(|v| !v.is_null()) {
+                input.insert(field.into(), v.clone());
+            }
+        }
         let mut stale_ms: Vec<f64> = Vec::new();
         for round in 0..20 {
             let disabled = round % 2 == 0;
+            input.insert("disabled".into(), json!(disabled));
             let resp = http
                 .put(format!("{}/v1/mgmt/users/{user}", bases[0]))
                 .bearer_auth(admin)
-                .json(&json!({ "disabled": disabled }))
+                .json(&input)
                 .send()
                 .await
                 .unwrap();
