@@ -417,6 +417,18 @@ end
         }
     }
 
+    /// A management read's JSON answer.
+    async fn admin_get(http: &reqwest::Client, url: &str, admin: &str) -> Value {
+        http.get(url)
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Nodes on one PostgreSQL under the Zipf load (a wrk on each), while the first node disables
     /// and re-enables one user, 20 times: how long each other node goes on answering as before
     /// (the user's token request asked again and again until its answer changes), counted from
@@ -440,15 +452,7 @@ end
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let user = scale::user_id(sample.user);
         // A PUT replaces the user: send it whole, only `disabled` changed.
-        let stored: Value = http
-            .get(format!("{}/v1/mgmt/users/{user}", bases[0]))
-            .bearer_auth(admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stored = admin_get(http, &format!("{}/v1/mgmt/users/{user}", bases[0]), admin).await;
         let mut input = serde_json::Map::new();
         for field in [
             "identities",
@@ -545,15 +549,7 @@ end
             started.status()
         );
         let run = measure(http, base, script, seconds).await;
-        let status: Value = http
-            .get(format!("{base}/v1/mgmt/keys"))
-            .bearer_auth(admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = admin_get(http, &format!("{base}/v1/mgmt/keys"), admin).await;
         (run, status["reencryption"].to_string())
     }
 
