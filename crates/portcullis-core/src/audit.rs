@@ -150,11 +150,13 @@ impl AuditSink {
 }
 
 async fn writer(stores: Stores, inner: Arc<Inner>) {
-    // Last uses of connections go to the main database, which a key rotation or refreshes may
-    // keep busy: they are written by a task of their own, one at a time, so that the audit log
-    // never waits for them; what arrives meanwhile is merged into the next.
-    let mut touching: Option<tokio::task::JoinHandle<()>> = None;
-    let mut unsent: HashMap<String, Timestamp> = HashMap::new();
+    // Last uses of connections and counts of rejected requests go to the main database on
+    // SQLite, which a key rotation or refreshes may keep busy: they are written by a task of
+    // their own, one at a time, so that the audit log never waits for them; what arrives
+    // meanwhile is merged into the next.
+    let mut side: Option<tokio::task::JoinHandle<()>> = None;
+    let mut unsent_used: HashMap<String, Timestamp> = HashMap::new();
+    let mut unsent_rejected: HashMap<RejectedKey, u64> = HashMap::new();
     loop {
         let _ = tokio::time::timeout(LINGER, inner.wake.notified()).await;
         // Take everything at once (O(1) under the lock), then write it in batches.
@@ -172,14 +174,22 @@ async fn writer(stores: Stores, inner: Arc<Inner>) {
         };
         metrics::gauge!("portcullis_audit_queue_depth").set(events.len() as f64);
         inner.drained.notify_waiters();
-        write_rejected(stores.audit.as_ref(), rejected).await;
         for (id, at) in used {
-            let last = unsent.entry(id).or_insert(at);
+            let last = unsent_used.entry(id).or_insert(at);
             *last = (*last).max(at);
         }
-        if !unsent.is_empty() && touching.as_ref().is_none_or(|t| t.is_finished()) {
-            let (stores, used) = (stores.clone(), std::mem::take(&mut unsent));
-            touching = Some(tokio::spawn(async move { touch(&stores, used).await }));
+        for (key, n) in rejected {
+            *unsent_rejected.entry(key).or_insert(0) += n;
+        }
+        let pending = !unsent_used.is_empty() || !unsent_rejected.is_empty();
+        if pending && side.as_ref().is_none_or(|t| t.is_finished()) {
+            let stores = stores.clone();
+            let used = std::mem::take(&mut unsent_used);
+            let rejected = std::mem::take(&mut unsent_rejected);
+            side = Some(tokio::spawn(async move {
+                write_rejected(stores.audit.as_ref(), rejected).await;
+                touch(&stores, used).await;
+            }));
         }
         let mut events = events.into_iter().peekable();
         loop {
@@ -207,11 +217,12 @@ async fn writer(stores: Stores, inner: Arc<Inner>) {
         metrics::gauge!("portcullis_audit_queue_depth").set(0.0);
         let last = Arc::strong_count(&inner) == 1;
         if !flushes.is_empty() || last {
-            // A flush covers the last uses recorded before it.
-            if let Some(t) = touching.take() {
+            // A flush covers the last uses and rejected requests recorded before it.
+            if let Some(t) = side.take() {
                 let _ = t.await;
             }
-            touch(&stores, std::mem::take(&mut unsent)).await;
+            write_rejected(stores.audit.as_ref(), std::mem::take(&mut unsent_rejected)).await;
+            touch(&stores, std::mem::take(&mut unsent_used)).await;
         }
         for ack in flushes {
             let _ = ack.send(());
