@@ -3,9 +3,8 @@
 //! its writes never wait behind the main database's writes (a key rotation, refreshes) nor make
 //! them wait.
 //!
-//! One table per UTC day (`events_20261204`, and `blobs_20261204` beside it): the day being
-//! written is small, so its pages stay in memory and the per-app index's scattered inserts are
-//! cheap; retention drops whole days. Rows are compact:
+//! One table per UTC day (`events_20261204`, and `blobs_20261204` and the index runs beside
+//! it): retention drops whole days. Rows are compact:
 //! - the columns a query filters on (`id`, `at`, `app_id`, `user_id`, `tenant_id`, `client_id`,
 //!   `outcome` as a number, `latency_us`), then everything else in one binary record (`rest`);
 //! - what many decisions share is stored once in `blobs` and referenced by its row number: the
@@ -14,9 +13,10 @@
 //!   remembers what it stored by a 128-bit SHA-256 prefix of the bytes (a bounded map; past it, or
 //!   after a restart, a blob is stored again: it costs room, never correctness).
 //!
-//! Every insert appends: ids are time-ordered and blobs are numbered, so only the per-app and
-//! per-user indexes take scattered inserts. 4 KiB pages (the main database has 16 KiB ones): each
-//! page such an insert touches is written whole to the write-ahead log.
+//! Every insert appends: ids are time-ordered, blobs are numbered, and the indexes by app and
+//! by user are kept as sorted runs, a run per batch, merged as they accumulate (see [`runs`]).
+//! 4 KiB pages (the main database has 16 KiB ones): what a commit dirties is written whole to
+//! the write-ahead log.
 //!
 //! Events are listed newest first by id; ids are time-ordered, and an event's day is the day of
 //! its `at`, which is the time its id carries.
@@ -34,6 +34,9 @@ use rusqlite::{Connection, Transaction, params, params_from_iter};
 
 use crate::rows::{json_col, read_err, ts};
 use crate::{Db, backend, open_connection, write_error};
+
+mod runs;
+use runs::Index;
 
 const DAY_MS: i64 = 86_400_000;
 /// The reader connections of the audit log.
@@ -103,8 +106,13 @@ impl AuditLog {
     }
 
     /// Opens (creating if needed) the log's file and returns its writer connection.
+    /// Days of the previous layout get their index runs (see [`runs::adopt_day`]).
     pub(crate) fn prepare(path: &Path) -> Result<Connection, StoreError> {
-        open_connection(path, Some(4096))
+        let conn = open_connection(path, Some(4096))?;
+        for day in stored_days(&conn)? {
+            runs::adopt_day(&conn, day, &events_table(day))?;
+        }
+        Ok(conn)
     }
 
     /// Starts the log's writer thread and readers.
@@ -141,57 +149,95 @@ impl AuditLog {
         written
     }
 
-    /// The events `query` selects, newest first.
+    /// The events `query` selects, newest first. Filtered by app or by user, a search of that
+    /// index's runs (see [`runs`]); else the day's events newest first.
     pub(crate) async fn events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let q = query.clone();
         self.db
             .read(move |c| {
                 across_days(c, &q, |day, want| {
-                    let mut sql = format!(
-                        "SELECT e.id, e.at, e.app_id, e.user_id, e.tenant_id, e.client_id, \
-                         e.outcome, e.latency_us, e.rest, p.body, i.body FROM {events} e \
-                         LEFT JOIN {blobs} p ON p.id = e.policies \
-                         LEFT JOIN {blobs} i ON i.id = e.inputs WHERE 1 = 1",
-                        events = events_table(day),
-                        blobs = blobs_table(day),
-                    );
-                    let mut args: Vec<Value> = Vec::new();
+                    let index = match (&q.app_id, &q.user_id) {
+                        (Some(app), _) => Some((Index::App, app.clone())),
+                        (None, Some(user)) => Some((Index::User, user.clone())),
+                        (None, None) => None,
+                    };
+                    // With an index, ?1 is the run and ?2 the key.
+                    let (from, mut sql, mut args) = match &index {
+                        Some((index, key)) => (
+                            format!(
+                                "{} x JOIN {} e ON e.id = x.id",
+                                index.table(day),
+                                events_table(day)
+                            ),
+                            " AND x.run = ?1 AND x.key = ?2".to_owned(),
+                            vec![Value::Integer(0), Value::Text(key.clone())],
+                        ),
+                        None => (
+                            format!("{} e", events_table(day)),
+                            String::new(),
+                            Vec::new(),
+                        ),
+                    };
                     let mut filter = |column: &str, op: &str, value: Value| {
                         args.push(value);
-                        sql.push_str(&format!(" AND e.{column} {op} ?{}", args.len()));
+                        sql.push_str(&format!(" AND {column} {op} ?{}", args.len()));
                     };
                     if let Some(v) = &q.app_id {
-                        filter("app_id", "=", Value::Text(v.clone()));
+                        filter("e.app_id", "=", Value::Text(v.clone()));
                     }
                     if let Some(v) = &q.user_id {
-                        filter("user_id", "=", Value::Text(v.clone()));
+                        filter("e.user_id", "=", Value::Text(v.clone()));
                     }
                     if let Some(v) = &q.tenant_id {
-                        filter("tenant_id", "=", Value::Text(v.clone()));
+                        filter("e.tenant_id", "=", Value::Text(v.clone()));
                     }
                     if let Some(v) = &q.client_id {
-                        filter("client_id", "=", Value::Text(v.clone()));
+                        filter("e.client_id", "=", Value::Text(v.clone()));
                     }
                     if let Some(v) = q.outcome {
-                        filter("outcome", "=", Value::Integer(outcome_code(v)));
+                        filter("e.outcome", "=", Value::Integer(outcome_code(v)));
                     }
                     if let Some(v) = q.since {
-                        filter("at", ">=", Value::Integer(v.as_millis()));
+                        filter("e.at", ">=", Value::Integer(v.as_millis()));
                     }
                     if let Some(v) = q.until {
-                        filter("at", "<", Value::Integer(v.as_millis()));
+                        filter("e.at", "<", Value::Integer(v.as_millis()));
                     }
                     if let Some(v) = &q.before_id {
-                        filter("id", "<", Value::Text(v.clone()));
+                        let column = if index.is_some() { "x.id" } else { "e.id" };
+                        filter(column, "<", Value::Text(v.clone()));
                     }
-                    args.push(Value::Integer(want));
-                    sql.push_str(&format!(" ORDER BY e.id DESC LIMIT ?{}", args.len()));
-                    c.prepare(&sql)
-                        .and_then(|mut s| {
-                            s.query_map(params_from_iter(args), event_from_row)?
+                    let order = if index.is_some() { "x.id" } else { "e.id" };
+                    let sql = format!(
+                        "SELECT e.id, e.at, e.app_id, e.user_id, e.tenant_id, e.client_id, \
+                         e.outcome, e.latency_us, e.rest, p.body, i.body FROM {from} \
+                         LEFT JOIN {blobs} p ON p.id = e.policies \
+                         LEFT JOIN {blobs} i ON i.id = e.inputs WHERE 1 = 1{sql} \
+                         ORDER BY {order} DESC LIMIT ?{}",
+                        args.len() + 1,
+                        blobs = blobs_table(day),
+                    );
+                    let mut read = |run: i64, want: usize| -> Result<Vec<AuditEvent>, StoreError> {
+                        if index.is_some() {
+                            args[0] = Value::Integer(run);
+                        }
+                        let limit = Value::Integer(i64::try_from(want).unwrap_or(i64::MAX));
+                        c.prepare_cached(&sql)
+                            .and_then(|mut s| {
+                                s.query_map(
+                                    params_from_iter(args.iter().chain([&limit])),
+                                    event_from_row,
+                                )?
                                 .collect()
-                        })
-                        .map_err(read_err)
+                            })
+                            .map_err(read_err)
+                    };
+                    match index {
+                        Some(_) => {
+                            runs::search(c, day, q.before_id.as_deref(), want, read, |e| &e.id)
+                        }
+                        None => read(0, want),
+                    }
                 })
             })
             .await
@@ -209,38 +255,46 @@ impl AuditLog {
         let before = q.before_id.clone().unwrap_or_else(|| "\u{7f}".to_owned());
         self.db
             .read(move |c| {
+                let Some(app) = q.app_id.clone() else {
+                    return Ok(Vec::new());
+                };
                 across_days(c, &q, |day, want| {
                     let sql = format!(
-                        "SELECT e.id, e.user_id, e.rest, i.body FROM {events} e \
-                         JOIN {blobs} i ON i.id = e.inputs \
-                         WHERE e.app_id = ?1 AND e.id < ?2 AND e.at >= ?3 AND e.at < ?4 \
-                         ORDER BY e.id DESC LIMIT ?5",
+                        "SELECT e.id, e.user_id, e.rest, i.body FROM {by_app} x \
+                         JOIN {events} e ON e.id = x.id JOIN {blobs} i ON i.id = e.inputs \
+                         WHERE x.run = ?1 AND x.key = ?2 AND x.id < ?3 AND e.at >= ?4 \
+                         AND e.at < ?5 ORDER BY x.id DESC LIMIT ?6",
+                        by_app = Index::App.table(day),
                         events = events_table(day),
                         blobs = blobs_table(day),
                     );
-                    let mut stmt = c.prepare_cached(&sql).map_err(read_err)?;
-                    stmt.query_map(params![q.app_id, before, since, until, want], |r| {
-                        let rest: Vec<u8> = r.get(2)?;
-                        let inputs: Vec<u8> = r.get(3)?;
-                        let rest = Rest::decode(&rest).map_err(|e| bad_record(2, e))?;
-                        let (roles, claims, truncated) =
-                            decode_inputs(&inputs).map_err(|e| bad_record(3, e))?;
-                        let (allowed, scopes) = rest.inputs.unwrap_or_default();
-                        Ok(RecordedDecision {
-                            id: r.get(0)?,
-                            user_id: r.get(1)?,
-                            requested_scopes: rest.requested,
-                            inputs: DecisionInputs {
-                                roles,
-                                claims,
-                                truncated,
-                                allowed,
-                                scopes,
-                            },
+                    let read = |run: i64, want: usize| {
+                        let mut stmt = c.prepare_cached(&sql).map_err(read_err)?;
+                        let want = i64::try_from(want).unwrap_or(i64::MAX);
+                        stmt.query_map(params![run, app, before, since, until, want], |r| {
+                            let rest: Vec<u8> = r.get(2)?;
+                            let inputs: Vec<u8> = r.get(3)?;
+                            let rest = Rest::decode(&rest).map_err(|e| bad_record(2, e))?;
+                            let (roles, claims, truncated) =
+                                decode_inputs(&inputs).map_err(|e| bad_record(3, e))?;
+                            let (allowed, scopes) = rest.inputs.unwrap_or_default();
+                            Ok(RecordedDecision {
+                                id: r.get(0)?,
+                                user_id: r.get(1)?,
+                                requested_scopes: rest.requested,
+                                inputs: DecisionInputs {
+                                    roles,
+                                    claims,
+                                    truncated,
+                                    allowed,
+                                    scopes,
+                                },
+                            })
                         })
-                    })
-                    .and_then(Iterator::collect)
-                    .map_err(read_err)
+                        .and_then(Iterator::collect)
+                        .map_err(read_err)
+                    };
+                    runs::search(c, day, q.before_id.as_deref(), want, read, |d| &d.id)
                 })
             })
             .await
@@ -331,6 +385,7 @@ impl AuditLog {
                         blobs_table(day)
                     ))
                     .map_err(backend)?;
+                    runs::drop_day(tx, day)?;
                     lock(&known).forget_day(day);
                     gone += u64::try_from(n).unwrap_or(0);
                 }
@@ -368,6 +423,8 @@ fn append_tx(
 ) -> Result<(), StoreError> {
     // Each day's statements, made once a batch.
     let mut sql: HashMap<u32, (String, String)> = HashMap::new();
+    // Each day's index entries, written as a run once the events are.
+    let mut entries: BTreeMap<u32, runs::Entries> = BTreeMap::new();
     let verb = if skip_duplicates {
         "INSERT OR IGNORE"
     } else {
@@ -418,7 +475,8 @@ fn append_tx(
             Some(i) => Some(blob(encode_inputs(i)?)?),
             None => None,
         };
-        tx.prepare_cached(insert_event)
+        let written = tx
+            .prepare_cached(insert_event)
             .and_then(|mut s| {
                 s.execute(params![
                     e.id,
@@ -435,12 +493,25 @@ fn append_tx(
                 ])
             })
             .map_err(write_error("audit event"))?;
+        // Not written: an id already stored, skipped; it has its entries.
+        if written == 1 {
+            let day = entries.entry(day).or_default();
+            if let Some(app) = &e.app_id {
+                day.app.push((app.clone(), e.id.clone()));
+            }
+            if let Some(user) = &e.user_id {
+                day.user.push((user.clone(), e.id.clone()));
+            }
+        }
+    }
+    for (day, entries) in entries {
+        runs::write(tx, day, entries)?;
     }
     Ok(())
 }
 
 /// Creates a day's tables if they do not exist.
-fn create_day(tx: &Transaction<'_>, day: u32) -> Result<(), StoreError> {
+fn create_day(tx: &Connection, day: u32) -> Result<(), StoreError> {
     let (events, blobs) = (events_table(day), blobs_table(day));
     tx.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {events} (
@@ -456,11 +527,10 @@ fn create_day(tx: &Transaction<'_>, day: u32) -> Result<(), StoreError> {
             inputs INTEGER,
             rest BLOB NOT NULL
         ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS {events}_by_app ON {events} (app_id, id);
-        CREATE INDEX IF NOT EXISTS {events}_by_user ON {events} (user_id, id);
         CREATE TABLE IF NOT EXISTS {blobs} (id INTEGER PRIMARY KEY, body BLOB NOT NULL);"
     ))
-    .map_err(backend)
+    .map_err(backend)?;
+    runs::create(tx, day)
 }
 
 /// Reads the days `q` selects, newest first, a page a day (`page(day, want)`: at most `want`
@@ -468,12 +538,12 @@ fn create_day(tx: &Transaction<'_>, day: u32) -> Result<(), StoreError> {
 fn across_days<T>(
     c: &Connection,
     q: &AuditQuery,
-    mut page: impl FnMut(u32, i64) -> Result<Vec<T>, StoreError>,
+    mut page: impl FnMut(u32, usize) -> Result<Vec<T>, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::new();
     for day in days_for(c, q.since, q.until, q.before_id.as_deref())? {
-        let want = i64::from(q.limit) - out.len() as i64;
-        if want <= 0 {
+        let want = (q.limit as usize).saturating_sub(out.len());
+        if want == 0 {
             break;
         }
         out.extend(page(day, want)?);
@@ -1029,17 +1099,18 @@ mod tests {
         assert_eq!(id_day("evt_0000000000000000000000000!"), None);
     }
 
-    /// A day's events by app and by user are index searches, not scans of the day.
+    /// A day's events by app and by user are a search of each run's entries, not a scan.
     #[test]
     fn a_day_is_searched_by_app_and_by_user() {
         let mut conn = Connection::open_in_memory().unwrap();
         let tx = conn.transaction().unwrap();
         create_day(&tx, 20_791).unwrap();
-        for column in ["app_id", "user_id"] {
+        for table in ["by_app_20261204", "by_user_20261204"] {
             let plan: Vec<String> = tx
                 .prepare(&format!(
-                    "EXPLAIN QUERY PLAN SELECT id FROM events_20261204 e \
-                     WHERE e.{column} = 'x' AND e.id < 'y' ORDER BY e.id DESC LIMIT 100"
+                    "EXPLAIN QUERY PLAN SELECT e.id FROM {table} x \
+                     JOIN events_20261204 e ON e.id = x.id \
+                     WHERE x.run = 1 AND x.key = 'x' AND x.id < 'y' ORDER BY x.id DESC LIMIT 100"
                 ))
                 .unwrap()
                 .query_map([], |r| r.get::<_, String>(3))
@@ -1047,11 +1118,14 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .unwrap();
             assert!(
-                plan.iter().any(|step| step.contains(&format!(
-                    "events_20261204_by_{}",
-                    &column[..column.len() - 3]
-                ))),
-                "{column}: {plan:?}"
+                plan.iter()
+                    .any(|step| step
+                        .contains("SEARCH x USING PRIMARY KEY (run=? AND key=? AND id<?)")),
+                "{table}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "{table}: {plan:?}"
             );
         }
     }

@@ -330,9 +330,8 @@ fn open_connection(path: &Path, page_size: Option<u32>) -> Result<Connection, St
         // own). The main database has 16 KiB pages: its bulk writes (imports, a key rotation)
         // write whole new pages, fewer and larger ones are cheaper to log and checkpoint, and a
         // small write still logs only the pages it touches. The audit log has 4 KiB pages: its
-        // per-app index takes scattered inserts, each logging a whole page, while its tables
-        // append (measured, events spread over 1,000 apps: 55k/s, 66k/s with 1 KiB pages; over
-        // one app: 173k/s, 147k/s with 1 KiB pages).
+        // writes append (measured with its indexes kept as runs, events spread over 1,000 apps:
+        // 53k/s, 46k/s with 16 KiB pages).
         pragmas.push_str(&format!(
             " PRAGMA page_size = {page_size}; PRAGMA journal_mode = WAL;"
         ));

@@ -282,5 +282,99 @@ async fn the_audit_log_is_kept_a_day_a_table() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["blobs_20241006", "events_20241006"]);
+    assert_eq!(
+        tables,
+        [
+            "blobs_20241006",
+            "by_app_20241006",
+            "by_user_20241006",
+            "events_20241006",
+            "runs_20241006"
+        ]
+    );
+}
+
+/// A day the previous layout wrote (B-tree indexes on the events table, no runs) gets its index
+/// runs when the store opens: searches by app and by user find its events, and the old indexes
+/// are gone.
+#[tokio::test]
+async fn a_day_of_the_previous_layout_is_searched_by_app_and_user() {
+    use portcullis_domain::{AuditEvent, AuditOutcome, AuditQuery, Timestamp};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.db");
+    let log_path = dir.path().join("portcullis-audit.db");
+    let event = |i: u32| AuditEvent {
+        id: format!("evt_{i:02}"),
+        at: Timestamp::from_millis(1_728_000_000_000 + i64::from(i)),
+        action: "token".into(),
+        app_id: Some(format!("app{}", i % 2)),
+        user_id: Some(format!("user{}", i % 3)),
+        tenant_id: None,
+        client_id: None,
+        issuer: None,
+        requested_scopes: vec![],
+        granted_scopes: vec![],
+        outcome: AuditOutcome::Allowed,
+        reason: None,
+        deciding_policies: vec![],
+        considered_policies: vec![],
+        shadow_outcome: None,
+        latency_us: 1,
+        inputs: None,
+    };
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let stores = Stores::from_backend(Arc::new(store.clone()), Arc::new(store.change_feed()));
+        let events: Vec<AuditEvent> = (0..12).map(event).collect();
+        stores.audit.append_audit(events.into()).await.unwrap();
+    }
+    // Back to the previous layout: the indexes on the table, no runs.
+    rusqlite::Connection::open(&log_path)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE runs_20241004; DROP TABLE by_app_20241004; DROP TABLE by_user_20241004;
+             CREATE INDEX events_20241004_by_app ON events_20241004 (app_id, id);
+             CREATE INDEX events_20241004_by_user ON events_20241004 (user_id, id);",
+        )
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let stores = Stores::from_backend(Arc::new(store.clone()), Arc::new(store.change_feed()));
+    let ids = |app: Option<&str>, user: Option<&str>| {
+        let q = AuditQuery {
+            app_id: app.map(str::to_owned),
+            user_id: user.map(str::to_owned),
+            limit: 100,
+            ..AuditQuery::default()
+        };
+        let audit = stores.audit.clone();
+        async move {
+            let got = audit.audit(&q).await.unwrap();
+            got.into_iter().map(|e| e.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        ids(Some("app1"), None).await,
+        ["evt_11", "evt_09", "evt_07", "evt_05", "evt_03", "evt_01"]
+    );
+    assert_eq!(
+        ids(None, Some("user2")).await,
+        ["evt_11", "evt_08", "evt_05", "evt_02"]
+    );
+    assert_eq!(ids(Some("app0"), Some("user0")).await, ["evt_06", "evt_00"]);
+    // New events of the same day join it as runs of their own.
+    stores
+        .audit
+        .append_audit(vec![event(13)].into())
+        .await
+        .unwrap();
+    assert_eq!(ids(Some("app1"), None).await[..2], ["evt_13", "evt_11"]);
+    let indexes: i64 = rusqlite::Connection::open(&log_path)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'events%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0);
 }
