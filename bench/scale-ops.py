@@ -2,7 +2,8 @@
 """What an operator waits for on a large data set (bench/scale.sh makes one): the time from
 `portcullis serve` to ready, its resident memory then and after walking the lists, and how long a
 management list's page takes at any depth (cursor pagination: the 1st page, the 10th, the 100th...
-of the connections of the app with the most, of the audit log by app and by time, of the users).
+of the connections of the app with the most, of the audit log by app (the busiest and the
+quietest), by user (a busy one and another) and by time, of the users).
 
   bench/scale-ops.py DATA_DIR [--pages N] [--rotate]     # DATA_DIR holds portcullis.db and master.key
 
@@ -81,9 +82,21 @@ def main():
         # first app (app-0000) is the busiest under its Zipf draw.
         apps, _ = get("/v1/mgmt/outbound-apps?limit=1")
         app = apps["items"][0]["id"]
+        # The last app of the data set (the quietest under its Zipf draw) is app-NNNN.
+        manifest = os.path.join(data, "scale.json")
+        n_apps = json.load(open(manifest))["apps"] if os.path.exists(manifest) else 1
+        quiet_app = f"app-{n_apps - 1:04}"
+        # The user of the newest decision (busy under the Zipf draw) and the first user by id.
+        newest, _ = get("/v1/mgmt/audit?limit=1")
+        user = newest["items"][0]["userId"]
+        users, _ = get("/v1/mgmt/users?limit=1")
+        quiet_user = users["items"][0]["id"]
         lists = [
             (f"connections of {app}", f"/v1/mgmt/outbound-apps/{app}/connections?limit=100"),
             (f"audit of {app}", f"/v1/mgmt/audit?appId={app}&limit=100"),
+            (f"audit of {quiet_app}", f"/v1/mgmt/audit?appId={quiet_app}&limit=100"),
+            (f"audit of {user}", f"/v1/mgmt/audit?userId={user}&limit=100"),
+            (f"audit of {quiet_user}", f"/v1/mgmt/audit?userId={quiet_user}&limit=100"),
             ("audit by time", "/v1/mgmt/audit?limit=100&since=2000-01-01T00:00:00Z"),
             ("users", "/v1/mgmt/users?limit=100"),
         ]

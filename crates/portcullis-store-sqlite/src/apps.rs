@@ -113,26 +113,18 @@ impl AppStore for SqliteStore {
         id: &str,
     ) -> Result<Option<(AppRecord, Vec<PolicyRecord>)>, StoreError> {
         let id = id.to_owned();
-        self.read(move |c| {
-            // One read transaction: the app and its policies from the same snapshot.
-            c.execute_batch("BEGIN").map_err(read_err)?;
-            let result = (|| {
-                let Some(app) = get_app(c, &id)? else {
-                    return Ok(None);
-                };
-                let mut stmt = c
-                    .prepare_cached(&format!(
-                        "SELECT {POLICY_COLUMNS} FROM policies WHERE app_id = ?1 ORDER BY id"
-                    ))
-                    .map_err(read_err)?;
-                let policies = stmt
-                    .query_map([&id], policy_from_row)
-                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                    .map_err(read_err)?;
-                Ok(Some((app, policies)))
-            })();
-            c.execute_batch("COMMIT").map_err(read_err)?;
-            result
+        // One read transaction (see `read_point`): the app and its policies from one snapshot.
+        self.read_point(move |c| {
+            let Some(app) = get_app(c, &id)? else {
+                return Ok(None);
+            };
+            let policies = c
+                .prepare_cached(&format!(
+                    "SELECT {POLICY_COLUMNS} FROM policies WHERE app_id = ?1 ORDER BY id"
+                ))
+                .and_then(|mut stmt| stmt.query_map([&id], policy_from_row)?.collect())
+                .map_err(read_err)?;
+            Ok(Some((app, policies)))
         })
         .await
     }

@@ -180,7 +180,7 @@ impl ConnectionStore for SqliteStore {
         key: &ConnectionKey,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
         let key = key.clone();
-        self.read(move |c| by_key(c, &key)).await
+        self.read_point(move |c| by_key(c, &key)).await
     }
 
     async fn connection_by_id(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {

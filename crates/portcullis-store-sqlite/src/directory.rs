@@ -202,7 +202,7 @@ impl DirectoryStore for SqliteStore {
 
     async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
         let id = id.to_owned();
-        self.read(move |c| get_user(c, &id)).await
+        self.read_point(move |c| get_user(c, &id)).await
     }
 
     async fn user_by_identity(
@@ -211,7 +211,7 @@ impl DirectoryStore for SqliteStore {
         subject: &str,
     ) -> Result<Option<UserRecord>, StoreError> {
         let (issuer, subject) = (issuer.to_owned(), subject.to_owned());
-        self.read(move |c| {
+        self.read_point(move |c| {
             let id: Option<String> = c
                 .prepare_cached(
                     "SELECT user_id FROM user_identities WHERE issuer = ?1 AND subject = ?2",
