@@ -1,0 +1,128 @@
+//! The cold path of a token request in the store: what a request reads when its user, identity
+//! and connection are in none of Portcullis's caches — the identity with the user it links (its
+//! roles and tenants), then the connection by key — and, apart, its app with the app's
+//! policies; on a data set made by `scale-data`.
+//!
+//! `PORTCULLIS_BENCH_SCALE=<SQLite data directory | postgres://...>` names the data set; its
+//! manifest is `scale.json` in the directory, or `PORTCULLIS_BENCH_SCALE_MANIFEST`. Without it the
+//! benchmark says so and measures nothing. Users are drawn uniformly, so nearly every read meets
+//! rows no earlier iteration read (the database's own page cache and the OS's are what they are
+//! after the warm-up). The signature check is not part of the cold path (a token's verification
+//! is cached by the token); compiling the policies and opening the sealed credential are in the
+//! `decision` benchmark.
+//!
+//! `PORTCULLIS_BENCH_SCALE=target/scale/sqlite cargo bench -p portcullis-bench-runtime --bench cold`
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use portcullis_bench_runtime::scale::{self, Model, Rng, user_id};
+use portcullis_domain::{ConnectionKey, Stores};
+
+/// The allocator of the `portcullis` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn cold(c: &mut Criterion) {
+    let Ok(data) = std::env::var("PORTCULLIS_BENCH_SCALE") else {
+        eprintln!("cold: set PORTCULLIS_BENCH_SCALE to a data set made by scale-data");
+        return;
+    };
+    let manifest_path = std::env::var("PORTCULLIS_BENCH_SCALE_MANIFEST")
+        .unwrap_or_else(|_| format!("{data}/scale.json"));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("the manifest"))
+            .expect("a JSON manifest");
+    let model = Model::new(scale::params_of(&manifest)).unwrap();
+    let issuer = manifest["issuer"].as_str().unwrap().to_owned();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (name, stores) = if data.starts_with("postgres") {
+        let store = rt
+            .block_on(portcullis_store_postgres::PostgresStore::connect(
+                &data,
+                portcullis_store_postgres::PgOptions::default(),
+            ))
+            .unwrap();
+        let feed = Arc::new(store.change_feed());
+        ("PostgreSQL", Stores::from_backend(Arc::new(store), feed))
+    } else {
+        let store = portcullis_store_sqlite::SqliteStore::open(
+            &std::path::Path::new(&data).join("portcullis.db"),
+        )
+        .unwrap();
+        let feed = Arc::new(store.change_feed());
+        ("SQLite", Stores::from_backend(Arc::new(store), feed))
+    };
+    // A user with a connection of their own: its subject and the connection's key.
+    let mut rng = Rng::new(0x00c0_1d00);
+    let mut draw = move || loop {
+        let u = rng.below(u64::from(model.p.users)) as u32;
+        if model.connections_of(u) == 0 {
+            continue;
+        }
+        let profile = model.profile(u);
+        let conn = model.connection(u, 0, &profile);
+        break (
+            scale::subject(u),
+            ConnectionKey {
+                app_id: scale::app_id(conn.app),
+                user_id: Some(user_id(u)),
+                tenant_id: conn.tenant.map(scale::tenant_id),
+            },
+        );
+    };
+    let mut group = c.benchmark_group("cold path");
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function(
+        format!("{name}: identity and user, then connection; users drawn uniformly"),
+        |b| {
+            b.to_async(&rt).iter_batched(
+                &mut draw,
+                |(subject, key)| {
+                    let (stores, issuer) = (stores.clone(), issuer.clone());
+                    async move {
+                        let user = stores
+                            .directory
+                            .user_by_identity(&issuer, &subject)
+                            .await
+                            .unwrap();
+                        assert!(user.is_some(), "{subject} has no identity link");
+                        let conn = stores.connections.connection(&key).await.unwrap();
+                        assert!(conn.is_some(), "no connection {key:?}");
+                    }
+                },
+                criterion::BatchSize::SmallInput,
+            );
+        },
+    );
+    // Apps are few (the app cache holds 10,000 by default): read again only after a change.
+    group.bench_function(format!("{name}: an app with its policies"), |b| {
+        b.to_async(&rt).iter_batched(
+            &mut draw,
+            |(_, key)| {
+                let stores = stores.clone();
+                async move {
+                    let app = stores.apps.app_with_policies(&key.app_id).await.unwrap();
+                    assert!(app.is_some(), "no app {}", key.app_id);
+                }
+            },
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, cold);
+criterion_main!(benches);
