@@ -165,7 +165,7 @@ impl AuditLog {
                     let (from, mut sql, mut args) = match &index {
                         Some((index, key)) => (
                             format!(
-                                "{} x JOIN {} e ON e.id = x.id",
+                                "{} x, json_each(x.ids) j JOIN {} e ON e.id = j.value",
                                 index.table(day),
                                 events_table(day)
                             ),
@@ -204,16 +204,21 @@ impl AuditLog {
                         filter("e.at", "<", Value::Integer(v.as_millis()));
                     }
                     if let Some(v) = &q.before_id {
-                        let column = if index.is_some() { "x.id" } else { "e.id" };
+                        let column = if index.is_some() { "j.value" } else { "e.id" };
                         filter(column, "<", Value::Text(v.clone()));
                     }
-                    let order = if index.is_some() { "x.id" } else { "e.id" };
+                    // A run's rows for a key hold successive ranges of ids.
+                    let order = if index.is_some() {
+                        "x.last DESC, j.value DESC"
+                    } else {
+                        "e.id DESC"
+                    };
                     let sql = format!(
                         "SELECT e.id, e.at, e.app_id, e.user_id, e.tenant_id, e.client_id, \
                          e.outcome, e.latency_us, e.rest, p.body, i.body FROM {from} \
                          LEFT JOIN {blobs} p ON p.id = e.policies \
                          LEFT JOIN {blobs} i ON i.id = e.inputs WHERE 1 = 1{sql} \
-                         ORDER BY {order} DESC LIMIT ?{}",
+                         ORDER BY {order} LIMIT ?{}",
                         args.len() + 1,
                         blobs = blobs_table(day),
                     );
@@ -260,10 +265,11 @@ impl AuditLog {
                 };
                 across_days(c, &q, |day, want| {
                     let sql = format!(
-                        "SELECT e.id, e.user_id, e.rest, i.body FROM {by_app} x \
-                         JOIN {events} e ON e.id = x.id JOIN {blobs} i ON i.id = e.inputs \
-                         WHERE x.run = ?1 AND x.key = ?2 AND x.id < ?3 AND e.at >= ?4 \
-                         AND e.at < ?5 ORDER BY x.id DESC LIMIT ?6",
+                        "SELECT e.id, e.user_id, e.rest, i.body FROM {by_app} x, \
+                         json_each(x.ids) j JOIN {events} e ON e.id = j.value \
+                         JOIN {blobs} i ON i.id = e.inputs \
+                         WHERE x.run = ?1 AND x.key = ?2 AND j.value < ?3 AND e.at >= ?4 \
+                         AND e.at < ?5 ORDER BY x.last DESC, j.value DESC LIMIT ?6",
                         by_app = Index::App.table(day),
                         events = events_table(day),
                         blobs = blobs_table(day),
@@ -1099,18 +1105,20 @@ mod tests {
         assert_eq!(id_day("evt_0000000000000000000000000!"), None);
     }
 
-    /// A day's events by app and by user are a search of each run's entries, not a scan.
+    /// A day's events by app and by user are a search of each run's rows for the key, newest
+    /// row first, not a scan of the day or of the run.
     #[test]
     fn a_day_is_searched_by_app_and_by_user() {
         let mut conn = Connection::open_in_memory().unwrap();
         let tx = conn.transaction().unwrap();
         create_day(&tx, 20_791).unwrap();
-        for table in ["by_app_20261204", "by_user_20261204"] {
+        for table in ["app_runs_20261204", "user_runs_20261204"] {
             let plan: Vec<String> = tx
                 .prepare(&format!(
-                    "EXPLAIN QUERY PLAN SELECT e.id FROM {table} x \
-                     JOIN events_20261204 e ON e.id = x.id \
-                     WHERE x.run = 1 AND x.key = 'x' AND x.id < 'y' ORDER BY x.id DESC LIMIT 100"
+                    "EXPLAIN QUERY PLAN SELECT e.id FROM {table} x, json_each(x.ids) j \
+                     JOIN events_20261204 e ON e.id = j.value \
+                     WHERE x.run = 1 AND x.key = 'x' AND j.value < 'y' \
+                     ORDER BY x.last DESC, j.value DESC LIMIT 100"
                 ))
                 .unwrap()
                 .query_map([], |r| r.get::<_, String>(3))
@@ -1119,12 +1127,19 @@ mod tests {
                 .unwrap();
             assert!(
                 plan.iter()
-                    .any(|step| step
-                        .contains("SEARCH x USING PRIMARY KEY (run=? AND key=? AND id<?)")),
+                    .any(|step| step.contains("SEARCH x USING PRIMARY KEY (run=? AND key=?)")),
                 "{table}: {plan:?}"
             );
             assert!(
-                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                plan.iter()
+                    .any(|step| step.contains("SEARCH e USING PRIMARY KEY (id=?)")),
+                "{table}: {plan:?}"
+            );
+            // Sorted a row at a time (the rows come in order), never the run's rows for the key.
+            assert!(
+                !plan
+                    .iter()
+                    .any(|step| step == "USE TEMP B-TREE FOR ORDER BY"),
                 "{table}: {plan:?}"
             );
         }

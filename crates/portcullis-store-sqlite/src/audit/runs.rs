@@ -5,19 +5,21 @@
 //! dirty page is written whole to the write-ahead log at each commit and again at checkpoint
 //! (measured: 26k events/s over 1,000 apps and 10,000 users, against 96k/s with no index).
 //!
-//! Here each batch writes its index entries as a new *run*: `(run, key, id)` with a run number
-//! above every other, sorted, so the inserts append at the tree's right edge. When the newest
-//! [`FANOUT`] runs are of one level they are merged into one run of the next level (a sorted
-//! rewrite of a contiguous key range: appends again), up to [`MAX_LEVEL`]. A day holds at most
-//! `FANOUT - 1` runs per level below the top, and a top-level run per `FANOUT^MAX_LEVEL` batches
-//! (or a run below, when merging would exceed [`MERGE_MAX`] entries).
+//! Here each batch writes its index entries as a new *run*, numbered above every other: a row
+//! per key and up to [`CHUNK`] of its ids (`(run, key, last id)`, the ids a JSON array), sorted,
+//! so the inserts append at the tree's right edge, and a batch of one user's decisions writes one
+//! row per index, not one per decision. When the newest [`FANOUT`] runs are of one level they are
+//! merged into one run of the next level (a sorted rewrite of a contiguous key range: appends
+//! again), up to [`MAX_LEVEL`]. A day holds at most `FANOUT - 1` runs per level below the top,
+//! and a top-level run per `FANOUT^MAX_LEVEL` batches (or a run below, when merging would exceed
+//! [`MERGE_MAX`] entries).
 //!
-//! A search walks a day's runs newest first and seeks the key in each. It skips a run whose
-//! ids are all at or past the cursor, or all older than the page it already has: the runs hold
-//! successive batches, so a page rarely reads more than the newest few.
+//! A search walks a day's runs newest first and seeks the key in each, its rows newest first. It
+//! skips a run whose ids are all at or past the cursor, or all older than the page it already
+//! has: the runs hold successive batches, so a page rarely reads more than the newest few.
 //!
-//! Tables per day, beside `events_YYYYMMDD`: `runs_YYYYMMDD` (number, level and the range of ids
-//! of each run), `by_app_YYYYMMDD` and `by_user_YYYYMMDD`.
+//! Tables per day, beside `events_YYYYMMDD`: `runs_YYYYMMDD` (number, level, size and the range
+//! of ids of each run), `app_runs_YYYYMMDD` and `user_runs_YYYYMMDD`.
 
 use portcullis_domain::StoreError;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -28,6 +30,9 @@ use crate::rows::read_err;
 
 /// How many runs of one level are merged into one of the next.
 const FANOUT: usize = 32;
+/// The most ids a row of a run holds: a run has a row per key and `CHUNK` ids, so a batch of
+/// one user's decisions writes one row per index, and a page of a search unpacks a row or two.
+const CHUNK: usize = 256;
 /// The level runs stop being merged at.
 const MAX_LEVEL: i64 = 2;
 /// The most entries (of both indexes) a merge writes: merges read one index's entries into
@@ -49,8 +54,8 @@ pub(super) enum Index {
 impl Index {
     pub(super) fn table(self, day: u32) -> String {
         match self {
-            Self::App => format!("by_app_{}", day_name(day)),
-            Self::User => format!("by_user_{}", day_name(day)),
+            Self::App => format!("app_runs_{}", day_name(day)),
+            Self::User => format!("user_runs_{}", day_name(day)),
         }
     }
 
@@ -84,8 +89,9 @@ pub(super) fn create(tx: &Connection, day: u32) -> Result<(), StoreError> {
             "CREATE TABLE IF NOT EXISTS {} (
                 run INTEGER NOT NULL,
                 key TEXT NOT NULL,
-                id TEXT NOT NULL,
-                PRIMARY KEY (run, key, id)
+                last TEXT NOT NULL,
+                ids TEXT NOT NULL,
+                PRIMARY KEY (run, key, last)
             ) WITHOUT ROWID;",
             index.table(day)
         ));
@@ -144,22 +150,68 @@ fn write_capped(
     Ok(())
 }
 
-/// Writes `entries`, sorted, as run `run` of `table`.
+/// Writes `entries`, sorted, as run `run` of `table`: a row per key and [`CHUNK`] ids.
 fn insert_sorted(
     tx: &Transaction<'_>,
     table: &str,
     run: i64,
     entries: &[(String, String)],
 ) -> Result<(), StoreError> {
-    let mut insert = tx
-        .prepare_cached(&format!(
-            "INSERT INTO {table} (run, key, id) VALUES (?1, ?2, ?3)"
-        ))
-        .map_err(backend)?;
+    let mut chunks = Chunks::new(tx, table, run)?;
     for (key, id) in entries {
-        insert.execute(params![run, key, id]).map_err(backend)?;
+        chunks.push(key, id)?;
     }
-    Ok(())
+    chunks.finish()
+}
+
+/// The rows of a run being written: ids are pushed sorted by key, then id, and written a key's
+/// [`CHUNK`] at a time, as a JSON array (which SQL reads with `json_each`).
+struct Chunks<'a> {
+    insert: rusqlite::CachedStatement<'a>,
+    run: i64,
+    key: String,
+    ids: Vec<String>,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(tx: &'a Connection, table: &str, run: i64) -> Result<Self, StoreError> {
+        Ok(Self {
+            insert: tx
+                .prepare_cached(&format!(
+                    "INSERT INTO {table} (run, key, last, ids) VALUES (?1, ?2, ?3, ?4)"
+                ))
+                .map_err(backend)?,
+            run,
+            key: String::new(),
+            ids: Vec::new(),
+        })
+    }
+
+    fn push(&mut self, key: &str, id: &str) -> Result<(), StoreError> {
+        if key != self.key || self.ids.len() >= CHUNK {
+            self.flush()?;
+            key.clone_into(&mut self.key);
+        }
+        self.ids.push(id.to_owned());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let Some(last) = self.ids.last() else {
+            return Ok(());
+        };
+        let ids = serde_json::to_string(&self.ids)
+            .map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))?;
+        self.insert
+            .execute(params![self.run, self.key, last, ids])
+            .map_err(backend)?;
+        self.ids.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(), StoreError> {
+        self.flush()
+    }
 }
 
 /// Merges the newest [`FANOUT`] runs of `day` into one when they are of one level below
@@ -192,7 +244,8 @@ fn merge_newest(tx: &Transaction<'_>, day: u32, cap: i64) -> Result<bool, StoreE
         let table = index.table(day);
         let mut entries: Vec<(String, String)> = tx
             .prepare_cached(&format!(
-                "SELECT key, id FROM {table} WHERE run >= ?1 AND run <= ?2"
+                "SELECT x.key, j.value FROM {table} x, json_each(x.ids) j \
+                 WHERE x.run >= ?1 AND x.run <= ?2"
             ))
             .and_then(|mut s| {
                 s.query_map(params![bottom, top], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -278,13 +331,14 @@ pub(super) fn search<T>(
     Ok(out)
 }
 
-/// Gives a day of the previous layout (an events table with indexes by app and by user) its
-/// runs: one top-level run of all its events, then drops the old indexes.
+/// Gives a day written before its indexes were runs of chunks (an events table with B-tree
+/// indexes by app and by user, or runs of one row per entry) its runs: one top-level run of all
+/// its events. The old indexes go.
 pub(super) fn adopt_day(c: &Connection, day: u32, events: &str) -> Result<(), StoreError> {
     let has_runs: Option<String> = c
         .query_row(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [runs_table(day)],
+            [Index::App.table(day)],
             |r| r.get(0),
         )
         .optional()
@@ -292,35 +346,42 @@ pub(super) fn adopt_day(c: &Connection, day: u32, events: &str) -> Result<(), St
     if has_runs.is_some() {
         return Ok(());
     }
+    let name = day_name(day);
     let tx = c.unchecked_transaction().map_err(backend)?;
+    tx.execute_batch(&format!(
+        "DROP INDEX IF EXISTS {events}_by_app; DROP INDEX IF EXISTS {events}_by_user;
+         DROP TABLE IF EXISTS by_app_{name}; DROP TABLE IF EXISTS by_user_{name};
+         DROP TABLE IF EXISTS runs_{name};"
+    ))
+    .map_err(backend)?;
     create(&tx, day)?;
+    let mut entries = 0i64;
     for index in [Index::App, Index::User] {
-        tx.execute(
-            &format!(
-                "INSERT INTO {} (run, key, id) SELECT 1, {column}, id FROM {events} \
-                 WHERE {column} IS NOT NULL ORDER BY {column}, id",
-                index.table(day),
+        let mut chunks = Chunks::new(&tx, &index.table(day), 1)?;
+        let mut read = tx
+            .prepare(&format!(
+                "SELECT {column}, id FROM {events} WHERE {column} IS NOT NULL \
+                 ORDER BY {column}, id",
                 column = index.column(),
-            ),
-            [],
-        )
-        .map_err(backend)?;
+            ))
+            .map_err(backend)?;
+        let mut rows = read.query([]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let (key, id): (String, String) =
+                (row.get(0).map_err(backend)?, row.get(1).map_err(backend)?);
+            chunks.push(&key, &id)?;
+            entries += 1;
+        }
+        chunks.finish()?;
     }
     tx.execute(
         &format!(
             "INSERT INTO {} (run, level, entries, min_id, max_id) \
-             SELECT 1, {MAX_LEVEL}, (SELECT COUNT(*) FROM {}) + (SELECT COUNT(*) FROM {}), \
-             MIN(id), MAX(id) FROM {events} HAVING COUNT(*) > 0",
+             SELECT 1, {MAX_LEVEL}, ?1, MIN(id), MAX(id) FROM {events} HAVING COUNT(*) > 0",
             runs_table(day),
-            Index::App.table(day),
-            Index::User.table(day),
         ),
-        [],
+        [entries],
     )
-    .map_err(backend)?;
-    tx.execute_batch(&format!(
-        "DROP INDEX IF EXISTS {events}_by_app; DROP INDEX IF EXISTS {events}_by_user;"
-    ))
     .map_err(backend)?;
     tx.commit().map_err(backend)
 }
@@ -370,7 +431,8 @@ mod tests {
             .unwrap()
     }
 
-    /// Runs merge like a counter in base FANOUT: 8 level-0 runs become one of level 1, and so on.
+    /// Runs merge like a counter in base FANOUT: FANOUT level-0 runs become one of level 1, and
+    /// so on.
     #[test]
     fn runs_merge_by_level() {
         let c = day_with(FANOUT * FANOUT + 3);
@@ -384,9 +446,23 @@ mod tests {
             .unwrap();
         assert_eq!(entries, 4 * (FANOUT * FANOUT) as i64);
         let entries: i64 = c
-            .query_row("SELECT COUNT(*) FROM by_app_19700102", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM app_runs_19700102 x, json_each(x.ids)",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(entries, 3 * (FANOUT * FANOUT + 3) as i64);
+        // The merged run holds app0's 2 ids a batch in rows of CHUNK.
+        let rows: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM app_runs_19700102 WHERE key = 'app0' \
+                 AND run = (SELECT MIN(run) FROM runs_19700102)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, (2 * FANOUT * FANOUT).div_ceil(CHUNK) as i64);
     }
 
     /// Runs whose merge would exceed the cap stay as they are.
@@ -420,8 +496,9 @@ mod tests {
                     |run, want| {
                         let mut s = c
                             .prepare(
-                                "SELECT id FROM by_app_19700102 WHERE run = ?1 AND key = 'app0' \
-                                 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+                                "SELECT j.value FROM app_runs_19700102 x, json_each(x.ids) j \
+                                 WHERE x.run = ?1 AND x.key = 'app0' AND j.value < ?2 \
+                                 ORDER BY x.last DESC, j.value DESC LIMIT ?3",
                             )
                             .unwrap();
                         let rows = s

@@ -285,11 +285,11 @@ async fn the_audit_log_is_kept_a_day_a_table() {
     assert_eq!(
         tables,
         [
+            "app_runs_20241006",
             "blobs_20241006",
-            "by_app_20241006",
-            "by_user_20241006",
             "events_20241006",
-            "runs_20241006"
+            "runs_20241006",
+            "user_runs_20241006"
         ]
     );
 }
@@ -332,7 +332,7 @@ async fn a_day_of_the_previous_layout_is_searched_by_app_and_user() {
     rusqlite::Connection::open(&log_path)
         .unwrap()
         .execute_batch(
-            "DROP TABLE runs_20241004; DROP TABLE by_app_20241004; DROP TABLE by_user_20241004;
+            "DROP TABLE runs_20241004; DROP TABLE app_runs_20241004; DROP TABLE user_runs_20241004;
              CREATE INDEX events_20241004_by_app ON events_20241004 (app_id, id);
              CREATE INDEX events_20241004_by_user ON events_20241004 (user_id, id);",
         )
