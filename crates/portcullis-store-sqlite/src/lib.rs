@@ -493,3 +493,43 @@ impl portcullis_domain::ApplyStore for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A point read runs in one snapshot on the calling thread; with every reader connection
+    /// busy it waits on the blocking pool instead, and still answers.
+    #[tokio::test]
+    async fn point_reads_run_inline_or_wait_for_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let writer = open_connection(&path, Some(4096)).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1), (2);")
+            .unwrap();
+        let db = Arc::new(Db::start(&path, writer, 2).unwrap());
+        let sum = |c: &Connection| {
+            assert!(!c.is_autocommit(), "a point read is one transaction");
+            c.query_row("SELECT SUM(n) FROM t", [], |r| r.get::<_, i64>(0))
+                .map_err(backend)
+        };
+        assert_eq!(db.read_point(sum).await.unwrap(), 3);
+        // Every reader busy for a moment: the read waits for one.
+        let (held, release) = std::sync::mpsc::channel::<()>();
+        let (taken, wait_taken) = std::sync::mpsc::channel::<()>();
+        let busy = db.clone();
+        let holder = std::thread::spawn(move || {
+            let guards: Vec<_> = busy.readers.conns.iter().map(lock).collect();
+            taken.send(()).unwrap();
+            let _ = release.recv_timeout(std::time::Duration::from_millis(50));
+            drop(guards);
+        });
+        wait_taken.recv().unwrap();
+        assert_eq!(db.read_point(sum).await.unwrap(), 3);
+        drop(held);
+        holder.join().unwrap();
+        // The connection is back out of its transaction.
+        assert!(db.readers.conns.iter().all(|c| lock(c).is_autocommit()));
+    }
+}
