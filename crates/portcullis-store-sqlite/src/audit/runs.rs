@@ -475,6 +475,43 @@ mod tests {
         assert_eq!(levels(&c), expected);
     }
 
+    /// Keys and ids of any text survive a run's JSON rows, written and merged.
+    #[test]
+    fn any_text_survives_the_rows() {
+        let odd = ["evt_\"q\"", "evt_\\b", "evt_\u{7f}", "evt_é🙂", "evt_,]"];
+        let mut c = Connection::open_in_memory().unwrap();
+        let tx = c.transaction().unwrap();
+        create(&tx, 1).unwrap();
+        for b in 0..FANOUT {
+            let entries = Entries {
+                app: odd
+                    .iter()
+                    .map(|id| ("k\"[\u{1}".to_owned(), format!("{id}{b:02}")))
+                    .collect(),
+                user: Vec::new(),
+            };
+            write(&tx, 1, entries).unwrap();
+        }
+        tx.commit().unwrap();
+        assert_eq!(levels(&c), [1]);
+        let mut got: Vec<String> = c
+            .prepare(
+                "SELECT j.value FROM app_runs_19700102 x, json_each(x.ids) j \
+                 WHERE x.key = 'k\"[' || char(1)",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        got.sort();
+        let mut want: Vec<String> = (0..FANOUT)
+            .flat_map(|b| odd.iter().map(move |id| format!("{id}{b:02}")))
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
     /// A search pages through every run newest first, without gaps or repeats, whatever the
     /// page size.
     #[test]
