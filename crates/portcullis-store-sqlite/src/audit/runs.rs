@@ -215,7 +215,8 @@ impl<'a> Chunks<'a> {
 }
 
 /// Merges the newest [`FANOUT`] runs of `day` into one when they are of one level below
-/// [`MAX_LEVEL`] and hold at most [`MERGE_MAX`] entries; answers whether it did.
+/// [`MAX_LEVEL`] and hold at most `cap` entries ([`MERGE_MAX`], but in tests); answers whether it
+/// did.
 fn merge_newest(tx: &Transaction<'_>, day: u32, cap: i64) -> Result<bool, StoreError> {
     let runs = runs_table(day);
     let newest: Vec<(i64, i64, i64)> = tx
