@@ -41,6 +41,10 @@ use runs::Index;
 const DAY_MS: i64 = 86_400_000;
 /// The reader connections of the audit log.
 const READERS: usize = 2;
+/// How long the audit log's checkpointer rests after a checkpoint before the next. Longer than
+/// the main database's 10 ms: nothing waits for an audit commit, and a page the batches of a
+/// quarter second rewrite (the ends of the day's tables and runs) is copied to the file once.
+const CHECKPOINT_REST: std::time::Duration = std::time::Duration::from_millis(250);
 /// The most blob keys the writer remembers as stored (then it forgets them all and asks the
 /// database again): bounds its memory whatever the traffic.
 const KNOWN_BLOBS: usize = 200_000;
@@ -118,7 +122,7 @@ impl AuditLog {
     /// Starts the log's writer thread and readers.
     pub(crate) fn start(path: &Path, writer: Connection) -> Result<Self, StoreError> {
         Ok(Self {
-            db: Db::start(path, writer, READERS)?,
+            db: Db::start(path, writer, READERS, CHECKPOINT_REST)?,
             known: Arc::new(Mutex::new(Known::default())),
         })
     }

@@ -89,13 +89,19 @@ struct Readers {
 }
 
 impl Db {
-    /// Starts the writer thread on `writer` and opens `readers` reader connections to `path`.
-    fn start(path: &Path, writer: Connection, readers: usize) -> Result<Self, StoreError> {
+    /// Starts the writer thread on `writer`, its checkpointer resting `rest` between checkpoints
+    /// (see [`spawn_checkpointer`]), and opens `readers` reader connections to `path`.
+    fn start(
+        path: &Path,
+        writer: Connection,
+        readers: usize,
+        rest: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         let conns = (0..readers)
             .map(|_| open_connection(path, None).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            writer: spawn_writer(writer, open_connection(path, None)?)?,
+            writer: spawn_writer(writer, open_connection(path, None)?, rest)?,
             readers: Arc::new(Readers {
                 conns,
                 next: AtomicUsize::new(0),
@@ -201,7 +207,7 @@ impl SqliteStore {
         let audit_writer = audit::AuditLog::prepare(&audit_path)?;
         audit::adopt_legacy(&writer, &audit_writer)?;
         let inner = Arc::new(Inner {
-            main: Db::start(path, writer, READERS)?,
+            main: Db::start(path, writer, READERS, CHECKPOINT_REST)?,
             audit: audit::AuditLog::start(&audit_path, audit_writer)?,
             feed: LocalChangeFeed::new(4096),
         });
@@ -276,11 +282,12 @@ impl SqliteStore {
 fn spawn_writer(
     mut conn: Connection,
     checkpointer: Connection,
+    rest: std::time::Duration,
 ) -> Result<std::sync::mpsc::Sender<WriteJob>, StoreError> {
     let (queue, jobs) = std::sync::mpsc::channel::<WriteJob>();
     // One pending nudge is enough: the checkpoint it starts copies every commit before it.
     let (written, nudges) = std::sync::mpsc::sync_channel::<()>(1);
-    spawn_checkpointer(checkpointer, nudges)?;
+    spawn_checkpointer(checkpointer, nudges, rest)?;
     std::thread::Builder::new()
         .name("sqlite-writer".into())
         .spawn(move || {
@@ -308,11 +315,11 @@ impl StoreHealth for SqliteStore {
     }
 }
 
-/// How long the checkpointer rests after a checkpoint before the next.
+/// How long the main database's checkpointer rests after a checkpoint before the next.
 const CHECKPOINT_REST: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Checkpoints the write-ahead log from a thread of its own, after writes (at most every
-/// 10 ms), until the writer stops. A checkpoint syncs the log and the database to disk; run by
+/// `rest`: 10 ms for the main database), until the writer stops. A checkpoint syncs the log and the database to disk; run by
 /// the writer (SQLite's default, at each 1,000 pages) those syncs stall every commit behind it.
 /// `PASSIVE` copies what it can without waiting for the writer or the readers; a commit then only
 /// appends to the log (`synchronous = NORMAL`: durable at the next checkpoint, consistent
@@ -323,6 +330,7 @@ const CHECKPOINT_REST: std::time::Duration = std::time::Duration::from_millis(10
 fn spawn_checkpointer(
     conn: Connection,
     written: std::sync::mpsc::Receiver<()>,
+    rest: std::time::Duration,
 ) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -331,7 +339,7 @@ fn spawn_checkpointer(
             while written.recv().is_ok() {
                 // Busy (a reader holds the log's start) is normal: the next round catches up.
                 let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                std::thread::sleep(CHECKPOINT_REST);
+                std::thread::sleep(rest);
             }
         })
         .map(drop)
@@ -508,7 +516,7 @@ mod tests {
         writer
             .execute_batch("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1), (2);")
             .unwrap();
-        let db = Arc::new(Db::start(&path, writer, 2).unwrap());
+        let db = Arc::new(Db::start(&path, writer, 2, CHECKPOINT_REST).unwrap());
         let sum = |c: &Connection| {
             assert!(!c.is_autocommit(), "a point read is one transaction");
             c.query_row("SELECT SUM(n) FROM t", [], |r| r.get::<_, i64>(0))
