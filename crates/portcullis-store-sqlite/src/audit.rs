@@ -143,14 +143,15 @@ impl AuditLog {
                     // Rolled back: what this batch stored is not there.
                     known.forget(&added);
                 }
-                result.map(|()| ((), vec![]))
+                // The batch comes back to be freed here, not on the writer thread.
+                result.map(|()| (events, vec![]))
             })
             .await;
         if written.is_err() {
             // The commit itself may have failed: forget everything rather than trust it.
             *lock(&self.known) = Known::default();
         }
-        written
+        written.map(drop)
     }
 
     /// The events `query` selects, newest first. Filtered by app or by user, a search of that
@@ -431,8 +432,8 @@ fn append_tx(
     added: &mut Added,
     skip_duplicates: bool,
 ) -> Result<(), StoreError> {
-    // Each day's statements, made once a batch.
-    let mut sql: HashMap<u32, (String, String)> = HashMap::new();
+    // Each day's statements, looked up once a batch.
+    let mut statements = HashMap::new();
     // Each day's index entries, written as a run once the events are.
     let mut entries: BTreeMap<u32, runs::Entries> = BTreeMap::new();
     let verb = if skip_duplicates {
@@ -442,24 +443,23 @@ fn append_tx(
     };
     for e in events {
         let day = day_of(e.at);
-        let (insert_event, insert_blob) = match sql.entry(day) {
+        let (insert_event, insert_blob) = match statements.entry(day) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 if known.days.insert(day) {
                     create_day(tx, day)?;
                     added.days.push(day);
                 }
+                let insert_event = format!(
+                    "{verb} INTO {} (id, at, app_id, user_id, tenant_id, client_id, outcome, \
+                     latency_us, policies, inputs, rest) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    events_table(day)
+                );
+                let insert_blob = format!("INSERT INTO {} (body) VALUES (?1)", blobs_table(day));
                 v.insert((
-                    format!(
-                        "{verb} INTO {} (id, at, app_id, user_id, tenant_id, client_id, outcome, \
-                         latency_us, policies, inputs, rest) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                        events_table(day)
-                    ),
-                    format!(
-                        "INSERT INTO {} (body) VALUES (?1) RETURNING id",
-                        blobs_table(day)
-                    ),
+                    tx.prepare_cached(&insert_event).map_err(backend)?,
+                    tx.prepare_cached(&insert_blob).map_err(backend)?,
                 ))
             }
         };
@@ -468,10 +468,10 @@ fn append_tx(
             if let Some(&row) = known.blobs.get(&(day, key)) {
                 return Ok(row);
             }
-            let row = tx
-                .prepare_cached(insert_blob)
-                .and_then(|mut s| s.query_row(params![bytes], |r| r.get(0)))
-                .map_err(backend)?;
+            // Not `RETURNING`: it gathers the rows it returns in a temporary table, opened and
+            // closed per statement (measured: a sixth of the writer's time).
+            insert_blob.execute(params![bytes]).map_err(backend)?;
+            let row = tx.last_insert_rowid();
             known.blobs.insert((day, key), row);
             added.blobs.push((day, key));
             Ok(row)
@@ -485,32 +485,29 @@ fn append_tx(
             Some(i) => Some(blob(encode_inputs(i)?)?),
             None => None,
         };
-        let written = tx
-            .prepare_cached(insert_event)
-            .and_then(|mut s| {
-                s.execute(params![
-                    e.id,
-                    e.at.as_millis(),
-                    e.app_id,
-                    e.user_id,
-                    e.tenant_id,
-                    e.client_id,
-                    outcome_code(e.outcome),
-                    i64::try_from(e.latency_us).unwrap_or(i64::MAX),
-                    policies,
-                    inputs,
-                    Rest::encode(e),
-                ])
-            })
+        let written = insert_event
+            .execute(params![
+                e.id,
+                e.at.as_millis(),
+                e.app_id,
+                e.user_id,
+                e.tenant_id,
+                e.client_id,
+                outcome_code(e.outcome),
+                i64::try_from(e.latency_us).unwrap_or(i64::MAX),
+                policies,
+                inputs,
+                Rest::encode(e),
+            ])
             .map_err(write_error("audit event"))?;
         // Not written: an id already stored, skipped; it has its entries.
         if written == 1 {
             let day = entries.entry(day).or_default();
             if let Some(app) = &e.app_id {
-                day.app.push((app.clone(), e.id.clone()));
+                day.app.push((app, &e.id));
             }
             if let Some(user) = &e.user_id {
-                day.user.push((user.clone(), e.id.clone()));
+                day.user.push((user, &e.id));
             }
         }
     }

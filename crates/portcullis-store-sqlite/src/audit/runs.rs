@@ -99,16 +99,21 @@ pub(super) fn create(tx: &Connection, day: u32) -> Result<(), StoreError> {
     tx.execute_batch(&sql).map_err(backend)
 }
 
-/// The entries of one batch's run: per index, `(key, id)` of each event written.
+/// The entries of one batch's run: per index, `(key, id)` of each event written, borrowed from
+/// the batch.
 #[derive(Default)]
-pub(super) struct Entries {
-    pub(super) app: Vec<(String, String)>,
-    pub(super) user: Vec<(String, String)>,
+pub(super) struct Entries<'a> {
+    pub(super) app: Vec<(&'a str, &'a str)>,
+    pub(super) user: Vec<(&'a str, &'a str)>,
 }
 
 /// Writes `entries` as a new run of `day`, then merges runs while the newest [`FANOUT`] are of
 /// one level.
-pub(super) fn write(tx: &Transaction<'_>, day: u32, entries: Entries) -> Result<(), StoreError> {
+pub(super) fn write(
+    tx: &Transaction<'_>,
+    day: u32,
+    entries: Entries<'_>,
+) -> Result<(), StoreError> {
     write_capped(tx, day, entries, MERGE_MAX)
 }
 
@@ -116,14 +121,13 @@ pub(super) fn write(tx: &Transaction<'_>, day: u32, entries: Entries) -> Result<
 fn write_capped(
     tx: &Transaction<'_>,
     day: u32,
-    mut entries: Entries,
+    mut entries: Entries<'_>,
     cap: i64,
 ) -> Result<(), StoreError> {
-    let ids = entries.app.iter().chain(&entries.user).map(|(_, id)| id);
+    let ids = entries.app.iter().chain(&entries.user).map(|&(_, id)| id);
     let (Some(min_id), Some(max_id)) = (ids.clone().min(), ids.max()) else {
         return Ok(());
     };
-    let (min_id, max_id) = (min_id.clone(), max_id.clone());
     let runs = runs_table(day);
     let run: i64 = tx
         .query_row(
@@ -155,22 +159,25 @@ fn insert_sorted(
     tx: &Transaction<'_>,
     table: &str,
     run: i64,
-    entries: &[(String, String)],
+    entries: &[(impl AsRef<str>, impl AsRef<str>)],
 ) -> Result<(), StoreError> {
     let mut chunks = Chunks::new(tx, table, run)?;
     for (key, id) in entries {
-        chunks.push(key, id)?;
+        chunks.push(key.as_ref(), id.as_ref())?;
     }
     chunks.finish()
 }
 
 /// The rows of a run being written: ids are pushed sorted by key, then id, and written a key's
-/// [`CHUNK`] at a time, as a JSON array (which SQL reads with `json_each`).
+/// [`CHUNK`] at a time, as a JSON array (which SQL reads with `json_each`) built as they come.
 struct Chunks<'a> {
     insert: rusqlite::CachedStatement<'a>,
     run: i64,
     key: String,
-    ids: Vec<String>,
+    /// The row's ids so far: a JSON array without its closing bracket.
+    ids: Vec<u8>,
+    count: usize,
+    last: String,
 }
 
 impl<'a> Chunks<'a> {
@@ -184,28 +191,36 @@ impl<'a> Chunks<'a> {
             run,
             key: String::new(),
             ids: Vec::new(),
+            count: 0,
+            last: String::new(),
         })
     }
 
     fn push(&mut self, key: &str, id: &str) -> Result<(), StoreError> {
-        if key != self.key || self.ids.len() >= CHUNK {
+        if key != self.key || self.count >= CHUNK {
             self.flush()?;
             key.clone_into(&mut self.key);
         }
-        self.ids.push(id.to_owned());
+        self.ids.push(if self.count == 0 { b'[' } else { b',' });
+        serde_json::to_writer(&mut self.ids, id)
+            .map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))?;
+        id.clone_into(&mut self.last);
+        self.count += 1;
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
-        let Some(last) = self.ids.last() else {
+        if self.count == 0 {
             return Ok(());
-        };
-        let ids = serde_json::to_string(&self.ids)
+        }
+        self.ids.push(b']');
+        let ids = std::str::from_utf8(&self.ids)
             .map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))?;
         self.insert
-            .execute(params![self.run, self.key, last, ids])
+            .execute(params![self.run, self.key, self.last, ids])
             .map_err(backend)?;
         self.ids.clear();
+        self.count = 0;
         Ok(())
     }
 
@@ -411,11 +426,15 @@ mod tests {
         let tx = c.transaction().unwrap();
         create(&tx, 1).unwrap();
         for b in 0..batches {
+            let apps: Vec<(String, String)> = (0..3)
+                .map(|i| (format!("app{}", i % 2), format!("evt_{b:04}_{i}")))
+                .collect();
             let entries = Entries {
-                app: (0..3)
-                    .map(|i| (format!("app{}", i % 2), format!("evt_{b:04}_{i}")))
+                app: apps
+                    .iter()
+                    .map(|(k, id)| (k.as_str(), id.as_str()))
                     .collect(),
-                user: vec![("ada".into(), format!("evt_{b:04}_0"))],
+                user: vec![("ada", &apps[0].1)],
             };
             write_capped(&tx, 1, entries, cap).unwrap();
         }
@@ -484,11 +503,9 @@ mod tests {
         let tx = c.transaction().unwrap();
         create(&tx, 1).unwrap();
         for b in 0..FANOUT {
+            let ids: Vec<String> = odd.iter().map(|id| format!("{id}{b:02}")).collect();
             let entries = Entries {
-                app: odd
-                    .iter()
-                    .map(|id| ("k\"[\u{1}".to_owned(), format!("{id}{b:02}")))
-                    .collect(),
+                app: ids.iter().map(|id| ("k\"[\u{1}", id.as_str())).collect(),
                 user: Vec::new(),
             };
             write(&tx, 1, entries).unwrap();
