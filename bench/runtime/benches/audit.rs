@@ -5,7 +5,8 @@
 //! a token of its own (its inputs stored with it: the worst case) or with its user's one token
 //! (a token is presented many times: its inputs are stored once a day).
 //!
-//! `cargo bench -p portcullis-bench-runtime --bench audit`
+//! `cargo bench -p portcullis-bench-runtime --bench audit`; `PORTCULLIS_BENCH_AUDIT_BATCH=100` for
+//! the batches the server's audit writer makes (at most 100 events).
 
 #![allow(
     clippy::unwrap_used,
@@ -91,9 +92,14 @@ fn audit(c: &mut Criterion) {
         let feed = Arc::new(store.change_feed());
         backends.push(("PostgreSQL", Stores::from_backend(Arc::new(store), feed)));
     }
+    let size: u64 = std::env::var("PORTCULLIS_BENCH_AUDIT_BATCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1000);
     let mut n = 0u64;
     let mut group = c.benchmark_group("audit");
-    group.throughput(Throughput::Elements(1000));
+    group.throughput(Throughput::Elements(size));
     group.measurement_time(Duration::from_secs(10));
     for (name, stores) in backends {
         for (apps, tokens, reused) in [
@@ -101,12 +107,12 @@ fn audit(c: &mut Criterion) {
             (1000, "tokens reused", true),
             (1, "tokens reused", true),
         ] {
-            let label = format!("append 1,000 events to {name}, {apps} apps, {tokens}");
+            let label = format!("append {size} events to {name}, {apps} apps, {tokens}");
             group.bench_function(label, |b| {
                 // The batch is made outside the measurement: this times the store.
                 b.to_async(&rt).iter_batched(
                     || {
-                        let batch: Vec<AuditEvent> = (0..1000)
+                        let batch: Vec<AuditEvent> = (0..size)
                             .map(|_| {
                                 n += 1;
                                 event(n, apps, reused)
