@@ -227,8 +227,9 @@ impl Core {
     ) -> Result<NewAdminKey, ServiceError> {
         crate::manage::check_name("name", &input.name)?;
         if input.scopes.is_empty() {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "scopes",
                 "scopes must name at least one scope",
             ));
         }
@@ -237,8 +238,9 @@ impl Core {
         scopes.dedup();
         let now = self.clock.now();
         if input.expires_at.is_some_and(|e| e <= now) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "expiresAt",
                 "expiresAt must be in the future",
             ));
         }

@@ -2,7 +2,7 @@
 //! stable; `Internal` details are logged, never shown.
 
 use portcullis_domain::StoreError;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Why a service call failed.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +14,8 @@ pub enum ServiceError {
         code: &'static str,
         /// What is wrong, in a sentence.
         message: String,
-        /// Structured details (e.g. policy validation errors with their paths).
+        /// Structured details: a list of `{path, message}` problems when the error is about a
+        /// part of the request body (policy validation errors add a `code` to each).
         details: Option<Value>,
     },
     /// The thing named does not exist (404).
@@ -69,6 +70,40 @@ impl ServiceError {
         }
     }
 
+    /// A 400 about one part of the request body: `details` lists the one problem as
+    /// `[{"path": path, "message": message}]`, the shape of the policy validation errors, so that
+    /// a client can tell which field to fix without reading the message. `path` is the JSON path
+    /// of the offending part as it is written on the wire: camelCase field names, list indexes in
+    /// brackets (`scopes[3].name`, `redirectUris[0]`, `mappings[2].claim`).
+    pub fn invalid_at(
+        code: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        let message = message.into();
+        Self::Invalid {
+            code,
+            details: Some(json!([{"path": path.into(), "message": message}])),
+            message,
+        }
+    }
+
+    /// This error placed at `path` of the request body: a 400 without details becomes
+    /// [`ServiceError::invalid_at`] with the same code and message; any other error (or a 400
+    /// that already has its details) is returned as it is. For checks shared with callers that
+    /// have no request body, such as URL checks, placed by the management call that makes them.
+    #[must_use]
+    pub fn at(self, path: impl Into<String>) -> Self {
+        match self {
+            Self::Invalid {
+                code,
+                message,
+                details: None,
+            } => Self::invalid_at(code, path, message),
+            other => other,
+        }
+    }
+
     /// A 404 for an entity.
     pub fn not_found(entity: &'static str, id: impl Into<String>) -> Self {
         Self::NotFound {
@@ -97,5 +132,51 @@ impl From<StoreError> for ServiceError {
             StoreError::Unavailable(message) => Self::Unavailable(message),
             StoreError::Backend(message) => Self::Internal(message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_400_at_a_path_lists_it_with_the_message() {
+        let e = ServiceError::invalid_at("invalid_app", "scopes[1].name", "scopes[1].name is bad");
+        let ServiceError::Invalid {
+            code,
+            message,
+            details,
+        } = e
+        else {
+            panic!("a 400");
+        };
+        assert_eq!(
+            (code, message.as_str()),
+            ("invalid_app", "scopes[1].name is bad")
+        );
+        assert_eq!(
+            details,
+            Some(json!([{"path": "scopes[1].name", "message": "scopes[1].name is bad"}]))
+        );
+    }
+
+    #[test]
+    fn placing_an_error_keeps_its_code_and_message_and_leaves_other_errors_alone() {
+        let e = ServiceError::invalid("invalid_url", "tokenUrl must name a host").at("tokenUrl");
+        assert!(matches!(
+            e,
+            ServiceError::Invalid { code: "invalid_url", ref message, details: Some(ref d) }
+                if message == "tokenUrl must name a host"
+                    && *d == json!([{"path": "tokenUrl", "message": "tokenUrl must name a host"}])
+        ));
+        // A 400 already placed keeps its place; other errors are not 400s.
+        let placed = ServiceError::invalid_at("c", "a", "m").at("b");
+        assert!(
+            matches!(placed, ServiceError::Invalid { details: Some(ref d), .. } if d[0]["path"] == "a")
+        );
+        assert!(matches!(
+            ServiceError::not_found("app", "x").at("id"),
+            ServiceError::NotFound { .. }
+        ));
     }
 }

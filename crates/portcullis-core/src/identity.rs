@@ -35,11 +35,13 @@ pub fn external_principal(issuer: &str, subject: &str) -> String {
 pub const MAX_IDENTITIES: usize = 16;
 
 /// Checks a user's identity links: each an issuer (1–2048 characters, no whitespace or control
-/// characters) and a subject (1–255 characters, no control characters), none listed twice.
+/// characters) and a subject (1–255 characters, no control characters), none listed twice. Its
+/// errors are placed in a request body's `identities`.
 pub(crate) fn check_identities(identities: &[Identity]) -> Result<(), ServiceError> {
     if identities.len() > MAX_IDENTITIES {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::invalid_at(
             "invalid_request",
+            "identities",
             format!("a user has at most {MAX_IDENTITIES} identities"),
         ));
     }
@@ -50,8 +52,9 @@ pub(crate) fn check_identities(identities: &[Identity]) -> Result<(), ServiceErr
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                format!("identities[{n}].issuer"),
                 format!(
                     "identities[{n}].issuer must be 1 to 2048 characters without whitespace or control characters"
                 ),
@@ -61,16 +64,19 @@ pub(crate) fn check_identities(identities: &[Identity]) -> Result<(), ServiceErr
             || i.subject.chars().count() > 255
             || i.subject.chars().any(char::is_control)
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                format!("identities[{n}].subject"),
                 format!(
                     "identities[{n}].subject must be 1 to 255 characters without control characters"
                 ),
             ));
         }
         if identities[..n].contains(i) {
-            return Err(ServiceError::invalid(
+            // The link is its issuer and subject: placed at the first of them.
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                format!("identities[{n}].issuer"),
                 format!("identities[{n}] is listed twice"),
             ));
         }

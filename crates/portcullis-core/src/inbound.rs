@@ -51,19 +51,24 @@ pub enum KeySource {
 }
 
 impl IssuerSpec {
-    /// Checks a stored issuer and turns it into a spec.
+    /// Checks a stored issuer and turns it into a spec. Its errors are placed at the fields of
+    /// the management API's issuer (`jwksUrl`, `audiences`, ...).
     pub fn from_record(r: &IssuerRecord, settings: &Settings) -> Result<Self, ServiceError> {
+        let url = |u: &str, field: &str| {
+            crate::urls::check_url(u, field, settings).map_err(|e| e.at(field))
+        };
         let discovery = r
             .discovery_url
             .as_deref()
-            .map(|u| crate::urls::check_url(u, "discoveryUrl", settings))
+            .map(|u| url(u, "discoveryUrl"))
             .transpose()?;
         let keys = match (&r.jwks_url, discovery) {
-            (Some(u), _) => KeySource::Jwks(crate::urls::check_url(u, "jwksUrl", settings)?),
+            (Some(u), _) => KeySource::Jwks(url(u, "jwksUrl")?),
             (None, Some(u)) => KeySource::Discovery(u),
             (None, None) => {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_issuer",
+                    "jwksUrl",
                     "an issuer needs a jwksUrl or a discoveryUrl",
                 ));
             }
@@ -74,22 +79,28 @@ impl IssuerSpec {
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_issuer",
+                "issuer",
                 "issuer must be 1 to 1024 characters, without spaces or control characters",
             ));
         }
         if r.audiences.is_empty() || r.audiences.iter().any(|a| a.is_empty()) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_issuer",
+                r.audiences
+                    .iter()
+                    .position(String::is_empty)
+                    .map_or_else(|| "audiences".to_owned(), |i| format!("audiences[{i}]")),
                 "audiences must list at least one non-empty audience: audience validation is mandatory",
             ));
         }
         let mut algorithms = Vec::new();
-        for a in &r.algorithms {
+        for (i, a) in r.algorithms.iter().enumerate() {
             let alg = a.parse::<Algorithm>().map_err(|_| {
-                ServiceError::invalid(
+                ServiceError::invalid_at(
                     "invalid_issuer",
+                    format!("algorithms[{i}]"),
                     format!(
                         "algorithm {a:?} is not supported; use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA"
                     ),
@@ -98,8 +109,9 @@ impl IssuerSpec {
             algorithms.push(alg);
         }
         if algorithms.is_empty() {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_issuer",
+                "algorithms",
                 "algorithms must list at least one algorithm",
             ));
         }
@@ -109,21 +121,23 @@ impl IssuerSpec {
         ] {
             if let Some(c) = claim {
                 ClaimPath::parse(c).map_err(|e| {
-                    ServiceError::invalid("invalid_issuer", format!("{field}: {e}"))
+                    ServiceError::invalid_at("invalid_issuer", field, format!("{field}: {e}"))
                 })?;
             }
         }
         if let Some(t) = &r.required_typ
             && (t.is_empty() || t.len() > 64 || !t.chars().all(|c| c.is_ascii_graphic()))
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_issuer",
+                "requiredTyp",
                 "requiredTyp must be 1 to 64 printable ASCII characters, such as at+jwt",
             ));
         }
         if r.clock_skew_seconds > 600 {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_issuer",
+                "clockSkewSeconds",
                 "clockSkewSeconds must be at most 600",
             ));
         }

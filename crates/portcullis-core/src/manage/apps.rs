@@ -139,7 +139,7 @@ const RESERVED_AUTH_PARAMS: [&str; 7] = [
 impl Core {
     pub(crate) fn app_settings(&self, input: &AppInput) -> Result<OAuthSettings, ServiceError> {
         check_name("name", &input.name)?;
-        check_description(input.description.as_deref())?;
+        check_description("description", input.description.as_deref())?;
         let on_deny = input.on_deny.unwrap_or_default();
         if input.kind == AppKind::ApiKey {
             let oauth_fields = [
@@ -160,14 +160,16 @@ impl Core {
                 ("sharedCallback", input.shared_callback.is_some()),
             ];
             if let Some((f, _)) = oauth_fields.iter().find(|(_, set)| *set) {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_app",
+                    *f,
                     format!("{f} applies to OAuth apps only; an apiKey app has none"),
                 ));
             }
             if on_deny == OnDeny::Reconsent {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_app",
+                    "onDeny",
                     "onDeny reconsent applies to OAuth apps only",
                 ));
             }
@@ -182,38 +184,46 @@ impl Core {
             .clone()
             .filter(|c| !c.is_empty() && c.len() <= 512)
             .ok_or_else(|| {
-                ServiceError::invalid(
+                ServiceError::invalid_at(
                     "invalid_app",
+                    "clientId",
                     "an OAuth app needs a clientId (1 to 512 characters)",
                 )
             })?;
-        let authorization_url = check_url(
+        // A URL's errors are placed at its field (`check_url` is shared with callers that have no
+        // request body).
+        let url =
+            |u: &str, field: &str| check_url(u, field, &self.settings).map_err(|e| e.at(field));
+        let authorization_url = url(
             input.authorization_url.as_deref().ok_or_else(|| {
-                ServiceError::invalid("invalid_app", "an OAuth app needs an authorizationUrl")
+                ServiceError::invalid_at(
+                    "invalid_app",
+                    "authorizationUrl",
+                    "an OAuth app needs an authorizationUrl",
+                )
             })?,
             "authorizationUrl",
-            &self.settings,
         )?;
-        let token_url = check_url(
+        let token_url = url(
             input.token_url.as_deref().ok_or_else(|| {
-                ServiceError::invalid("invalid_app", "an OAuth app needs a tokenUrl")
+                ServiceError::invalid_at("invalid_app", "tokenUrl", "an OAuth app needs a tokenUrl")
             })?,
             "tokenUrl",
-            &self.settings,
         )?;
         let revocation_url = input
             .revocation_url
             .as_deref()
-            .map(|u| check_url(u, "revocationUrl", &self.settings))
+            .map(|u| url(u, "revocationUrl"))
             .transpose()?;
         let userinfo_url = input
             .userinfo_url
             .as_deref()
-            .map(|u| check_url(u, "userinfoUrl", &self.settings))
+            .map(|u| url(u, "userinfoUrl"))
             .transpose()?;
         if input.scopes.len() > portcullis_policy::MAX_OFFERED_SCOPES {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_app",
+                "scopes",
                 format!(
                     "an app offers at most {} scopes",
                     portcullis_policy::MAX_OFFERED_SCOPES
@@ -226,8 +236,9 @@ impl Core {
                 || s.name.chars().count() > 256
                 || s.name.chars().any(|c| c.is_whitespace() || c.is_control())
             {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_app",
+                    format!("scopes[{i}].name"),
                     format!(
                         "scopes[{i}].name must be 1 to 256 characters without spaces or control characters"
                     ),
@@ -237,14 +248,16 @@ impl Core {
                 .as_deref()
                 .is_some_and(|d| d.chars().count() > 1024)
             {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_app",
+                    format!("scopes[{i}].description"),
                     format!("scopes[{i}].description must be at most 1024 characters"),
                 ));
             }
             if !names.insert(s.name.as_str()) {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_app",
+                    format!("scopes[{i}].name"),
                     format!("scope {:?} is listed twice", s.name),
                 ));
             }
@@ -256,8 +269,9 @@ impl Core {
                     || s.chars().any(char::is_control)
             })
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_app",
+                "defaultScopes",
                 format!(
                     "defaultScopes: at most {} scopes of 1 to {} characters, none a control character",
                     crate::plane::MAX_SCOPES,
@@ -265,30 +279,34 @@ impl Core {
                 ),
             ));
         }
-        for s in &input.default_scopes {
+        for (i, s) in input.default_scopes.iter().enumerate() {
             if !input.scopes.is_empty() && !names.contains(s.as_str()) {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_app",
+                    format!("defaultScopes[{i}]"),
                     format!("defaultScopes names {s:?}, which is not in scopes"),
                 ));
             }
         }
         if input.authorization_params.len() > 32 {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_app",
+                "authorizationParams",
                 "at most 32 authorizationParams",
             ));
         }
         for (k, v) in &input.authorization_params {
             if RESERVED_AUTH_PARAMS.contains(&k.as_str()) {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_app",
+                    "authorizationParams",
                     format!("authorizationParams may not set {k}: Portcullis sets it"),
                 ));
             }
             if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 1024 {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_app",
+                    "authorizationParams",
                     "authorizationParams keys are 1 to 128 characters, values at most 1024",
                 ));
             }
@@ -296,8 +314,9 @@ impl Core {
         let method = input.token_endpoint_auth_method.unwrap_or_default();
         let pkce = input.pkce.unwrap_or(true);
         if method == ClientAuthMethod::None && !pkce {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_app",
+                "pkce",
                 "a public client (tokenEndpointAuthMethod none) must use PKCE",
             ));
         }
@@ -332,15 +351,16 @@ impl Core {
         let id = input
             .id
             .clone()
-            .ok_or_else(|| ServiceError::invalid("invalid_request", "id is required"))?;
+            .ok_or_else(|| ServiceError::invalid_at("invalid_request", "id", "id is required"))?;
         check_slug("id", &id)?;
         let settings = self.app_settings(input)?;
         if input.kind == AppKind::OAuth
             && input.client_secret.is_none()
             && settings.token_endpoint_auth_method != ClientAuthMethod::None
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_app",
+                "clientSecret",
                 "clientSecret is required unless tokenEndpointAuthMethod is none",
             ));
         }

@@ -166,8 +166,9 @@ impl Core {
             .clone()
             .unwrap_or_else(|| "client_secret_basic".into());
         if !CLIENT_AUTH_METHODS.contains(&method.as_str()) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "tokenEndpointAuthMethod",
                 format!(
                     "tokenEndpointAuthMethod must be one of {}",
                     CLIENT_AUTH_METHODS.join(", ")
@@ -176,21 +177,23 @@ impl Core {
         }
         let redirects = input.redirect_uris.clone().unwrap_or_default();
         if redirects.len() > MAX_REDIRECT_URIS {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "redirectUris",
                 format!("at most {MAX_REDIRECT_URIS} redirectUris"),
             ));
         }
-        for r in &redirects {
-            check_redirect_uri(r)?;
+        for (i, r) in redirects.iter().enumerate() {
+            check_redirect_uri(r).map_err(|e| e.at(format!("redirectUris[{i}]")))?;
         }
         if input
             .grant_types
             .as_ref()
             .is_some_and(|g| g.len() > CLIENT_GRANT_TYPES.len())
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "grantTypes",
                 format!("at most {} grantTypes", CLIENT_GRANT_TYPES.len()),
             ));
         }
@@ -203,8 +206,9 @@ impl Core {
             None => vec![crate::TOKEN_EXCHANGE_GRANT.to_owned()],
         };
         if grants.is_empty() {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "grantTypes",
                 "grantTypes must name at least one grant type",
             ));
         }
@@ -212,8 +216,16 @@ impl Core {
             .iter()
             .find(|g| !CLIENT_GRANT_TYPES.contains(&g.as_str()))
         {
-            return Err(ServiceError::invalid(
+            // Only grant types given can be unsupported: the place of the first of them.
+            let at = input
+                .grant_types
+                .iter()
+                .flatten()
+                .position(|x| x == g)
+                .map_or_else(|| "grantTypes".to_owned(), |i| format!("grantTypes[{i}]"));
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                at,
                 format!(
                     "grant type {} is not supported; use {}",
                     shown(g),
@@ -223,8 +235,9 @@ impl Core {
         }
         let has = |g: &str| grants.iter().any(|x| x == g);
         if has(GRANT_AUTHORIZATION_CODE) && redirects.is_empty() {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "redirectUris",
                 "the authorization_code grant needs at least one redirect URI",
             ));
         }
@@ -233,8 +246,9 @@ impl Core {
                 || has(crate::TOKEN_EXCHANGE_GRANT)
                 || has(GRANT_JWT_BEARER))
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "grantTypes",
                 "a public client (tokenEndpointAuthMethod none) cannot use client_credentials, token exchange or jwt-bearer",
             ));
         }
@@ -245,13 +259,20 @@ impl Core {
         m.insert("tokenEndpointAuthMethod".into(), Value::String(method));
         if let Some(apps) = &input.allowed_apps {
             if apps.len() > 1000 {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_request",
+                    "allowedApps",
                     "at most 1000 allowedApps",
                 ));
             }
-            for a in apps {
-                check_slug("allowedApps", a)?;
+            for (i, a) in apps.iter().enumerate() {
+                validate_slug(a).map_err(|why| {
+                    ServiceError::invalid_at(
+                        "invalid_id",
+                        format!("allowedApps[{i}]"),
+                        format!("allowedApps {why}"),
+                    )
+                })?;
             }
             m.insert("allowedApps".into(), serde_json::json!(sorted_unique(apps)));
         }
@@ -322,8 +343,9 @@ impl Core {
         if current.secret_hash.is_none()
             != (metadata.get("tokenEndpointAuthMethod") == Some(&Value::from("none")))
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "tokenEndpointAuthMethod",
                 "a client cannot change between public and confidential; register a new one",
             ));
         }

@@ -87,8 +87,9 @@ fn check_user_input(input: &UserInput) -> Result<(), ServiceError> {
             || at.is_none_or(|i| i == 0 || i + 1 == e.len())
             || e.chars().any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "email",
                 "email is not a valid address",
             ));
         }
@@ -96,22 +97,29 @@ fn check_user_input(input: &UserInput) -> Result<(), ServiceError> {
     if let Some(n) = &input.name
         && (n.chars().count() > 256 || n.chars().any(char::is_control))
     {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::invalid_at(
             "invalid_request",
+            "name",
             "name must be at most 256 characters, without control characters",
         ));
     }
     if input.roles.len() > 256 || input.tenants.len() > 256 {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::invalid_at(
             "invalid_request",
+            if input.roles.len() > 256 {
+                "roles"
+            } else {
+                "tenants"
+            },
             "at most 256 roles and 256 tenants",
         ));
     }
     let mut tenants = HashSet::new();
-    for m in &input.tenants {
+    for (i, m) in input.tenants.iter().enumerate() {
         if !tenants.insert(&m.tenant_id) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                format!("tenants[{i}].tenantId"),
                 format!("tenant {} is listed twice", m.tenant_id),
             ));
         }
@@ -144,8 +152,8 @@ impl Core {
         let id = input
             .id
             .clone()
-            .ok_or_else(|| ServiceError::invalid("invalid_request", "id is required"))?;
-        check_user_id(&id)?;
+            .ok_or_else(|| ServiceError::invalid_at("invalid_request", "id", "id is required"))?;
+        check_user_id("id", &id)?;
         let user = self.user_record(id, input, None)?;
         self.stores.directory.insert_user(&user).await?;
         Ok(UserView::from(&user))
@@ -193,7 +201,7 @@ impl Core {
         current: Option<&UserRecord>,
     ) -> Result<UserRecord, ServiceError> {
         if current.is_none() {
-            check_user_id(&id)?;
+            check_user_id("id", &id)?;
         }
         check_user_input(input)?;
         let now = self.clock.now();
@@ -271,8 +279,9 @@ fn check_role_name(name: &str) -> Result<(), ServiceError> {
         || name.chars().count() > 128
         || name.chars().any(char::is_control)
     {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::invalid_at(
             "invalid_id",
+            "name",
             "a role name is 1 to 128 characters, without leading or trailing spaces",
         ));
     }
@@ -282,10 +291,9 @@ fn check_role_name(name: &str) -> Result<(), ServiceError> {
 impl Core {
     /// Creates a role.
     pub async fn create_role(&self, input: &RoleInput) -> Result<RoleView, ServiceError> {
-        let name = input
-            .name
-            .clone()
-            .ok_or_else(|| ServiceError::invalid("invalid_request", "name is required"))?;
+        let name = input.name.clone().ok_or_else(|| {
+            ServiceError::invalid_at("invalid_request", "name", "name is required")
+        })?;
         let role = self.role_record(name, input, None)?;
         self.stores.directory.insert_role(&role).await?;
         Ok(RoleView::from(&role))
@@ -313,12 +321,13 @@ impl Core {
         input: &RoleInput,
     ) -> Result<RoleView, ServiceError> {
         if input.name.as_deref().is_some_and(|n| n != name) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "name",
                 "name is immutable",
             ));
         }
-        check_description(input.description.as_deref())?;
+        check_description("description", input.description.as_deref())?;
         let current = self
             .stores
             .directory
@@ -342,7 +351,7 @@ impl Core {
         current: Option<&Role>,
     ) -> Result<Role, ServiceError> {
         check_role_name(&name)?;
-        check_description(input.description.as_deref())?;
+        check_description("description", input.description.as_deref())?;
         let now = self.clock.now();
         Ok(Role {
             name,
@@ -416,7 +425,7 @@ impl Core {
         let id = input
             .id
             .clone()
-            .ok_or_else(|| ServiceError::invalid("invalid_request", "id is required"))?;
+            .ok_or_else(|| ServiceError::invalid_at("invalid_request", "id", "id is required"))?;
         let t = self.tenant_record(id, input, None)?;
         self.stores.directory.insert_tenant(&t).await?;
         Ok(TenantView::from(&t))

@@ -93,27 +93,47 @@ impl Core {
         input: &IssuerInput,
         created_at: Timestamp,
     ) -> Result<IssuerRecord, ServiceError> {
-        let texts = [&input.issuer]
-            .into_iter()
-            .chain(&input.jwks_url)
-            .chain(&input.discovery_url)
-            .chain(&input.audiences)
-            .chain(input.algorithms.iter().flatten())
-            .chain(&input.roles_claim)
-            .chain(&input.tenant_claim);
-        if texts.flat_map(|t| t.chars()).any(char::is_control) {
-            return Err(ServiceError::invalid(
+        let control = |t: &String| t.chars().any(char::is_control);
+        let fields = [
+            ("issuer", Some(&input.issuer)),
+            ("jwksUrl", input.jwks_url.as_ref()),
+            ("discoveryUrl", input.discovery_url.as_ref()),
+            ("rolesClaim", input.roles_claim.as_ref()),
+            ("tenantClaim", input.tenant_claim.as_ref()),
+        ];
+        let lists = [
+            ("audiences", &input.audiences[..]),
+            (
+                "algorithms",
+                input.algorithms.as_deref().unwrap_or_default(),
+            ),
+        ];
+        let with_control = fields
+            .iter()
+            .find(|(_, v)| v.is_some_and(control))
+            .map(|(f, _)| (*f).to_owned())
+            .or_else(|| {
+                lists
+                    .iter()
+                    .find_map(|(f, v)| v.iter().position(control).map(|i| format!("{f}[{i}]")))
+            });
+        if let Some(path) = with_control {
+            return Err(ServiceError::invalid_at(
                 "invalid_issuer",
+                path,
                 "an issuer's settings must not contain control characters",
             ));
         }
-        if [&input.jwks_url, &input.discovery_url]
-            .into_iter()
-            .flatten()
-            .any(|u| u.chars().count() > 2048)
+        if let Some((field, _)) = [
+            ("jwksUrl", &input.jwks_url),
+            ("discoveryUrl", &input.discovery_url),
+        ]
+        .into_iter()
+        .find(|(_, u)| u.as_ref().is_some_and(|u| u.chars().count() > 2048))
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_issuer",
+                field,
                 "jwksUrl and discoveryUrl are at most 2048 characters",
             ));
         }

@@ -64,12 +64,13 @@ pub(crate) fn not_found(e: StoreError, entity: &'static str, id: &str) -> Servic
 
 /// A one-line display name: 1 to 128 characters, none of them a control character (they would
 /// reach logs, terminals and the console verbatim, and PostgreSQL refuses NUL in text), neither
-/// the first nor the last a space.
+/// the first nor the last a space. `field` is its path in the request body.
 pub(crate) fn check_name(field: &str, v: &str) -> Result<(), ServiceError> {
     let n = v.chars().count();
     if n == 0 || n > 128 || v.chars().any(char::is_control) || v.trim() != v {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::invalid_at(
             "invalid_request",
+            field,
             format!(
                 "{field} must be 1 to 128 characters, without control characters or leading or trailing spaces"
             ),
@@ -87,40 +88,51 @@ fn has_control_besides_whitespace(v: &str) -> bool {
 /// An update may repeat the id of the path, not change it.
 pub(crate) fn same_id(given: Option<&str>, path: &str) -> Result<(), ServiceError> {
     if given.is_some_and(|i| i != path) {
-        return Err(ServiceError::invalid("invalid_request", "id is immutable"));
+        return Err(ServiceError::invalid_at(
+            "invalid_request",
+            "id",
+            "id is immutable",
+        ));
     }
     Ok(())
 }
 
-fn check_description(v: Option<&str>) -> Result<(), ServiceError> {
+/// A description at `field` of the request body (`description`, `scopes[2].description`).
+fn check_description(field: &str, v: Option<&str>) -> Result<(), ServiceError> {
     if v.is_some_and(|d| d.chars().count() > 1024 || has_control_besides_whitespace(d)) {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::invalid_at(
             "invalid_request",
+            field,
             "description must be at most 1024 characters, without control characters other than line breaks and tabs",
         ));
     }
     Ok(())
 }
 
+/// A slug at `field` of the request body (its path there names it in the message too).
 fn check_slug(field: &str, v: &str) -> Result<(), ServiceError> {
-    validate_slug(v).map_err(|why| ServiceError::invalid("invalid_id", format!("{field} {why}")))
+    validate_slug(v)
+        .map_err(|why| ServiceError::invalid_at("invalid_id", field, format!("{field} {why}")))
 }
 
 /// A directory user id: 1–255 visible characters, no whitespace or control characters, and not
-/// starting with `ext:` (the prefix of external subjects' principal ids).
-fn check_user_id(v: &str) -> Result<(), ServiceError> {
+/// starting with `ext:` (the prefix of external subjects' principal ids). `field` is its path in
+/// the request body.
+fn check_user_id(field: &str, v: &str) -> Result<(), ServiceError> {
     if v.is_empty()
         || v.chars().count() > 255
         || v.chars().any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::invalid_at(
             "invalid_id",
+            field,
             "id must be 1 to 255 characters without whitespace or control characters",
         ));
     }
     if v.starts_with(crate::EXTERNAL_PREFIX) {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::invalid_at(
             "invalid_id",
+            field,
             "ids starting with ext: are reserved for subjects of external issuers",
         ));
     }
@@ -129,8 +141,9 @@ fn check_user_id(v: &str) -> Result<(), ServiceError> {
 
 fn check_attributes(v: &Map<String, Value>) -> Result<(), ServiceError> {
     if serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX) > 16 * 1024 {
-        return Err(ServiceError::invalid(
+        return Err(ServiceError::invalid_at(
             "invalid_request",
+            "attributes",
             "attributes must be at most 16 KiB of JSON",
         ));
     }

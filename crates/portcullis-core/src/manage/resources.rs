@@ -127,9 +127,10 @@ pub(super) fn uri_shape_ok(uri: &str) -> bool {
 }
 
 /// The canonical form of a resource URI (RFC 8707 §2, the MCP specification's canonical server
-/// URI), or why it is not one.
+/// URI), or why it is not one (placed at `uri`, the field of a resource server that holds it).
 pub fn canonical_resource_uri(uri: &str, production: bool) -> Result<String, ServiceError> {
-    let bad = |why: &str| ServiceError::invalid("invalid_resource_uri", format!("uri {why}"));
+    let bad =
+        |why: &str| ServiceError::invalid_at("invalid_resource_uri", "uri", format!("uri {why}"));
     if uri.is_empty() || uri.chars().count() > MAX_RESOURCE_URI {
         return Err(bad("must be 1 to 2048 characters"));
     }
@@ -182,29 +183,35 @@ impl Core {
         check_slug("id", &id)?;
         let uri = canonical_resource_uri(&input.uri, self.settings.production)?;
         check_name("name", &input.name)?;
-        check_description(input.description.as_deref())?;
+        check_description("description", input.description.as_deref())?;
         if input.scopes.len() > MAX_RESOURCE_SCOPES {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "scopes",
                 format!("at most {MAX_RESOURCE_SCOPES} scopes"),
             ));
         }
         let mut seen = HashSet::new();
-        for s in &input.scopes {
+        for (i, s) in input.scopes.iter().enumerate() {
             if s.name.is_empty() || s.name.chars().count() > 128 || !s.name.chars().all(scope_char)
             {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_scope",
+                    format!("scopes[{i}].name"),
                     "a scope name is 1 to 128 printable ASCII characters, without spaces, quotes or backslashes",
                 ));
             }
             if !seen.insert(s.name.as_str()) {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_scope",
+                    format!("scopes[{i}].name"),
                     format!("scope {} is listed twice", s.name),
                 ));
             }
-            check_description(s.description.as_deref())?;
+            check_description(
+                &format!("scopes[{i}].description"),
+                s.description.as_deref(),
+            )?;
         }
         let mut scopes = input.scopes.clone();
         if !seen.contains(self.settings.fetch_scope.as_str()) {
@@ -233,7 +240,7 @@ impl Core {
         let id = input
             .id
             .clone()
-            .ok_or_else(|| ServiceError::invalid("invalid_request", "id is required"))?;
+            .ok_or_else(|| ServiceError::invalid_at("invalid_request", "id", "id is required"))?;
         let record = self.resource_record(id, input, None)?;
         self.stores.resources.insert_resource(&record).await?;
         Ok(ResourceView::from(&record))

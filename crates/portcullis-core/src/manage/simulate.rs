@@ -74,16 +74,20 @@ impl Core {
             return Err(ServiceError::not_found("app", &input.app_id));
         }
         if let Some(user) = input.subject.as_ref().and_then(|s| s.user_id.as_deref()) {
-            check_user_id(user)?;
+            check_user_id("subject.userId", user)?;
         }
-        // The tenant and scopes are held to a token request's rules.
-        crate::plane::check_fields(&input.app_id, input.tenant_id.as_deref(), &input.scopes)
-            .map_err(|r| match r {
+        // The tenant and scopes are held to a token request's rules: checked one at a time, so
+        // that a refusal is placed at its field.
+        let check = |tenant: Option<&str>, scopes: &[String], field: &str| {
+            crate::plane::check_fields(&input.app_id, tenant, scopes).map_err(|r| match r {
                 crate::Refusal::InvalidRequest { problem, message } => {
-                    ServiceError::invalid(problem.as_str(), message)
+                    ServiceError::invalid_at(problem.as_str(), field, message)
                 }
                 other => ServiceError::Internal(format!("{other:?}")),
-            })?;
+            })
+        };
+        check(input.tenant_id.as_deref(), &[], "tenantId")?;
+        check(None, &input.scopes, "scopes")?;
         let snapshot = self
             .app_snapshot(&input.app_id)
             .await?

@@ -132,16 +132,18 @@ impl Core {
         if input.issuer.chars().count() > super::MAX_RESOURCE_URI
             || !super::resources::uri_shape_ok(&input.issuer)
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_url",
+                "issuer",
                 "issuer must be the provider's exact issuer: https:// and a DNS host name (or http:// on a loopback host outside production), a port, a path, no query",
             ));
         }
-        check_url(&input.issuer, "issuer", &self.settings)?;
+        check_url(&input.issuer, "issuer", &self.settings).map_err(|e| e.at("issuer"))?;
         let issuer = input.issuer.clone();
         if !visible(&input.client_id, 255) || input.client_id.contains(char::is_whitespace) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "clientId",
                 "clientId must be 1 to 255 characters without whitespace or control characters",
             ));
         }
@@ -154,8 +156,9 @@ impl Core {
                 s.is_empty() || s.len() > 128 || !s.chars().all(super::resources::scope_char)
             })
         {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_scope",
+                "scopes",
                 "scopes lists at most 32 scopes of 1 to 128 printable ASCII characters, without spaces, quotes or backslashes",
             ));
         }
@@ -166,35 +169,43 @@ impl Core {
             }
         }
         if input.mappings.len() > MAX_SSO_MAPPINGS {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "mappings",
                 format!("at most {MAX_SSO_MAPPINGS} mappings"),
             ));
         }
         for (n, m) in input.mappings.iter().enumerate() {
             ClaimPath::parse(&m.claim).map_err(|e| {
-                ServiceError::invalid("invalid_mapping", format!("mappings[{n}].claim: {e}"))
+                ServiceError::invalid_at(
+                    "invalid_mapping",
+                    format!("mappings[{n}].claim"),
+                    format!("mappings[{n}].claim: {e}"),
+                )
             })?;
             if !visible(&m.value, 1024) {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_mapping",
+                    format!("mappings[{n}].value"),
                     format!(
                         "mappings[{n}].value must be 1 to 1024 characters without control characters"
                     ),
                 ));
             }
             if m.roles.len() > 64 {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_mapping",
+                    format!("mappings[{n}].roles"),
                     format!("mappings[{n}] gives at most 64 roles"),
                 ));
             }
             // A name with a control character names nothing: refused without asking the store
             // (PostgreSQL refuses NUL even in a lookup).
-            for r in &m.roles {
+            for (k, r) in m.roles.iter().enumerate() {
                 if !visible(r, 255) {
-                    return Err(ServiceError::invalid(
+                    return Err(ServiceError::invalid_at(
                         "invalid_mapping",
+                        format!("mappings[{n}].roles[{k}]"),
                         format!(
                             "mappings[{n}]: a role name has 1 to 255 characters, no control characters"
                         ),
@@ -209,8 +220,9 @@ impl Core {
             }
             if let Some(t) = &m.tenant {
                 if !visible(t, 255) {
-                    return Err(ServiceError::invalid(
+                    return Err(ServiceError::invalid_at(
                         "invalid_mapping",
+                        format!("mappings[{n}].tenant"),
                         format!(
                             "mappings[{n}]: a tenant id has 1 to 255 characters, no control characters"
                         ),
@@ -225,19 +237,21 @@ impl Core {
             }
         }
         if input.claims.len() > MAX_COPIED_CLAIMS {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "claims",
                 format!("claims lists at most {MAX_COPIED_CLAIMS} names"),
             ));
         }
-        for c in &input.claims {
+        for (i, c) in input.claims.iter().enumerate() {
             let shape = !c.is_empty()
                 && c.len() <= 64
                 && c.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
             if !shape || RESERVED_CLAIMS.contains(&c.as_str()) {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_request",
+                    format!("claims[{i}]"),
                     format!(
                         "claims: {c:?} is not a claim to copy (1 to 64 letters, digits, _ - . :; not one Portcullis sets itself)"
                     ),
@@ -252,8 +266,9 @@ impl Core {
         }
         let client_secret = match &input.client_secret {
             Some(s) if !visible(s.expose(), 1024) => {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_request",
+                    "clientSecret",
                     "clientSecret must be 1 to 1024 characters without control characters",
                 ));
             }
@@ -289,7 +304,7 @@ impl Core {
         let id = input
             .id
             .clone()
-            .ok_or_else(|| ServiceError::invalid("invalid_request", "id is required"))?;
+            .ok_or_else(|| ServiceError::invalid_at("invalid_request", "id", "id is required"))?;
         let record = self.sso_record(id, input, None).await?;
         self.stores.sso.insert_sso_connection(&record).await?;
         Ok(SsoConnectionView::from(&record))

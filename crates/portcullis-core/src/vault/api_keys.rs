@@ -14,12 +14,13 @@ impl Core {
     ) -> Result<ConnectionInfo, ServiceError> {
         self.require_app_of_kind(app_id, AppKind::ApiKey).await?;
         if api_key.is_empty() || api_key.len() > 8192 {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_api_key",
+                "apiKey",
                 "apiKey must be 1 to 8192 characters",
             ));
         }
-        self.check_owner(user_id.as_deref(), tenant_id.as_deref())
+        self.check_owner("", user_id.as_deref(), tenant_id.as_deref())
             .await?;
         let key = ConnectionKey {
             app_id: app_id.to_owned(),
@@ -85,8 +86,11 @@ impl Core {
         })
     }
 
+    /// Checks the owner of a connection: its `userId` and `tenantId`, fields of the request body
+    /// under `at` (`""`, or `tokens[2].` in an import).
     pub(super) async fn check_owner(
         &self,
+        at: &str,
         user: Option<&str>,
         tenant: Option<&str>,
     ) -> Result<(), ServiceError> {
@@ -96,8 +100,9 @@ impl Core {
                     || v.chars().count() > 256
                     || v.chars().any(|c| c.is_control() || c.is_whitespace()))
             {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_at(
                     "invalid_request",
+                    format!("{at}{field}"),
                     format!(
                         "{field} must be 1 to 256 characters without whitespace or control characters"
                     ),

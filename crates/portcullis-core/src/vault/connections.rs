@@ -42,7 +42,7 @@ impl Core {
                 tenant_id: tenant.clone(),
             },
         };
-        self.check_owner(key.user_id.as_deref(), key.tenant_id.as_deref())
+        self.check_owner("", key.user_id.as_deref(), key.tenant_id.as_deref())
             .await?;
         let mut scopes = req
             .scopes

@@ -48,8 +48,12 @@ impl Core {
                     format!("tokens[{i}].accessToken must not be empty"),
                 ));
             }
-            self.check_owner(item.user_id.as_deref(), item.tenant_id.as_deref())
-                .await?;
+            self.check_owner(
+                &format!("tokens[{i}]."),
+                item.user_id.as_deref(),
+                item.tenant_id.as_deref(),
+            )
+            .await?;
             check_scopes_offered(&app, &item.scopes)?;
             let mut scopes = item.scopes.clone();
             dedup(&mut scopes);

@@ -37,9 +37,13 @@ pub(crate) struct ErrorBody {
     /// versions; never parse it).
     #[schema(example = "app github not found")]
     message: String,
-    /// Structured details when the code has some: for `not_found`, the `entity` and `id`; for
-    /// `invalid_policy`, the list of problems with their JSON paths (see `PolicyProblem`); for
-    /// `not_ready`, the state of each dependency.
+    /// Structured details when the code has some: for a 400 about a field of the request body,
+    /// the list of problems as `{path, message}` objects, `path` being the JSON path of the field
+    /// as it is written in the body (`scopes[1].name`, `redirectUris[0]`, `email`), so that a
+    /// client can show each problem beside its field without reading the message; for
+    /// `invalid_policy`, that list with a `code` for each problem (see `PolicyProblem`); for
+    /// `not_found` and `unknown_reference`, the `entity` and `id`; for `not_ready`, the state of
+    /// each dependency.
     details: Option<Value>,
 }
 

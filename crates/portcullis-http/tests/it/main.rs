@@ -8,5 +8,6 @@
     reason = "tests: a failed expectation is a failed test"
 )]
 
+mod field_errors;
 mod fuzz;
 mod openapi;
