@@ -85,6 +85,13 @@ describe('the console\'s MCP servers, clients, SSO and admin keys', { timeout: 2
     assert.equal((await server.admin('GET', `/v1/mgmt/resources/${SERVER_ID}`)).status, 404, 'nothing was stored');
     await check('server-uri-refused');
     await page.getByLabel('Resource URI').fill(SERVER_URI);
+    // A scope listed twice is refused beside its second listing.
+    await scope2.getByLabel('Scope name').fill('calendar.read');
+    await page.getByRole('button', { name: 'Register server' }).click();
+    await errorBeside('Scope name', scope2).filter({ hasText: 'listed twice' }).waitFor();
+    assert.equal(await errorBeside('Scope name', scope1).isHidden(), true, 'the first listing is fine');
+    assert.equal((await server.admin('GET', `/v1/mgmt/resources/${SERVER_ID}`)).status, 404, 'nothing was stored');
+    await scope2.getByLabel('Scope name').fill('calendar.write');
     await page.getByRole('button', { name: 'Register server' }).click();
     await page.getByRole('heading', { name: /^Calendar MCP/, level: 1 }).waitFor();
     await sees('The MCP server "Calendar MCP" is registered.');

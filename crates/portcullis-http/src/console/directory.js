@@ -3,10 +3,10 @@
 // Routes: #/users (the list, a page at a time, and a look-up by id), #/users/new, #/users/{id}
 // (the user's record edited in place, password, connections, consents, delete); #/roles and
 // #/roles/{name}; #/tenants and #/tenants/{id}. The API replaces a whole record on PUT: the forms
-// send every field back (attributes too). Its refusals go beside the field they concern: the
-// directory answers with a message naming the field ("identities[0].issuer must…", "email is…")
-// or with `details: {entity, id}` for a role or tenant that does not exist, which is mapped here
-// to the control that names it. Text always goes in as text.
+// send every field back (attributes too). Its refusals go beside the field they concern: a 400
+// lists its fields in `details` (`[{path: 'identities[0].issuer', message}]`); a role or tenant
+// that does not exist is a 409 with `details: {entity, id}`, mapped here to the control that names
+// it. Text always goes in as text.
 
 import {
   ApiFailure, api, banner, checkbox, clearErrors, dangerButton, dataTable, details, el, enc, field, flashNext,
@@ -228,16 +228,6 @@ function userRefusalPath(body) {
       if (/identity/.test(e.message)) return 'identities';
       return 'id';
     }
-    if (e.code === 'invalid_id') return 'id';
-    const twice = /^tenant (.*) is listed twice$/.exec(e.message);
-    if (twice) {
-      const k = body.tenants.map((m) => m.tenantId).lastIndexOf(twice[1]);
-      return k >= 0 ? `tenants[${k}].tenantId` : 'tenants';
-    }
-    const link = /^identities\[(\d+)\] is listed twice/.exec(e.message);
-    if (link) return `identities[${link[1]}].issuer`;
-    if (/^at most \d+ roles/.test(e.message)) return 'roles';
-    if (/identities$/.test(e.message)) return 'identities';
     return null;
   };
 }
@@ -537,8 +527,8 @@ async function consentsSection(u, label, box, message = null) {
 
 // ----- Roles -----------------------------------------------------------------------------------
 
-/** Where a refusal of a role goes. */
-const rolePath = (e) => (e.code === 'invalid_id' || e.code === 'already_exists' ? 'name' : null);
+/** Where a refusal of a role without paths goes: a name taken. */
+const rolePath = (e) => (e.code === 'already_exists' ? 'name' : null);
 
 async function rolesPage() {
   title('Roles');
@@ -665,8 +655,8 @@ async function rolePage(roleName) {
 
 // ----- Tenants ---------------------------------------------------------------------------------
 
-/** Where a refusal of a tenant goes. */
-const tenantPath = (e) => (e.code === 'invalid_id' || e.code === 'already_exists' ? 'id' : null);
+/** Where a refusal of a tenant without paths goes: an id taken. */
+const tenantPath = (e) => (e.code === 'already_exists' ? 'id' : null);
 
 async function tenantsPage() {
   title('Tenants');

@@ -111,13 +111,7 @@ async function serversList() {
   );
 }
 
-/** The first index of a scope the API refuses the name of. */
-function badScopeIndex(scopes) {
-  // RFC 6749 §3.3 scope-token characters, as the API checks them.
-  const ok = (n) => n.length > 0 && n.length <= 128 && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(n);
-  return scopes.findIndex((s) => !ok(s.name));
-}
-
+/** A row of the scopes editor: a scope's name and description. */
 function scopeRow(i, draft, onRemove) {
   const name = input('scopeName', { value: draft?.name || '', spellcheck: 'false' });
   const description = input('scopeDescription', { value: draft?.description || '' });
@@ -175,17 +169,8 @@ function serverForm(current) {
     ev.preventDefault();
     const body = { id: id.value.trim(), uri: uri.value.trim(), name: name.value.trim(), scopes: scopes.read() };
     if (description.value.trim()) body.description = description.value.trim();
-    const guess = (e) => {
-      if (/^a scope name/.test(e.message)) {
-        const i = badScopeIndex(body.scopes);
-        return i >= 0 ? `scopes[${i}].name` : 'scopes';
-      }
-      const twice = /^scope (.*) is listed twice$/.exec(e.message);
-      if (twice) return `scopes[${body.scopes.map((s) => s.name).lastIndexOf(twice[1])}].name`;
-      if (/^at most \d+ scopes/.test(e.message)) return 'scopes';
-      if (e.code === 'already_exists') return current ? 'uri' : 'id';
-      return null;
-    };
+    // A 400 names its field in `details`; a conflict is the id (or, on a change, the URI).
+    const guess = (e) => (e.code === 'already_exists' ? (current ? 'uri' : 'id') : null);
     try {
       const saved = current
         ? await api('PUT', `/v1/mgmt/resources/${enc(current.id)}`, body)
@@ -415,16 +400,8 @@ function clientForm(current, apps) {
     const g = grants.values();
     if (g.length) body.grantTypes = g;
     if (appsMode.value === 'some') body.allowedApps = appBoxes.map((b) => b.querySelector('input')).filter((b) => b.checked).map((b) => b.value);
-    const guess = (e) => {
-      // "redirect URI {the URI, at most 128 characters}: {why}"
-      const i = uris.findIndex((u) => e.message.startsWith(`redirect URI ${[...u].slice(0, 128).join('')}: `));
-      if (i >= 0) return `redirectUris[${i}]`;
-      if (/redirectUris|redirect URI/.test(e.message)) return 'redirectUris';
-      if (/grant type|grantTypes|public client/.test(e.message)) return 'grantTypes';
-      if (/public and confidential/.test(e.message)) return 'tokenEndpointAuthMethod';
-      if (e.code === 'already_exists') return 'id';
-      return null;
-    };
+    // A 400 names its field in `details`; a conflict is the id.
+    const guess = (e) => (e.code === 'already_exists' ? 'id' : null);
     try {
       if (current) {
         const saved = await api('PUT', `/v1/mgmt/clients/${enc(current.id)}`, body);
@@ -668,19 +645,14 @@ function ssoForm(current, known) {
       claims: splitList(claims.value),
     };
     if (clientSecret.value) body.clientSecret = clientSecret.value;
+    // A 400 names its field in `details`.
     const guess = (e) => {
-      const rule = /^mappings\[(\d+)\](?:\.(claim|value))?/.exec(e.message);
-      if (rule) {
-        if (rule[2]) return `mappings[${rule[1]}].${rule[2]}`;
-        return `mappings[${rule[1]}].${/tenant/.test(e.message) ? 'tenant' : 'roles'}`;
-      }
       // A rule naming a role or tenant that does not exist (`details: {entity, id}`).
       const ref = e.details && !Array.isArray(e.details) ? e.details : null;
       if (e.code === 'unknown_reference' && ref) {
         const i = body.mappings.findIndex((m) => (ref.entity === 'tenant' ? m.tenant === ref.id : m.roles.includes(ref.id)));
         if (i >= 0) return `mappings[${i}].${ref.entity === 'tenant' ? 'tenant' : 'roles'}`;
       }
-      if (/mappings/.test(e.message)) return 'mappings';
       if (e.code === 'already_exists') return 'id';
       return null;
     };
@@ -852,7 +824,7 @@ async function adminKeysPage() {
       await reload();
       secretSlot.querySelector('input')?.focus();
     } catch (e) {
-      refused(form, e, (f) => (/expiresAt/.test(f.message) ? 'expiresAt' : /scopes|scope/.test(f.message) ? 'scopes' : null));
+      refused(form, e);
     }
   });
   show(el('h1', {}, 'Admin keys'), msg, secretSlot, list, el('h2', {}, 'Create an admin key'), form);

@@ -150,7 +150,8 @@ export async function listAll(path, max = 1000) {
 
 /**
  * Shows an API error in `form`: each detail with a JSON `path` beside the control whose
- * `data-path` is that path (or the closest parent path), the rest in the form's banner.
+ * `data-path` is that path (or the closest parent path), the rest in the form's banner. The
+ * message is only ever shown, never read: an error without paths goes in the banner.
  */
 export function showErrors(form, failure, pathPrefix = '') {
   clearErrors(form);
@@ -160,23 +161,14 @@ export function showErrors(form, failure, pathPrefix = '') {
     let path = typeof d.path === 'string' ? d.path : '';
     if (pathPrefix && path.startsWith(pathPrefix)) path = path.slice(pathPrefix.length);
     const control = closestControl(form, path);
-    if (control) {
-      const slot = document.getElementById(`${control.id}-error`);
+    // A control without an error slot of its own (a group) leaves the problem to the banner.
+    const slot = control?.id ? document.getElementById(`${control.id}-error`) : null;
+    if (slot) {
       slot.textContent = d.message;
       slot.hidden = false;
       control.setAttribute('aria-invalid', 'true');
     } else {
       general.push(d.message ? `${d.path ? `${d.path}: ` : ''}${d.message}` : JSON.stringify(d));
-    }
-  }
-  if (!details.length) {
-    // A message naming a field ("tokenUrl must be ...") goes beside that field.
-    const control = [...form.querySelectorAll('[data-path]')].find((c) => failure.message.startsWith(`${c.dataset.path} `));
-    if (control) {
-      const slot = document.getElementById(`${control.id}-error`);
-      slot.textContent = failure.message;
-      slot.hidden = false;
-      control.setAttribute('aria-invalid', 'true');
     }
   }
   const slot = form.querySelector('.form-error');
@@ -288,20 +280,17 @@ export function setPath(control, path) {
 }
 
 /**
- * Shows an API refusal in `form`. Without `details` paths, `guess(e)` gives the path of the
- * control the refusal concerns (or null); else a message starting with a path ("email is…",
- * "identities[0].issuer must…") goes beside that path's control (or its closest parent's).
+ * Shows an API refusal in `form`. A 400 about fields lists them in `details` (`{path, message}`),
+ * each shown beside its control. A refusal without paths (a conflict, a reference to something
+ * that does not exist: `details: {entity, id}`) goes beside the control whose path `guess(e)`
+ * gives from its code and details (or null: the banner). The message is never parsed.
  */
 export function refused(form, e, guess = () => null) {
   if (!(e instanceof ApiFailure)) return showErrors(form, new ApiFailure(0, { error: 'error', message: e.message }));
   if (e.status === 401) return undefined;
   const hasPaths = Array.isArray(e.details) && e.details.some((d) => typeof d?.path === 'string');
   if (!hasPaths) {
-    let path = guess(e);
-    if (!path) {
-      const m = /^([A-Za-z][\w.[\]]*)[:\s]/.exec(e.message || '');
-      if (m) path = m[1];
-    }
+    const path = guess(e);
     if (path && closestControl(form, path)) {
       return showErrors(form, new ApiFailure(e.status, { error: e.code, message: e.message, details: [{ path, message: e.message }] }));
     }
