@@ -130,6 +130,9 @@ impl Plan {
             ServiceError::Conflict { code, message } => {
                 self.problem(path.to_owned(), code, message)
             }
+            e @ ServiceError::AlreadyExists { .. } => {
+                self.problem(path.to_owned(), "already_exists", e.to_string())
+            }
             ServiceError::NotFound { entity, id } => {
                 self.problem(path.to_owned(), "not_found", format!("no {entity} {id}"))
             }

@@ -26,6 +26,13 @@ pub enum ServiceError {
         /// Its id.
         id: String,
     },
+    /// An id or a unique value is taken (409 `already_exists`; `details.entity` says which:
+    /// `user`, `user email`, `user identity`, `app`...).
+    #[error("{entity} already exists")]
+    AlreadyExists {
+        /// What collided.
+        entity: &'static str,
+    },
     /// The request conflicts with the current state (409).
     #[error("{message}")]
     Conflict {
@@ -120,10 +127,7 @@ impl From<StoreError> for ServiceError {
                 entity,
                 id: String::new(),
             },
-            StoreError::AlreadyExists { entity } => Self::Conflict {
-                code: "already_exists",
-                message: format!("{entity} already exists"),
-            },
+            StoreError::AlreadyExists { entity } => Self::AlreadyExists { entity },
             StoreError::MissingReference { entity, id } => Self::UnknownReference { entity, id },
             StoreError::Conflict(message) => Self::Conflict {
                 code: "conflict",

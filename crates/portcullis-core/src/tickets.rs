@@ -238,7 +238,7 @@ impl Core {
             )
             .await
             .map_err(|e| match e {
-                ServiceError::Conflict { .. } => used(),
+                ServiceError::Conflict { .. } | ServiceError::AlreadyExists { .. } => used(),
                 other => other,
             })?;
         Ok(ConnectStart {

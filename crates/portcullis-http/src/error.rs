@@ -96,6 +96,10 @@ impl From<ServiceError> for ApiError {
                 },
             )
             .with_details(json!({"entity": entity, "id": id})),
+            e @ ServiceError::AlreadyExists { entity } => {
+                Self::new(StatusCode::CONFLICT, "already_exists", e.to_string())
+                    .with_details(json!({ "entity": entity }))
+            }
             ServiceError::Conflict { code, message } => {
                 Self::new(StatusCode::CONFLICT, code, message)
             }

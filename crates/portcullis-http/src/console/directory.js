@@ -224,8 +224,9 @@ function userRefusalPath(body) {
       }
     }
     if (e.code === 'already_exists') {
-      if (/email/.test(e.message)) return 'email';
-      if (/identity/.test(e.message)) return 'identities';
+      // `details.entity` says what is taken: the id, the email or an identity link.
+      if (d?.entity === 'user email') return 'email';
+      if (d?.entity === 'user identity') return 'identities';
       return 'id';
     }
     return null;

@@ -42,8 +42,9 @@ pub(crate) struct ErrorBody {
     /// as it is written in the body (`scopes[1].name`, `redirectUris[0]`, `email`), so that a
     /// client can show each problem beside its field without reading the message; for
     /// `invalid_policy`, that list with a `code` for each problem (see `PolicyProblem`); for
-    /// `not_found` and `unknown_reference`, the `entity` and `id`; for `not_ready`, the state of
-    /// each dependency.
+    /// `not_found` and `unknown_reference`, the `entity` and `id`; for `already_exists`, the
+    /// `entity` whose id or unique value is taken (`user`, `user email`, `user identity`...); for
+    /// `not_ready`, the state of each dependency.
     details: Option<Value>,
 }
 

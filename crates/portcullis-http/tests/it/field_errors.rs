@@ -378,3 +378,46 @@ async fn errors_about_no_field_of_the_body_keep_no_path() {
     assert_eq!(status, StatusCode::CONFLICT, "{e}");
     assert_eq!(e["details"]["entity"], "role", "{e}");
 }
+
+#[tokio::test]
+async fn a_value_taken_is_a_409_naming_what_collided() {
+    let api = Api::start().await;
+    let created = api
+        .call(
+            Method::POST,
+            "/v1/mgmt/users",
+            Some(json!({
+                "id": "ada", "email": "ada@example.com",
+                "identities": [{"issuer": "https://idp.example.com", "subject": "ada"}],
+            })),
+        )
+        .await;
+    assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
+    for (body, entity) in [
+        (json!({"id": "ada"}), "user"),
+        (
+            json!({"id": "bob", "email": "ada@example.com"}),
+            "user email",
+        ),
+        (
+            json!({"id": "bob", "identities": [{"issuer": "https://idp.example.com", "subject": "ada"}]}),
+            "user identity",
+        ),
+    ] {
+        let (status, e) = api
+            .call(Method::POST, "/v1/mgmt/users", Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body} {e}");
+        assert_eq!(e["error"], "already_exists", "{body} {e}");
+        assert_eq!(e["details"], json!({"entity": entity}), "{body} {e}");
+        assert_eq!(
+            e["message"],
+            format!("{entity} already exists"),
+            "{body} {e}"
+        );
+    }
+    assert_eq!(
+        api.status("/v1/mgmt/users/bob").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
