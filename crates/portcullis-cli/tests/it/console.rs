@@ -648,6 +648,45 @@ async fn a_user_with_an_admin_role_signs_in_to_the_console(backend: Backend) {
         )
         .await;
     assert_eq!(forged.status, 403, "{}", forged.body);
+
+    // A form past 4 KiB, or with a field given twice, is refused before anything reads it — even
+    // with the page's own CSRF token — and gives no session.
+    let url = format!("{}/console/sign-in", s.url);
+    let mut hostile = Browser::new();
+    let page = hostile.get(&url).await;
+    let csrf = page.field("csrf");
+    let huge = "x".repeat(5000);
+    let oversized = hostile
+        .post(
+            &url,
+            &[
+                ("csrf", csrf.as_str()),
+                ("action", "sign_in"),
+                ("login", "ada"),
+                ("password", huge.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(oversized.status, 413, "{}", oversized.body);
+    assert!(
+        oversized.body.contains("The form is too large."),
+        "{}",
+        oversized.body
+    );
+    let twice = hostile
+        .post(
+            &url,
+            &[
+                ("csrf", csrf.as_str()),
+                ("action", "sign_in"),
+                ("login", "ada"),
+                ("login", "bob"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(twice.status, 400, "{}", twice.body);
+    assert!(!hostile.cookies.contains_key(COOKIE));
 }
 
 /// Now, shifted by `secs`, as RFC 3339 text and milliseconds.
