@@ -3,18 +3,11 @@
 //! policy validation errors, so that a client (the console) puts it beside the field without
 //! reading the message. And a refused write stores nothing.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
-use portcullis_core::{Core, CoreOptions, Settings};
-use portcullis_crypto::envelope::MasterKey;
-use portcullis_domain::{Stores, SystemClock};
 use portcullis_http::AppState;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 struct Api {
     router: Router,
@@ -25,31 +18,8 @@ struct Api {
 impl Api {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = portcullis_store_sqlite::SqliteStore::open(&dir.path().join("p.db")).unwrap();
-        let feed = Arc::new(store.change_feed());
-        let stores = Stores::from_backend(Arc::new(store), feed);
-        let core = Core::start(
-            stores,
-            CoreOptions {
-                settings: Settings {
-                    rate_limit_per_address: None,
-                    rate_limit_per_subject: None,
-                    ..Settings::default()
-                },
-                master_keys: vec![MasterKey::generate("field-errors").unwrap()],
-                config_issuers: Vec::new(),
-                clock: Arc::new(SystemClock),
-            },
-        )
-        .await
-        .unwrap();
-        let admin = core
-            .bootstrap_admin_key(None)
-            .await
-            .unwrap()
-            .expect("a fresh store gets a bootstrap key")
-            .expose()
-            .to_owned();
+        let (core, admin) =
+            crate::core_on_sqlite(dir.path(), crate::unlimited(), "field-errors").await;
         let router = portcullis_http::router(AppState {
             core,
             metrics: None,
@@ -74,14 +44,7 @@ impl Api {
             }
             None => Body::empty(),
         };
-        let resp = self
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let (status, _, bytes) = crate::send(&self.router, req.body(body).unwrap()).await;
         let value = if bytes.is_empty() {
             Value::Null
         } else {

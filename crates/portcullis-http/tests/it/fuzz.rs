@@ -5,15 +5,12 @@
 //! refusal is a 4xx in its documented shape, and nothing is answered 200 to garbage.
 //! `PROPTEST_CASES` sets the number of cases.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
 use http_body_util::BodyExt;
-use portcullis_core::{Core, CoreOptions, Settings};
-use portcullis_crypto::envelope::MasterKey;
-use portcullis_domain::{Stores, SystemClock};
 use portcullis_http::AppState;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -40,24 +37,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let router = rt.block_on(async {
-        let store = portcullis_store_sqlite::SqliteStore::open(&dir.path().join("p.db")).unwrap();
-        let feed = Arc::new(store.change_feed());
-        let stores = Stores::from_backend(Arc::new(store), feed);
-        let core = Core::start(
-            stores,
-            CoreOptions {
-                settings: Settings {
-                    rate_limit_per_address: None,
-                    rate_limit_per_subject: None,
-                    ..Settings::default()
-                },
-                master_keys: vec![MasterKey::generate("fuzz").unwrap()],
-                config_issuers: Vec::new(),
-                clock: Arc::new(SystemClock),
-            },
-        )
-        .await
-        .unwrap();
+        let (core, _) = crate::core_on_sqlite(dir.path(), crate::unlimited(), "fuzz").await;
         core.create_client(&portcullis_core::manage::ClientInput {
             id: Some("mcp".into()),
             name: "MCP".into(),

@@ -21,14 +21,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use base64::Engine;
-use http_body_util::BodyExt;
-use portcullis_core::{Core, CoreOptions, Settings};
-use portcullis_crypto::envelope::MasterKey;
+use portcullis_core::{Core, Settings};
 use portcullis_crypto::jws::{Algorithm, SigningKey};
-use portcullis_domain::{Stores, SystemClock};
 use portcullis_http::{AppState, MetricsRenderer};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 // ----- The document on its own ---------------------------------------------------------------
 
@@ -900,32 +896,12 @@ enum Payload {
 impl Harness {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = portcullis_store_sqlite::SqliteStore::open(&dir.path().join("p.db")).unwrap();
-        let feed = Arc::new(store.change_feed());
-        let stores = Stores::from_backend(Arc::new(store), feed);
         let settings = Settings {
             public_url: "http://portcullis.test".into(),
             allowed_return_urls: vec!["http://app.test/".into()],
             ..Settings::default()
         };
-        let core = Core::start(
-            stores,
-            CoreOptions {
-                settings,
-                master_keys: vec![MasterKey::generate("test-1").unwrap()],
-                config_issuers: Vec::new(),
-                clock: Arc::new(SystemClock),
-            },
-        )
-        .await
-        .unwrap();
-        let admin = core
-            .bootstrap_admin_key(None)
-            .await
-            .unwrap()
-            .expect("a fresh store gets a bootstrap key")
-            .expose()
-            .to_owned();
+        let (core, admin) = crate::core_on_sqlite(dir.path(), settings, "test-1").await;
         let metrics: MetricsRenderer = Arc::new(|| "# no metrics yet\n".to_owned());
         let router = portcullis_http::router(AppState {
             core: core.clone(),
@@ -975,15 +951,7 @@ impl Harness {
             }
             None => Body::empty(),
         };
-        let resp = self
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let (status, headers, bytes) = crate::send(&self.router, req.body(body).unwrap()).await;
         let text = String::from_utf8(bytes.to_vec()).unwrap();
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, headers, value)
