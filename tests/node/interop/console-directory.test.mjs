@@ -11,33 +11,20 @@
 // violation).
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
-import { navigate, openBrowser, signInWithKey } from '../lib/console.mjs';
-import { startWorld } from '../lib/harness.mjs';
+import { consoleWorld, navigate, signInWithKey } from '../lib/console.mjs';
 
 const ISSUER = 'https://idp.example.test';
 
 describe('the console\'s directory: users, roles and tenants', { timeout: 240_000 }, () => {
-  let world;
+  const held = consoleWorld('console-directory');
   let server;
-  let browser;
   let page;
   let check;
   let sees;
   let dialogs;
-
-  before(async () => {
-    world = await startWorld();
-    server = world.server;
-    browser = await openBrowser('console-directory');
-    ({ page, check, sees, dialogs } = browser);
-  });
-
-  after(async () => {
-    await browser?.close();
-    await world?.stop();
-  });
+  before(() => ({ server, page, check, sees, dialogs } = held));
 
   /** The API's status for `path` (with the admin key). */
   const status = async (p) => (await server.admin('GET', p)).status;

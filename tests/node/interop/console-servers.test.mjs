@@ -9,10 +9,10 @@
 // (no serious or critical violation).
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
-import { navigate, openBrowser, signInWithKey } from '../lib/console.mjs';
-import { FETCH_SCOPE, call, startWorld } from '../lib/harness.mjs';
+import { consoleWorld, navigate, signInWithKey } from '../lib/console.mjs';
+import { FETCH_SCOPE, call } from '../lib/harness.mjs';
 
 const SERVER_ID = 'calendar-mcp';
 const SERVER_URI = 'https://mcp.example.test/calendar';
@@ -36,25 +36,14 @@ function localDateTime(days) {
 }
 
 describe('the console\'s MCP servers, clients, SSO and admin keys', { timeout: 240_000 }, () => {
+  const held = consoleWorld('console-servers');
   let world;
   let server;
-  let browser;
   let page;
   let check;
   let sees;
   let dialogs;
-
-  before(async () => {
-    world = await startWorld();
-    server = world.server;
-    browser = await openBrowser('console-servers');
-    ({ page, check, sees, dialogs } = browser);
-  });
-
-  after(async () => {
-    await browser?.close();
-    await world?.stop();
-  });
+  before(() => ({ world, server, page, check, sees, dialogs } = held));
 
   /** The error slot beside the control labelled `label` (within `scope`, default the page). */
   const errorBeside = (label, scope = page) => scope.locator('.field', { has: page.getByLabel(label, { exact: true }) }).locator('.field-error');

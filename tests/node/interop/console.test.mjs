@@ -6,34 +6,22 @@
 // violation); screenshots go to CONSOLE_SCREENSHOTS (default: a temporary directory).
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
-import { openBrowser } from '../lib/console.mjs';
-import { startWorld } from '../lib/harness.mjs';
+import { consoleWorld } from '../lib/console.mjs';
 
 const APP = 'calendar';
 const READ = 'calendar.readonly';
 const WRITE = 'calendar.events';
 
 describe('the admin console in a browser', { timeout: 180_000 }, () => {
+  const held = consoleWorld('console');
   let world;
   let server;
-  let browser;
   let page;
   let check;
   let sees;
-
-  before(async () => {
-    world = await startWorld();
-    server = world.server;
-    browser = await openBrowser('console');
-    ({ page, check, sees } = browser);
-  });
-
-  after(async () => {
-    await browser?.close();
-    await world?.stop();
-  });
+  before(() => ({ world, server, page, check, sees } = held));
 
   test('an admin manages an app, its policy and its connections from the console', async () => {
     const { idp, provider } = world;

@@ -12,8 +12,11 @@ import fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 
 import { chromium } from 'playwright-core';
+
+import { startWorld } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -84,6 +87,28 @@ export async function openBrowser(prefix) {
   }
 
   return { page, check, sees, dialogs, close };
+}
+
+/**
+ * What every console test file stands on, set up by a `before` hook of the calling suite and torn
+ * down by its `after`: a world (`startWorld`: Portcullis serving, an OpenID provider, a third-party
+ * provider) and a browser (`openBrowser(prefix)`). Returns the object the hook fills in:
+ * `{ world, server, page, check, sees, dialogs }`.
+ */
+export function consoleWorld(prefix) {
+  const held = {};
+  let browser;
+  before(async () => {
+    held.world = await startWorld();
+    held.server = held.world.server;
+    browser = await openBrowser(prefix);
+    Object.assign(held, browser);
+  });
+  after(async () => {
+    await browser?.close();
+    await held.world?.stop();
+  });
+  return held;
 }
 
 /** Signs in to the console at `url` with an admin key and waits for the dashboard. */
