@@ -54,9 +54,7 @@ impl IssuerSpec {
     /// Checks a stored issuer and turns it into a spec. Its errors are placed at the fields of
     /// the management API's issuer (`jwksUrl`, `audiences`, ...).
     pub fn from_record(r: &IssuerRecord, settings: &Settings) -> Result<Self, ServiceError> {
-        let url = |u: &str, field: &str| {
-            crate::urls::check_url(u, field, settings).map_err(|e| e.at(field))
-        };
+        let url = |u: &str, field: &str| crate::urls::check_body_url(u, field, settings);
         let discovery = r
             .discovery_url
             .as_deref()

@@ -10,6 +10,16 @@ use crate::{ServiceError, Settings};
 /// The most a provider or IdP response may weigh.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
+/// [`check_url`] for a URL given in a management request's body as `field`: a refusal names the
+/// field in its details (other callers check URLs they were sent by a provider, not a field).
+pub(crate) fn check_body_url(
+    raw: &str,
+    field: &str,
+    settings: &Settings,
+) -> Result<String, ServiceError> {
+    check_url(raw, field, settings).map_err(|e| e.at(field))
+}
+
 /// Checks a URL Portcullis will call: absolute, `https` (or `http` on a loopback host, or anywhere
 /// with `danger_allow_insecure_http`), no credentials, no fragment. Returns it normalized.
 pub fn check_url(raw: &str, field: &str, settings: &Settings) -> Result<String, ServiceError> {

@@ -190,10 +190,7 @@ impl Core {
                     "an OAuth app needs a clientId (1 to 512 characters)",
                 )
             })?;
-        // A URL's errors are placed at its field (`check_url` is shared with callers that have no
-        // request body).
-        let url =
-            |u: &str, field: &str| check_url(u, field, &self.settings).map_err(|e| e.at(field));
+        let url = |u: &str, field: &str| check_body_url(u, field, &self.settings);
         let authorization_url = url(
             input.authorization_url.as_deref().ok_or_else(|| {
                 ServiceError::invalid_at(

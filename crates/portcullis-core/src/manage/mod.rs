@@ -18,7 +18,8 @@ use portcullis_policy::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{Core, IssuerSpec, ServiceError, check_url, ids};
+use crate::urls::check_body_url;
+use crate::{Core, IssuerSpec, ServiceError, ids};
 
 mod apps;
 mod audit;

@@ -138,7 +138,7 @@ impl Core {
                 "issuer must be the provider's exact issuer: https:// and a DNS host name (or http:// on a loopback host outside production), a port, a path, no query",
             ));
         }
-        check_url(&input.issuer, "issuer", &self.settings).map_err(|e| e.at("issuer"))?;
+        check_body_url(&input.issuer, "issuer", &self.settings)?;
         let issuer = input.issuer.clone();
         if !visible(&input.client_id, 255) || input.client_id.contains(char::is_whitespace) {
             return Err(ServiceError::invalid_at(
