@@ -79,7 +79,8 @@ pub struct ApplyOutcome {
 /// One problem of a desired state.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApplyProblem {
-    /// Where: `apps[1].policies[0].conditions[0].operator`, `users[2]`, ...
+    /// Where: `apps[1].policies[0].conditions[0].operator`, `users[2].identities[0].issuer`,
+    /// `users[3]`, ...
     pub path: String,
     /// A stable code (`invalid_body`, `invalid_policy`, `duplicate`, ...).
     pub code: String,
@@ -103,21 +104,22 @@ impl Plan {
         });
     }
 
-    /// Records a service error at `path`: a policy's problems each at their own place.
+    /// Records a service error at `path`: a refusal that names its fields (a policy's problems,
+    /// an app's second scope) has each problem placed under `path` (`apps[1].scopes[1].name`).
     fn error(&mut self, path: &str, e: ServiceError) {
         match e {
             ServiceError::Invalid {
                 code,
                 message,
                 details: Some(Value::Array(items)),
-            } if code == "invalid_policy" => {
+            } => {
                 for item in items {
                     let at = item["path"].as_str().unwrap_or_default();
                     self.problem(
-                        if at.is_empty() {
-                            path.to_owned()
-                        } else {
-                            format!("{path}.{at}")
+                        match at.chars().next() {
+                            None => path.to_owned(),
+                            Some('[') => format!("{path}{at}"),
+                            Some(_) => format!("{path}.{at}"),
                         },
                         code,
                         item["message"].as_str().unwrap_or(&message),

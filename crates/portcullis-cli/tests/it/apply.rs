@@ -90,6 +90,41 @@ async fn a_bad_file_changes_nothing_and_says_where(backend: Backend) {
     assert_eq!(s.get("/v1/mgmt/roles/Viewer").await.0, 404);
     assert_eq!(s.get("/v1/mgmt/users/alice").await.0, 404);
     assert_eq!(apply_events(&s).await, 0);
+
+    // A refusal that names its field is placed under the entry's own place in the file.
+    let (status, body) = s
+        .post(
+            "/v1/mgmt/apply",
+            json!({
+                "users": [
+                    {"id": "bob"},
+                    {"id": "carol", "identities": [
+                        {"issuer": "https://idp.example", "subject": "c"},
+                        {"issuer": "https://idp.example", "subject": "c"},
+                    ]},
+                ],
+                "apps": [{
+                    "id": "crm", "name": "CRM", "type": "oauth", "clientId": "c",
+                    "authorizationUrl": "https://provider.example/authorize",
+                    "scopes": [{"name": "contacts"}],
+                }],
+            }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let paths: Vec<&str> = body["details"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["users[1].identities[1].issuer", "apps[0].tokenUrl"],
+        "{body}"
+    );
+    assert_eq!(s.get("/v1/mgmt/users/bob").await.0, 404);
+    assert_eq!(apply_events(&s).await, 0);
 }
 
 async fn a_good_file_applies_once_and_again_changes_nothing(backend: Backend) {

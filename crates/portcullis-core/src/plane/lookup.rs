@@ -24,7 +24,6 @@ impl Core {
             .await
     }
 
-    /// A connection by key (from memory when nothing changed).
     /// A connection by key, from memory when nothing changed.
     pub(super) async fn cached_connection(
         &self,
