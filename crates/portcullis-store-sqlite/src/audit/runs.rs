@@ -130,11 +130,8 @@ fn write_capped(
     };
     let runs = runs_table(day);
     let run: i64 = tx
-        .query_row(
-            &format!("SELECT COALESCE(MAX(run), 0) + 1 FROM {runs}"),
-            [],
-            |r| r.get(0),
-        )
+        .prepare_cached(&format!("SELECT COALESCE(MAX(run), 0) + 1 FROM {runs}"))
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(backend)?;
     for (index, list) in [
         (Index::App, &mut entries.app),
