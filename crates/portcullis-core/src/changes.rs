@@ -89,8 +89,9 @@ impl Core {
         let time = |field: &'static str, v: Option<&str>| {
             v.map(|t| {
                 portcullis_domain::Timestamp::parse_rfc3339(t).ok_or_else(|| {
-                    ServiceError::invalid(
+                    ServiceError::invalid_param(
                         "invalid_request",
+                        field,
                         format!("{field} must be an RFC 3339 date-time"),
                     )
                 })
@@ -99,8 +100,9 @@ impl Core {
         };
         let limit = limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_param(
                 "invalid_request",
+                "limit",
                 "limit must be between 1 and 1000",
             ));
         }

@@ -95,6 +95,22 @@ impl ServiceError {
         }
     }
 
+    /// A 400 about one query parameter: `details` lists the one problem as
+    /// `[{"parameter": name, "message": message}]` (`limit`, `cursor`, `since`, `outcome`...), the
+    /// way [`ServiceError::invalid_at`] names a field of the body.
+    pub fn invalid_param(
+        code: &'static str,
+        name: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        let message = message.into();
+        Self::Invalid {
+            code,
+            details: Some(json!([{"parameter": name, "message": message}])),
+            message,
+        }
+    }
+
     /// This error placed at `path` of the request body: a 400 without details becomes
     /// [`ServiceError::invalid_at`] with the same code and message; any other error (or a 400
     /// that already has its details) is returned as it is. For checks shared with callers that

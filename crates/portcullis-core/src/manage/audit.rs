@@ -64,8 +64,9 @@ impl AuditParams {
                 }
                 Ok(true)
             }
-            Some(other) => Err(ServiceError::invalid(
+            Some(other) => Err(ServiceError::invalid_param(
                 "invalid_request",
+                "kind",
                 format!("unknown kind {other:?}: decision or management"),
             )),
         }
@@ -93,17 +94,19 @@ impl AuditParams {
     pub fn query(&self) -> Result<(portcullis_domain::AuditQuery, u32), ServiceError> {
         let limit = self.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_param(
                 "invalid_request",
+                "limit",
                 "limit must be between 1 and 1000",
             ));
         }
-        let time = |field: &str, v: &Option<String>| {
+        let time = |field: &'static str, v: &Option<String>| {
             v.as_deref()
                 .map(|t| {
                     Timestamp::parse_rfc3339(t).ok_or_else(|| {
-                        ServiceError::invalid(
+                        ServiceError::invalid_param(
                             "invalid_request",
+                            field,
                             format!("{field} must be an RFC 3339 date-time"),
                         )
                     })
@@ -115,7 +118,11 @@ impl AuditParams {
             .as_deref()
             .map(|o| {
                 portcullis_domain::AuditOutcome::parse(o).ok_or_else(|| {
-                    ServiceError::invalid("invalid_request", format!("unknown outcome {o:?}"))
+                    ServiceError::invalid_param(
+                        "invalid_request",
+                        "outcome",
+                        format!("unknown outcome {o:?}"),
+                    )
                 })
             })
             .transpose()?;
@@ -228,19 +235,21 @@ impl AuditSummaryParams {
     pub fn window(&self, now: Timestamp) -> Result<(Timestamp, Timestamp, i64), ServiceError> {
         let bucket = self.bucket.unwrap_or(3600);
         if !(MIN_SUMMARY_BUCKET_SECS..=MAX_SUMMARY_BUCKET_SECS).contains(&bucket) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_param(
                 "invalid_request",
+                "bucket",
                 format!(
                     "bucket must be between {MIN_SUMMARY_BUCKET_SECS} and {MAX_SUMMARY_BUCKET_SECS} seconds"
                 ),
             ));
         }
-        let time = |field: &str, v: &Option<String>| {
+        let time = |field: &'static str, v: &Option<String>| {
             v.as_deref()
                 .map(|t| {
                     Timestamp::parse_rfc3339(t).ok_or_else(|| {
-                        ServiceError::invalid(
+                        ServiceError::invalid_param(
                             "invalid_request",
+                            field,
                             format!("{field} must be an RFC 3339 date-time"),
                         )
                     })
@@ -251,8 +260,9 @@ impl AuditSummaryParams {
         let since = time("since", &self.since)?
             .map_or(until.saturating_sub(86_400_000), Timestamp::as_millis);
         if since >= until {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_param(
                 "invalid_request",
+                "since",
                 "since must be before until",
             ));
         }
@@ -262,8 +272,9 @@ impl AuditSummaryParams {
         let buckets = (i128::from(until) - i128::from(start) + i128::from(bucket_ms) - 1)
             / i128::from(bucket_ms);
         if buckets > i128::from(MAX_SUMMARY_BUCKETS) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_param(
                 "invalid_request",
+                "bucket",
                 format!(
                     "bucket is too narrow for the window: it makes {buckets} buckets, at most {MAX_SUMMARY_BUCKETS} are answered (widen the bucket or narrow the window)"
                 ),

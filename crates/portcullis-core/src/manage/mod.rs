@@ -231,8 +231,9 @@ impl ListParams {
     pub fn page_request(&self) -> Result<(PageRequest, u32), ServiceError> {
         let limit = self.limit.unwrap_or(50);
         if !(1..=200).contains(&limit) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_param(
                 "invalid_request",
+                "limit",
                 "limit must be between 1 and 200",
             ));
         }
@@ -268,8 +269,9 @@ pub(crate) fn decode_cursor(c: &str) -> Result<String, ServiceError> {
         .filter(|c| !c.is_empty() && c.len() <= MAX_CURSOR_LEN)
         .and_then(|c| LENIENT.decode(c).ok())
         .ok_or_else(|| {
-            ServiceError::invalid(
+            ServiceError::invalid_param(
                 "invalid_cursor",
+                "cursor",
                 "cursor must be the nextCursor of a page (base64url)",
             )
         })?;

@@ -187,8 +187,9 @@ impl Core {
             .since
             .unwrap_or_else(|| until.add_secs(-DEFAULT_WINDOW_SECS));
         if since > until {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "since",
                 "since must not be after until",
             ));
         }
@@ -196,8 +197,9 @@ impl Core {
             .limit
             .map_or(DEFAULT_LISTED, |l| usize::try_from(l).unwrap_or(usize::MAX));
         if listed == 0 || listed > MAX_LISTED {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_at(
                 "invalid_request",
+                "limit",
                 format!("limit must be between 1 and {MAX_LISTED}"),
             ));
         }

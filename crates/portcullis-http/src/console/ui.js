@@ -158,7 +158,8 @@ export function showErrors(form, failure, pathPrefix = '') {
   const general = [];
   const details = Array.isArray(failure.details) ? failure.details : [];
   for (const d of details) {
-    let path = typeof d.path === 'string' ? d.path : '';
+    // A query parameter (`{parameter, message}`) goes beside the filter of that name.
+    let path = typeof d.path === 'string' ? d.path : typeof d.parameter === 'string' ? d.parameter : '';
     if (pathPrefix && path.startsWith(pathPrefix)) path = path.slice(pathPrefix.length);
     const control = closestControl(form, path);
     // A control without an error slot of its own (a group) leaves the problem to the banner.
@@ -168,7 +169,8 @@ export function showErrors(form, failure, pathPrefix = '') {
       slot.hidden = false;
       control.setAttribute('aria-invalid', 'true');
     } else {
-      general.push(d.message ? `${d.path ? `${d.path}: ` : ''}${d.message}` : JSON.stringify(d));
+      const where = d.path || d.parameter;
+      general.push(d.message ? `${where ? `${where}: ` : ''}${d.message}` : JSON.stringify(d));
     }
   }
   const slot = form.querySelector('.form-error');
@@ -288,7 +290,7 @@ export function setPath(control, path) {
 export function refused(form, e, guess = () => null) {
   if (!(e instanceof ApiFailure)) return showErrors(form, new ApiFailure(0, { error: 'error', message: e.message }));
   if (e.status === 401) return undefined;
-  const hasPaths = Array.isArray(e.details) && e.details.some((d) => typeof d?.path === 'string');
+  const hasPaths = Array.isArray(e.details) && e.details.some((d) => typeof d?.path === 'string' || typeof d?.parameter === 'string');
   if (!hasPaths) {
     const path = guess(e);
     if (path && closestControl(form, path)) {

@@ -545,7 +545,7 @@ fn shared_responses() -> Value {
             "The admin key lacks the scope this operation needs (`insufficient_scope`; `details.scope` names it). The operation's `security` lists the scopes that allow it; `admin` allows everything."
         ),
         "BadRequest": error(
-            "The request is malformed: the body is not JSON (`invalid_json`) or not of the expected shape, with a wrong type or a missing or unknown field (`invalid_body`); a query parameter is unknown or malformed (`invalid_query`); or a value breaks a rule (`invalid_request`, `invalid_cursor`, ...). `message` says which, for a human; when the value is a field of the body, `details` lists `[{path, message}]` with the field's JSON path (`scopes[1].name`), for a program."
+            "The request is malformed: the body is not JSON (`invalid_json`) or not of the expected shape, with a wrong type or a missing or unknown field (`invalid_body`); a query parameter is unknown or malformed (`invalid_query`); or a value breaks a rule (`invalid_request`, `invalid_cursor`, ...). `message` says which, for a human; when the value is a field of the body, `details` lists `[{path, message}]` with the field's JSON path (`scopes[1].name`), and when it is a query parameter, `[{parameter, message}]` with its name (`limit`), for a program."
         ),
         "PayloadTooLarge": error("The body is larger than 1 MiB (`payload_too_large`)."),
         "UnsupportedMediaType": error(

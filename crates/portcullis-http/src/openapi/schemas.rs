@@ -40,8 +40,9 @@ pub(crate) struct ErrorBody {
     /// Structured details when the code has some: for a 400 about a field of the request body,
     /// the list of problems as `{path, message}` objects, `path` being the JSON path of the field
     /// as it is written in the body (`scopes[1].name`, `redirectUris[0]`, `email`), so that a
-    /// client can show each problem beside its field without reading the message; for
-    /// `invalid_policy`, that list with a `code` for each problem (see `PolicyProblem`); for
+    /// client can show each problem beside its field without reading the message; for a 400
+    /// about a query parameter, `[{parameter, message}]` naming it (`limit`, `cursor`, `since`,
+    /// `outcome`, `bucket`...); for `invalid_policy`, that list with a `code` for each problem (see `PolicyProblem`); for
     /// `not_found` and `unknown_reference`, the `entity` and `id`; for `already_exists`, the
     /// `entity` whose id or unique value is taken (`user`, `user email`, `user identity`...); for
     /// `not_ready`, the state of each dependency.

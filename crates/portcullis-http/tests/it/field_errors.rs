@@ -324,12 +324,74 @@ async fn an_mcp_server_with_a_scope_listed_twice_is_refused_at_the_second() {
 }
 
 #[tokio::test]
-async fn errors_about_no_field_of_the_body_keep_no_path() {
+async fn a_query_parameter_is_named_as_a_parameter_not_a_path() {
     let api = Api::start().await;
-    // A query parameter is not in the body.
-    let (status, e) = api.status("/v1/mgmt/users?limit=0").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
-    assert!(e.get("details").is_none(), "{e}");
+    for (uri, code, parameter) in [
+        ("/v1/mgmt/users?limit=0", "invalid_request", "limit"),
+        (
+            "/v1/mgmt/outbound-apps?cursor=%25%25",
+            "invalid_cursor",
+            "cursor",
+        ),
+        ("/v1/mgmt/audit?outcome=maybe", "invalid_request", "outcome"),
+        ("/v1/mgmt/audit?since=yesterday", "invalid_request", "since"),
+        ("/v1/mgmt/audit?kind=all", "invalid_request", "kind"),
+        (
+            "/v1/mgmt/audit/summary?bucket=1",
+            "invalid_request",
+            "bucket",
+        ),
+        (
+            "/v1/mgmt/audit/summary?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+            "invalid_request",
+            "since",
+        ),
+    ] {
+        let (status, e) = api.status(uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {e}");
+        assert_eq!(e["error"], code, "{uri}: {e}");
+        assert_eq!(e["details"][0]["parameter"], parameter, "{uri}: {e}");
+        assert_eq!(e["details"][0]["message"], e["message"], "{uri}: {e}");
+        assert!(e["details"][0].get("path").is_none(), "{uri}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn a_replay_window_or_limit_out_of_range_names_its_field() {
+    let api = Api::start().await;
+    let (status, e) = api
+        .call(
+            Method::POST,
+            "/v1/mgmt/outbound-apps",
+            Some(oauth_app(
+                "calendar",
+                json!([{"name": "calendar.readonly"}]),
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{e}");
+    let replay = "/v1/mgmt/outbound-apps/calendar/policies/replay";
+    api.refused_at(
+        Method::POST,
+        replay,
+        json!({"policies": [], "since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}),
+        "invalid_request",
+        "since",
+    )
+    .await;
+    api.refused_at(
+        Method::POST,
+        replay,
+        json!({"policies": [], "limit": 0}),
+        "invalid_request",
+        "limit",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn errors_about_no_field_keep_no_path() {
+    let api = Api::start().await;
     // A reference to a role that does not exist is a 409 naming the entity, not a path.
     let (status, e) = api
         .call(
