@@ -86,18 +86,6 @@ impl Core {
         until: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<portcullis_domain::RejectedCount>, ServiceError> {
-        let time = |field: &'static str, v: Option<&str>| {
-            v.map(|t| {
-                portcullis_domain::Timestamp::parse_rfc3339(t).ok_or_else(|| {
-                    ServiceError::invalid_param(
-                        "invalid_request",
-                        field,
-                        format!("{field} must be an RFC 3339 date-time"),
-                    )
-                })
-            })
-            .transpose()
-        };
         let limit = limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
             return Err(ServiceError::invalid_param(
@@ -109,7 +97,11 @@ impl Core {
         Ok(self
             .stores
             .audit
-            .rejected(time("since", since)?, time("until", until)?, limit)
+            .rejected(
+                crate::manage::time_param("since", since)?,
+                crate::manage::time_param("until", until)?,
+                limit,
+            )
             .await?)
     }
 }

@@ -100,19 +100,6 @@ impl AuditParams {
                 "limit must be between 1 and 1000",
             ));
         }
-        let time = |field: &'static str, v: &Option<String>| {
-            v.as_deref()
-                .map(|t| {
-                    Timestamp::parse_rfc3339(t).ok_or_else(|| {
-                        ServiceError::invalid_param(
-                            "invalid_request",
-                            field,
-                            format!("{field} must be an RFC 3339 date-time"),
-                        )
-                    })
-                })
-                .transpose()
-        };
         let outcome = self
             .outcome
             .as_deref()
@@ -133,8 +120,8 @@ impl AuditParams {
                 tenant_id: self.tenant_id.clone(),
                 client_id: self.client_id.clone(),
                 outcome,
-                since: time("since", &self.since)?,
-                until: time("until", &self.until)?,
+                since: time_param("since", self.since.as_deref())?,
+                until: time_param("until", self.until.as_deref())?,
                 before_id: self.cursor.as_deref().map(decode_cursor).transpose()?,
                 limit: limit + 1,
             },
@@ -243,21 +230,10 @@ impl AuditSummaryParams {
                 ),
             ));
         }
-        let time = |field: &'static str, v: &Option<String>| {
-            v.as_deref()
-                .map(|t| {
-                    Timestamp::parse_rfc3339(t).ok_or_else(|| {
-                        ServiceError::invalid_param(
-                            "invalid_request",
-                            field,
-                            format!("{field} must be an RFC 3339 date-time"),
-                        )
-                    })
-                })
-                .transpose()
-        };
-        let until = time("until", &self.until)?.unwrap_or(now).as_millis();
-        let since = time("since", &self.since)?
+        let until = time_param("until", self.until.as_deref())?
+            .unwrap_or(now)
+            .as_millis();
+        let since = time_param("since", self.since.as_deref())?
             .map_or(until.saturating_sub(86_400_000), Timestamp::as_millis);
         if since >= until {
             return Err(ServiceError::invalid_param(

@@ -282,6 +282,24 @@ pub(crate) fn decode_cursor(c: &str) -> Result<String, ServiceError> {
         .collect())
 }
 
+/// A query parameter holding an RFC 3339 date-time, read: a malformed one is refused, named.
+pub(crate) fn time_param(
+    name: &'static str,
+    value: Option<&str>,
+) -> Result<Option<portcullis_domain::Timestamp>, ServiceError> {
+    value
+        .map(|t| {
+            portcullis_domain::Timestamp::parse_rfc3339(t).ok_or_else(|| {
+                ServiceError::invalid_param(
+                    "invalid_request",
+                    name,
+                    format!("{name} must be an RFC 3339 date-time"),
+                )
+            })
+        })
+        .transpose()
+}
+
 /// The longest cursor read: the base64url of 512 bytes.
 pub const MAX_CURSOR_LEN: usize = 684;
 
