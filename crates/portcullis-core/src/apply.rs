@@ -179,10 +179,15 @@ fn differing<T: Serialize>(before: &T, after: &T) -> Vec<String> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(plan: &mut Plan, path: &str, v: Value) -> Option<T> {
-    match serde_json::from_value(v) {
+    match crate::from_json(v) {
         Ok(t) => Some(t),
-        Err(e) => {
-            plan.problem(path.to_owned(), "invalid_body", e.to_string());
+        Err((at, why)) => {
+            let path = match at.chars().next() {
+                None => path.to_owned(),
+                Some('[') => format!("{path}{at}"),
+                Some(_) => format!("{path}.{at}"),
+            };
+            plan.problem(path, "invalid_body", why);
             None
         }
     }

@@ -136,6 +136,20 @@ impl ServiceError {
     }
 }
 
+/// Reads a `T` from JSON, and on failure says where: the JSON path of the part that does not fit
+/// (`scopes[1].name`; empty for the document itself) and why, in serde's words.
+pub fn from_json<'de, T, D>(json: D) -> Result<T, (String, String)>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        (path, e.into_inner().to_string())
+    })
+}
+
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {

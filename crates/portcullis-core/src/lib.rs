@@ -39,7 +39,7 @@ use portcullis_domain::{Change, ChangeEvent, Clock, Stores, Timestamp};
 
 pub use admin::{AdminIdentity, NewAdminKey};
 pub use audit::AuditSink;
-pub use error::ServiceError;
+pub use error::{ServiceError, from_json};
 pub use exchange::{
     ClientIdentity, ExchangeFailure, ExchangeRequest, ExchangeResponse, TOKEN_EXCHANGE_GRANT,
 };

@@ -229,14 +229,31 @@ where
                 } else if !is_object {
                     Err(not_an_object())
                 } else {
-                    Err(ApiError::bad_request(
-                        "invalid_body",
-                        format!("the body does not have the expected shape: {e}"),
-                    ))
+                    // Again, now tracking where: the error path alone pays for it.
+                    let (path, why) = portcullis_core::from_json::<T, _>(
+                        &mut serde_json::Deserializer::from_slice(&bytes),
+                    )
+                    .err()
+                    .unwrap_or_else(|| (String::new(), e.to_string()));
+                    Err(shape_error(&path, &why))
                 }
             }
         }
     }
+}
+
+/// A body of the wrong shape: `invalid_body`, naming the part at fault (`details: [{path,
+/// message}]`) unless it is the body itself.
+fn shape_error(path: &str, why: &str) -> ApiError {
+    if path.is_empty() {
+        return ApiError::bad_request(
+            "invalid_body",
+            format!("the body does not have the expected shape: {why}"),
+        );
+    }
+    let message = format!("the body does not have the expected shape: {path}: {why}");
+    ApiError::bad_request("invalid_body", message.clone())
+        .with_details(json!([{"path": path, "message": message}]))
 }
 
 fn not_an_object() -> ApiError {

@@ -324,6 +324,65 @@ async fn an_mcp_server_with_a_scope_listed_twice_is_refused_at_the_second() {
 }
 
 #[tokio::test]
+async fn a_body_of_the_wrong_shape_names_the_part_at_fault() {
+    let api = Api::start().await;
+    let mut app = oauth_app("calendar", json!([{"name": "a"}, {"name": 5}]));
+    let message = api
+        .refused_at(
+            Method::POST,
+            "/v1/mgmt/outbound-apps",
+            app.clone(),
+            "invalid_body",
+            "scopes[1].name",
+        )
+        .await;
+    assert!(message.contains("invalid type: integer `5`"), "{message}");
+    app["scopes"] = json!([{"name": "a"}]);
+    app["colour"] = json!("red");
+    api.refused_at(
+        Method::POST,
+        "/v1/mgmt/outbound-apps",
+        app,
+        "invalid_body",
+        "colour",
+    )
+    .await;
+    assert_eq!(
+        api.status("/v1/mgmt/outbound-apps/calendar").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // A field missing from the body is the body's own problem: no part is named.
+    let (status, e) = api
+        .call(
+            Method::POST,
+            "/v1/mgmt/outbound-apps/calendar/policies/replay",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"], "invalid_body", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `policies`"),
+        "{e}"
+    );
+    assert!(e.get("details").is_none(), "{e}");
+    // In a desired state, the part is placed under its entry.
+    let (status, e) = api
+        .call(
+            Method::POST,
+            "/v1/mgmt/apply",
+            Some(json!({"users": [{"id": "bob"}, {"id": "carol", "roles": "Viewer"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["details"][0]["path"], "users[1].roles", "{e}");
+    assert_eq!(e["details"][0]["code"], "invalid_body", "{e}");
+}
+
+#[tokio::test]
 async fn a_query_parameter_is_named_as_a_parameter_not_a_path() {
     let api = Api::start().await;
     for (uri, code, parameter) in [
