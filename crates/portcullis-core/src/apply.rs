@@ -116,11 +116,7 @@ impl Plan {
                 for item in items {
                     let at = item["path"].as_str().unwrap_or_default();
                     self.problem(
-                        match at.chars().next() {
-                            None => path.to_owned(),
-                            Some('[') => format!("{path}{at}"),
-                            Some(_) => format!("{path}.{at}"),
-                        },
+                        under(path, at),
                         code,
                         item["message"].as_str().unwrap_or(&message),
                     );
@@ -182,14 +178,19 @@ fn parse<T: serde::de::DeserializeOwned>(plan: &mut Plan, path: &str, v: Value) 
     match crate::from_json(v) {
         Ok(t) => Some(t),
         Err((at, why)) => {
-            let path = match at.chars().next() {
-                None => path.to_owned(),
-                Some('[') => format!("{path}{at}"),
-                Some(_) => format!("{path}.{at}"),
-            };
-            plan.problem(path, "invalid_body", why);
+            plan.problem(under(path, &at), "invalid_body", why);
             None
         }
+    }
+}
+
+/// The path `at` of a part of the entry at `path` (`users[1]` and `roles` → `users[1].roles`;
+/// `[0]` → `users[1][0]`; nothing → the entry).
+fn under(path: &str, at: &str) -> String {
+    match at.chars().next() {
+        None => path.to_owned(),
+        Some('[') => format!("{path}{at}"),
+        Some(_) => format!("{path}.{at}"),
     }
 }
 
@@ -636,5 +637,13 @@ mod tests {
         let a = json!({"name": "a", "updatedAt": 1, "x": [1]});
         let b = json!({"name": "b", "updatedAt": 2, "x": [1], "y": true});
         assert_eq!(differing(&a, &b), ["name", "y"]);
+    }
+
+    #[test]
+    fn a_part_is_placed_under_its_entry() {
+        assert_eq!(under("users[1]", "roles"), "users[1].roles");
+        assert_eq!(under("apps[0]", "scopes[1].name"), "apps[0].scopes[1].name");
+        assert_eq!(under("roles[2]", "[0]"), "roles[2][0]");
+        assert_eq!(under("tenants[3]", ""), "tenants[3]");
     }
 }
