@@ -343,5 +343,26 @@ where
 }
 
 fn query_rejection(e: QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_query", e.body_text())
+    let message = e.body_text();
+    match named_parameter(&e) {
+        Some(name) => ApiError::bad_request("invalid_query", message.clone())
+            .with_details(json!([{"parameter": name, "message": message}])),
+        None => ApiError::bad_request("invalid_query", message),
+    }
+}
+
+/// The query parameter a rejection is about (a wrong type, an unknown name), when the query
+/// string's reader says which.
+fn named_parameter(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut error = Some(e);
+    while let Some(e) = error {
+        if let Some(at) =
+            e.downcast_ref::<serde_path_to_error::Error<serde_urlencoded::de::Error>>()
+        {
+            let path = at.path().to_string();
+            return (path != ".").then_some(path);
+        }
+        error = e.source();
+    }
+    None
 }

@@ -387,6 +387,8 @@ async fn a_query_parameter_is_named_as_a_parameter_not_a_path() {
     let api = Api::start().await;
     for (uri, code, parameter) in [
         ("/v1/mgmt/users?limit=0", "invalid_request", "limit"),
+        ("/v1/mgmt/users?limit=many", "invalid_query", "limit"),
+        ("/v1/mgmt/issuers?colour=red", "invalid_query", "colour"),
         (
             "/v1/mgmt/outbound-apps?cursor=%25%25",
             "invalid_cursor",
