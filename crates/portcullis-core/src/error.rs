@@ -100,13 +100,13 @@ impl ServiceError {
     /// way [`ServiceError::invalid_at`] names a field of the body.
     pub fn invalid_param(
         code: &'static str,
-        name: &'static str,
+        name: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
         let message = message.into();
         Self::Invalid {
             code,
-            details: Some(json!([{"parameter": name, "message": message}])),
+            details: Some(json!([{"parameter": name.into(), "message": message}])),
             message,
         }
     }

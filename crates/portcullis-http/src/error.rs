@@ -251,9 +251,12 @@ fn shape_error(path: &str, why: &str) -> ApiError {
             format!("the body does not have the expected shape: {why}"),
         );
     }
-    let message = format!("the body does not have the expected shape: {path}: {why}");
-    ApiError::bad_request("invalid_body", message.clone())
-        .with_details(json!([{"path": path, "message": message}]))
+    ServiceError::invalid_at(
+        "invalid_body",
+        path,
+        format!("the body does not have the expected shape: {path}: {why}"),
+    )
+    .into()
 }
 
 fn not_an_object() -> ApiError {
@@ -345,8 +348,7 @@ where
 fn query_rejection(e: QueryRejection) -> ApiError {
     let message = e.body_text();
     match named_parameter(&e) {
-        Some(name) => ApiError::bad_request("invalid_query", message.clone())
-            .with_details(json!([{"parameter": name, "message": message}])),
+        Some(name) => ServiceError::invalid_param("invalid_query", name, message).into(),
         None => ApiError::bad_request("invalid_query", message),
     }
 }
