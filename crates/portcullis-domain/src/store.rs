@@ -202,6 +202,23 @@ pub trait ConnectionStore: Send + Sync {
     /// Reads the connection with this key.
     async fn connection(&self, key: &ConnectionKey)
     -> Result<Option<ConnectionRecord>, StoreError>;
+    /// Reads the connection of the directory user linked to the identity `(issuer, subject)`
+    /// with the key `(app_id, that user, tenant_id)`: what [`ConnectionStore::connection`] would
+    /// read once the user is known, without waiting for the user's read. `None` when the
+    /// identity is linked to no user or the user has no such connection.
+    async fn connection_by_identity(
+        &self,
+        app_id: &str,
+        issuer: &str,
+        subject: &str,
+        tenant_id: Option<&str>,
+    ) -> Result<Option<ConnectionRecord>, StoreError>;
+    /// Whether two reads sent together take about the time of one (each costs a round trip to a
+    /// database server), so that the token path reads a user's connection beside the user on a
+    /// cache miss rather than after it. `false` where reads run in process.
+    fn reads_overlap(&self) -> bool {
+        false
+    }
     /// Reads a connection by id.
     async fn connection_by_id(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError>;
     /// Inserts a connection, or replaces the credential of the one with the same key (keeping its

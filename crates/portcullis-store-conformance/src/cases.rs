@@ -590,6 +590,67 @@ pub async fn connections_upsert_by_key(s: &Stores) {
     ));
 }
 
+/// A connection read by identity is the linked user's connection of that app and tenant: never
+/// another user's, another tenant's, a shared one, or an unlinked subject's.
+pub async fn connections_by_identity(s: &Stores) {
+    s.apps.insert_app(&app("x")).await.unwrap();
+    s.apps.insert_app(&app("y")).await.unwrap();
+    let mut u = user("u1");
+    u.identities = vec![Identity {
+        issuer: "https://a.example".into(),
+        subject: "alice".into(),
+    }];
+    s.directory.insert_user(&u).await.unwrap();
+    s.directory.insert_user(&user("u2")).await.unwrap();
+    let mine = ConnectionKey::user("x", "u1", None);
+    let in_tenant = ConnectionKey::user("x", "u1", Some("acme"));
+    for (id, key) in [
+        ("c1", mine.clone()),
+        ("c2", in_tenant.clone()),
+        ("c3", ConnectionKey::user("y", "u2", None)),
+        ("c4", ConnectionKey::tenant("y", "acme")),
+        ("c5", ConnectionKey::app("y")),
+        // An external subject's own connection is keyed by its principal, not by a link.
+        ("c6", ConnectionKey::user("y", "alice", None)),
+    ] {
+        s.connections
+            .put_connection(&connection(id, key))
+            .await
+            .unwrap();
+    }
+    let by = |app: &'static str, iss: &'static str, sub: &'static str, t: Option<&'static str>| {
+        let c = s.connections.clone();
+        async move {
+            c.connection_by_identity(app, iss, sub, t)
+                .await
+                .unwrap()
+                .map(|c| c.key)
+        }
+    };
+    assert_eq!(
+        by("x", "https://a.example", "alice", None).await,
+        Some(mine)
+    );
+    assert_eq!(
+        by("x", "https://a.example", "alice", Some("acme")).await,
+        Some(in_tenant)
+    );
+    for (app, iss, sub, t) in [
+        ("y", "https://a.example", "alice", None),
+        ("y", "https://a.example", "alice", Some("acme")),
+        ("x", "https://a.example", "alice", Some("other")),
+        ("x", "https://b.example", "alice", None),
+        ("x", "https://a.example", "u1", None),
+        ("ghost", "https://a.example", "alice", None),
+    ] {
+        assert_eq!(by(app, iss, sub, t).await, None, "{app} {iss} {sub} {t:?}");
+    }
+    // The link follows the user: unlinked, the identity reads nothing.
+    u.identities.clear();
+    s.directory.update_user(&u).await.unwrap();
+    assert_eq!(by("x", "https://a.example", "alice", None).await, None);
+}
+
 /// Connections list per app and per user, and delete one by one or per user.
 pub async fn connections_list_and_delete(s: &Stores) {
     s.apps.insert_app(&app("x")).await.unwrap();

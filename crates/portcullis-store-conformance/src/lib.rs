@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             tenant_delete_cascades,
             user_delete_cascades_connections,
             connections_upsert_by_key,
+            connections_by_identity,
             connections_list_and_delete,
             connection_batch_is_all_or_nothing,
             refresh_lease_is_exclusive,

@@ -198,6 +198,32 @@ impl ConnectionStore for PostgresStore {
         .transpose()
     }
 
+    async fn connection_by_identity(
+        &self,
+        app_id: &str,
+        issuer: &str,
+        subject: &str,
+        tenant_id: Option<&str>,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!(
+                "SELECT {COLUMNS} FROM connections WHERE app_id = $1 AND tenant_id = $4 AND user_id = \
+                 (SELECT user_id FROM user_identities WHERE issuer = $2 AND subject = $3)"
+            ),
+            &[&app_id, &issuer, &subject, &tenant_id.unwrap_or("")],
+        )
+        .await
+        .map_err(db)?
+        .map(|row| from_row(&row))
+        .transpose()
+    }
+
+    fn reads_overlap(&self) -> bool {
+        true
+    }
+
     async fn connection_by_id(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
         let client = self.client().await?;
         query_opt(

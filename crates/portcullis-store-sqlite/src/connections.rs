@@ -15,6 +15,10 @@ use crate::{SqliteStore, backend, write_error};
 
 const COLUMNS: &str = "id, app_id, user_id, tenant_id, kind, status, scopes, token_type, access, refresh, key_id, expires_at, provider_subject, version, lease_owner, lease_until, last_refresh_at, last_refresh_error, last_used_at, granted_by, created_at, updated_at";
 
+/// The connection of the user an identity is linked to, by app and tenant (`''` for none).
+const BY_IDENTITY: &str = "WHERE app_id = ?1 AND tenant_id = ?4 AND user_id = \
+     (SELECT user_id FROM user_identities WHERE issuer = ?2 AND subject = ?3)";
+
 fn bad_enum(idx: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         idx,
@@ -181,6 +185,25 @@ impl ConnectionStore for SqliteStore {
     ) -> Result<Option<ConnectionRecord>, StoreError> {
         let key = key.clone();
         self.read_point(move |c| by_key(c, &key)).await
+    }
+
+    async fn connection_by_identity(
+        &self,
+        app_id: &str,
+        issuer: &str,
+        subject: &str,
+        tenant_id: Option<&str>,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let args = [app_id, issuer, subject, tenant_id.unwrap_or("")].map(str::to_owned);
+        self.read_point(move |c| {
+            c.prepare_cached(&format!("SELECT {COLUMNS} FROM connections {BY_IDENTITY}"))
+                .and_then(|mut s| {
+                    s.query_row(rusqlite::params_from_iter(&args), from_row)
+                        .optional()
+                })
+                .map_err(read_err)
+        })
+        .await
     }
 
     async fn connection_by_id(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {

@@ -194,13 +194,18 @@ impl Fake {
     }
 }
 
-/// The SQLite connection store, counting the refresh leases asked of it; its next
-/// `complete_refresh` fails when asked to.
+/// The SQLite connection store, counting the refresh leases and the reads asked of it; its next
+/// `complete_refresh` fails when asked to; it says its reads overlap when told to (as a
+/// database server's do).
 pub struct ObservedConnections {
     inner: Arc<SqliteStore>,
     /// Fail the next `complete_refresh` (once).
     pub fail_next_write: AtomicBool,
+    /// What `reads_overlap` answers.
+    pub overlap: AtomicBool,
     lease_attempts: AtomicUsize,
+    by_key: AtomicUsize,
+    by_identity: AtomicUsize,
 }
 
 impl ObservedConnections {
@@ -209,8 +214,19 @@ impl ObservedConnections {
         Arc::new(Self {
             inner,
             fail_next_write: AtomicBool::new(false),
+            overlap: AtomicBool::new(false),
             lease_attempts: AtomicUsize::new(0),
+            by_key: AtomicUsize::new(0),
+            by_identity: AtomicUsize::new(0),
         })
+    }
+
+    /// How many connections were read by key and by identity so far.
+    pub fn reads(&self) -> (usize, usize) {
+        (
+            self.by_key.load(Ordering::SeqCst),
+            self.by_identity.load(Ordering::SeqCst),
+        )
     }
 
     /// How many times a refresh lease was asked for (taken or not).
@@ -225,7 +241,23 @@ impl ConnectionStore for ObservedConnections {
         &self,
         key: &ConnectionKey,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.by_key.fetch_add(1, Ordering::SeqCst);
         self.inner.connection(key).await
+    }
+    async fn connection_by_identity(
+        &self,
+        app_id: &str,
+        issuer: &str,
+        subject: &str,
+        tenant_id: Option<&str>,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.by_identity.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .connection_by_identity(app_id, issuer, subject, tenant_id)
+            .await
+    }
+    fn reads_overlap(&self) -> bool {
+        self.overlap.load(Ordering::SeqCst)
     }
     async fn connection_by_id(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
         self.inner.connection_by_id(id).await
