@@ -54,20 +54,43 @@ where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<V, E>>,
     {
-        let live = self.feed.is_live();
-        if live && let Some(v) = self.map.get(key) {
+        if self.feed.is_live()
+            && let Some(v) = self.map.get(key)
+        {
             return Ok(v);
         }
-        let before = self.feed.sequence();
-        self.loads.fetch_add(1, Ordering::Relaxed);
+        let mark = self.mark();
         let value = load().await?;
-        if live {
+        self.insert_loaded(mark, owned, value.clone());
+        Ok(value)
+    }
+
+    /// Whether `key` is cached (and the cache in use): a read of it would not load.
+    pub(crate) fn holds<Q>(&self, key: &Q) -> bool
+    where
+        Q: Hash + quick_cache::Equivalent<K> + ?Sized,
+    {
+        self.feed.is_live() && self.map.contains_key(key)
+    }
+
+    /// Marks the start of a load from the database: what [`Cache::insert_loaded`] checks.
+    pub(crate) fn mark(&self) -> LoadMark {
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        LoadMark {
+            live: self.feed.is_live(),
+            sequence: self.feed.sequence(),
+        }
+    }
+
+    /// Caches a value loaded since `mark`, unless a change was published meanwhile (or the
+    /// cache is bypassed).
+    pub(crate) fn insert_loaded(&self, mark: LoadMark, key: impl FnOnce() -> K, value: V) {
+        if mark.live {
             let _guard = self.lock();
-            if self.feed.is_live() && self.feed.sequence() == before {
-                self.map.insert(owned(), value.clone());
+            if self.feed.is_live() && self.feed.sequence() == mark.sequence {
+                self.map.insert(key(), value);
             }
         }
-        Ok(value)
     }
 
     pub(crate) fn invalidate(&self, key: &K) {
@@ -85,6 +108,13 @@ where
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Where a load from the database started: the feed's state then.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoadMark {
+    live: bool,
+    sequence: u64,
 }
 
 /// A borrowed [`ConnectionKey`], to look a connection up without allocating.

@@ -96,7 +96,7 @@ impl Core {
         let (user_id, roles, roles_source, claims) = match (&input.token, &input.subject) {
             (Some(token), None) => {
                 let caller = self
-                    .authenticate_caller(Some(token.expose()))
+                    .authenticate_caller(Some(token.expose()), None)
                     .await
                     .map_err(|r| match r {
                         crate::Refusal::InvalidToken { code, message } => ServiceError::Invalid {

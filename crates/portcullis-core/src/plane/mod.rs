@@ -402,7 +402,11 @@ impl Core {
         req: &TokenRequest,
         trail: &mut Trail,
     ) -> Result<Decided, Refusal> {
-        let caller = self.authenticate_caller(bearer).await?;
+        let wanted = caller::Wanted {
+            app_id: &req.app_id,
+            tenant: req.tenant_id.as_deref(),
+        };
+        let caller = self.authenticate_caller(bearer, Some(wanted)).await?;
         self.rate_limit_subject(&caller.id)?;
         trail.token = Some(caller.token.clone());
         trail.principal = Some(caller.id.clone());

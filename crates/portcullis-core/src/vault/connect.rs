@@ -15,7 +15,7 @@ impl Core {
             req.tenant_id.as_deref(),
             req.scopes.as_deref().unwrap_or_default(),
         )?;
-        let caller = self.authenticate_caller(bearer).await?;
+        let caller = self.authenticate_caller(bearer, None).await?;
         self.rate_limit_subject(&caller.id)?;
         let snapshot = self
             .app_snapshot(app_id)
