@@ -1,7 +1,9 @@
 //! The cold path of a token request in the store: what a request reads when its user, identity
 //! and connection are in none of Portcullis's caches — the identity with the user it links (its
 //! roles and tenants), then the connection by key — and, apart, its app with the app's
-//! policies; on a data set made by `scale-data`.
+//! policies; on a data set made by `scale-data`. Where the store's reads overlap (PostgreSQL), also
+//! the read the token path makes there: the identity and user beside the connection read by the
+//! identity.
 //!
 //! `PORTCULLIS_BENCH_SCALE=<SQLite data directory | postgres://...>` names the data set; its
 //! manifest is `scale.json` in the directory, or `PORTCULLIS_BENCH_SCALE_MANIFEST`. Without it the
@@ -107,6 +109,35 @@ fn cold(c: &mut Criterion) {
             );
         },
     );
+    // What the token path does where reads overlap (PostgreSQL): the connection read by the
+    // identity, beside the user's read.
+    if stores.connections.reads_overlap() {
+        group.bench_function(
+            format!("{name}: identity and user, beside the connection by identity"),
+            |b| {
+                b.to_async(&rt).iter_batched(
+                    &mut draw,
+                    |(subject, key)| {
+                        let (stores, issuer) = (stores.clone(), issuer.clone());
+                        async move {
+                            let (user, conn) = tokio::join!(
+                                stores.directory.user_by_identity(&issuer, &subject),
+                                stores.connections.connection_by_identity(
+                                    &key.app_id,
+                                    &issuer,
+                                    &subject,
+                                    key.tenant_id.as_deref()
+                                )
+                            );
+                            assert!(user.unwrap().is_some(), "{subject} has no identity link");
+                            assert!(conn.unwrap().is_some(), "no connection {key:?}");
+                        }
+                    },
+                    criterion::BatchSize::SmallInput,
+                );
+            },
+        );
+    }
     // Apps are few (the app cache holds 10,000 by default): read again only after a change.
     group.bench_function(format!("{name}: an app with its policies"), |b| {
         b.to_async(&rt).iter_batched(
