@@ -172,6 +172,10 @@ pub struct VerifiedToken {
     pub client_id: Option<String>,
     /// `exp`, in seconds.
     pub expires_at: i64,
+    /// The directory user this token's identity was last found linked to: a hint, never
+    /// trusted for who is asking, that spares the token path reading a connection it already
+    /// holds beside the user (see `plane::caller::Wanted`).
+    pub(crate) linked_user: std::sync::OnceLock<String>,
 }
 
 impl VerifiedToken {
@@ -646,6 +650,7 @@ fn build_verified(
         tenants,
         client_id,
         expires_at,
+        linked_user: std::sync::OnceLock::new(),
     }
 }
 

@@ -25,9 +25,20 @@ async fn a_cold_caller_s_connection_is_read_beside_it() {
         "read once, by identity, beside the user"
     );
 
-    // Cached as any load: the next request reads nothing, and a change still reaches it.
-    support::fetch(&world.core, &world.token()).await.unwrap();
+    // Cached as any load: the next request reads nothing.
+    let token = world.token();
+    support::fetch(&world.core, &token).await.unwrap();
     assert_eq!(world.connections.reads(), (by_key, by_identity));
+
+    // A change to another user drops every identity's read: the identity is read again, but
+    // not the connection this token's user already has cached.
+    let bob: portcullis_core::manage::UserInput =
+        serde_json::from_value(serde_json::json!({"id": "bob"})).unwrap();
+    world.core.create_user(&bob).await.unwrap();
+    support::fetch(&world.core, &token).await.unwrap();
+    assert_eq!(world.connections.reads(), (by_key, by_identity));
+
+    // A change to the connection still reaches it.
     world.core.revoke_connection(&conn_id).await.unwrap();
     let refused = support::fetch(&world.core, &world.token())
         .await

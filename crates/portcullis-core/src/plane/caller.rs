@@ -137,8 +137,22 @@ impl Core {
                 )
             },
         );
+        // Whether the connection is known to be cached already: for the user this token's
+        // identity was linked to when last read (the identity's read was dropped by a change
+        // to some user, most often not this one).
+        let held = |w: Wanted<'_>| {
+            token.linked_user.get().is_some_and(|user| {
+                self.caches
+                    .connections
+                    .holds(&crate::cache::ConnectionKeyRef {
+                        app_id: w.app_id,
+                        user_id: Some(user),
+                        tenant_id: w.tenant,
+                    })
+            })
+        };
         let user = match wanted {
-            Some(w) if !self.caches.identities.holds(&identity) => {
+            Some(w) if !self.caches.identities.holds(&identity) && !held(w) => {
                 let mark = self.caches.connections.mark();
                 let store = self.stores.connections.clone();
                 let (user, conn) = tokio::join!(
@@ -163,7 +177,12 @@ impl Core {
             _ => load.await?,
         };
         let id = match &user {
-            Some(u) => u.id.clone(),
+            Some(u) => {
+                if token.linked_user.get().is_none() {
+                    let _ = token.linked_user.set(u.id.clone());
+                }
+                u.id.clone()
+            }
             None => crate::external_principal(issuer, subject),
         };
         Ok((user, id))
