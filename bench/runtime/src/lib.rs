@@ -20,15 +20,25 @@ pub struct Run {
     pub non_2xx: u64,
 }
 
-/// Runs `wrk` with one thread and 16 connections for `seconds` against `url` (with a Lua
-/// `script`, if any).
+/// How many connections `wrk` keeps open: 16, or `PORTCULLIS_BENCH_CONNECTIONS` (1 measures a
+/// request's latency with nothing queued before it).
+pub fn connections() -> u32 {
+    std::env::var("PORTCULLIS_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(16)
+}
+
+/// Runs `wrk` with one thread and [`connections`] connections for `seconds` against `url` (with
+/// a Lua `script`, if any).
 pub fn wrk(url: &str, script: Option<&str>, seconds: u64) -> Run {
     let mut cmd = Command::new("wrk");
     cmd.args([
         "-t",
         "1",
         "-c",
-        "16",
+        &connections().to_string(),
         "-d",
         &format!("{seconds}s"),
         "--latency",

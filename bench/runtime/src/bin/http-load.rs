@@ -1,5 +1,6 @@
 //! The HTTP load benchmark: a release `portcullis serve` on SQLite, a JWKS-publishing IdP, an
-//! OAuth app with a connected user and ten policies; `wrk` at 16 connections against a bare
+//! OAuth app with a connected user and ten policies; `wrk` at 16 connections
+//! (`PORTCULLIS_BENCH_CONNECTIONS`) against a bare
 //! endpoint (`GET /healthz`) and the token endpoint (`POST /v1/outbound/apps/{app}/token`, the
 //! same inbound token every time: the warm path) in the same run. Prints requests/s and latency
 //! percentiles.
@@ -198,7 +199,10 @@ async fn main() {
     .unwrap();
     drop(server);
     portcullis_bench_runtime::print_table(
-        &format!("endpoint (16 connections, {seconds} s, wrk on the same 2 cores)"),
+        &format!(
+            "endpoint ({} connections, {seconds} s, wrk on the same 2 cores)",
+            portcullis_bench_runtime::connections()
+        ),
         &[
             ("GET /healthz (bare)", &bare),
             ("POST /v1/outbound/apps/{app}/token (warm)", &tokens),
@@ -795,11 +799,12 @@ end
         drop(server);
 
         let title = format!(
-            "token endpoint on {} ({} users, {} apps, {} connections; 16 connections, {seconds} s)",
+            "token endpoint on {} ({} users, {} apps, {} connections; {} connections, {seconds} s)",
             manifest["backend"].as_str().unwrap_or("?"),
             model.p.users,
             model.p.apps,
-            model.p.connections
+            model.p.connections,
+            portcullis_bench_runtime::connections()
         );
         let mut rows: Vec<(&str, &Run)> = vec![("warm: one user, one app", &single.0)];
         if let Some((run, _, _, rotating)) = &zipf_run {
