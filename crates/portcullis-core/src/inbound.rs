@@ -172,10 +172,11 @@ pub struct VerifiedToken {
     pub client_id: Option<String>,
     /// `exp`, in seconds.
     pub expires_at: i64,
-    /// The directory user this token's identity was last found linked to: a hint, never
-    /// trusted for who is asking, that spares the token path reading a connection it already
-    /// holds beside the user (see `plane::caller::Wanted`).
-    pub(crate) linked_user: std::sync::OnceLock<String>,
+    /// What reading this token's identity first found: the directory user it links, or none
+    /// (an external principal). A hint, never trusted for who is asking, naming the connection
+    /// the token path reads beside the identity when it reads the identity again (see
+    /// `plane::caller::Wanted`).
+    pub(crate) found: std::sync::OnceLock<Option<String>>,
 }
 
 impl VerifiedToken {
@@ -650,7 +651,7 @@ fn build_verified(
         tenants,
         client_id,
         expires_at,
-        linked_user: std::sync::OnceLock::new(),
+        found: std::sync::OnceLock::new(),
     }
 }
 

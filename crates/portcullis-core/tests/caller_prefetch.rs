@@ -58,3 +58,32 @@ async fn in_process_reads_follow_the_user() {
     let (by_key, by_identity) = world.connections.reads();
     assert_eq!((by_key - before.0, by_identity - before.1), (1, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlinked_subject_read_again_reads_its_connection_by_key() {
+    let world = support::World::start(Settings::default()).await;
+    world.connections.overlap.store(true, Ordering::SeqCst);
+    let now = support::T0.as_secs();
+    let carol = world
+        .key
+        .sign_jwt(
+            &serde_json::json!({"iss": support::ISSUER, "aud": "mcp", "sub": "carol",
+                "scope": support::FETCH_SCOPE, "iat": now, "exp": now + 86_400}),
+            None,
+        )
+        .unwrap();
+    let not_connected = |r: Result<_, Refusal>| matches!(r, Err(Refusal::NotConnected { .. }));
+    let before = world.connections.reads();
+    assert!(not_connected(support::fetch(&world.core, &carol).await));
+    // First read by identity (it links no one), then by the external principal's key.
+    let (by_key, by_identity) = world.connections.reads();
+    assert_eq!((by_key - before.0, by_identity - before.1), (1, 1));
+
+    // Read again after a change to a user: by the key the token was found to be, which is
+    // cached (as absent), so nothing is read.
+    let bob: portcullis_core::manage::UserInput =
+        serde_json::from_value(serde_json::json!({"id": "bob"})).unwrap();
+    world.core.create_user(&bob).await.unwrap();
+    assert!(not_connected(support::fetch(&world.core, &carol).await));
+    assert_eq!(world.connections.reads(), (by_key, by_identity));
+}

@@ -137,22 +137,26 @@ impl Core {
                 )
             },
         );
-        // Whether the connection is known to be cached already: for the user this token's
-        // identity was linked to when last read (the identity's read was dropped by a change
-        // to some user, most often not this one).
-        let held = |w: Wanted<'_>| {
-            token.linked_user.get().is_some_and(|user| {
-                self.caches
-                    .connections
-                    .holds(&crate::cache::ConnectionKeyRef {
-                        app_id: w.app_id,
-                        user_id: Some(user),
-                        tenant_id: w.tenant,
-                    })
-            })
-        };
-        let user = match wanted {
-            Some(w) if !self.caches.identities.holds(&identity) && !held(w) => {
+        let wanted = wanted.filter(|_| !self.caches.identities.holds(&identity));
+        let user = match (wanted, token.found.get()) {
+            (None, _) => load.await?,
+            // The token was read before (a change to some user, most often another, dropped the
+            // identity's read): the principal it was is a hint, never trusted for who is asking,
+            // naming the connection to read beside it by key, as any read (nothing when cached).
+            (Some(w), Some(found)) => {
+                let principal = match found {
+                    Some(user) => std::borrow::Cow::Borrowed(user.as_str()),
+                    None => std::borrow::Cow::Owned(crate::external_principal(issuer, subject)),
+                };
+                let key = crate::cache::ConnectionKeyRef {
+                    app_id: w.app_id,
+                    user_id: Some(&principal),
+                    tenant_id: w.tenant,
+                };
+                tokio::join!(load, self.cached_connection(key)).0?
+            }
+            // Read by the identity: the connection of the user the identity links, if any.
+            (Some(w), None) => {
                 let mark = self.caches.connections.mark();
                 let store = self.stores.connections.clone();
                 let (user, conn) = tokio::join!(
@@ -174,15 +178,12 @@ impl Core {
                 }
                 user
             }
-            _ => load.await?,
         };
+        if token.found.get().is_none() {
+            let _ = token.found.set(user.as_ref().map(|u| u.id.clone()));
+        }
         let id = match &user {
-            Some(u) => {
-                if token.linked_user.get().is_none() {
-                    let _ = token.linked_user.set(u.id.clone());
-                }
-                u.id.clone()
-            }
+            Some(u) => u.id.clone(),
             None => crate::external_principal(issuer, subject),
         };
         Ok((user, id))
