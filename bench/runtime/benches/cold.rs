@@ -27,7 +27,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_bench_runtime::scale::{self, Model, Rng, user_id};
-use portcullis_domain::{ConnectionKey, Stores};
+use portcullis_domain::{ConnectionKey, ConnectionRecord, Stores, UserRecord};
+
+/// One iteration's reads.
+type Reads = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
 
 /// The allocator of the `portcullis` binary.
 #[global_allocator]
@@ -87,70 +90,61 @@ fn cold(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("cold path");
     group.measurement_time(Duration::from_secs(10));
-    group.bench_function(
-        format!("{name}: identity and user, then connection; users drawn uniformly"),
-        |b| {
+    let mut bench = |label: &str, read: &dyn Fn(Stores, String, ConnectionKey) -> Reads| {
+        group.bench_function(format!("{name}: {label}"), |b| {
             b.to_async(&rt).iter_batched(
                 &mut draw,
-                |(subject, key)| {
-                    let (stores, issuer) = (stores.clone(), issuer.clone());
-                    async move {
-                        let user = stores
-                            .directory
-                            .user_by_identity(&issuer, &subject)
-                            .await
-                            .unwrap();
-                        assert!(user.is_some(), "{subject} has no identity link");
-                        let conn = stores.connections.connection(&key).await.unwrap();
-                        assert!(conn.is_some(), "no connection {key:?}");
-                    }
-                },
+                |(subject, key)| read(stores.clone(), subject, key),
                 criterion::BatchSize::SmallInput,
             );
+        });
+    };
+    let linked = |user: Option<UserRecord>, subject: &str| {
+        assert!(user.is_some(), "{subject} has no identity link");
+    };
+    let found = |conn: Option<ConnectionRecord>, key: &ConnectionKey| {
+        assert!(conn.is_some(), "no connection {key:?}");
+    };
+    bench(
+        "identity and user, then connection; users drawn uniformly",
+        &|stores, subject, key| {
+            let issuer = issuer.clone();
+            Box::pin(async move {
+                let user = stores.directory.user_by_identity(&issuer, &subject).await;
+                linked(user.unwrap(), &subject);
+                found(stores.connections.connection(&key).await.unwrap(), &key);
+            })
         },
     );
     // What the token path does where reads overlap (PostgreSQL): the connection read by the
     // identity, beside the user's read.
     if stores.connections.reads_overlap() {
-        group.bench_function(
-            format!("{name}: identity and user, beside the connection by identity"),
-            |b| {
-                b.to_async(&rt).iter_batched(
-                    &mut draw,
-                    |(subject, key)| {
-                        let (stores, issuer) = (stores.clone(), issuer.clone());
-                        async move {
-                            let (user, conn) = tokio::join!(
-                                stores.directory.user_by_identity(&issuer, &subject),
-                                stores.connections.connection_by_identity(
-                                    &key.app_id,
-                                    &issuer,
-                                    &subject,
-                                    key.tenant_id.as_deref()
-                                )
-                            );
-                            assert!(user.unwrap().is_some(), "{subject} has no identity link");
-                            assert!(conn.unwrap().is_some(), "no connection {key:?}");
-                        }
-                    },
-                    criterion::BatchSize::SmallInput,
-                );
+        bench(
+            "identity and user, beside the connection by identity",
+            &|stores, subject, key| {
+                let issuer = issuer.clone();
+                Box::pin(async move {
+                    let (user, conn) = tokio::join!(
+                        stores.directory.user_by_identity(&issuer, &subject),
+                        stores.connections.connection_by_identity(
+                            &key.app_id,
+                            &issuer,
+                            &subject,
+                            key.tenant_id.as_deref()
+                        )
+                    );
+                    linked(user.unwrap(), &subject);
+                    found(conn.unwrap(), &key);
+                })
             },
         );
     }
     // Apps are few (the app cache holds 10,000 by default): read again only after a change.
-    group.bench_function(format!("{name}: an app with its policies"), |b| {
-        b.to_async(&rt).iter_batched(
-            &mut draw,
-            |(_, key)| {
-                let stores = stores.clone();
-                async move {
-                    let app = stores.apps.app_with_policies(&key.app_id).await.unwrap();
-                    assert!(app.is_some(), "no app {}", key.app_id);
-                }
-            },
-            criterion::BatchSize::SmallInput,
-        );
+    bench("an app with its policies", &|stores, _, key| {
+        Box::pin(async move {
+            let app = stores.apps.app_with_policies(&key.app_id).await.unwrap();
+            assert!(app.is_some(), "no app {}", key.app_id);
+        })
     });
     group.finish();
 }
