@@ -56,6 +56,17 @@ pub(crate) struct Wanted<'a> {
     pub(crate) tenant: Option<&'a str>,
 }
 
+impl<'a> Wanted<'a> {
+    /// Its key, for the principal `user`.
+    fn key(self, user: &'a str) -> crate::cache::ConnectionKeyRef<'a> {
+        crate::cache::ConnectionKeyRef {
+            app_id: self.app_id,
+            user_id: Some(user),
+            tenant_id: self.tenant,
+        }
+    }
+}
+
 impl Core {
     /// Counts a request of the principal `id`: `RateLimited` when it is over its limit.
     pub(crate) fn rate_limit_subject(&self, id: &str) -> Result<(), Refusal> {
@@ -108,15 +119,10 @@ impl Core {
         if self.inbound.is_local_issuer(&token.issuer) {
             let id = token.subject.as_str();
             let user = match wanted {
+                // The user's id is the subject: the connection is read by its key.
                 Some(w) if !self.caches.users.holds(id) => {
-                    // The user's id is the subject: the connection is read by its key. Its
-                    // outcome is the cache's; the request reads it again if it failed.
-                    let key = crate::cache::ConnectionKeyRef {
-                        app_id: w.app_id,
-                        user_id: Some(id),
-                        tenant_id: w.tenant,
-                    };
-                    tokio::join!(self.directory_user(id), self.cached_connection(key)).0?
+                    self.beside_connection(self.directory_user(id), w.key(id))
+                        .await?
                 }
                 _ => self.directory_user(id).await?,
             };
@@ -148,12 +154,7 @@ impl Core {
                     Some(user) => std::borrow::Cow::Borrowed(user.as_str()),
                     None => std::borrow::Cow::Owned(crate::external_principal(issuer, subject)),
                 };
-                let key = crate::cache::ConnectionKeyRef {
-                    app_id: w.app_id,
-                    user_id: Some(&principal),
-                    tenant_id: w.tenant,
-                };
-                tokio::join!(load, self.cached_connection(key)).0?
+                self.beside_connection(load, w.key(&principal)).await?
             }
             // Read by the identity: the connection of the user the identity links, if any.
             (Some(w), None) => {
@@ -167,9 +168,7 @@ impl Core {
                 // Cached only as the connection of the user the identity's read found (the two
                 // reads are apart: a link changed between them caches nothing).
                 if let (Some(u), Ok(Some(c))) = (&user, conn)
-                    && c.key.app_id == w.app_id
-                    && c.key.user_id.as_deref() == Some(u.id.as_str())
-                    && c.key.tenant_id.as_deref() == w.tenant
+                    && quick_cache::Equivalent::equivalent(&w.key(&u.id), &c.key)
                 {
                     let key = c.key.clone();
                     self.caches
@@ -187,6 +186,16 @@ impl Core {
             None => crate::external_principal(issuer, subject),
         };
         Ok((user, id))
+    }
+
+    /// `read`, with the connection `key` read into the cache beside it, as any read (nothing
+    /// when it is cached). Its outcome is the cache's: the request reads it again if it failed.
+    async fn beside_connection<T>(
+        &self,
+        read: impl std::future::Future<Output = T>,
+        key: crate::cache::ConnectionKeyRef<'_>,
+    ) -> T {
+        tokio::join!(read, self.cached_connection(key)).0
     }
 
     /// The user's directory entry (live, from memory when nothing changed).
